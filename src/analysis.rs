@@ -1,0 +1,1 @@
+//! Validation protocols and metrics: cross-validation folds, R².

@@ -1,0 +1,1 @@
+//! Seeded synthetic Patch-seq data with known ground truth.

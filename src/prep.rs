@@ -1,0 +1,1 @@
+//! Preprocessing recipes: what turns a loaded modality into a model matrix.

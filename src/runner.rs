@@ -1,0 +1,1 @@
+//! Runs experiments of a session and reports through a progress sink.

@@ -1,0 +1,1 @@
+//! The RON session file: datasets, experiments and their results.
