@@ -1,1 +1,115 @@
-fn main() {}
+//! The `patchbench` command line. Everything it does lives in the library; this
+//! file only parses arguments, calls one front end and turns errors into a
+//! message and an exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use patchbench::batch::{self, BatchOptions};
+use patchbench::data::simulate::{SimulationConfig, simulate};
+use patchbench::session;
+
+/// The demo session opened when no session is named.
+const DEMO_SESSION: &str = "sessions/demo.ron";
+
+/// A terminal workbench for multimodal single-cell (Patch-seq) analysis.
+#[derive(Debug, Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Session file to open (default: the demo session).
+    session: Option<PathBuf>,
+    /// Run the session headless: every experiment without a result, then exit.
+    #[arg(long)]
+    batch: bool,
+    #[command(flatten)]
+    batch_options: BatchFlags,
+}
+
+#[derive(Debug, Args)]
+struct BatchFlags {
+    /// With --batch: run every experiment again, even those with a result.
+    #[arg(long, requires = "batch")]
+    rerun: bool,
+    /// With --batch: run only the experiment with this name.
+    #[arg(long, value_name = "NAME", requires = "batch")]
+    only: Option<String>,
+    /// With --batch: write the resulting session to PATH; the input stays untouched.
+    #[arg(long, value_name = "PATH", requires = "batch")]
+    out: Option<PathBuf>,
+    /// With --batch: print one JSON object per finished experiment on stdout.
+    #[arg(long, requires = "batch")]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a seeded synthetic Patch-seq dataset with known cell types.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Folder to write gene_counts.csv, ephys_values.csv and metadata.csv to.
+    #[arg(long, default_value = "data/demo")]
+    out: PathBuf,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of cells.
+    #[arg(long)]
+    cells: Option<usize>,
+    /// Number of genes.
+    #[arg(long)]
+    genes: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    if let Some(Command::Simulate(args)) = cli.command {
+        return run_simulate(&args);
+    }
+    let session = cli.session.unwrap_or_else(|| PathBuf::from(DEMO_SESSION));
+    if cli.batch {
+        let flags = cli.batch_options;
+        let options = BatchOptions { session, rerun: flags.rerun, only: flags.only, out: flags.out, json: flags.json };
+        let outcome = batch::run(&options)?;
+        return Ok(if outcome.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let loaded = session::load(&session)?;
+    println!("session {}", session.display());
+    print!("{}", batch::summary_table(&loaded));
+    println!("\nrun it headless with: patchbench --batch {}", session.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_simulate(args: &SimulateArgs) -> Result<ExitCode> {
+    let mut config = SimulationConfig::default();
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if let Some(cells) = args.cells {
+        config.cells = cells;
+    }
+    if let Some(genes) = args.genes {
+        config.genes = genes;
+    }
+    let data = simulate(&config)?;
+    let files = data.write(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    for file in files {
+        println!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

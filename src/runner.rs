@@ -1,1 +1,12 @@
-//! Runs experiments of a session and reports through a progress sink.
+//! Runs a session's experiments: loads and preprocesses their datasets, fits
+//! each model under its validation protocol, and returns results for the
+//! session. Progress goes to a [`crate::progress::Sink`]; nothing here draws.
+
+mod dataset;
+mod error;
+mod experiment;
+mod srrr;
+
+pub use dataset::{PreparedDataset, load_dataset, missing_files};
+pub use error::RunError;
+pub use experiment::run_experiment;

@@ -1,1 +1,23 @@
-//! The RON session file: datasets, experiments and their results.
+//! The RON session file: dataset definitions, experiments and their results.
+//!
+//! A session is one human-editable RON file with a `version` field. Datasets
+//! name their files by paths relative to the session file together with the
+//! preprocessing recipe of every modality; the data themselves are never copied
+//! into the session. Experiments pair a model configuration with a validation
+//! protocol and, once run, hold their result. Saving is atomic (write a
+//! temporary file in the same folder, then rename), so a crash or Ctrl-C while
+//! saving leaves the previous good session in place.
+
+mod error;
+mod file;
+mod result;
+mod schema;
+mod validate;
+
+pub use error::SessionError;
+pub use file::{load, parse, relocate, save, to_ron};
+pub use result::{ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail};
+pub use schema::{
+    DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
+    Session,
+};

@@ -1,0 +1,247 @@
+//! The headless front end: `patchbench --batch SESSION.ron`.
+//!
+//! Runs the experiments of a session that have no result yet (or all of them,
+//! or one), shows progress on stderr (a progress bar on a terminal, log lines
+//! otherwise), writes each result back into the session as soon as it is
+//! finished (atomically, so an interrupted batch keeps every finished result),
+//! optionally prints one JSON object per finished experiment on stdout, and
+//! ends with a summary table. A failed experiment is recorded and the batch
+//! goes on; the exit status says whether everything succeeded.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::progress::{Event, Sink};
+use crate::runner::{PreparedDataset, load_dataset, missing_files, run_experiment};
+use crate::session::{self, Experiment, ExperimentResult, Session};
+
+/// What the user asked of a batch run.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    /// The session file to run.
+    pub session: PathBuf,
+    /// Run every experiment again, even those with a result.
+    pub rerun: bool,
+    /// Run only this experiment (whether or not it has a result).
+    pub only: Option<String>,
+    /// Write the resulting session here instead of over the input file.
+    pub out: Option<PathBuf>,
+    /// Print one JSON object per finished experiment on stdout.
+    pub json: bool,
+}
+
+/// How a batch run ended.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// Experiments that finished.
+    pub finished: Vec<String>,
+    /// Experiments that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Runs a session headless as `options` says.
+pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
+    let input = &options.session;
+    let session = session::load(input)?;
+    let base = folder_of(input);
+    let selected = select(&session, options)?;
+    let target = options.out.clone().unwrap_or_else(|| input.clone());
+    let mut output = session.clone();
+    if options.out.is_some() {
+        session::relocate(&mut output, &base, &folder_of(&target));
+        session::save(&output, &target)?;
+    }
+    check_data(&session, &selected, &base)?;
+
+    let mut outcome = BatchOutcome::default();
+    let mut datasets: BTreeMap<String, PreparedDataset> = BTreeMap::new();
+    for index in selected {
+        let experiment = &session.experiments[index];
+        let mut sink = BatchSink::new(&experiment.name);
+        let result = prepared(&mut datasets, &session, experiment, &base)
+            .and_then(|dataset| Ok(run_experiment(experiment, dataset, &mut sink)?));
+        sink.finish();
+        match result {
+            Ok(result) => {
+                if options.json {
+                    println!("{}", json_line(experiment, &result));
+                }
+                output.experiments[index].result = Some(result);
+                session::save(&output, &target)?;
+                outcome.finished.push(experiment.name.clone());
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                outcome.failed.push((experiment.name.clone(), format!("{error:#}")));
+            }
+        }
+    }
+    let summary = summary_table(&output);
+    if options.json { eprint!("{summary}") } else { print!("{summary}") }
+    Ok(outcome)
+}
+
+/// Indices of the experiments to run, in session order.
+fn select(session: &Session, options: &BatchOptions) -> Result<Vec<usize>> {
+    if let Some(name) = &options.only {
+        return match session.experiments.iter().position(|e| &e.name == name) {
+            Some(i) => Ok(vec![i]),
+            None => {
+                let names: Vec<_> = session.experiments.iter().map(|e| e.name.as_str()).collect();
+                bail!(
+                    "{}: --only {name}: no such experiment; the session has: {}",
+                    options.session.display(),
+                    names.join(", ")
+                )
+            }
+        };
+    }
+    Ok((0..session.experiments.len())
+        .filter(|&i| options.rerun || session.experiments[i].result.is_none())
+        .collect())
+}
+
+/// Fails before any training when a selected experiment's files are missing.
+fn check_data(session: &Session, selected: &[usize], base: &Path) -> Result<()> {
+    let mut problems = Vec::new();
+    for dataset in &session.datasets {
+        if !selected.iter().any(|&i| session.experiments[i].dataset == dataset.name) {
+            continue;
+        }
+        let missing = missing_files(dataset, base);
+        if !missing.is_empty() {
+            let files: Vec<_> = missing.iter().map(|p| format!("  {}", p.display())).collect();
+            let hint = dataset.fetch.as_deref().map(|h| format!("\nto get them: {h}")).unwrap_or_default();
+            problems.push(format!("dataset `{}` is missing these files:\n{}{hint}", dataset.name, files.join("\n")));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+/// The experiment's dataset, loaded and preprocessed once per batch.
+fn prepared<'a>(
+    cache: &'a mut BTreeMap<String, PreparedDataset>,
+    session: &Session,
+    experiment: &Experiment,
+    base: &Path,
+) -> Result<&'a PreparedDataset> {
+    if !cache.contains_key(&experiment.dataset) {
+        let spec = session
+            .datasets
+            .iter()
+            .find(|d| d.name == experiment.dataset)
+            .with_context(|| format!("unknown dataset `{}`", experiment.dataset))?;
+        cache.insert(spec.name.clone(), load_dataset(spec, base)?);
+    }
+    cache.get(&experiment.dataset).context("dataset cache lost an entry")
+}
+
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `{"experiment": name, "model": kind, "metrics": {...}}` for one result.
+pub fn json_line(experiment: &Experiment, result: &ExperimentResult) -> serde_json::Value {
+    let mut metrics = serde_json::Map::new();
+    for (name, value) in &result.metrics {
+        metrics.insert(name.clone(), serde_json::json!(value));
+    }
+    if !result.genes.is_empty() {
+        let genes: Vec<_> = result.genes.iter().map(|g| g.name.clone()).collect();
+        metrics.insert("genes".into(), serde_json::json!(genes));
+    }
+    if !result.per_feature.is_empty() {
+        let per_feature: serde_json::Map<_, _> =
+            result.per_feature.iter().map(|f| (f.name.clone(), serde_json::json!(f.score))).collect();
+        metrics.insert("per_feature_r2".into(), serde_json::Value::Object(per_feature));
+    }
+    serde_json::json!({
+        "experiment": experiment.name,
+        "model": experiment.model.kind(),
+        "metrics": metrics,
+    })
+}
+
+/// A plain-text table of every experiment's status and main metrics.
+pub fn summary_table(session: &Session) -> String {
+    let mut rows = vec![["experiment".to_string(), "model".into(), "CV R² (mean ± SD)".into(), "genes".into(), "seconds".into()]];
+    for experiment in &session.experiments {
+        let metric = |name: &str| experiment.result.as_ref().and_then(|r| r.metrics.get(name).copied());
+        let r2 = match (metric("cv_r2_mean"), metric("cv_r2_sd")) {
+            (Some(m), Some(s)) => format!("{m:.3} ± {s:.3}"),
+            _ if experiment.result.is_none() => "not run".into(),
+            _ => "-".into(),
+        };
+        let genes = metric("n_genes").map(|g| format!("{g:.0}")).unwrap_or_else(|| "-".into());
+        let seconds = metric("seconds").map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
+        rows.push([experiment.name.clone(), experiment.model.kind().into(), r2, genes, seconds]);
+    }
+    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Progress on stderr: a bar on a terminal, a log line per stage otherwise.
+struct BatchSink {
+    experiment: String,
+    bar: Option<ProgressBar>,
+}
+
+impl BatchSink {
+    fn new(experiment: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{prefix} {msg:20} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(experiment.to_string());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        if bar.is_none() {
+            eprintln!("[{experiment}] started");
+        }
+        BatchSink { experiment: experiment.into(), bar }
+    }
+
+    fn finish(&self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => eprintln!("[{}] done", self.experiment),
+        }
+    }
+}
+
+impl Sink for BatchSink {
+    fn event(&mut self, event: Event) {
+        match (&self.bar, event) {
+            (Some(bar), Event::Stage { name, total }) => {
+                bar.set_message(name);
+                bar.set_length(total);
+                bar.set_position(0);
+            }
+            (Some(bar), Event::Step { done }) => bar.set_position(done),
+            (Some(bar), Event::Message(text)) => bar.println(text),
+            (None, Event::Stage { name, total }) => eprintln!("[{}] {name} ({total} steps)", self.experiment),
+            (None, Event::Message(text)) => eprintln!("[{}] {text}", self.experiment),
+            (_, Event::Metric { .. }) | (None, Event::Step { .. }) => {}
+        }
+    }
+}

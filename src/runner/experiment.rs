@@ -1,0 +1,98 @@
+//! The model-independent part of running one experiment.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::{PreparedDataset, RunError};
+use crate::analysis::{Fold, k_fold};
+use crate::progress::Sink;
+use crate::session::{Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, Provenance, ResultDetail};
+
+/// What a model run hands back before the runner adds timing and provenance.
+pub(super) struct ModelOutcome {
+    pub metrics: BTreeMap<String, f64>,
+    pub per_fold: Vec<f64>,
+    pub per_feature: Vec<FeatureScore>,
+    pub genes: Vec<FeatureScore>,
+    pub latent: Option<Latent>,
+    pub detail: ResultDetail,
+}
+
+/// Runs `experiment` on its (already loaded and preprocessed) dataset.
+pub fn run_experiment(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    sink: &mut dyn Sink,
+) -> Result<ExperimentResult, RunError> {
+    let start = Instant::now();
+    let outcome = match &experiment.model {
+        ModelSpec::Srrr(config) => super::srrr::run(experiment, config, dataset, sink)?,
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let mut metrics = outcome.metrics;
+    metrics.insert("seconds".into(), seconds);
+    let preprocessing = experiment
+        .modalities
+        .iter()
+        .filter_map(|name| dataset.reports.get(name).map(|r| (name.clone(), r.clone())))
+        .collect();
+    Ok(ExperimentResult {
+        metrics,
+        per_fold: outcome.per_fold,
+        per_feature: outcome.per_feature,
+        genes: outcome.genes,
+        latent: outcome.latent,
+        preprocessing,
+        detail: outcome.detail,
+        provenance: Provenance {
+            patchbench: env!("CARGO_PKG_VERSION").into(),
+            finished_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            seconds,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        },
+    })
+}
+
+/// The folds of `experiment`'s protocol over the cells `cells` of `dataset`.
+pub(super) fn folds_for(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    cells: &[String],
+) -> Result<Vec<Fold>, RunError> {
+    let protocol = &experiment.protocol;
+    let labels = match &protocol.stratify_by {
+        None => None,
+        Some(column) => Some(label_indices(experiment, dataset, column, cells)?),
+    };
+    k_fold(cells.len(), protocol.folds, protocol.seed, protocol.scheme, labels.as_deref())
+        .map_err(|source| RunError::Folds { experiment: experiment.name.clone(), source })
+}
+
+/// Integer class of every cell for `column`, in order of first appearance.
+fn label_indices(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    column: &str,
+    cells: &[String],
+) -> Result<Vec<usize>, RunError> {
+    let unsuitable = |message| RunError::Unsuitable { experiment: experiment.name.clone(), message };
+    let labels = dataset
+        .data
+        .labels(column, cells)
+        .ok_or_else(|| unsuitable(format!("the metadata has no column `{column}` to stratify by")))?;
+    let mut classes: Vec<String> = Vec::new();
+    labels
+        .into_iter()
+        .zip(cells)
+        .map(|(label, cell)| {
+            let label = label.ok_or_else(|| unsuitable(format!("cell `{cell}` has no value in column `{column}`")))?;
+            Ok(match classes.iter().position(|c| *c == label) {
+                Some(i) => i,
+                None => {
+                    classes.push(label);
+                    classes.len() - 1
+                }
+            })
+        })
+        .collect()
+}

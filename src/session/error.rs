@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// Why a session could not be read, checked or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The session file could not be read or written.
+    #[error("{path}: {action}: {source}", path = .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done ("cannot read", "cannot write").
+        action: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid RON for a session. `line` and `column` are 1-based.
+    #[error("{path}:{line}:{column}: {message}", path = .path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser expected.
+        message: String,
+    },
+    /// The file parses but a field holds a value that cannot be used.
+    #[error("{path}: {field}: {message}", path = .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, as a path such as `experiments[1].dataset`.
+        field: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// The session could not be serialised (a bug, reported rather than hidden).
+    #[error("cannot serialise the session: {0}")]
+    Serialise(String),
+}

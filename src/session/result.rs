@@ -1,0 +1,75 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::srrr::SrrrCvResult;
+use crate::prep::Report;
+
+/// What an experiment's last run produced. Stored in the session so that every
+/// view can be shown again without retraining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentResult {
+    /// Scalar metrics by name (`cv_r2_mean`, `cv_r2_sd`, `n_genes`, `seconds`, ...).
+    pub metrics: BTreeMap<String, f64>,
+    /// The main metric of every fold, in fold order.
+    pub per_fold: Vec<f64>,
+    /// Per-feature scores (e.g. per-feature cross-validated R²), in feature order.
+    #[serde(default)]
+    pub per_feature: Vec<FeatureScore>,
+    /// Selected input features of the model fitted on all cells, best first.
+    #[serde(default)]
+    pub genes: Vec<FeatureScore>,
+    /// Latent coordinates of every cell, from the model fitted on all cells.
+    #[serde(default)]
+    pub latent: Option<Latent>,
+    /// What preprocessing did to each modality, by modality name.
+    #[serde(default)]
+    pub preprocessing: BTreeMap<String, Report>,
+    /// Model-specific detail (e.g. sRRR's whole λ path).
+    pub detail: ResultDetail,
+    /// What is needed to reproduce the run.
+    pub provenance: Provenance,
+}
+
+/// Model-specific parts of a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ResultDetail {
+    /// Sparse reduced-rank regression's cross-validation over the λ grid.
+    Srrr(SrrrCvResult),
+}
+
+/// A named score: a gene and its weight norm, or a feature and its R².
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureScore {
+    /// Gene or feature name.
+    pub name: String,
+    /// Its score.
+    pub score: f64,
+}
+
+/// Latent coordinates of cells, row-major (`values[cell * dims + d]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Latent {
+    /// Number of latent dimensions.
+    pub dims: usize,
+    /// Cell ids, one per row.
+    pub cells: Vec<String>,
+    /// `cells.len() * dims` coordinates, row-major.
+    pub values: Vec<f32>,
+}
+
+/// The facts needed to reproduce a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// patchbench version that produced it.
+    pub patchbench: String,
+    /// Seconds since the Unix epoch when the run finished.
+    pub finished_at: u64,
+    /// Wall-clock seconds the run took.
+    pub seconds: f64,
+    /// Worker threads used.
+    pub threads: usize,
+}

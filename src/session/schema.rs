@@ -1,0 +1,131 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::ExperimentResult;
+use crate::analysis::FoldScheme;
+use crate::data::Orientation;
+use crate::models::srrr::SrrrConfig;
+use crate::prep::Recipe;
+
+/// The session format version this build reads and writes.
+pub const SESSION_VERSION: u32 = 1;
+
+/// Everything a user keeps about one piece of work: data, experiments, results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// Format version; must equal [`SESSION_VERSION`].
+    pub version: u32,
+    /// Datasets the experiments can use.
+    #[serde(default)]
+    pub datasets: Vec<DatasetSpec>,
+    /// Experiments, in the order they run.
+    #[serde(default)]
+    pub experiments: Vec<Experiment>,
+}
+
+/// Where a dataset's files are and how each modality is preprocessed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// Name the experiments refer to.
+    pub name: String,
+    /// The measured modalities (e.g. `T` and `E`).
+    pub modalities: Vec<ModalitySpec>,
+    /// Per-cell labels.
+    #[serde(default)]
+    pub metadata: Option<MetadataSpec>,
+    /// How to obtain the files when they are missing; shown in the error.
+    #[serde(default)]
+    pub fetch: Option<String>,
+}
+
+/// One modality's matrix file and its preprocessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalitySpec {
+    /// Short name (e.g. `T`, `E`).
+    pub name: String,
+    /// Path of the matrix file, relative to the session file.
+    pub path: PathBuf,
+    /// Layout of the file on disk.
+    pub orientation: Orientation,
+    /// Preprocessing applied after loading.
+    #[serde(default)]
+    pub recipe: Recipe,
+}
+
+/// The per-cell metadata file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSpec {
+    /// Path of the metadata file, relative to the session file.
+    pub path: PathBuf,
+    /// The column holding cell ids.
+    pub id_column: String,
+}
+
+/// A model configuration run under a protocol on a dataset, and its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Unique name within the session.
+    pub name: String,
+    /// Name of the dataset it uses.
+    pub dataset: String,
+    /// Modalities the model uses, in the model's order (sRRR: predictors, then targets).
+    pub modalities: Vec<String>,
+    /// The model and its hyperparameters.
+    pub model: ModelSpec,
+    /// How the model is validated.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// The result of the last run, if any.
+    #[serde(default)]
+    pub result: Option<ExperimentResult>,
+}
+
+/// The methods patchbench implements, with their hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ModelSpec {
+    /// Sparse reduced-rank regression (Bernaerts et al. 2021 baseline).
+    Srrr(SrrrConfig),
+}
+
+impl ModelSpec {
+    /// Short lower-case name of the method, as in `--json` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelSpec::Srrr(_) => "srrr",
+        }
+    }
+
+    /// How many modalities the model needs.
+    pub fn modality_count(&self) -> usize {
+        match self {
+            ModelSpec::Srrr(_) => 2,
+        }
+    }
+}
+
+/// Cross-validation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Protocol {
+    /// Number of folds.
+    pub folds: usize,
+    /// Seed of the fold assignment.
+    pub seed: u64,
+    /// How cells are assigned to folds.
+    pub scheme: FoldScheme,
+    /// Metadata column to stratify by (required by the stratified scheme).
+    pub stratify_by: Option<String>,
+}
+
+impl Default for Protocol {
+    /// The sBNN paper's protocol: 10 folds, seed 42, numpy's permutation.
+    fn default() -> Self {
+        Protocol { folds: 10, seed: 42, scheme: FoldScheme::NumpyContiguous, stratify_by: None }
+    }
+}
