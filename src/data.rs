@@ -11,9 +11,10 @@ mod error;
 mod metadata;
 mod read;
 pub mod simulate;
+mod source;
 mod table;
 
-pub use dataset::{Dataset, Modality, Pairing};
+pub use dataset::{Dataset, Modality, PairCounts, Pairing};
 pub use error::DataError;
 pub use metadata::{Metadata, read_metadata};
 pub use read::read_table;

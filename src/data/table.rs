@@ -1,7 +1,18 @@
-use std::io::Write;
+//! The cells-by-features table shared by every modality, and writing it back to disk.
+//!
+//! A [`FeatureTable`] holds one row per cell and one column per feature
+//! whatever the layout of the file it came from; [`Orientation`] says which
+//! layout a file uses. [`write_table`] is the inverse of
+//! [`read_table`](super::read_table): a table written in either orientation,
+//! plain or gzip, reads back with the same ids and values (missing values
+//! included).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::DataError;
@@ -15,6 +26,16 @@ pub enum Orientation {
     FeaturesByCells,
 }
 
+impl Orientation {
+    /// The other layout.
+    pub fn flipped(self) -> Self {
+        match self {
+            Self::CellsByFeatures => Self::FeaturesByCells,
+            Self::FeaturesByCells => Self::CellsByFeatures,
+        }
+    }
+}
+
 /// A numeric table of cells by features, whatever its orientation on disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureTable {
@@ -26,41 +47,116 @@ pub struct FeatureTable {
     pub values: Array2<f64>,
 }
 
+impl FeatureTable {
+    /// Features with at least one missing value, with how many cells miss it, in feature order.
+    pub fn missing_by_feature(&self) -> Vec<(String, usize)> {
+        self.features
+            .iter()
+            .zip(self.values.columns())
+            .filter_map(|(feature, column)| {
+                let missing = column.iter().filter(|v| v.is_nan()).count();
+                (missing > 0).then(|| (feature.clone(), missing))
+            })
+            .collect()
+    }
+
+    /// The table restricted to the given rows (cells), in the given order; `None` if an index is out of range.
+    pub fn select_cells(&self, rows: &[usize]) -> Option<FeatureTable> {
+        let cells = rows.iter().map(|&row| self.cells.get(row).cloned()).collect::<Option<Vec<_>>>()?;
+        if rows.iter().any(|&row| row >= self.values.nrows()) {
+            return None;
+        }
+        Some(FeatureTable { cells, features: self.features.clone(), values: self.values.select(Axis(0), rows) })
+    }
+
+    /// The table restricted to the given columns (features), in the given order; `None` if an index is out of range.
+    pub fn select_features(&self, columns: &[usize]) -> Option<FeatureTable> {
+        let features = columns.iter().map(|&column| self.features.get(column).cloned()).collect::<Option<Vec<_>>>()?;
+        if columns.iter().any(|&column| column >= self.values.ncols()) {
+            return None;
+        }
+        Some(FeatureTable { cells: self.cells.clone(), features, values: self.values.select(Axis(1), columns) })
+    }
+}
+
 /// Writes `table` as CSV in the given orientation, with a header row and the
-/// ids in the first column. Missing values are written as empty fields. A path
-/// ending in `.gz` is gzip-compressed; one ending in `.tsv` is tab-separated.
+/// ids in the first column (`gene,<cell ids>` or `,<feature names>`). Missing
+/// values are written as empty fields; infinite values are refused. A path
+/// ending in `.gz` is gzip-compressed; one ending in `.tsv` or `.txt` (before
+/// any `.gz`) is tab-separated.
 pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) -> Result<(), DataError> {
+    if table.values.dim() != (table.cells.len(), table.features.len()) {
+        return Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot write a table of {} cells and {} features whose matrix is {:?}",
+                table.cells.len(),
+                table.features.len(),
+                table.values.dim()
+            ),
+        });
+    }
+    if let Some(((cell, feature), value)) = table.values.indexed_iter().find(|(_, v)| v.is_infinite()) {
+        return Err(DataError::Invalid {
+            path: path.to_path_buf(),
+            message: format!(
+                "cannot write the infinite value {value} of cell '{}', feature '{}'; expected finite values or NaN",
+                table.cells.get(cell).map_or("", String::as_str),
+                table.features.get(feature).map_or("", String::as_str)
+            ),
+        });
+    }
     let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::create(path).map_err(io_err)?;
+    let file = BufWriter::new(File::create(path).map_err(io_err)?);
     let name = path.to_string_lossy();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
     let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") { b'\t' } else { b',' };
-    let sink: Box<dyn Write> = if name.ends_with(".gz") {
-        Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
+    let mut file = if name.ends_with(".gz") {
+        let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        write_records(encoder, table, path, orientation, delimiter)?.finish().map_err(io_err)?
     } else {
-        Box::new(file)
+        write_records(file, table, path, orientation, delimiter)?
     };
-    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(sink);
+    file.flush().map_err(io_err)
+}
+
+/// Writes the header and rows to `sink` and hands it back, flushed, for finishing.
+fn write_records<W: Write>(
+    sink: W,
+    table: &FeatureTable,
+    path: &Path,
+    orientation: Orientation,
+    delimiter: u8,
+) -> Result<W, DataError> {
     let csv_err = |e: csv::Error| DataError::Invalid { path: path.to_path_buf(), message: format!("cannot write: {e}") };
-    let format = |v: f64| if v.is_nan() { String::new() } else { v.to_string() };
-    match orientation {
-        Orientation::CellsByFeatures => {
-            writer.write_record(std::iter::once("").chain(table.features.iter().map(String::as_str))).map_err(csv_err)?;
-            for (cell, row) in table.cells.iter().zip(table.values.rows()) {
-                writer
-                    .write_record(std::iter::once(cell.clone()).chain(row.iter().map(|&v| format(v))))
-                    .map_err(csv_err)?;
-            }
+    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(sink);
+    let (corner, column_ids, row_ids, lines) = match orientation {
+        Orientation::CellsByFeatures => ("", &table.features, &table.cells, table.values.rows()),
+        Orientation::FeaturesByCells => ("gene", &table.cells, &table.features, table.values.columns()),
+    };
+    writer.write_record(std::iter::once(corner).chain(column_ids.iter().map(String::as_str))).map_err(csv_err)?;
+    let mut text = String::new();
+    for (id, line) in row_ids.iter().zip(lines) {
+        writer.write_field(id).map_err(csv_err)?;
+        for &value in line {
+            text.clear();
+            format_value(&mut text, value);
+            writer.write_field(&text).map_err(csv_err)?;
         }
-        Orientation::FeaturesByCells => {
-            writer.write_record(std::iter::once("gene").chain(table.cells.iter().map(String::as_str))).map_err(csv_err)?;
-            for (feature, column) in table.features.iter().zip(table.values.columns()) {
-                writer
-                    .write_record(std::iter::once(feature.clone()).chain(column.iter().map(|&v| format(v))))
-                    .map_err(csv_err)?;
-            }
-        }
+        writer.write_record(None::<&[u8]>).map_err(csv_err)?;
     }
-    writer.flush().map_err(io_err)?;
-    Ok(())
+    writer.into_inner().map_err(|e| DataError::Io { path: path.to_path_buf(), source: e.into_error() })
+}
+
+/// Shortest text that reads back as exactly `value`; empty for `NaN`.
+fn format_value(text: &mut String, value: f64) {
+    let magnitude = value.abs();
+    // Writing to a String cannot fail.
+    let _ = if value.is_nan() {
+        Ok(())
+    } else if value == 0.0 || (1e-5..1e16).contains(&magnitude) {
+        write!(text, "{value}")
+    } else {
+        write!(text, "{value:e}")
+    };
 }
