@@ -316,3 +316,240 @@ fn ensure_finite(table: &FeatureTable) -> Result<(), PrepError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prep::StepDetail;
+    use ndarray::array;
+
+    fn table() -> FeatureTable {
+        FeatureTable {
+            cells: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            features: vec!["Gad1".into(), "ERCC-1".into(), "Sst".into()],
+            values: array![
+                [1.0, 9.0, 3.0],
+                [2.0, 0.0, 2.0],
+                [f64::NAN, 1.0, 1.0],
+                [7.0, 5.0, 9.0]
+            ],
+        }
+    }
+
+    fn recipe(steps: Vec<Step>, standardise: Standardise) -> Recipe {
+        Recipe { steps, standardise }
+    }
+
+    #[test]
+    fn steps_run_in_order_and_are_reported() {
+        let steps = vec![
+            Step::DropCellsWithMissing,
+            Step::ExcludeFeatures {
+                pattern: "^ERCC-".into(),
+            },
+            Step::LibrarySizeNormalise,
+            Step::Log2p1,
+        ];
+        let prepared = recipe(steps, Standardise::None).apply(table()).unwrap();
+        // Sums over Gad1 + Sst: 4, 4, 16 -> median 4; d becomes (1.75, 2.25).
+        assert_eq!(prepared.table.cells, ["a", "b", "d"]);
+        assert_eq!(prepared.table.features, ["Gad1", "Sst"]);
+        let expected = array![
+            [1.0, 2.0],
+            [3f64.log2(), 3f64.log2()],
+            [2.75f64.log2(), 3.25f64.log2()]
+        ];
+        for (got, want) in prepared.table.values.iter().zip(&expected) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+        let report = &prepared.report;
+        assert_eq!((report.input_cells, report.input_features), (4, 3));
+        assert_eq!((report.output_cells, report.output_features), (3, 2));
+        assert_eq!(report.steps.len(), 4);
+        assert_eq!(report.steps[0].dropped_cells, ["c"]);
+        assert_eq!(report.steps[1].dropped_features, ["ERCC-1"]);
+        assert_eq!(
+            (
+                report.steps[1].features_before,
+                report.steps[1].features_after
+            ),
+            (3, 2)
+        );
+        assert_eq!(
+            report.steps[2].detail,
+            StepDetail::LibrarySize {
+                median: 4.0,
+                min: 4.0,
+                max: 16.0
+            }
+        );
+        assert_eq!(report.steps[3].kind, "Log2p1");
+        assert_eq!(report.standardise, Standardise::None);
+    }
+
+    #[test]
+    fn library_size_before_selection_sums_over_all_features() {
+        let mut t = table();
+        t.values[(2, 0)] = 0.0;
+        let steps = vec![
+            Step::LibrarySizeNormalise,
+            Step::RestrictToFeatures {
+                features: vec!["Sst".into()],
+            },
+        ];
+        let prepared = recipe(steps, Standardise::None).apply(t).unwrap();
+        // Sums over all three: 13, 4, 2, 21 -> median 8.5.
+        let expected = [
+            3.0 / 13.0 * 8.5,
+            2.0 / 4.0 * 8.5,
+            1.0 / 2.0 * 8.5,
+            9.0 / 21.0 * 8.5,
+        ];
+        for (got, want) in prepared.table.values.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn all_cells_z_scores_and_training_fold_leaves_values() {
+        let steps = vec![Step::DropCellsWithMissing];
+        let scaled = recipe(steps.clone(), Standardise::AllCells)
+            .apply(table())
+            .unwrap();
+        // Gad1 over a, b, d: 1, 2, 7; mean 10/3, population variance (49 + 16 + 121) / 27.
+        let sd = (186.0_f64 / 27.0).sqrt();
+        assert!((scaled.table.values[(0, 0)] - (1.0 - 10.0 / 3.0) / sd).abs() < 1e-12);
+        assert_eq!(scaled.report.standardise, Standardise::AllCells);
+        let unscaled = recipe(steps, Standardise::TrainingFold)
+            .apply(table())
+            .unwrap();
+        assert_eq!(unscaled.table.values.column(0).to_vec(), [1.0, 2.0, 7.0]);
+        assert_eq!(unscaled.report.standardise, Standardise::TrainingFold);
+        assert!(
+            unscaled
+                .report
+                .lines()
+                .iter()
+                .any(|l| l.contains("per training fold"))
+        );
+    }
+
+    #[test]
+    fn constant_features_fail_all_cells_unless_dropped_explicitly() {
+        let mut t = table();
+        t.values.column_mut(2).fill(4.0);
+        let err = recipe(vec![Step::DropCellsWithMissing], Standardise::AllCells)
+            .apply(t.clone())
+            .unwrap_err();
+        assert!(
+            matches!(err, PrepError::ZeroVariance { ref feature, cells: 3 } if feature == "Sst"),
+            "{err}"
+        );
+        let steps = vec![Step::DropCellsWithMissing, Step::DropConstantFeatures];
+        let prepared = recipe(steps, Standardise::AllCells).apply(t).unwrap();
+        assert_eq!(prepared.table.features, ["Gad1", "ERCC-1"]);
+        assert_eq!(prepared.report.steps[1].dropped_features, ["Sst"]);
+    }
+
+    #[test]
+    fn errors_name_the_step_index_and_kind() {
+        let steps = vec![
+            Step::DropCellsWithMissing,
+            Step::LnFeatures {
+                features: vec!["ERCC-1".into()],
+            },
+        ];
+        let err = recipe(steps, Standardise::None).apply(table()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "steps[1] (LnFeatures): cell \"b\", feature \"ERCC-1\" has value 0; \
+             expected a positive value (the natural log is applied)"
+        );
+    }
+
+    #[test]
+    fn missing_values_left_at_the_end_are_an_error() {
+        let err = recipe(vec![Step::Log2p1], Standardise::None)
+            .apply(table())
+            .unwrap_err();
+        assert!(
+            matches!(err, PrepError::NotFinite { ref cell, ref feature, .. } if cell == "c" && feature == "Gad1")
+        );
+        assert!(
+            err.to_string().contains("add a DropCellsWithMissing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_step_that_empties_the_table_is_an_error() {
+        let mut t = table();
+        t.values[(0, 2)] = f64::NAN;
+        t.values[(1, 1)] = f64::NAN;
+        t.values[(3, 0)] = f64::NAN;
+        let err = recipe(vec![Step::DropCellsWithMissing], Standardise::None)
+            .apply(t)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "steps[0] (DropCellsWithMissing) leaves 0 cells and 3 features; \
+             a model matrix needs at least one of each"
+        );
+    }
+
+    #[test]
+    fn inconsistent_or_empty_input_is_an_error() {
+        let mut t = table();
+        t.cells.pop();
+        let err = Recipe::default().apply(t).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PrepError::Shape {
+                    cells: 3,
+                    features: 3,
+                    rows: 4,
+                    columns: 3
+                }
+            ),
+            "{err}"
+        );
+        let empty = FeatureTable {
+            cells: vec![],
+            features: vec![],
+            values: ndarray::Array2::zeros((0, 0)),
+        };
+        let err = Recipe::default().apply(empty).unwrap_err();
+        assert!(
+            err.to_string().starts_with("the input leaves 0 cells"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ron_fields_may_be_left_out_and_unknown_ones_are_rejected() {
+        assert_eq!(ron::from_str::<Recipe>("()").unwrap(), Recipe::default());
+        assert_eq!(Recipe::default().standardise, Standardise::AllCells);
+        let short: Recipe =
+            ron::from_str("(steps: [SelectGenes(n: 5, method: MeanDropout())])").unwrap();
+        let expected = Step::SelectGenes {
+            n: 5,
+            method: GeneSelection::MeanDropout {
+                threshold: 0.0,
+                at_least: 10,
+                decay: 1.5,
+                y_offset: 0.02,
+            },
+        };
+        assert_eq!(short.steps, [expected]);
+        assert!(ron::from_str::<Recipe>("(steps: [], scale: AllCells)").is_err());
+        let err =
+            ron::from_str::<Recipe>("(steps: [ExcludeFeatures(pattern: \"x\", regex: true)])")
+                .unwrap_err();
+        assert!(err.to_string().contains("regex"), "{err}");
+        let err =
+            ron::from_str::<Recipe>("(steps: [SelectGenes(n: 5, method: MeanDropout(decy: 1))])")
+                .unwrap_err();
+        assert!(err.to_string().contains("decy"), "{err}");
+    }
+}
