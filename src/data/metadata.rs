@@ -18,5 +18,8 @@ pub struct Metadata {
 /// Reads a metadata table (CSV or TSV, plain or gzip) whose `id_column` holds cell ids.
 pub fn read_metadata(path: &Path, id_column: &str) -> Result<Metadata, DataError> {
     let _ = id_column;
-    Err(DataError::Invalid { path: path.to_path_buf(), message: "not implemented yet".into() })
+    Err(DataError::Invalid {
+        path: path.to_path_buf(),
+        message: "not implemented yet".into(),
+    })
 }

@@ -29,34 +29,67 @@ pub struct FeatureTable {
 /// Writes `table` as CSV in the given orientation, with a header row and the
 /// ids in the first column. Missing values are written as empty fields. A path
 /// ending in `.gz` is gzip-compressed; one ending in `.tsv` is tab-separated.
-pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) -> Result<(), DataError> {
-    let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
+pub fn write_table(
+    table: &FeatureTable,
+    path: &Path,
+    orientation: Orientation,
+) -> Result<(), DataError> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::create(path).map_err(io_err)?;
     let name = path.to_string_lossy();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
-    let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") { b'\t' } else { b',' };
+    let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") {
+        b'\t'
+    } else {
+        b','
+    };
     let sink: Box<dyn Write> = if name.ends_with(".gz") {
-        Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()))
+        Box::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        ))
     } else {
         Box::new(file)
     };
-    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(sink);
-    let csv_err = |e: csv::Error| DataError::Invalid { path: path.to_path_buf(), message: format!("cannot write: {e}") };
-    let format = |v: f64| if v.is_nan() { String::new() } else { v.to_string() };
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(sink);
+    let csv_err = |e: csv::Error| DataError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("cannot write: {e}"),
+    };
+    let format = |v: f64| {
+        if v.is_nan() {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
     match orientation {
         Orientation::CellsByFeatures => {
-            writer.write_record(std::iter::once("").chain(table.features.iter().map(String::as_str))).map_err(csv_err)?;
+            writer
+                .write_record(std::iter::once("").chain(table.features.iter().map(String::as_str)))
+                .map_err(csv_err)?;
             for (cell, row) in table.cells.iter().zip(table.values.rows()) {
                 writer
-                    .write_record(std::iter::once(cell.clone()).chain(row.iter().map(|&v| format(v))))
+                    .write_record(
+                        std::iter::once(cell.clone()).chain(row.iter().map(|&v| format(v))),
+                    )
                     .map_err(csv_err)?;
             }
         }
         Orientation::FeaturesByCells => {
-            writer.write_record(std::iter::once("gene").chain(table.cells.iter().map(String::as_str))).map_err(csv_err)?;
+            writer
+                .write_record(std::iter::once("gene").chain(table.cells.iter().map(String::as_str)))
+                .map_err(csv_err)?;
             for (feature, column) in table.features.iter().zip(table.values.columns()) {
                 writer
-                    .write_record(std::iter::once(feature.clone()).chain(column.iter().map(|&v| format(v))))
+                    .write_record(
+                        std::iter::once(feature.clone()).chain(column.iter().map(|&v| format(v))),
+                    )
                     .map_err(csv_err)?;
             }
         }
