@@ -8,7 +8,10 @@
 //! terminal UI and the headless `--batch` mode are two front ends over the same
 //! engine. Nothing in this library draws to a terminal.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod analysis;
 pub mod batch;

@@ -1,1 +1,3 @@
 //! One module per method.
+
+pub mod srrr;
