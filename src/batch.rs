@@ -77,12 +77,18 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
             }
             Err(error) => {
                 eprintln!("error: {error:#}");
-                outcome.failed.push((experiment.name.clone(), format!("{error:#}")));
+                outcome
+                    .failed
+                    .push((experiment.name.clone(), format!("{error:#}")));
             }
         }
     }
     let summary = summary_table(&output);
-    if options.json { eprint!("{summary}") } else { print!("{summary}") }
+    if options.json {
+        eprint!("{summary}")
+    } else {
+        print!("{summary}")
+    }
     Ok(outcome)
 }
 
@@ -92,7 +98,11 @@ fn select(session: &Session, options: &BatchOptions) -> Result<Vec<usize>> {
         return match session.experiments.iter().position(|e| &e.name == name) {
             Some(i) => Ok(vec![i]),
             None => {
-                let names: Vec<_> = session.experiments.iter().map(|e| e.name.as_str()).collect();
+                let names: Vec<_> = session
+                    .experiments
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect();
                 bail!(
                     "{}: --only {name}: no such experiment; the session has: {}",
                     options.session.display(),
@@ -110,14 +120,28 @@ fn select(session: &Session, options: &BatchOptions) -> Result<Vec<usize>> {
 fn check_data(session: &Session, selected: &[usize], base: &Path) -> Result<()> {
     let mut problems = Vec::new();
     for dataset in &session.datasets {
-        if !selected.iter().any(|&i| session.experiments[i].dataset == dataset.name) {
+        if !selected
+            .iter()
+            .any(|&i| session.experiments[i].dataset == dataset.name)
+        {
             continue;
         }
         let missing = missing_files(dataset, base);
         if !missing.is_empty() {
-            let files: Vec<_> = missing.iter().map(|p| format!("  {}", p.display())).collect();
-            let hint = dataset.fetch.as_deref().map(|h| format!("\nto get them: {h}")).unwrap_or_default();
-            problems.push(format!("dataset `{}` is missing these files:\n{}{hint}", dataset.name, files.join("\n")));
+            let files: Vec<_> = missing
+                .iter()
+                .map(|p| format!("  {}", p.display()))
+                .collect();
+            let hint = dataset
+                .fetch
+                .as_deref()
+                .map(|h| format!("\nto get them: {h}"))
+                .unwrap_or_default();
+            problems.push(format!(
+                "dataset `{}` is missing these files:\n{}{hint}",
+                dataset.name,
+                files.join("\n")
+            ));
         }
     }
     if !problems.is_empty() {
@@ -141,7 +165,9 @@ fn prepared<'a>(
             .with_context(|| format!("unknown dataset `{}`", experiment.dataset))?;
         cache.insert(spec.name.clone(), load_dataset(spec, base)?);
     }
-    cache.get(&experiment.dataset).context("dataset cache lost an entry")
+    cache
+        .get(&experiment.dataset)
+        .context("dataset cache lost an entry")
 }
 
 fn folder_of(path: &Path) -> PathBuf {
@@ -162,9 +188,15 @@ pub fn json_line(experiment: &Experiment, result: &ExperimentResult) -> serde_js
         metrics.insert("genes".into(), serde_json::json!(genes));
     }
     if !result.per_feature.is_empty() {
-        let per_feature: serde_json::Map<_, _> =
-            result.per_feature.iter().map(|f| (f.name.clone(), serde_json::json!(f.score))).collect();
-        metrics.insert("per_feature_r2".into(), serde_json::Value::Object(per_feature));
+        let per_feature: serde_json::Map<_, _> = result
+            .per_feature
+            .iter()
+            .map(|f| (f.name.clone(), serde_json::json!(f.score)))
+            .collect();
+        metrics.insert(
+            "per_feature_r2".into(),
+            serde_json::Value::Object(per_feature),
+        );
     }
     serde_json::json!({
         "experiment": experiment.name,
@@ -175,22 +207,49 @@ pub fn json_line(experiment: &Experiment, result: &ExperimentResult) -> serde_js
 
 /// A plain-text table of every experiment's status and main metrics.
 pub fn summary_table(session: &Session) -> String {
-    let mut rows = vec![["experiment".to_string(), "model".into(), "CV R² (mean ± SD)".into(), "genes".into(), "seconds".into()]];
+    let mut rows = vec![[
+        "experiment".to_string(),
+        "model".into(),
+        "CV R² (mean ± SD)".into(),
+        "genes".into(),
+        "seconds".into(),
+    ]];
     for experiment in &session.experiments {
-        let metric = |name: &str| experiment.result.as_ref().and_then(|r| r.metrics.get(name).copied());
+        let metric = |name: &str| {
+            experiment
+                .result
+                .as_ref()
+                .and_then(|r| r.metrics.get(name).copied())
+        };
         let r2 = match (metric("cv_r2_mean"), metric("cv_r2_sd")) {
             (Some(m), Some(s)) => format!("{m:.3} ± {s:.3}"),
             _ if experiment.result.is_none() => "not run".into(),
             _ => "-".into(),
         };
-        let genes = metric("n_genes").map(|g| format!("{g:.0}")).unwrap_or_else(|| "-".into());
-        let seconds = metric("seconds").map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into());
-        rows.push([experiment.name.clone(), experiment.model.kind().into(), r2, genes, seconds]);
+        let genes = metric("n_genes")
+            .map(|g| format!("{g:.0}"))
+            .unwrap_or_else(|| "-".into());
+        let seconds = metric("seconds")
+            .map(|s| format!("{s:.1}"))
+            .unwrap_or_else(|| "-".into());
+        rows.push([
+            experiment.name.clone(),
+            experiment.model.kind().into(),
+            r2,
+            genes,
+            seconds,
+        ]);
     }
-    let widths: Vec<usize> = (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, &w)| format!("{cell:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &w)| format!("{cell:<w$}"))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -207,9 +266,11 @@ impl BatchSink {
     fn new(experiment: &str) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{prefix} {msg:20} [{bar:30}] {pos}/{len} {elapsed}<{eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
+            let style = ProgressStyle::with_template(
+                "{prefix} {msg:20} [{bar:30}] {pos}/{len} {elapsed}<{eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(experiment.to_string());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -218,7 +279,10 @@ impl BatchSink {
         if bar.is_none() {
             eprintln!("[{experiment}] started");
         }
-        BatchSink { experiment: experiment.into(), bar }
+        BatchSink {
+            experiment: experiment.into(),
+            bar,
+        }
     }
 
     fn finish(&self) {
@@ -239,7 +303,9 @@ impl Sink for BatchSink {
             }
             (Some(bar), Event::Step { done }) => bar.set_position(done),
             (Some(bar), Event::Message(text)) => bar.println(text),
-            (None, Event::Stage { name, total }) => eprintln!("[{}] {name} ({total} steps)", self.experiment),
+            (None, Event::Stage { name, total }) => {
+                eprintln!("[{}] {name} ({total} steps)", self.experiment)
+            }
             (None, Event::Message(text)) => eprintln!("[{}] {text}", self.experiment),
             (_, Event::Metric { .. }) | (None, Event::Step { .. }) => {}
         }

@@ -84,14 +84,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let session = cli.session.unwrap_or_else(|| PathBuf::from(DEMO_SESSION));
     if cli.batch {
         let flags = cli.batch_options;
-        let options = BatchOptions { session, rerun: flags.rerun, only: flags.only, out: flags.out, json: flags.json };
+        let options = BatchOptions {
+            session,
+            rerun: flags.rerun,
+            only: flags.only,
+            out: flags.out,
+            json: flags.json,
+        };
         let outcome = batch::run(&options)?;
-        return Ok(if outcome.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if outcome.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let loaded = session::load(&session)?;
     println!("session {}", session.display());
     print!("{}", batch::summary_table(&loaded));
-    println!("\nrun it headless with: patchbench --batch {}", session.display());
+    println!(
+        "\nrun it headless with: patchbench --batch {}",
+        session.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -107,7 +120,9 @@ fn run_simulate(args: &SimulateArgs) -> Result<ExitCode> {
         config.genes = genes;
     }
     let data = simulate(&config)?;
-    let files = data.write(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let files = data
+        .write(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     for file in files {
         println!("wrote {}", file.display());
     }

@@ -7,12 +7,27 @@
 /// One thing that happened during a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A named stage began; `total` is the number of steps it will report.
-    Stage { name: String, total: u64 },
-    /// `done` of the current stage's steps are finished.
-    Step { done: u64 },
+    /// A named stage began.
+    Stage {
+        /// What the stage does, for display.
+        name: String,
+        /// How many steps it will report.
+        total: u64,
+    },
+    /// Progress within the current stage.
+    Step {
+        /// Steps finished so far.
+        done: u64,
+    },
     /// A scalar measured at a step of the current stage (loss, R², ...).
-    Metric { name: String, step: u64, value: f64 },
+    Metric {
+        /// Name of the metric (`train_r2`, `loss`, ...).
+        name: String,
+        /// The step it was measured at.
+        step: u64,
+        /// Its value.
+        value: f64,
+    },
     /// A line of text worth showing to the user.
     Message(String),
 }

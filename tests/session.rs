@@ -22,14 +22,23 @@ fn a_valid_session_parses_and_round_trips_through_ron() {
 
 #[test]
 fn an_unknown_experiment_field_is_reported_with_line_and_column() {
-    let text = common::srrr_session("rrr", 2).replace("dataset: \"sim\",\n      modalities", "dataset: \"sim\",\n      colour: 3,\n      modalities");
+    let text = common::srrr_session("rrr", 2).replace(
+        "dataset: \"sim\",\n      modalities",
+        "dataset: \"sim\",\n      colour: 3,\n      modalities",
+    );
     let error = parse(&text).expect_err("unknown field must be rejected");
     let message = error.to_string();
     assert!(matches!(error, SessionError::Parse { .. }), "{message}");
     assert!(message.starts_with("test.ron:"), "{message}");
     assert!(message.contains("colour"), "{message}");
-    let SessionError::Parse { line, .. } = error else { unreachable!() };
-    let expected_line = text.lines().position(|l| l.contains("colour")).expect("inserted line") + 1;
+    let SessionError::Parse { line, .. } = error else {
+        unreachable!()
+    };
+    let expected_line = text
+        .lines()
+        .position(|l| l.contains("colour"))
+        .expect("inserted line")
+        + 1;
     assert_eq!(line, expected_line);
 }
 
@@ -38,17 +47,27 @@ fn a_reference_to_an_unknown_dataset_names_the_field() {
     let text = common::srrr_session("rrr", 2).replace("dataset: \"sim\"", "dataset: \"other\"");
     let message = parse(&text).expect_err("unknown dataset").to_string();
     assert!(message.contains("experiments[0].dataset"), "{message}");
-    assert!(message.contains("`other`") && message.contains("`sim`"), "{message}");
+    assert!(
+        message.contains("`other`") && message.contains("`sim`"),
+        "{message}"
+    );
 }
 
 #[test]
 fn an_unknown_modality_and_a_wrong_version_are_rejected() {
-    let text = common::srrr_session("rrr", 2).replace("modalities: [\"T\", \"E\"]", "modalities: [\"T\", \"X\"]");
+    let text = common::srrr_session("rrr", 2)
+        .replace("modalities: [\"T\", \"E\"]", "modalities: [\"T\", \"X\"]");
     let message = parse(&text).expect_err("unknown modality").to_string();
-    assert!(message.contains("experiments[0].modalities") && message.contains("`X`"), "{message}");
+    assert!(
+        message.contains("experiments[0].modalities") && message.contains("`X`"),
+        "{message}"
+    );
     let text = common::srrr_session("rrr", 2).replace("version: 1", "version: 99");
     let message = parse(&text).expect_err("future version").to_string();
-    assert!(message.contains("version") && message.contains("99"), "{message}");
+    assert!(
+        message.contains("version") && message.contains("99"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -67,7 +86,10 @@ fn save_replaces_the_file_atomically_and_leaves_no_temporary_files() {
     session::save(&parsed, &path).expect("save");
     let loaded = session::load(&path).expect("load what was saved");
     assert_eq!(loaded, parsed);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("s.ron")]);
 }
 
@@ -85,7 +107,9 @@ fn a_failed_save_leaves_the_previous_session_intact() {
     assert!(session::save(&parsed, &blocked).is_err());
     assert_eq!(std::fs::read(&path).expect("read"), before);
     let leftovers = std::fs::read_dir(dir.path()).expect("list").filter(|e| {
-        e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".tmp")).unwrap_or(false)
+        e.as_ref()
+            .map(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .unwrap_or(false)
     });
     assert_eq!(leftovers.count(), 0);
 }

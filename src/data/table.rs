@@ -37,7 +37,7 @@ impl Orientation {
 }
 
 /// A numeric table of cells by features, whatever its orientation on disk.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FeatureTable {
     /// Cell ids, one per row of `values`.
     pub cells: Vec<String>,
@@ -62,20 +62,34 @@ impl FeatureTable {
 
     /// The table restricted to the given rows (cells), in the given order; `None` if an index is out of range.
     pub fn select_cells(&self, rows: &[usize]) -> Option<FeatureTable> {
-        let cells = rows.iter().map(|&row| self.cells.get(row).cloned()).collect::<Option<Vec<_>>>()?;
+        let cells = rows
+            .iter()
+            .map(|&row| self.cells.get(row).cloned())
+            .collect::<Option<Vec<_>>>()?;
         if rows.iter().any(|&row| row >= self.values.nrows()) {
             return None;
         }
-        Some(FeatureTable { cells, features: self.features.clone(), values: self.values.select(Axis(0), rows) })
+        Some(FeatureTable {
+            cells,
+            features: self.features.clone(),
+            values: self.values.select(Axis(0), rows),
+        })
     }
 
     /// The table restricted to the given columns (features), in the given order; `None` if an index is out of range.
     pub fn select_features(&self, columns: &[usize]) -> Option<FeatureTable> {
-        let features = columns.iter().map(|&column| self.features.get(column).cloned()).collect::<Option<Vec<_>>>()?;
+        let features = columns
+            .iter()
+            .map(|&column| self.features.get(column).cloned())
+            .collect::<Option<Vec<_>>>()?;
         if columns.iter().any(|&column| column >= self.values.ncols()) {
             return None;
         }
-        Some(FeatureTable { cells: self.cells.clone(), features, values: self.values.select(Axis(1), columns) })
+        Some(FeatureTable {
+            cells: self.cells.clone(),
+            features,
+            values: self.values.select(Axis(1), columns),
+        })
     }
 }
 
@@ -84,7 +98,11 @@ impl FeatureTable {
 /// values are written as empty fields; infinite values are refused. A path
 /// ending in `.gz` is gzip-compressed; one ending in `.tsv` or `.txt` (before
 /// any `.gz`) is tab-separated.
-pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) -> Result<(), DataError> {
+pub fn write_table(
+    table: &FeatureTable,
+    path: &Path,
+    orientation: Orientation,
+) -> Result<(), DataError> {
     if table.values.dim() != (table.cells.len(), table.features.len()) {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
@@ -96,7 +114,9 @@ pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) 
             ),
         });
     }
-    if let Some(((cell, feature), value)) = table.values.indexed_iter().find(|(_, v)| v.is_infinite()) {
+    if let Some(((cell, feature), value)) =
+        table.values.indexed_iter().find(|(_, v)| v.is_infinite())
+    {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
             message: format!(
@@ -106,14 +126,23 @@ pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) 
             ),
         });
     }
-    let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = BufWriter::new(File::create(path).map_err(io_err)?);
     let name = path.to_string_lossy();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
-    let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") { b'\t' } else { b',' };
+    let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") {
+        b'\t'
+    } else {
+        b','
+    };
     let mut file = if name.ends_with(".gz") {
         let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        write_records(encoder, table, path, orientation, delimiter)?.finish().map_err(io_err)?
+        write_records(encoder, table, path, orientation, delimiter)?
+            .finish()
+            .map_err(io_err)?
     } else {
         write_records(file, table, path, orientation, delimiter)?
     };
@@ -128,13 +157,25 @@ fn write_records<W: Write>(
     orientation: Orientation,
     delimiter: u8,
 ) -> Result<W, DataError> {
-    let csv_err = |e: csv::Error| DataError::Invalid { path: path.to_path_buf(), message: format!("cannot write: {e}") };
-    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(sink);
+    let csv_err = |e: csv::Error| DataError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("cannot write: {e}"),
+    };
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(sink);
     let (corner, column_ids, row_ids, lines) = match orientation {
         Orientation::CellsByFeatures => ("", &table.features, &table.cells, table.values.rows()),
-        Orientation::FeaturesByCells => ("gene", &table.cells, &table.features, table.values.columns()),
+        Orientation::FeaturesByCells => (
+            "gene",
+            &table.cells,
+            &table.features,
+            table.values.columns(),
+        ),
     };
-    writer.write_record(std::iter::once(corner).chain(column_ids.iter().map(String::as_str))).map_err(csv_err)?;
+    writer
+        .write_record(std::iter::once(corner).chain(column_ids.iter().map(String::as_str)))
+        .map_err(csv_err)?;
     let mut text = String::new();
     for (id, line) in row_ids.iter().zip(lines) {
         writer.write_field(id).map_err(csv_err)?;
@@ -145,7 +186,10 @@ fn write_records<W: Write>(
         }
         writer.write_record(None::<&[u8]>).map_err(csv_err)?;
     }
-    writer.into_inner().map_err(|e| DataError::Io { path: path.to_path_buf(), source: e.into_error() })
+    writer.into_inner().map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })
 }
 
 /// Shortest text that reads back as exactly `value`; empty for `NaN`.

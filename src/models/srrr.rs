@@ -62,15 +62,21 @@ impl Default for SrrrConfig {
 
 impl SrrrConfig {
     /// Checks the settings against a response with `responses` columns.
-    pub fn validate(&self, responses: usize) -> Result<(), SrrrError> {
-        if self.rank == 0 {
-            return Err(SrrrError::ZeroRank);
-        }
+    pub fn validate_for(&self, responses: usize) -> Result<(), SrrrError> {
+        self.validate()?;
         if self.rank > responses {
             return Err(SrrrError::RankExceedsResponses {
                 rank: self.rank,
                 responses,
             });
+        }
+        Ok(())
+    }
+
+    /// Checks the settings that do not depend on the data.
+    pub fn validate(&self) -> Result<(), SrrrError> {
+        if self.rank == 0 {
+            return Err(SrrrError::ZeroRank);
         }
         if self.lambdas.is_empty() {
             return Err(SrrrError::EmptyLambdaGrid);
@@ -231,7 +237,7 @@ mod tests {
         assert_eq!(config.lambdas[18], 1.9);
         assert_eq!((config.target_genes, config.tolerance), (25, 3.0));
         assert!(config.relaxed && config.alpha == 1.0 && config.max_iter == 100);
-        assert!(config.validate(16).is_ok());
+        assert!(config.validate_for(16).is_ok());
     }
 
     #[test]
@@ -240,7 +246,7 @@ mod tests {
         let with = |f: &dyn Fn(&mut SrrrConfig)| {
             let mut c = ok.clone();
             f(&mut c);
-            c.validate(16)
+            c.validate_for(16)
         };
         assert_eq!(with(&|c| c.rank = 0), Err(SrrrError::ZeroRank));
         assert_eq!(

@@ -34,14 +34,26 @@ pub fn missing_files(spec: &DatasetSpec, base: &Path) -> Vec<PathBuf> {
 pub fn load_dataset(spec: &DatasetSpec, base: &Path) -> Result<PreparedDataset, RunError> {
     let missing = missing_files(spec, base);
     if !missing.is_empty() {
-        return Err(RunError::MissingFiles { dataset: spec.name.clone(), files: missing, hint: spec.fetch.clone() });
+        return Err(RunError::MissingFiles {
+            dataset: spec.name.clone(),
+            files: missing,
+            hint: spec.fetch.clone(),
+        });
     }
-    let data_err = |source| RunError::Data { dataset: spec.name.clone(), source };
+    let data_err = |source| RunError::Data {
+        dataset: spec.name.clone(),
+        source,
+    };
     let mut modalities = Vec::with_capacity(spec.modalities.len());
     for modality in &spec.modalities {
         let path = base.join(&modality.path);
         let table = read_table(&path, modality.orientation).map_err(data_err)?;
-        modalities.push(Modality { name: modality.name.clone(), path, table });
+        modalities.push(Modality::new(
+            modality.name.clone(),
+            path,
+            modality.orientation,
+            table,
+        ));
     }
     let metadata = match &spec.metadata {
         Some(m) => Some(read_metadata(&base.join(&m.path), &m.id_column).map_err(data_err)?),
@@ -53,13 +65,20 @@ pub fn load_dataset(spec: &DatasetSpec, base: &Path) -> Result<PreparedDataset, 
     let mut reports = BTreeMap::new();
     for (modality, modality_spec) in data.modalities.iter_mut().zip(&spec.modalities) {
         let table = std::mem::take(&mut modality.table);
-        let prepared = modality_spec.recipe.apply(table).map_err(|source| RunError::Prep {
-            dataset: spec.name.clone(),
-            modality: modality.name.clone(),
-            source,
-        })?;
+        let prepared = modality_spec
+            .recipe
+            .apply(table)
+            .map_err(|source| RunError::Prep {
+                dataset: spec.name.clone(),
+                modality: modality.name.clone(),
+                source,
+            })?;
         reports.insert(modality.name.clone(), prepared.report);
         modality.table = prepared.table;
     }
-    Ok(PreparedDataset { name: spec.name.clone(), data, reports })
+    Ok(PreparedDataset {
+        name: spec.name.clone(),
+        data,
+        reports,
+    })
 }

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::analysis::CvError;
+use crate::analysis::cv::CvError;
 use crate::data::DataError;
 use crate::models::srrr::SrrrError;
 use crate::prep::PrepError;
@@ -63,5 +63,9 @@ pub enum RunError {
 }
 
 fn list_paths(files: &[PathBuf]) -> String {
-    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{PreparedDataset, RunError};
-use crate::analysis::{Fold, k_fold};
+use crate::analysis::cv::{Fold, k_fold};
 use crate::progress::Sink;
-use crate::session::{Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, Provenance, ResultDetail};
+use crate::session::{
+    Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, Provenance, ResultDetail,
+};
 
 /// What a model run hands back before the runner adds timing and provenance.
 pub(super) struct ModelOutcome {
@@ -46,9 +48,14 @@ pub fn run_experiment(
         detail: outcome.detail,
         provenance: Provenance {
             patchbench: env!("CARGO_PKG_VERSION").into(),
-            finished_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            finished_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             seconds,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         },
     })
 }
@@ -64,8 +71,17 @@ pub(super) fn folds_for(
         None => None,
         Some(column) => Some(label_indices(experiment, dataset, column, cells)?),
     };
-    k_fold(cells.len(), protocol.folds, protocol.seed, protocol.scheme, labels.as_deref())
-        .map_err(|source| RunError::Folds { experiment: experiment.name.clone(), source })
+    k_fold(
+        cells.len(),
+        protocol.folds,
+        protocol.seed,
+        protocol.scheme,
+        labels.as_deref(),
+    )
+    .map_err(|source| RunError::Folds {
+        experiment: experiment.name.clone(),
+        source,
+    })
 }
 
 /// Integer class of every cell for `column`, in order of first appearance.
@@ -75,17 +91,23 @@ fn label_indices(
     column: &str,
     cells: &[String],
 ) -> Result<Vec<usize>, RunError> {
-    let unsuitable = |message| RunError::Unsuitable { experiment: experiment.name.clone(), message };
-    let labels = dataset
-        .data
-        .labels(column, cells)
-        .ok_or_else(|| unsuitable(format!("the metadata has no column `{column}` to stratify by")))?;
+    let unsuitable = |message| RunError::Unsuitable {
+        experiment: experiment.name.clone(),
+        message,
+    };
+    let labels = dataset.data.labels(column, cells).ok_or_else(|| {
+        unsuitable(format!(
+            "the metadata has no column `{column}` to stratify by"
+        ))
+    })?;
     let mut classes: Vec<String> = Vec::new();
     labels
         .into_iter()
         .zip(cells)
         .map(|(label, cell)| {
-            let label = label.ok_or_else(|| unsuitable(format!("cell `{cell}` has no value in column `{column}`")))?;
+            let label = label.ok_or_else(|| {
+                unsuitable(format!("cell `{cell}` has no value in column `{column}`"))
+            })?;
             Ok(match classes.iter().position(|c| *c == label) {
                 Some(i) => i,
                 None => {

@@ -53,12 +53,19 @@ pub fn to_ron(session: &Session) -> Result<String, SessionError> {
 /// If anything fails, the file at `path` is left as it was.
 pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
     let text = to_ron(session)?;
-    let io_err = |action, source| SessionError::Io { path: path.to_path_buf(), action, source };
+    let io_err = |action, source| SessionError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::File::create(&temp).and_then(|mut file| {
         file.write_all(text.as_bytes())?;
@@ -144,6 +151,9 @@ mod tests {
 
     #[test]
     fn normalise_resolves_dot_dot() {
-        assert_eq!(normalise(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
+        assert_eq!(
+            normalise(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
     }
 }

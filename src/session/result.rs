@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::srrr::SrrrCvResult;
+use crate::models::srrr::LambdaRow;
 use crate::prep::Report;
 
 /// What an experiment's last run produced. Stored in the session so that every
@@ -36,7 +36,18 @@ pub struct ExperimentResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ResultDetail {
     /// Sparse reduced-rank regression's cross-validation over the λ grid.
-    Srrr(SrrrCvResult),
+    Srrr {
+        /// Number of latent components.
+        rank: usize,
+        /// Gene counts and test R² of every λ, ascending.
+        lambdas: Vec<LambdaRow>,
+        /// The λ that met the gene-count target, if any did.
+        chosen_lambda: Option<f64>,
+        /// Response loadings V of the final fit, one row per target feature.
+        loadings: Vec<Vec<f64>>,
+        /// Fold-λ fits that stopped at the iteration limit.
+        unconverged_fits: usize,
+    },
 }
 
 /// A named score: a gene and its weight norm, or a feature and its R².

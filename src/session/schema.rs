@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::ExperimentResult;
-use crate::analysis::FoldScheme;
+use crate::analysis::cv::FoldScheme;
 use crate::data::Orientation;
 use crate::models::srrr::SrrrConfig;
 use crate::prep::Recipe;
@@ -126,6 +126,11 @@ pub struct Protocol {
 impl Default for Protocol {
     /// The sBNN paper's protocol: 10 folds, seed 42, numpy's permutation.
     fn default() -> Self {
-        Protocol { folds: 10, seed: 42, scheme: FoldScheme::NumpyContiguous, stratify_by: None }
+        Protocol {
+            folds: 10,
+            seed: 42,
+            scheme: FoldScheme::NumpyContiguous,
+            stratify_by: None,
+        }
     }
 }

@@ -4,31 +4,47 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::{ModelSpec, SESSION_VERSION, Session, SessionError};
-use crate::analysis::FoldScheme;
+use crate::analysis::cv::FoldScheme;
 
 /// Returns the first problem found, naming the field that holds it.
 pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> {
-    let invalid = |field: String, message: String| SessionError::Invalid { path: path.to_path_buf(), field, message };
+    let invalid = |field: String, message: String| SessionError::Invalid {
+        path: path.to_path_buf(),
+        field,
+        message,
+    };
     if session.version != SESSION_VERSION {
         return Err(invalid(
             "version".into(),
-            format!("this patchbench reads session version {SESSION_VERSION}, the file says {}", session.version),
+            format!(
+                "this patchbench reads session version {SESSION_VERSION}, the file says {}",
+                session.version
+            ),
         ));
     }
     let mut dataset_names = BTreeSet::new();
     for (i, dataset) in session.datasets.iter().enumerate() {
         if !dataset_names.insert(dataset.name.as_str()) {
-            return Err(invalid(format!("datasets[{i}].name"), format!("dataset `{}` is defined twice", dataset.name)));
+            return Err(invalid(
+                format!("datasets[{i}].name"),
+                format!("dataset `{}` is defined twice", dataset.name),
+            ));
         }
         if dataset.modalities.is_empty() {
-            return Err(invalid(format!("datasets[{i}].modalities"), "a dataset needs at least one modality".into()));
+            return Err(invalid(
+                format!("datasets[{i}].modalities"),
+                "a dataset needs at least one modality".into(),
+            ));
         }
         let mut modality_names = BTreeSet::new();
         for (j, modality) in dataset.modalities.iter().enumerate() {
             if !modality_names.insert(modality.name.as_str()) {
                 return Err(invalid(
                     format!("datasets[{i}].modalities[{j}].name"),
-                    format!("modality `{}` is defined twice in dataset `{}`", modality.name, dataset.name),
+                    format!(
+                        "modality `{}` is defined twice in dataset `{}`",
+                        modality.name, dataset.name
+                    ),
                 ));
             }
         }
@@ -37,13 +53,28 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
     for (i, experiment) in session.experiments.iter().enumerate() {
         let field = |name: &str| format!("experiments[{i}].{name}");
         if !experiment_names.insert(experiment.name.as_str()) {
-            return Err(invalid(field("name"), format!("experiment `{}` is defined twice", experiment.name)));
+            return Err(invalid(
+                field("name"),
+                format!("experiment `{}` is defined twice", experiment.name),
+            ));
         }
-        let Some(dataset) = session.datasets.iter().find(|d| d.name == experiment.dataset) else {
-            let known: Vec<_> = session.datasets.iter().map(|d| format!("`{}`", d.name)).collect();
+        let Some(dataset) = session
+            .datasets
+            .iter()
+            .find(|d| d.name == experiment.dataset)
+        else {
+            let known: Vec<_> = session
+                .datasets
+                .iter()
+                .map(|d| format!("`{}`", d.name))
+                .collect();
             return Err(invalid(
                 field("dataset"),
-                format!("unknown dataset `{}`; the session defines {}", experiment.dataset, list_or_none(&known)),
+                format!(
+                    "unknown dataset `{}`; the session defines {}",
+                    experiment.dataset,
+                    list_or_none(&known)
+                ),
             ));
         };
         let wanted = experiment.model.modality_count();
@@ -59,21 +90,33 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
         }
         for name in &experiment.modalities {
             if !dataset.modalities.iter().any(|m| &m.name == name) {
-                let known: Vec<_> = dataset.modalities.iter().map(|m| format!("`{}`", m.name)).collect();
+                let known: Vec<_> = dataset
+                    .modalities
+                    .iter()
+                    .map(|m| format!("`{}`", m.name))
+                    .collect();
                 return Err(invalid(
                     field("modalities"),
-                    format!("dataset `{}` has no modality `{name}`; it has {}", dataset.name, list_or_none(&known)),
+                    format!(
+                        "dataset `{}` has no modality `{name}`; it has {}",
+                        dataset.name,
+                        list_or_none(&known)
+                    ),
                 ));
             }
         }
         let protocol = &experiment.protocol;
         if protocol.folds < 2 {
-            return Err(invalid(field("protocol.folds"), format!("need at least 2 folds, got {}", protocol.folds)));
+            return Err(invalid(
+                field("protocol.folds"),
+                format!("need at least 2 folds, got {}", protocol.folds),
+            ));
         }
         if protocol.scheme == FoldScheme::Stratified && protocol.stratify_by.is_none() {
             return Err(invalid(
                 field("protocol.stratify_by"),
-                "the Stratified scheme needs a metadata column, e.g. stratify_by: \"rna_family\"".into(),
+                "the Stratified scheme needs a metadata column, e.g. stratify_by: \"rna_family\""
+                    .into(),
             ));
         }
         if protocol.stratify_by.is_some() && dataset.metadata.is_none() {
@@ -84,7 +127,9 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
         }
         match &experiment.model {
             ModelSpec::Srrr(config) => {
-                config.validate().map_err(|e| invalid(field("model"), e.to_string()))?;
+                config
+                    .validate()
+                    .map_err(|e| invalid(field("model"), e.to_string()))?;
             }
         }
     }
@@ -92,5 +137,9 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
 }
 
 fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() { "none".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }

@@ -6,7 +6,12 @@ use patchbench::data::simulate::{SimulationConfig, simulate};
 
 /// Writes a small simulated dataset into `dir/data` and returns that folder.
 pub fn small_dataset(dir: &Path, seed: u64) -> PathBuf {
-    let config = SimulationConfig { seed, cells: 160, genes: 120, ..SimulationConfig::default() };
+    let config = SimulationConfig {
+        seed,
+        cells: 160,
+        genes: 120,
+        ..SimulationConfig::default()
+    };
     let data = simulate(&config).expect("simulation of a small valid config");
     let folder = dir.join("data");
     data.write(&folder).expect("writing the simulated files");

@@ -357,7 +357,7 @@ pub fn cross_validate(
     sink: &mut dyn Sink,
 ) -> Result<SrrrCvResult, SrrrError> {
     check_inputs(x, y)?;
-    config.validate(y.ncols())?;
+    config.validate_for(y.ncols())?;
     if folds.is_empty() {
         return Err(SrrrError::NoFolds);
     }
