@@ -40,7 +40,8 @@ pub fn to_ron(session: &Session) -> Result<String, SessionError> {
     let pretty = ron::ser::PrettyConfig::new()
         .struct_names(false)
         .extensions(extensions())
-        .indentor("  ");
+        .indentor("  ")
+        .compact_arrays(true);
     let mut text = ron::Options::default()
         .to_string_pretty(session, pretty)
         .map_err(|e| SessionError::Serialise(e.to_string()))?;
