@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ndarray::array;
-use patchbench::data::{DataError, Dataset, FeatureTable, Modality, Orientation, read_metadata, read_table, write_table};
+use patchbench::data::{
+    DataError, Dataset, FeatureTable, Modality, Orientation, read_metadata, read_table, write_table,
+};
 use tempfile::TempDir;
 
 fn write_file(dir: &TempDir, name: &str, content: &str) -> PathBuf {
@@ -46,7 +48,11 @@ fn features_by_cells_csv_is_transposed_to_cells_by_features() {
 #[test]
 fn cells_by_features_tsv_with_empty_corner_and_missing_markers() {
     let dir = TempDir::new().unwrap();
-    let path = write_file(&dir, "ephys.tsv", "\tAP amp\tAHP\tTau\nc1\t75.5\t-9.9\tNaN\nc2\t-1.5e2\tnan\t17\n");
+    let path = write_file(
+        &dir,
+        "ephys.tsv",
+        "\tAP amp\tAHP\tTau\nc1\t75.5\t-9.9\tNaN\nc2\t-1.5e2\tnan\t17\n",
+    );
     let table = read_table(&path, Orientation::CellsByFeatures).unwrap();
     assert_eq!(table.cells, vec!["c1", "c2"]);
     assert_eq!(table.features, vec!["AP amp", "AHP", "Tau"]);
@@ -55,7 +61,10 @@ fn cells_by_features_tsv_with_empty_corner_and_missing_markers() {
     assert_eq!(table.values[[1, 0]], -150.0);
     assert_eq!(table.values[[1, 2]], 17.0);
     assert!(table.values[[0, 2]].is_nan() && table.values[[1, 1]].is_nan());
-    assert_eq!(table.missing_by_feature(), vec![("AHP".to_owned(), 1), ("Tau".to_owned(), 1)]);
+    assert_eq!(
+        table.missing_by_feature(),
+        vec![("AHP".to_owned(), 1), ("Tau".to_owned(), 1)]
+    );
 }
 
 #[test]
@@ -72,9 +81,17 @@ fn gzip_is_detected_by_magic_bytes_not_name() {
 #[test]
 fn crlf_quotes_bom_and_r_style_header_are_accepted() {
     let dir = TempDir::new().unwrap();
-    let path = write_file(&dir, "counts.csv", "\u{feff}\"gene\",c1,c2,c3\r\n\"Gad1\",0,5,12\r\nVip,3,,NA\r\n");
+    let path = write_file(
+        &dir,
+        "counts.csv",
+        "\u{feff}\"gene\",c1,c2,c3\r\n\"Gad1\",0,5,12\r\nVip,3,,NA\r\n",
+    );
     assert_genes_by_cells(&read_table(&path, Orientation::FeaturesByCells).unwrap());
-    let r_style = write_file(&dir, "r_style.tsv", "c1\tc2\tc3\nGad1\t0\t5\t12\nVip\t3\t\tNA\n");
+    let r_style = write_file(
+        &dir,
+        "r_style.tsv",
+        "c1\tc2\tc3\nGad1\t0\t5\t12\nVip\t3\t\tNA\n",
+    );
     assert_genes_by_cells(&read_table(&r_style, Orientation::FeaturesByCells).unwrap());
 }
 
@@ -82,26 +99,51 @@ fn error_of(content: &str, orientation: Orientation) -> DataError {
     let dir = TempDir::new().unwrap();
     let path = write_file(&dir, "bad.csv", content);
     let error = read_table(&path, orientation).unwrap_err();
-    assert!(error.to_string().contains("bad.csv"), "error does not name the file: {error}");
+    assert!(
+        error.to_string().contains("bad.csv"),
+        "error does not name the file: {error}"
+    );
     error
 }
 
 #[test]
 fn ragged_row_reports_line_and_field_counts() {
-    let error = error_of("gene,c1,c2\nGad1,1,2\nVip,1\n", Orientation::FeaturesByCells);
+    let error = error_of(
+        "gene,c1,c2\nGad1,1,2\nVip,1\n",
+        Orientation::FeaturesByCells,
+    );
     assert!(
-        matches!(error, DataError::FieldCount { line: 3, expected: 3, found: 2, .. }),
+        matches!(
+            error,
+            DataError::FieldCount {
+                line: 3,
+                expected: 3,
+                found: 2,
+                ..
+            }
+        ),
         "unexpected error: {error}"
     );
 }
 
 #[test]
 fn non_numeric_value_reports_line_column_text_and_header_name() {
-    let error = error_of(",AP amp,AHP\nc1,1.5,2\nc2,oops,3\n", Orientation::CellsByFeatures);
+    let error = error_of(
+        ",AP amp,AHP\nc1,1.5,2\nc2,oops,3\n",
+        Orientation::CellsByFeatures,
+    );
     match &error {
-        DataError::Parse { line, column, message, .. } => {
+        DataError::Parse {
+            line,
+            column,
+            message,
+            ..
+        } => {
             assert_eq!((*line, *column), (3, 2));
-            assert!(message.contains("'oops'") && message.contains("'AP amp'"), "{message}");
+            assert!(
+                message.contains("'oops'") && message.contains("'AP amp'"),
+                "{message}"
+            );
         }
         other => panic!("expected a parse error, got {other}"),
     }
@@ -111,21 +153,47 @@ fn non_numeric_value_reports_line_column_text_and_header_name() {
 #[test]
 fn infinite_value_is_an_error() {
     let error = error_of("gene,c1,c2\nGad1,1,inf\n", Orientation::FeaturesByCells);
-    assert!(matches!(&error, DataError::Parse { line: 2, column: 3, message, .. } if message.contains("infinite")), "{error}");
+    assert!(
+        matches!(&error, DataError::Parse { line: 2, column: 3, message, .. } if message.contains("infinite")),
+        "{error}"
+    );
 }
 
 #[test]
 fn duplicated_row_id_reports_both_lines() {
-    let error = error_of(",a,b\nc1,1,2\nc2,1,2\nc1,3,4\n", Orientation::CellsByFeatures);
+    let error = error_of(
+        ",a,b\nc1,1,2\nc2,1,2\nc1,3,4\n",
+        Orientation::CellsByFeatures,
+    );
     match error {
-        DataError::Duplicate { what, name, first_line, second_line, .. } => {
-            assert_eq!((what, name.as_str(), first_line, second_line), ("cell id", "c1", 2, 4));
+        DataError::Duplicate {
+            what,
+            name,
+            first_line,
+            second_line,
+            ..
+        } => {
+            assert_eq!(
+                (what, name.as_str(), first_line, second_line),
+                ("cell id", "c1", 2, 4)
+            );
         }
         other => panic!("expected a duplicate error, got {other}"),
     }
-    let error = error_of("gene,c1,c2\nGad1,1,2\nVip,1,2\nGad1,3,4\n", Orientation::FeaturesByCells);
+    let error = error_of(
+        "gene,c1,c2\nGad1,1,2\nVip,1,2\nGad1,3,4\n",
+        Orientation::FeaturesByCells,
+    );
     assert!(
-        matches!(&error, DataError::Duplicate { what: "feature name", first_line: 2, second_line: 4, .. }),
+        matches!(
+            &error,
+            DataError::Duplicate {
+                what: "feature name",
+                first_line: 2,
+                second_line: 4,
+                ..
+            }
+        ),
         "{error}"
     );
 }
@@ -134,9 +202,20 @@ fn duplicated_row_id_reports_both_lines() {
 fn duplicated_header_id_reports_both_columns() {
     let error = error_of("gene,c1,c2,c1\nGad1,1,2,3\n", Orientation::FeaturesByCells);
     match error {
-        DataError::Duplicate { what, name, first_line, first_column, second_line, second_column, .. } => {
+        DataError::Duplicate {
+            what,
+            name,
+            first_line,
+            first_column,
+            second_line,
+            second_column,
+            ..
+        } => {
             assert_eq!((what, name.as_str()), ("cell id", "c1"));
-            assert_eq!((first_line, first_column, second_line, second_column), (1, 2, 1, 4));
+            assert_eq!(
+                (first_line, first_column, second_line, second_column),
+                (1, 2, 1, 4)
+            );
         }
         other => panic!("expected a duplicate error, got {other}"),
     }
@@ -145,14 +224,20 @@ fn duplicated_header_id_reports_both_columns() {
 #[test]
 fn empty_file_and_header_only_are_errors() {
     let empty = error_of("", Orientation::FeaturesByCells);
-    assert!(matches!(&empty, DataError::Invalid { message, .. } if message.contains("empty")), "{empty}");
+    assert!(
+        matches!(&empty, DataError::Invalid { message, .. } if message.contains("empty")),
+        "{empty}"
+    );
     let header_only = error_of("gene,c1,c2\n", Orientation::FeaturesByCells);
     assert!(
         matches!(&header_only, DataError::Invalid { message, .. } if message.contains("no data rows")),
         "{header_only}"
     );
     let no_columns = error_of("gene\nGad1\n", Orientation::FeaturesByCells);
-    assert!(matches!(&no_columns, DataError::Invalid { message, .. } if message.contains("names no cell id")), "{no_columns}");
+    assert!(
+        matches!(&no_columns, DataError::Invalid { message, .. } if message.contains("names no cell id")),
+        "{no_columns}"
+    );
 }
 
 #[test]
@@ -160,7 +245,10 @@ fn missing_file_is_an_io_error_naming_it() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("absent.csv");
     let error = read_table(&path, Orientation::CellsByFeatures).unwrap_err();
-    assert!(matches!(&error, DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{error}");
+    assert!(
+        matches!(&error, DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{error}"
+    );
     assert!(error.to_string().contains("absent.csv"), "{error}");
 }
 
@@ -170,8 +258,11 @@ fn unreadable_gzip_is_reported() {
     let truncated = dir.path().join("truncated.csv.gz");
     let mut compressed = Vec::new();
     {
-        let mut encoder = flate2::write::GzEncoder::new(&mut compressed, flate2::Compression::default());
-        encoder.write_all(GENES_BY_CELLS.repeat(50).as_bytes()).unwrap();
+        let mut encoder =
+            flate2::write::GzEncoder::new(&mut compressed, flate2::Compression::default());
+        encoder
+            .write_all(GENES_BY_CELLS.repeat(50).as_bytes())
+            .unwrap();
         encoder.finish().unwrap();
     }
     std::fs::write(&truncated, &compressed[..compressed.len() / 2]).unwrap();
@@ -184,16 +275,27 @@ fn unreadable_gzip_is_reported() {
     assert!(matches!(error, DataError::Gzip { .. }), "{error}");
 
     let corrupt = dir.path().join("corrupt.csv");
-    std::fs::write(&corrupt, [0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x42, 0x42]).unwrap();
+    std::fs::write(
+        &corrupt,
+        [
+            0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x42, 0x42,
+        ],
+    )
+    .unwrap();
     let error = read_table(&corrupt, Orientation::FeaturesByCells).unwrap_err();
     assert!(matches!(error, DataError::Gzip { .. }), "{error}");
 }
 
 fn example_table() -> FeatureTable {
     FeatureTable {
-        cells: vec!["c1".into(), "cell, two".into(), "c3".into()],
+        cells: vec!["c1".into(), "cell, two".into(), "c3".into(), "c4".into()],
         features: vec!["Gad1".into(), "AP amp".into()],
-        values: array![[0.0, 75.569_041_073_322_3], [f64::NAN, -1e-9], [1.25e20, f64::NAN]],
+        values: array![
+            [0.0, 75.569_041_073_322_3],
+            [f64::NAN, -1e-9],
+            [1.25e20, f64::NAN],
+            [-0.0, 123_456_789_012.0]
+        ],
     }
 }
 
@@ -202,7 +304,10 @@ fn assert_same(read: &FeatureTable, written: &FeatureTable) {
     assert_eq!(read.features, written.features);
     assert_eq!(read.values.dim(), written.values.dim());
     for (a, b) in read.values.iter().zip(written.values.iter()) {
-        assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{a} != {b}");
+        assert!(
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "{a} != {b}"
+        );
     }
 }
 
@@ -215,7 +320,11 @@ fn write_then_read_round_trips_in_both_orientations_plain_and_gzip() {
             let path = dir.path().join(name);
             write_table(&table, &path, orientation).unwrap();
             let bytes = std::fs::read(&path).unwrap();
-            assert_eq!(bytes.starts_with(&[0x1f, 0x8b]), name.ends_with(".gz"), "{name}");
+            assert_eq!(
+                bytes.starts_with(&[0x1f, 0x8b]),
+                name.ends_with(".gz"),
+                "{name}"
+            );
             assert_same(&read_table(&path, orientation).unwrap(), &table);
         }
     }
@@ -226,8 +335,16 @@ fn writing_an_infinite_value_is_refused() {
     let dir = TempDir::new().unwrap();
     let mut table = example_table();
     table.values[[2, 1]] = f64::NEG_INFINITY;
-    let error = write_table(&table, &dir.path().join("t.csv"), Orientation::CellsByFeatures).unwrap_err();
-    assert!(error.to_string().contains("'c3'") && error.to_string().contains("'AP amp'"), "{error}");
+    let error = write_table(
+        &table,
+        &dir.path().join("t.csv"),
+        Orientation::CellsByFeatures,
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("'c3'") && error.to_string().contains("'AP amp'"),
+        "{error}"
+    );
 }
 
 const METADATA: &str = "cell_id,rna_family,layer\nc1,Vip,2/3\nc2,,5\nc3,Pvalb,\n";
@@ -243,7 +360,10 @@ fn metadata_reads_csv_tsv_and_gzip() {
         let metadata = read_metadata(&path, "cell_id").unwrap();
         assert_eq!(metadata.cells, vec!["c1", "c2", "c3"]);
         assert_eq!(metadata.columns, vec!["rna_family", "layer"]);
-        assert_eq!(metadata.column("rna_family"), Some(vec![Some("Vip"), None, Some("Pvalb")]));
+        assert_eq!(
+            metadata.column("rna_family"),
+            Some(vec![Some("Vip"), None, Some("Pvalb")])
+        );
         assert_eq!(metadata.label("layer", "c2"), Some("5"));
         assert_eq!(metadata.label("layer", "c3"), None);
     }
@@ -264,14 +384,19 @@ fn metadata_missing_id_column_lists_available_columns() {
     let path = write_file(&dir, "meta.csv", METADATA);
     let error = read_metadata(&path, "sample_id").unwrap_err();
     match &error {
-        DataError::MissingColumn { column, available, .. } => {
+        DataError::MissingColumn {
+            column, available, ..
+        } => {
             assert_eq!(column, "sample_id");
             assert_eq!(available, &vec!["cell_id", "rna_family", "layer"]);
         }
         other => panic!("expected a missing column error, got {other}"),
     }
     let message = error.to_string();
-    assert!(message.contains("meta.csv") && message.contains("cell_id, rna_family, layer"), "{message}");
+    assert!(
+        message.contains("meta.csv") && message.contains("cell_id, rna_family, layer"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -285,13 +410,37 @@ fn metadata_errors_name_lines() {
     );
     let ragged = write_file(&dir, "ragged.csv", "cell_id,x\nc1,a\nc2\n");
     let error = read_metadata(&ragged, "cell_id").unwrap_err();
-    assert!(matches!(error, DataError::FieldCount { line: 3, expected: 2, found: 1, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            DataError::FieldCount {
+                line: 3,
+                expected: 2,
+                found: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
     let invalid = dir.path().join("latin1.csv");
     std::fs::write(&invalid, b"cell_id,depth\nc1,10 \xb5m\n").unwrap();
     let error = read_metadata(&invalid, "cell_id").unwrap_err();
-    assert!(matches!(error, DataError::Parse { line: 2, column: 2, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            DataError::Parse {
+                line: 2,
+                column: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
     let empty = write_file(&dir, "empty.csv", "");
-    assert!(matches!(read_metadata(&empty, "cell_id"), Err(DataError::Invalid { .. })));
+    assert!(matches!(
+        read_metadata(&empty, "cell_id"),
+        Err(DataError::Invalid { .. })
+    ));
 }
 
 #[test]
@@ -303,7 +452,10 @@ fn dataset_from_files_flags_a_file_read_with_the_wrong_orientation() {
     let e = Modality::load("E", &ephys, Orientation::CellsByFeatures).unwrap();
     let error = Dataset::new(vec![t, e], None).unwrap_err();
     let message = error.to_string();
-    assert!(message.contains("counts.csv") && message.contains("FeaturesByCells"), "{message}");
+    assert!(
+        message.contains("counts.csv") && message.contains("FeaturesByCells"),
+        "{message}"
+    );
 
     let t = Modality::load("T", &counts, Orientation::FeaturesByCells).unwrap();
     let e = Modality::load("E", &ephys, Orientation::CellsByFeatures).unwrap();

@@ -28,13 +28,32 @@ pub struct Modality {
 
 impl Modality {
     /// A modality from a table already in memory.
-    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, orientation: Orientation, table: FeatureTable) -> Self {
-        Self { name: name.into(), path: path.into(), orientation, table }
+    pub fn new(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        orientation: Orientation,
+        table: FeatureTable,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            orientation,
+            table,
+        }
     }
 
     /// Reads the modality's table from `path` with [`read_table`].
-    pub fn load(name: impl Into<String>, path: &Path, orientation: Orientation) -> Result<Self, DataError> {
-        Ok(Self::new(name, path, orientation, read_table(path, orientation)?))
+    pub fn load(
+        name: impl Into<String>,
+        path: &Path,
+        orientation: Orientation,
+    ) -> Result<Self, DataError> {
+        Ok(Self::new(
+            name,
+            path,
+            orientation,
+            read_table(path, orientation)?,
+        ))
     }
 }
 
@@ -72,7 +91,12 @@ pub struct PairCounts {
 impl Pairing {
     /// Matches the rows of `a` and `b` by cell id.
     pub fn between(a: &FeatureTable, b: &FeatureTable) -> Self {
-        let b_rows: HashMap<&str, usize> = b.cells.iter().enumerate().map(|(row, cell)| (cell.as_str(), row)).collect();
+        let b_rows: HashMap<&str, usize> = b
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(row, cell)| (cell.as_str(), row))
+            .collect();
         let mut pairing = Pairing::default();
         let mut matched_b = vec![false; b.cells.len()];
         for (row_a, cell) in a.cells.iter().enumerate() {
@@ -86,13 +110,22 @@ impl Pairing {
                 None => pairing.only_a.push(row_a),
             }
         }
-        pairing.only_b = matched_b.iter().enumerate().filter(|&(_, &matched)| !matched).map(|(row, _)| row).collect();
+        pairing.only_b = matched_b
+            .iter()
+            .enumerate()
+            .filter(|&(_, &matched)| !matched)
+            .map(|(row, _)| row)
+            .collect();
         pairing
     }
 
     /// The size of each group.
     pub fn counts(&self) -> PairCounts {
-        PairCounts { paired: self.paired.len(), only_a: self.only_a.len(), only_b: self.only_b.len() }
+        PairCounts {
+            paired: self.paired.len(),
+            only_a: self.only_a.len(),
+            only_b: self.only_b.len(),
+        }
     }
 }
 
@@ -101,7 +134,11 @@ impl Dataset {
     pub fn new(modalities: Vec<Modality>, metadata: Option<Metadata>) -> Result<Self, DataError> {
         for (index, modality) in modalities.iter().enumerate() {
             check_table(modality)?;
-            if let Some(earlier) = modalities.iter().take(index).find(|m| m.name == modality.name) {
+            if let Some(earlier) = modalities
+                .iter()
+                .take(index)
+                .find(|m| m.name == modality.name)
+            {
                 return Err(DataError::DuplicateModality {
                     name: modality.name.clone(),
                     first: earlier.path.clone(),
@@ -110,11 +147,20 @@ impl Dataset {
             }
         }
         let ids: Vec<IdSets<'_>> = modalities.iter().map(IdSets::of).collect();
-        let metadata_cells: Option<HashSet<&str>> =
-            metadata.as_ref().map(|m| m.cells.iter().map(String::as_str).collect());
+        let metadata_cells: Option<HashSet<&str>> = metadata
+            .as_ref()
+            .map(|m| m.cells.iter().map(String::as_str).collect());
         check_orientations(&modalities, &ids, metadata_cells.as_ref())?;
-        check_shared_cells(&modalities, &ids, metadata.as_ref(), metadata_cells.as_ref())?;
-        Ok(Self { modalities, metadata })
+        check_shared_cells(
+            &modalities,
+            &ids,
+            metadata.as_ref(),
+            metadata_cells.as_ref(),
+        )?;
+        Ok(Self {
+            modalities,
+            metadata,
+        })
     }
 
     /// The modality called `name`.
@@ -124,14 +170,20 @@ impl Dataset {
 
     /// How the cells of modalities `a` and `b` match up; `None` if either is unknown.
     pub fn pairing(&self, a: &str, b: &str) -> Option<Pairing> {
-        Some(Pairing::between(&self.modality(a)?.table, &self.modality(b)?.table))
+        Some(Pairing::between(
+            &self.modality(a)?.table,
+            &self.modality(b)?.table,
+        ))
     }
 
     /// The tables of `a` and `b` restricted to their shared cells, rows aligned in `a`'s order.
     pub fn paired_matrices(&self, a: &str, b: &str) -> Option<(FeatureTable, FeatureTable)> {
         let pairing = self.pairing(a, b)?;
         let (rows_a, rows_b): (Vec<usize>, Vec<usize>) = pairing.paired.into_iter().unzip();
-        Some((self.modality(a)?.table.select_cells(&rows_a)?, self.modality(b)?.table.select_cells(&rows_b)?))
+        Some((
+            self.modality(a)?.table.select_cells(&rows_a)?,
+            self.modality(b)?.table.select_cells(&rows_b)?,
+        ))
     }
 
     /// The metadata labels in `column` for `cells` (`None` per cell where unknown or empty);
@@ -158,7 +210,10 @@ impl<'a> IdSets<'a> {
 
 fn check_table(modality: &Modality) -> Result<(), DataError> {
     let table = &modality.table;
-    let invalid = |message: String| DataError::Invalid { path: modality.path.clone(), message };
+    let invalid = |message: String| DataError::Invalid {
+        path: modality.path.clone(),
+        message,
+    };
     if table.values.dim() != (table.cells.len(), table.features.len()) {
         return Err(invalid(format!(
             "modality '{}' has {} cell ids and {} feature names but a {:?} matrix",
@@ -171,7 +226,10 @@ fn check_table(modality: &Modality) -> Result<(), DataError> {
     for (what, ids) in [("cell id", &table.cells), ("feature name", &table.features)] {
         let mut seen = HashSet::with_capacity(ids.len());
         if let Some(repeated) = ids.iter().find(|id| !seen.insert(id.as_str())) {
-            return Err(invalid(format!("modality '{}' has the {what} '{repeated}' twice", modality.name)));
+            return Err(invalid(format!(
+                "modality '{}' has the {what} '{repeated}' twice",
+                modality.name
+            )));
         }
     }
     Ok(())
@@ -220,9 +278,12 @@ fn check_shared_cells(
         return Ok(());
     }
     for (i, (modality, ids_i)) in modalities.iter().zip(ids).enumerate() {
-        let shares_with_modality =
-            ids.iter().enumerate().any(|(j, ids_j)| j != i && !ids_i.cells.is_disjoint(&ids_j.cells));
-        let shares_with_metadata = metadata_cells.is_some_and(|cells| !ids_i.cells.is_disjoint(cells));
+        let shares_with_modality = ids
+            .iter()
+            .enumerate()
+            .any(|(j, ids_j)| j != i && !ids_i.cells.is_disjoint(&ids_j.cells));
+        let shares_with_metadata =
+            metadata_cells.is_some_and(|cells| !ids_i.cells.is_disjoint(cells));
         if !shares_with_modality && !shares_with_metadata {
             return Err(DataError::NoSharedCells {
                 path: modality.path.clone(),
@@ -233,7 +294,10 @@ fn check_shared_cells(
     if let (Some(metadata), Some(cells)) = (metadata, metadata_cells)
         && !ids.iter().any(|ids_i| !ids_i.cells.is_disjoint(cells))
     {
-        return Err(DataError::NoSharedCells { path: metadata.path.clone(), source_name: "the metadata".to_owned() });
+        return Err(DataError::NoSharedCells {
+            path: metadata.path.clone(),
+            source_name: "the metadata".to_owned(),
+        });
     }
     Ok(())
 }
@@ -245,7 +309,8 @@ mod tests {
     use super::*;
 
     fn table(cells: &[&str], features: &[&str]) -> FeatureTable {
-        let values = Array2::from_shape_fn((cells.len(), features.len()), |(i, j)| (10 * i + j) as f64);
+        let values =
+            Array2::from_shape_fn((cells.len(), features.len()), |(i, j)| (10 * i + j) as f64);
         FeatureTable {
             cells: cells.iter().map(|c| (*c).to_owned()).collect(),
             features: features.iter().map(|f| (*f).to_owned()).collect(),
@@ -258,7 +323,11 @@ mod tests {
     }
 
     fn transposed(t: &FeatureTable) -> FeatureTable {
-        FeatureTable { cells: t.features.clone(), features: t.cells.clone(), values: t.values.t().to_owned() }
+        FeatureTable {
+            cells: t.features.clone(),
+            features: t.cells.clone(),
+            values: t.values.t().to_owned(),
+        }
     }
 
     fn metadata(cells: &[&str]) -> Metadata {
@@ -272,8 +341,16 @@ mod tests {
 
     fn t_and_e() -> (Modality, Modality) {
         (
-            modality("T", Orientation::FeaturesByCells, table(&["c1", "c2", "c3", "c4"], &["Gad1", "Vip", "Sst"])),
-            modality("E", Orientation::CellsByFeatures, table(&["c3", "c1", "c5"], &["AP amp", "AHP"])),
+            modality(
+                "T",
+                Orientation::FeaturesByCells,
+                table(&["c1", "c2", "c3", "c4"], &["Gad1", "Vip", "Sst"]),
+            ),
+            modality(
+                "E",
+                Orientation::CellsByFeatures,
+                table(&["c3", "c1", "c5"], &["AP amp", "AHP"]),
+            ),
         )
     }
 
@@ -285,8 +362,18 @@ mod tests {
         assert_eq!(pairing.paired, vec![(0, 1), (2, 0)]);
         assert_eq!(pairing.only_a, vec![1, 3]);
         assert_eq!(pairing.only_b, vec![2]);
-        assert_eq!(pairing.counts(), PairCounts { paired: 2, only_a: 2, only_b: 1 });
-        assert_eq!(dataset.pairing("E", "T").unwrap().paired, vec![(0, 2), (1, 0)]);
+        assert_eq!(
+            pairing.counts(),
+            PairCounts {
+                paired: 2,
+                only_a: 2,
+                only_b: 1
+            }
+        );
+        assert_eq!(
+            dataset.pairing("E", "T").unwrap().paired,
+            vec![(0, 2), (1, 0)]
+        );
         assert!(dataset.pairing("T", "X").is_none());
     }
 
@@ -302,7 +389,11 @@ mod tests {
         assert_eq!(e.values.row(1).to_vec(), vec![0.0, 1.0]);
         assert_eq!(t.values.row(1).to_vec(), vec![20.0, 21.0, 22.0]);
         assert_eq!(t.features, vec!["Gad1", "Vip", "Sst"]);
-        assert!(dataset.modality("T").is_some_and(|m| m.table.cells.len() == 4));
+        assert!(
+            dataset
+                .modality("T")
+                .is_some_and(|m| m.table.cells.len() == 4)
+        );
     }
 
     #[test]
@@ -310,7 +401,10 @@ mod tests {
         let (t, e) = t_and_e();
         let dataset = Dataset::new(vec![t, e], Some(metadata(&["c1", "c2", "c3"]))).unwrap();
         let cells = vec!["c3".to_owned(), "c5".to_owned()];
-        assert_eq!(dataset.labels("family", &cells), Some(vec![Some("fam_c3".to_owned()), None]));
+        assert_eq!(
+            dataset.labels("family", &cells),
+            Some(vec![Some("fam_c3".to_owned()), None])
+        );
         assert_eq!(dataset.labels("colour", &cells), None);
         let without = Dataset::new(dataset.modalities.clone(), None).unwrap();
         assert_eq!(without.labels("family", &cells), None);
@@ -319,19 +413,38 @@ mod tests {
     #[test]
     fn duplicate_modality_names_are_refused() {
         let (t, e) = t_and_e();
-        let e_as_t = Modality { name: "T".into(), ..e };
+        let e_as_t = Modality {
+            name: "T".into(),
+            ..e
+        };
         let error = Dataset::new(vec![t, e_as_t], None).unwrap_err();
-        assert!(matches!(&error, DataError::DuplicateModality { name, .. } if name == "T"), "{error}");
-        assert!(error.to_string().contains("T.csv") && error.to_string().contains("E.csv"), "{error}");
+        assert!(
+            matches!(&error, DataError::DuplicateModality { name, .. } if name == "T"),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("T.csv") && error.to_string().contains("E.csv"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_transposed_modality_is_reported_with_the_orientation_to_use() {
         let (t, e) = t_and_e();
-        let swapped_t = Modality { orientation: Orientation::CellsByFeatures, table: transposed(&t.table), ..t };
+        let swapped_t = Modality {
+            orientation: Orientation::CellsByFeatures,
+            table: transposed(&t.table),
+            ..t
+        };
         let error = Dataset::new(vec![swapped_t, e], None).unwrap_err();
         match &error {
-            DataError::WrongOrientation { path, modality, used, suggested, .. } => {
+            DataError::WrongOrientation {
+                path,
+                modality,
+                used,
+                suggested,
+                ..
+            } => {
                 assert_eq!(path, &PathBuf::from("T.csv"));
                 assert_eq!(modality, "T");
                 assert_eq!(*used, Orientation::CellsByFeatures);
@@ -340,24 +453,40 @@ mod tests {
             other => panic!("expected WrongOrientation, got {other}"),
         }
         let message = error.to_string();
-        assert!(message.contains("orientation") && message.contains("FeaturesByCells"), "{message}");
+        assert!(
+            message.contains("orientation") && message.contains("FeaturesByCells"),
+            "{message}"
+        );
     }
 
     #[test]
     fn the_second_modality_can_be_the_transposed_one() {
         let (t, e) = t_and_e();
-        let swapped_e = Modality { orientation: Orientation::FeaturesByCells, table: transposed(&e.table), ..e };
+        let swapped_e = Modality {
+            orientation: Orientation::FeaturesByCells,
+            table: transposed(&e.table),
+            ..e
+        };
         let error = Dataset::new(vec![t, swapped_e], None).unwrap_err();
-        assert!(matches!(&error, DataError::WrongOrientation { modality, .. } if modality == "E"), "{error}");
+        assert!(
+            matches!(&error, DataError::WrongOrientation { modality, .. } if modality == "E"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_single_transposed_modality_is_caught_against_the_metadata() {
         let (t, _) = t_and_e();
-        let swapped_t = Modality { orientation: Orientation::CellsByFeatures, table: transposed(&t.table), ..t };
+        let swapped_t = Modality {
+            orientation: Orientation::CellsByFeatures,
+            table: transposed(&t.table),
+            ..t
+        };
         let error = Dataset::new(vec![swapped_t], Some(metadata(&["c1", "c2"]))).unwrap_err();
         match &error {
-            DataError::WrongOrientation { other, suggested, .. } => {
+            DataError::WrongOrientation {
+                other, suggested, ..
+            } => {
                 assert_eq!(other, "the metadata");
                 assert_eq!(*suggested, Orientation::FeaturesByCells);
             }
@@ -368,16 +497,26 @@ mod tests {
     #[test]
     fn a_modality_sharing_no_cell_is_refused() {
         let (t, e) = t_and_e();
-        let stranger = modality("M", Orientation::CellsByFeatures, table(&["x1", "x2"], &["soma depth"]));
+        let stranger = modality(
+            "M",
+            Orientation::CellsByFeatures,
+            table(&["x1", "x2"], &["soma depth"]),
+        );
         let error = Dataset::new(vec![t, e, stranger], None).unwrap_err();
-        assert!(matches!(&error, DataError::NoSharedCells { path, .. } if path == &PathBuf::from("M.csv")), "{error}");
+        assert!(
+            matches!(&error, DataError::NoSharedCells { path, .. } if path == &PathBuf::from("M.csv")),
+            "{error}"
+        );
     }
 
     #[test]
     fn metadata_sharing_no_cell_is_refused() {
         let (t, e) = t_and_e();
         let error = Dataset::new(vec![t, e], Some(metadata(&["x1", "x2"]))).unwrap_err();
-        assert!(matches!(&error, DataError::NoSharedCells { source_name, .. } if source_name == "the metadata"), "{error}");
+        assert!(
+            matches!(&error, DataError::NoSharedCells { source_name, .. } if source_name == "the metadata"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -392,7 +531,10 @@ mod tests {
         let (t, e) = t_and_e();
         let mut short = t.clone();
         short.table.cells.pop();
-        assert!(matches!(Dataset::new(vec![short, e.clone()], None), Err(DataError::Invalid { .. })));
+        assert!(matches!(
+            Dataset::new(vec![short, e.clone()], None),
+            Err(DataError::Invalid { .. })
+        ));
         let mut repeated = t;
         repeated.table.cells[1] = "c1".into();
         let error = Dataset::new(vec![repeated, e], None).unwrap_err();

@@ -29,7 +29,12 @@ impl Metadata {
     /// The values of column `name` in cell order (`None` for a missing label), or `None` if there is no such column.
     pub fn column(&self, name: &str) -> Option<Vec<Option<&str>>> {
         let index = self.column_index(name)?;
-        Some(self.rows.iter().map(|row| non_empty(row.get(index))).collect())
+        Some(
+            self.rows
+                .iter()
+                .map(|row| non_empty(row.get(index)))
+                .collect(),
+        )
     }
 
     /// The label in `column` of the cell `cell_id`; `None` if the column or cell is unknown or the label is empty.
@@ -42,11 +47,19 @@ impl Metadata {
     /// Labels in `column` for each of `cells` (`None` where unknown or empty), or `None` if there is no such column.
     pub fn labels(&self, column: &str, cells: &[String]) -> Option<Vec<Option<String>>> {
         let index = self.column_index(column)?;
-        let rows: HashMap<&str, &Vec<String>> = self.cells.iter().map(String::as_str).zip(&self.rows).collect();
+        let rows: HashMap<&str, &Vec<String>> = self
+            .cells
+            .iter()
+            .map(String::as_str)
+            .zip(&self.rows)
+            .collect();
         Some(
             cells
                 .iter()
-                .map(|cell| non_empty(rows.get(cell.as_str()).and_then(|row| row.get(index))).map(str::to_owned))
+                .map(|cell| {
+                    non_empty(rows.get(cell.as_str()).and_then(|row| row.get(index)))
+                        .map(str::to_owned)
+                })
                 .collect(),
         )
     }
@@ -66,7 +79,9 @@ pub fn read_metadata(path: &Path, id_column: &str) -> Result<Metadata, DataError
     let Some((header, header_line)) = source.header()? else {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
-            message: format!("the file is empty; expected a header line naming the columns, among them '{id_column}'"),
+            message: format!(
+                "the file is empty; expected a header line naming the columns, among them '{id_column}'"
+            ),
         });
     };
     check_unique_columns(path, &header, header_line)?;
@@ -77,8 +92,12 @@ pub fn read_metadata(path: &Path, id_column: &str) -> Result<Metadata, DataError
             available: header,
         });
     };
-    let columns: Vec<String> =
-        header.iter().enumerate().filter(|&(index, _)| index != id_index).map(|(_, name)| name.clone()).collect();
+    let columns: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|&(index, _)| index != id_index)
+        .map(|(_, name)| name.clone())
+        .collect();
     let mut cells = Vec::new();
     let mut rows = Vec::new();
     let mut cell_lines: HashMap<String, u64> = HashMap::new();
@@ -86,7 +105,12 @@ pub fn read_metadata(path: &Path, id_column: &str) -> Result<Metadata, DataError
     while source.next_record(&mut record)? {
         let line = line_of(&record);
         if record.len() != header.len() {
-            return Err(DataError::FieldCount { path: path.to_path_buf(), line, expected: header.len(), found: record.len() });
+            return Err(DataError::FieldCount {
+                path: path.to_path_buf(),
+                line,
+                expected: header.len(),
+                found: record.len(),
+            });
         }
         let mut id = String::new();
         let mut row = Vec::with_capacity(columns.len());
@@ -125,10 +149,16 @@ pub fn read_metadata(path: &Path, id_column: &str) -> Result<Metadata, DataError
     if cells.is_empty() {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
-            message: "the file has a header line but no data rows; expected one row per cell".into(),
+            message: "the file has a header line but no data rows; expected one row per cell"
+                .into(),
         });
     }
-    Ok(Metadata { path: path.to_path_buf(), cells, columns, rows })
+    Ok(Metadata {
+        path: path.to_path_buf(),
+        cells,
+        columns,
+        rows,
+    })
 }
 
 fn check_unique_columns(path: &Path, header: &[String], header_line: u64) -> Result<(), DataError> {
@@ -170,8 +200,14 @@ mod tests {
     #[test]
     fn column_gives_labels_in_cell_order_with_empty_as_missing() {
         let metadata = example();
-        assert_eq!(metadata.column("family"), Some(vec![Some("Vip"), None, Some("Pvalb")]));
-        assert_eq!(metadata.column("layer"), Some(vec![Some("2/3"), Some("5"), None]));
+        assert_eq!(
+            metadata.column("family"),
+            Some(vec![Some("Vip"), None, Some("Pvalb")])
+        );
+        assert_eq!(
+            metadata.column("layer"),
+            Some(vec![Some("2/3"), Some("5"), None])
+        );
         assert_eq!(metadata.column("colour"), None);
     }
 
@@ -188,7 +224,10 @@ mod tests {
     fn labels_follow_the_requested_cells() {
         let metadata = example();
         let cells = vec!["c3".to_owned(), "c9".to_owned(), "c1".to_owned()];
-        assert_eq!(metadata.labels("layer", &cells), Some(vec![None, None, Some("2/3".to_owned())]));
+        assert_eq!(
+            metadata.labels("layer", &cells),
+            Some(vec![None, None, Some("2/3".to_owned())])
+        );
         assert_eq!(metadata.labels("colour", &cells), None);
     }
 }

@@ -31,7 +31,10 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
     let Some((header, header_line)) = source.header()? else {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
-            message: format!("the file is empty; expected a header line ({})", header_hint(orientation)),
+            message: format!(
+                "the file is empty; expected a header line ({})",
+                header_hint(orientation)
+            ),
         });
     };
     let (row_kind, column_kind) = match orientation {
@@ -46,12 +49,25 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
     while source.next_record(&mut record)? {
         let line = line_of(&record);
         if layout.is_none() {
-            layout = Some(Layout::from_header(&source, &header, header_line, record.len(), column_kind)?);
+            layout = Some(Layout::from_header(
+                &source,
+                &header,
+                header_line,
+                record.len(),
+                column_kind,
+            )?);
         }
-        let Some(layout) = layout.as_ref() else { continue };
+        let Some(layout) = layout.as_ref() else {
+            continue;
+        };
         let expected = layout.names.len() + 1;
         if record.len() != expected {
-            return Err(DataError::FieldCount { path: path.to_path_buf(), line, expected, found: record.len() });
+            return Err(DataError::FieldCount {
+                path: path.to_path_buf(),
+                line,
+                expected,
+                found: record.len(),
+            });
         }
         let id = source.text(record.get(0).unwrap_or_default(), line, 0)?;
         if id.is_empty() {
@@ -93,7 +109,9 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
     let Some(layout) = layout else {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
-            message: format!("the file has a header line but no data rows; expected one row per {row_kind}"),
+            message: format!(
+                "the file has a header line but no data rows; expected one row per {row_kind}"
+            ),
         });
     };
     let shape_error = |e: ndarray::ShapeError| DataError::Invalid {
@@ -108,8 +126,11 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
             features: layout.names,
         },
         Orientation::FeaturesByCells => FeatureTable {
-            values: Array2::from_shape_vec((n_columns, n_rows), transpose(&values, n_rows, n_columns))
-                .map_err(shape_error)?,
+            values: Array2::from_shape_vec(
+                (n_columns, n_rows),
+                transpose(&values, n_rows, n_columns),
+            )
+            .map_err(shape_error)?,
             cells: layout.names,
             features: row_ids,
         },
@@ -130,12 +151,18 @@ impl Layout {
         column_kind: &'static str,
     ) -> Result<Self, DataError> {
         let header_names_first_column = header.first().is_some_and(|name| !name.is_empty());
-        let skip = if header_names_first_column && first_row_len == header.len() + 1 { 0 } else { 1 };
+        let skip = if header_names_first_column && first_row_len == header.len() + 1 {
+            0
+        } else {
+            1
+        };
         let names: Vec<String> = header.iter().skip(skip).cloned().collect();
         if names.is_empty() {
             return Err(DataError::Invalid {
                 path: source.path().to_path_buf(),
-                message: format!("the header line names no {column_kind}; expected the id column then one {column_kind} per column"),
+                message: format!(
+                    "the header line names no {column_kind}; expected the id column then one {column_kind} per column"
+                ),
             });
         }
         let mut seen: HashMap<&str, usize> = HashMap::with_capacity(names.len());
@@ -176,8 +203,12 @@ enum ValueProblem {
 impl ValueProblem {
     fn describe(self) -> &'static str {
         match self {
-            Self::NotANumber => "is not a number; expected a number, or an empty field, NaN or NA for a missing value",
-            Self::Infinite => "is infinite; expected a finite number, or an empty field, NaN or NA for a missing value",
+            Self::NotANumber => {
+                "is not a number; expected a number, or an empty field, NaN or NA for a missing value"
+            }
+            Self::Infinite => {
+                "is infinite; expected a finite number, or an empty field, NaN or NA for a missing value"
+            }
         }
     }
 }
@@ -186,8 +217,10 @@ impl ValueProblem {
 fn parse_value(field: &[u8]) -> Result<f64, ValueProblem> {
     let field = field.trim_ascii();
     if !field.is_empty() && field.len() <= 15 && field.iter().all(u8::is_ascii_digit) {
-        let integer = field.iter().fold(0_u64, |acc, &digit| acc * 10 + u64::from(digit - b'0'));
-        #[allow(clippy::cast_precision_loss)] // at most 15 digits: exact in f64
+        let integer = field
+            .iter()
+            .fold(0_u64, |acc, &digit| acc * 10 + u64::from(digit - b'0'));
+        // At most 15 digits: exact in f64.
         return Ok(integer as f64);
     }
     match field {
@@ -197,7 +230,11 @@ fn parse_value(field: &[u8]) -> Result<f64, ValueProblem> {
                 .ok()
                 .and_then(|text| text.parse::<f64>().ok())
                 .ok_or(ValueProblem::NotANumber)?;
-            if value.is_infinite() { Err(ValueProblem::Infinite) } else { Ok(value) }
+            if value.is_infinite() {
+                Err(ValueProblem::Infinite)
+            } else {
+                Ok(value)
+            }
         }
     }
 }
@@ -249,15 +286,25 @@ mod tests {
         assert_eq!(parse_value(b"0"), Ok(0.0));
         assert_eq!(parse_value(b"647018"), Ok(647_018.0));
         assert_eq!(parse_value(b" 12 "), Ok(12.0));
-        assert_eq!(parse_value(b"-33.322207629680626"), Ok(-33.322_207_629_680_626));
+        assert_eq!(
+            parse_value(b"-33.322207629680626"),
+            Ok(-33.322_207_629_680_626)
+        );
         assert_eq!(parse_value(b"1.5e-3"), Ok(0.0015));
-        assert_eq!(parse_value(b"12345678901234567890"), Ok(12_345_678_901_234_567_890.0));
+        assert_eq!(
+            parse_value(b"12345678901234567890"),
+            Ok(12_345_678_901_234_567_890.0)
+        );
     }
 
     #[test]
     fn missing_markers_become_nan() {
         for marker in [&b""[..], b"NA", b"NaN", b"nan", b"  "] {
-            assert!(parse_value(marker).is_ok_and(f64::is_nan), "{:?}", String::from_utf8_lossy(marker));
+            assert!(
+                parse_value(marker).is_ok_and(f64::is_nan),
+                "{:?}",
+                String::from_utf8_lossy(marker)
+            );
         }
     }
 

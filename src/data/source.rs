@@ -29,10 +29,15 @@ pub(super) struct TextSource {
 impl TextSource {
     /// Opens `path`, decompressing gzip data and detecting the delimiter.
     pub(super) fn open(path: &Path) -> Result<Self, DataError> {
-        let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut raw = BufReader::with_capacity(READ_BUFFER, file);
         let gzip = starts_with_gzip_magic(&mut raw, path)?;
-        let named_gz = path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+        let named_gz = path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
         if named_gz && !gzip {
             return Err(DataError::Gzip {
                 path: path.to_path_buf(),
@@ -43,12 +48,16 @@ impl TextSource {
             });
         }
         let mut text: Box<dyn BufRead> = if gzip {
-            Box::new(BufReader::with_capacity(READ_BUFFER, flate2::bufread::MultiGzDecoder::new(raw)))
+            Box::new(BufReader::with_capacity(
+                READ_BUFFER,
+                flate2::bufread::MultiGzDecoder::new(raw),
+            ))
         } else {
             Box::new(raw)
         };
         let mut first_line = Vec::new();
-        text.read_until(b'\n', &mut first_line).map_err(|source| read_error(path, gzip, source))?;
+        text.read_until(b'\n', &mut first_line)
+            .map_err(|source| read_error(path, gzip, source))?;
         let delimiter = detect_delimiter(&first_line);
         let chained: Box<dyn Read> = Box::new(Cursor::new(first_line).chain(text));
         let reader = csv::ReaderBuilder::new()
@@ -57,7 +66,11 @@ impl TextSource {
             .delimiter(delimiter)
             .buffer_capacity(READ_BUFFER)
             .from_reader(chained);
-        Ok(Self { path: path.to_path_buf(), gzip, reader })
+        Ok(Self {
+            path: path.to_path_buf(),
+            gzip,
+            reader,
+        })
     }
 
     /// The file being read.
@@ -91,7 +104,11 @@ impl TextSource {
             .iter()
             .enumerate()
             .map(|(index, field)| {
-                let field = if index == 0 { field.strip_prefix(UTF8_BOM).unwrap_or(field) } else { field };
+                let field = if index == 0 {
+                    field.strip_prefix(UTF8_BOM).unwrap_or(field)
+                } else {
+                    field
+                };
                 self.text(field, line, index).map(str::to_owned)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -99,12 +116,20 @@ impl TextSource {
     }
 
     /// `field` (0-based `index` on `line`) as trimmed UTF-8 text.
-    pub(super) fn text<'a>(&self, field: &'a [u8], line: u64, index: usize) -> Result<&'a str, DataError> {
+    pub(super) fn text<'a>(
+        &self,
+        field: &'a [u8],
+        line: u64,
+        index: usize,
+    ) -> Result<&'a str, DataError> {
         std::str::from_utf8(field.trim_ascii()).map_err(|_| DataError::Parse {
             path: self.path.clone(),
             line,
             column: column_number(index),
-            message: format!("'{}' is not valid UTF-8 text", String::from_utf8_lossy(field)),
+            message: format!(
+                "'{}' is not valid UTF-8 text",
+                String::from_utf8_lossy(field)
+            ),
         })
     }
 }
@@ -127,15 +152,24 @@ fn detect_delimiter(header_line: &[u8]) -> u8 {
 }
 
 fn starts_with_gzip_magic(raw: &mut BufReader<File>, path: &Path) -> Result<bool, DataError> {
-    let start = raw.fill_buf().map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let start = raw.fill_buf().map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(start.starts_with(&GZIP_MAGIC))
 }
 
 fn read_error(path: &Path, gzip: bool, source: std::io::Error) -> DataError {
     if gzip {
-        DataError::Gzip { path: path.to_path_buf(), source }
+        DataError::Gzip {
+            path: path.to_path_buf(),
+            source,
+        }
     } else {
-        DataError::Io { path: path.to_path_buf(), source }
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 

@@ -62,20 +62,34 @@ impl FeatureTable {
 
     /// The table restricted to the given rows (cells), in the given order; `None` if an index is out of range.
     pub fn select_cells(&self, rows: &[usize]) -> Option<FeatureTable> {
-        let cells = rows.iter().map(|&row| self.cells.get(row).cloned()).collect::<Option<Vec<_>>>()?;
+        let cells = rows
+            .iter()
+            .map(|&row| self.cells.get(row).cloned())
+            .collect::<Option<Vec<_>>>()?;
         if rows.iter().any(|&row| row >= self.values.nrows()) {
             return None;
         }
-        Some(FeatureTable { cells, features: self.features.clone(), values: self.values.select(Axis(0), rows) })
+        Some(FeatureTable {
+            cells,
+            features: self.features.clone(),
+            values: self.values.select(Axis(0), rows),
+        })
     }
 
     /// The table restricted to the given columns (features), in the given order; `None` if an index is out of range.
     pub fn select_features(&self, columns: &[usize]) -> Option<FeatureTable> {
-        let features = columns.iter().map(|&column| self.features.get(column).cloned()).collect::<Option<Vec<_>>>()?;
+        let features = columns
+            .iter()
+            .map(|&column| self.features.get(column).cloned())
+            .collect::<Option<Vec<_>>>()?;
         if columns.iter().any(|&column| column >= self.values.ncols()) {
             return None;
         }
-        Some(FeatureTable { cells: self.cells.clone(), features, values: self.values.select(Axis(1), columns) })
+        Some(FeatureTable {
+            cells: self.cells.clone(),
+            features,
+            values: self.values.select(Axis(1), columns),
+        })
     }
 }
 
@@ -84,7 +98,11 @@ impl FeatureTable {
 /// values are written as empty fields; infinite values are refused. A path
 /// ending in `.gz` is gzip-compressed; one ending in `.tsv` or `.txt` (before
 /// any `.gz`) is tab-separated.
-pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) -> Result<(), DataError> {
+pub fn write_table(
+    table: &FeatureTable,
+    path: &Path,
+    orientation: Orientation,
+) -> Result<(), DataError> {
     if table.values.dim() != (table.cells.len(), table.features.len()) {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
@@ -96,7 +114,9 @@ pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) 
             ),
         });
     }
-    if let Some(((cell, feature), value)) = table.values.indexed_iter().find(|(_, v)| v.is_infinite()) {
+    if let Some(((cell, feature), value)) =
+        table.values.indexed_iter().find(|(_, v)| v.is_infinite())
+    {
         return Err(DataError::Invalid {
             path: path.to_path_buf(),
             message: format!(
@@ -106,14 +126,23 @@ pub fn write_table(table: &FeatureTable, path: &Path, orientation: Orientation) 
             ),
         });
     }
-    let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = BufWriter::new(File::create(path).map_err(io_err)?);
     let name = path.to_string_lossy();
     let plain = name.strip_suffix(".gz").unwrap_or(&name);
-    let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") { b'\t' } else { b',' };
+    let delimiter = if plain.ends_with(".tsv") || plain.ends_with(".txt") {
+        b'\t'
+    } else {
+        b','
+    };
     let mut file = if name.ends_with(".gz") {
         let encoder = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-        write_records(encoder, table, path, orientation, delimiter)?.finish().map_err(io_err)?
+        write_records(encoder, table, path, orientation, delimiter)?
+            .finish()
+            .map_err(io_err)?
     } else {
         write_records(file, table, path, orientation, delimiter)?
     };
@@ -128,13 +157,25 @@ fn write_records<W: Write>(
     orientation: Orientation,
     delimiter: u8,
 ) -> Result<W, DataError> {
-    let csv_err = |e: csv::Error| DataError::Invalid { path: path.to_path_buf(), message: format!("cannot write: {e}") };
-    let mut writer = csv::WriterBuilder::new().delimiter(delimiter).from_writer(sink);
+    let csv_err = |e: csv::Error| DataError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("cannot write: {e}"),
+    };
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(sink);
     let (corner, column_ids, row_ids, lines) = match orientation {
         Orientation::CellsByFeatures => ("", &table.features, &table.cells, table.values.rows()),
-        Orientation::FeaturesByCells => ("gene", &table.cells, &table.features, table.values.columns()),
+        Orientation::FeaturesByCells => (
+            "gene",
+            &table.cells,
+            &table.features,
+            table.values.columns(),
+        ),
     };
-    writer.write_record(std::iter::once(corner).chain(column_ids.iter().map(String::as_str))).map_err(csv_err)?;
+    writer
+        .write_record(std::iter::once(corner).chain(column_ids.iter().map(String::as_str)))
+        .map_err(csv_err)?;
     let mut text = String::new();
     for (id, line) in row_ids.iter().zip(lines) {
         writer.write_field(id).map_err(csv_err)?;
@@ -145,18 +186,92 @@ fn write_records<W: Write>(
         }
         writer.write_record(None::<&[u8]>).map_err(csv_err)?;
     }
-    writer.into_inner().map_err(|e| DataError::Io { path: path.to_path_buf(), source: e.into_error() })
+    writer.into_inner().map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })
 }
 
 /// Shortest text that reads back as exactly `value`; empty for `NaN`.
 fn format_value(text: &mut String, value: f64) {
     let magnitude = value.abs();
     // Writing to a String cannot fail.
+    let exact_integer =
+        value.fract() == 0.0 && magnitude < 1e15 && !(value == 0.0 && value.is_sign_negative());
     let _ = if value.is_nan() {
         Ok(())
+    } else if exact_integer {
+        // Below 1e15 and integral: exact in i64.
+        write!(text, "{}", value as i64)
     } else if value == 0.0 || (1e-5..1e16).contains(&magnitude) {
         write!(text, "{value}")
     } else {
         write!(text, "{value:e}")
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::*;
+
+    fn example() -> FeatureTable {
+        FeatureTable {
+            cells: vec!["c1".into(), "c2".into(), "c3".into()],
+            features: vec!["a".into(), "b".into(), "c".into()],
+            values: array![
+                [1.0, f64::NAN, 3.0],
+                [4.0, f64::NAN, f64::NAN],
+                [7.0, 8.0, 9.0]
+            ],
+        }
+    }
+
+    #[test]
+    fn missing_values_are_counted_per_feature() {
+        assert_eq!(
+            example().missing_by_feature(),
+            vec![("b".to_owned(), 2), ("c".to_owned(), 1)]
+        );
+    }
+
+    #[test]
+    fn selecting_cells_keeps_ids_and_rows_together() {
+        let selected = example().select_cells(&[2, 0]).unwrap();
+        assert_eq!(selected.cells, vec!["c3", "c1"]);
+        assert_eq!(selected.features, vec!["a", "b", "c"]);
+        assert_eq!(selected.values.row(0).to_vec(), vec![7.0, 8.0, 9.0]);
+        assert_eq!(selected.values[[1, 0]], 1.0);
+        assert!(example().select_cells(&[0, 3]).is_none());
+    }
+
+    #[test]
+    fn selecting_features_keeps_names_and_columns_together() {
+        let selected = example().select_features(&[2]).unwrap();
+        assert_eq!(selected.features, vec!["c"]);
+        assert_eq!(selected.cells.len(), 3);
+        assert_eq!(selected.values.column(0).to_vec()[2], 9.0);
+        assert!(example().select_features(&[5]).is_none());
+    }
+
+    #[test]
+    fn values_are_written_in_their_shortest_exact_form() {
+        let format = |value: f64| {
+            let mut text = String::new();
+            format_value(&mut text, value);
+            text
+        };
+        assert_eq!(format(647_018.0), "647018");
+        assert_eq!(format(-3.0), "-3");
+        assert_eq!(format(-0.0), "-0");
+        assert_eq!(format(0.1), "0.1");
+        assert_eq!(format(1e-9), "1e-9");
+        assert_eq!(format(1.25e20), "1.25e20");
+        assert_eq!(format(f64::NAN), "");
+        assert_eq!(
+            Orientation::CellsByFeatures.flipped(),
+            Orientation::FeaturesByCells
+        );
+    }
 }
