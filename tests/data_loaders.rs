@@ -288,12 +288,13 @@ fn unreadable_gzip_is_reported() {
 
 fn example_table() -> FeatureTable {
     FeatureTable {
-        cells: vec!["c1".into(), "cell, two".into(), "c3".into()],
+        cells: vec!["c1".into(), "cell, two".into(), "c3".into(), "c4".into()],
         features: vec!["Gad1".into(), "AP amp".into()],
         values: array![
             [0.0, 75.569_041_073_322_3],
             [f64::NAN, -1e-9],
-            [1.25e20, f64::NAN]
+            [1.25e20, f64::NAN],
+            [-0.0, 123_456_789_012.0]
         ],
     }
 }

@@ -110,7 +110,7 @@ pub enum DataError {
     },
     /// A modality's cell ids and feature names look swapped.
     #[error(
-        "{path}: modality '{modality}' shares no cell id with {other}, but its feature names are {other}'s cell ids: \
+        "{path}: modality '{modality}' shares no cell id with {other}, but its feature names match the cell ids of {other}: \
          the orientation looks wrong; it was read as {used:?}, use orientation {suggested:?}",
         path = .path.display()
     )]

@@ -220,7 +220,7 @@ fn parse_value(field: &[u8]) -> Result<f64, ValueProblem> {
         let integer = field
             .iter()
             .fold(0_u64, |acc, &digit| acc * 10 + u64::from(digit - b'0'));
-        #[allow(clippy::cast_precision_loss)] // at most 15 digits: exact in f64
+        // At most 15 digits: exact in f64.
         return Ok(integer as f64);
     }
     match field {

@@ -196,11 +196,82 @@ fn write_records<W: Write>(
 fn format_value(text: &mut String, value: f64) {
     let magnitude = value.abs();
     // Writing to a String cannot fail.
+    let exact_integer =
+        value.fract() == 0.0 && magnitude < 1e15 && !(value == 0.0 && value.is_sign_negative());
     let _ = if value.is_nan() {
         Ok(())
+    } else if exact_integer {
+        // Below 1e15 and integral: exact in i64.
+        write!(text, "{}", value as i64)
     } else if value == 0.0 || (1e-5..1e16).contains(&magnitude) {
         write!(text, "{value}")
     } else {
         write!(text, "{value:e}")
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::array;
+
+    use super::*;
+
+    fn example() -> FeatureTable {
+        FeatureTable {
+            cells: vec!["c1".into(), "c2".into(), "c3".into()],
+            features: vec!["a".into(), "b".into(), "c".into()],
+            values: array![
+                [1.0, f64::NAN, 3.0],
+                [4.0, f64::NAN, f64::NAN],
+                [7.0, 8.0, 9.0]
+            ],
+        }
+    }
+
+    #[test]
+    fn missing_values_are_counted_per_feature() {
+        assert_eq!(
+            example().missing_by_feature(),
+            vec![("b".to_owned(), 2), ("c".to_owned(), 1)]
+        );
+    }
+
+    #[test]
+    fn selecting_cells_keeps_ids_and_rows_together() {
+        let selected = example().select_cells(&[2, 0]).unwrap();
+        assert_eq!(selected.cells, vec!["c3", "c1"]);
+        assert_eq!(selected.features, vec!["a", "b", "c"]);
+        assert_eq!(selected.values.row(0).to_vec(), vec![7.0, 8.0, 9.0]);
+        assert_eq!(selected.values[[1, 0]], 1.0);
+        assert!(example().select_cells(&[0, 3]).is_none());
+    }
+
+    #[test]
+    fn selecting_features_keeps_names_and_columns_together() {
+        let selected = example().select_features(&[2]).unwrap();
+        assert_eq!(selected.features, vec!["c"]);
+        assert_eq!(selected.cells.len(), 3);
+        assert_eq!(selected.values.column(0).to_vec()[2], 9.0);
+        assert!(example().select_features(&[5]).is_none());
+    }
+
+    #[test]
+    fn values_are_written_in_their_shortest_exact_form() {
+        let format = |value: f64| {
+            let mut text = String::new();
+            format_value(&mut text, value);
+            text
+        };
+        assert_eq!(format(647_018.0), "647018");
+        assert_eq!(format(-3.0), "-3");
+        assert_eq!(format(-0.0), "-0");
+        assert_eq!(format(0.1), "0.1");
+        assert_eq!(format(1e-9), "1e-9");
+        assert_eq!(format(1.25e20), "1.25e20");
+        assert_eq!(format(f64::NAN), "");
+        assert_eq!(
+            Orientation::CellsByFeatures.flipped(),
+            Orientation::FeaturesByCells
+        );
+    }
 }
