@@ -1,7 +1,7 @@
 //! Shared plumbing for steps: keeping a subset of cells or features of a
 //! table, and the outcome a step hands back to the report.
 
-use ndarray::Axis;
+use ndarray::{Array2, Axis};
 
 use super::StepDetail;
 use crate::data::FeatureTable;
@@ -33,6 +33,9 @@ impl Outcome {
 /// Keeps the cells (rows) for which `keep` is true; returns the table and
 /// the ids of the removed cells.
 pub(super) fn keep_cells(table: FeatureTable, keep: &[bool]) -> (FeatureTable, Vec<String>) {
+    if keep.iter().all(|&k| k) {
+        return (table, Vec::new());
+    }
     let rows: Vec<usize> = (0..keep.len()).filter(|&i| keep[i]).collect();
     let dropped = table
         .cells
@@ -56,9 +59,16 @@ pub(super) fn keep_cells(table: FeatureTable, keep: &[bool]) -> (FeatureTable, V
     )
 }
 
-/// Keeps the features (columns) at `columns`, in that order.
+/// Keeps the features (columns) at `columns`, in that order; every index
+/// must be in range (callers compute them from the table). The new matrix is
+/// filled row by row, so a row-major input is read along its rows.
 pub(super) fn take_features(table: FeatureTable, columns: &[usize]) -> FeatureTable {
-    let values = table.values.select(Axis(1), columns);
+    let mut values = Array2::zeros((table.values.nrows(), columns.len()));
+    for (mut target, source) in values.rows_mut().into_iter().zip(table.values.rows()) {
+        for (t, &j) in target.iter_mut().zip(columns) {
+            *t = source[j];
+        }
+    }
     let features = columns
         .iter()
         .filter_map(|&j| table.features.get(j).cloned())
@@ -73,6 +83,9 @@ pub(super) fn take_features(table: FeatureTable, columns: &[usize]) -> FeatureTa
 /// Keeps the features for which `keep` is true, in their current order;
 /// returns the table and the names of the removed features.
 pub(super) fn keep_features(table: FeatureTable, keep: &[bool]) -> (FeatureTable, Vec<String>) {
+    if keep.iter().all(|&k| k) {
+        return (table, Vec::new());
+    }
     let columns: Vec<usize> = (0..keep.len()).filter(|&j| keep[j]).collect();
     let dropped = table
         .features
