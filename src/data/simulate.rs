@@ -100,12 +100,40 @@ pub fn simulate(config: &SimulationConfig) -> Result<SimulatedData, SimulateErro
     config.validate()?;
     let hierarchy = hierarchy::build_hierarchy(config);
     let type_families: Vec<usize> = hierarchy.types.iter().map(|t| t.family).collect();
-    let metadata = hierarchy::draw_cells(config, &hierarchy, &mut stream(config.seed, Stream::Hierarchy))?;
-    let expression_truth =
-        expression::build_expression_truth(config, &type_families, &mut stream(config.seed, Stream::ExpressionTruth))?;
-    let ephys_truth = ephys::build_ephys_truth(config, &type_families, &mut stream(config.seed, Stream::EphysTruth));
-    let expression =
-        expression::draw_counts(config, &expression_truth, &metadata, &mut stream(config.seed, Stream::Counts))?;
-    let ephys = ephys::draw_ephys(config, &ephys_truth, &metadata, &mut stream(config.seed, Stream::EphysValues))?;
-    Ok(SimulatedData { config: config.clone(), hierarchy, expression_truth, ephys_truth, metadata, expression, ephys })
+    let metadata = hierarchy::draw_cells(
+        config,
+        &hierarchy,
+        &mut stream(config.seed, Stream::Hierarchy),
+    )?;
+    let expression_truth = expression::build_expression_truth(
+        config,
+        &type_families,
+        &mut stream(config.seed, Stream::ExpressionTruth),
+    )?;
+    let ephys_truth = ephys::build_ephys_truth(
+        config,
+        &type_families,
+        &mut stream(config.seed, Stream::EphysTruth),
+    );
+    let expression = expression::draw_counts(
+        config,
+        &expression_truth,
+        &metadata,
+        &mut stream(config.seed, Stream::Counts),
+    )?;
+    let ephys = ephys::draw_ephys(
+        config,
+        &ephys_truth,
+        &metadata,
+        &mut stream(config.seed, Stream::EphysValues),
+    )?;
+    Ok(SimulatedData {
+        config: config.clone(),
+        hierarchy,
+        expression_truth,
+        ephys_truth,
+        metadata,
+        expression,
+        ephys,
+    })
 }

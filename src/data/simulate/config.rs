@@ -94,7 +94,8 @@ impl SimulationConfig {
 
     /// Checks every field; the error names the first offending field.
     pub fn validate(&self) -> Result<(), SimulateError> {
-        let bad = |field: &'static str, message: String| Err(SimulateError::Config { field, message });
+        let bad =
+            |field: &'static str, message: String| Err(SimulateError::Config { field, message });
         if self.families == 0 {
             return bad("families", "must be at least 1".into());
         }
@@ -119,7 +120,10 @@ impl SimulationConfig {
         if self.spike_ins >= self.genes {
             return bad(
                 "genes",
-                format!("is {} but must exceed spike_ins ({}) to leave biological genes", self.genes, self.spike_ins),
+                format!(
+                    "is {} but must exceed spike_ins ({}) to leave biological genes",
+                    self.genes, self.spike_ins
+                ),
             );
         }
         let markers = self
@@ -146,8 +150,17 @@ impl SimulationConfig {
         check_at_least("dispersion", self.dispersion, 0.0)?;
         check_at_least("library_spread", self.library_spread, 0.0)?;
         check_at_least("ephys_noise", self.ephys_noise, 0.0)?;
-        if !(self.library_size.is_finite() && self.library_size > 0.0 && self.library_size <= MAX_LIBRARY_SIZE) {
-            return bad("library_size", format!("is {} but must be in (0, {MAX_LIBRARY_SIZE:e}]", self.library_size));
+        if !(self.library_size.is_finite()
+            && self.library_size > 0.0
+            && self.library_size <= MAX_LIBRARY_SIZE)
+        {
+            return bad(
+                "library_size",
+                format!(
+                    "is {} but must be in (0, {MAX_LIBRARY_SIZE:e}]",
+                    self.library_size
+                ),
+            );
         }
         if self.ephys_features == 0 {
             return bad("ephys_features", "must be at least 1".into());
@@ -171,7 +184,10 @@ fn check_at_least(field: &'static str, value: f64, minimum: f64) -> Result<(), S
     if value.is_finite() && value >= minimum {
         Ok(())
     } else {
-        Err(SimulateError::Config { field, message: format!("is {value} but must be a finite number >= {minimum}") })
+        Err(SimulateError::Config {
+            field,
+            message: format!("is {value} but must be a finite number >= {minimum}"),
+        })
     }
 }
 
@@ -179,7 +195,10 @@ fn check_fraction(field: &'static str, value: f64) -> Result<(), SimulateError> 
     if (0.0..1.0).contains(&value) {
         Ok(())
     } else {
-        Err(SimulateError::Config { field, message: format!("is {value} but must be in [0, 1)") })
+        Err(SimulateError::Config {
+            field,
+            message: format!("is {value} but must be in [0, 1)"),
+        })
     }
 }
 
@@ -202,28 +221,111 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_field() {
         let base = SimulationConfig::default();
-        assert_eq!(field_of(&SimulationConfig { cells: 0, ..base.clone() }), "cells");
-        assert_eq!(field_of(&SimulationConfig { cells: 5, ..base.clone() }), "cells");
-        assert_eq!(field_of(&SimulationConfig { families: 0, ..base.clone() }), "families");
-        assert_eq!(field_of(&SimulationConfig { types_per_family: 0, ..base.clone() }), "types_per_family");
-        assert_eq!(field_of(&SimulationConfig { genes: 50, ..base.clone() }), "genes");
-        assert_eq!(field_of(&SimulationConfig { genes: 3, ..base.clone() }), "genes");
-        assert_eq!(field_of(&SimulationConfig { t_only_fraction: 1.0, ..base.clone() }), "t_only_fraction");
-        assert_eq!(field_of(&SimulationConfig { e_only_fraction: -0.1, ..base.clone() }), "e_only_fraction");
         assert_eq!(
-            field_of(&SimulationConfig { t_only_fraction: 0.6, e_only_fraction: 0.4, ..base.clone() }),
+            field_of(&SimulationConfig {
+                cells: 0,
+                ..base.clone()
+            }),
+            "cells"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                cells: 5,
+                ..base.clone()
+            }),
+            "cells"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                families: 0,
+                ..base.clone()
+            }),
+            "families"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                types_per_family: 0,
+                ..base.clone()
+            }),
+            "types_per_family"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                genes: 50,
+                ..base.clone()
+            }),
+            "genes"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                genes: 3,
+                ..base.clone()
+            }),
+            "genes"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                t_only_fraction: 1.0,
+                ..base.clone()
+            }),
+            "t_only_fraction"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                e_only_fraction: -0.1,
+                ..base.clone()
+            }),
             "e_only_fraction"
         );
-        assert_eq!(field_of(&SimulationConfig { dispersion: f64::NAN, ..base.clone() }), "dispersion");
-        assert_eq!(field_of(&SimulationConfig { library_size: 0.0, ..base.clone() }), "library_size");
-        assert_eq!(field_of(&SimulationConfig { marker_fold_change: 0.5, ..base.clone() }), "marker_fold_change");
-        assert_eq!(field_of(&SimulationConfig { ephys_features: 0, ..base }), "ephys_features");
+        assert_eq!(
+            field_of(&SimulationConfig {
+                t_only_fraction: 0.6,
+                e_only_fraction: 0.4,
+                ..base.clone()
+            }),
+            "e_only_fraction"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                dispersion: f64::NAN,
+                ..base.clone()
+            }),
+            "dispersion"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                library_size: 0.0,
+                ..base.clone()
+            }),
+            "library_size"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                marker_fold_change: 0.5,
+                ..base.clone()
+            }),
+            "marker_fold_change"
+        );
+        assert_eq!(
+            field_of(&SimulationConfig {
+                ephys_features: 0,
+                ..base
+            }),
+            "ephys_features"
+        );
     }
 
     #[test]
     fn error_message_explains_marker_budget() {
-        let config = SimulationConfig { genes: 60, ..SimulationConfig::default() };
-        let message = config.validate().map_err(|e| e.to_string()).err().unwrap_or_default();
+        let config = SimulationConfig {
+            genes: 60,
+            ..SimulationConfig::default()
+        };
+        let message = config
+            .validate()
+            .map_err(|e| e.to_string())
+            .err()
+            .unwrap_or_default();
         assert!(message.contains("genes"), "{message}");
         assert!(message.contains("markers need 92"), "{message}");
     }

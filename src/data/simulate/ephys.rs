@@ -99,7 +99,11 @@ const FEATURES: [(&str, EphysKind, f64, f64); 16] = [
     ("AP amp CV", EphysKind::Gaussian, 0.05, 0.02),
 ];
 
-const SHAPES: [StateShape; 3] = [StateShape::Linear, StateShape::Sigmoid, StateShape::Quadratic];
+const SHAPES: [StateShape; 3] = [
+    StateShape::Linear,
+    StateShape::Sigmoid,
+    StateShape::Quadratic,
+];
 
 /// Draws the ground truth of every feature for `types` (each with its family index).
 pub fn build_ephys_truth(
@@ -107,7 +111,8 @@ pub fn build_ephys_truth(
     type_families: &[usize],
     rng: &mut ChaCha8Rng,
 ) -> Vec<EphysFeature> {
-    let family_centres: Vec<[f64; LATENT_DIM]> = (0..config.families).map(|_| gaussian(1.0, rng)).collect();
+    let family_centres: Vec<[f64; LATENT_DIM]> =
+        (0..config.families).map(|_| gaussian(1.0, rng)).collect();
     let positions: Vec<[f64; LATENT_DIM]> = type_families
         .iter()
         .map(|&f| {
@@ -119,14 +124,16 @@ pub fn build_ephys_truth(
     let projection_sd = (1.0 / LATENT_DIM as f64).sqrt();
     (0..config.ephys_features)
         .map(|f| {
-            let (name, kind, centre, scale) = FEATURES
-                .get(f)
-                .map_or_else(|| (format!("Ephys {}", f + 1), EphysKind::Gaussian, 0.0, 1.0), |&(n, k, c, s)| {
-                    (n.to_string(), k, c, s)
-                });
+            let (name, kind, centre, scale) = FEATURES.get(f).map_or_else(
+                || (format!("Ephys {}", f + 1), EphysKind::Gaussian, 0.0, 1.0),
+                |&(n, k, c, s)| (n.to_string(), k, c, s),
+            );
             let w = gaussian(projection_sd, rng);
             let v = gaussian(projection_sd, rng);
-            let raw: Vec<f64> = positions.iter().map(|u| 1.5 * dot(&w, u).tanh() + 0.5 * dot(&v, u).powi(2)).collect();
+            let raw: Vec<f64> = positions
+                .iter()
+                .map(|u| 1.5 * dot(&w, u).tanh() + 0.5 * dot(&v, u).powi(2))
+                .collect();
             let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
             let state_effect = sign * rng.random_range(STATE_EFFECT.0..=STATE_EFFECT.1);
             EphysFeature {
@@ -159,7 +166,10 @@ fn standardise(values: &[f64]) -> Vec<f64> {
     let n = values.len().max(1) as f64;
     let mean = values.iter().sum::<f64>() / n;
     let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-    values.iter().map(|v| if sd > 1e-12 { (v - mean) / sd } else { 0.0 }).collect()
+    values
+        .iter()
+        .map(|v| if sd > 1e-12 { (v - mean) / sd } else { 0.0 })
+        .collect()
 }
 
 /// Draws the ephys values of every cell that has them, in cell order.
@@ -174,8 +184,14 @@ pub fn draw_ephys(
     for (mut row, cell) in values.rows_mut().into_iter().zip(&measured) {
         for (value, feature) in row.iter_mut().zip(features) {
             let noise: f64 = StandardNormal.sample(rng);
-            let centre = feature.type_centres.get(cell.cell_type).copied().unwrap_or_default();
-            let z = centre + feature.state_effect * feature.state_shape.at(cell.state) + config.ephys_noise * noise;
+            let centre = feature
+                .type_centres
+                .get(cell.cell_type)
+                .copied()
+                .unwrap_or_default();
+            let z = centre
+                + feature.state_effect * feature.state_shape.at(cell.state)
+                + config.ephys_noise * noise;
             *value = record(feature, z, rng)?;
         }
     }
@@ -194,14 +210,19 @@ fn record(feature: &EphysFeature, z: f64, rng: &mut ChaCha8Rng) -> Result<f64, S
         EphysKind::Count => {
             let mean = feature.centre * (feature.scale * z).exp();
             Poisson::new(mean)
-                .map_err(|e| SimulateError::Numeric(format!("{} count with mean {mean}: {e}", feature.name)))?
+                .map_err(|e| {
+                    SimulateError::Numeric(format!("{} count with mean {mean}: {e}", feature.name))
+                })?
                 .sample(rng)
         }
     };
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(SimulateError::Numeric(format!("{} is not finite at latent value {z}", feature.name)))
+        Err(SimulateError::Numeric(format!(
+            "{} is not finite at latent value {z}",
+            feature.name
+        )))
     }
 }
 
@@ -240,14 +261,21 @@ mod tests {
 
     #[test]
     fn features_beyond_the_named_ones_get_generic_names() {
-        let config = SimulationConfig { ephys_features: 18, ..SimulationConfig::default() };
+        let config = SimulationConfig {
+            ephys_features: 18,
+            ..SimulationConfig::default()
+        };
         let features = build_ephys_truth(&config, &[0, 1, 2], &mut ChaCha8Rng::seed_from_u64(2));
         assert_eq!(features.len(), 18);
         assert_eq!(features[4].name, "R_input");
         assert_eq!(features[4].kind, EphysKind::Skewed);
         assert_eq!(features[9].kind, EphysKind::Count);
         assert_eq!(features[17].name, "Ephys 18");
-        assert!(features.iter().all(|f| f.state_effect.abs() >= 1.0 && f.type_centres.len() == 3));
+        assert!(
+            features
+                .iter()
+                .all(|f| f.state_effect.abs() >= 1.0 && f.type_centres.len() == 3)
+        );
     }
 
     #[test]

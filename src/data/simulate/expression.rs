@@ -68,7 +68,9 @@ pub fn build_expression_truth(
 ) -> Result<ExpressionTruth, SimulateError> {
     let biological = config.biological_genes();
     let width = biological.to_string().len().max(3);
-    let mut genes: Vec<String> = (1..=biological).map(|g| format!("Gene{g:0width$}")).collect();
+    let mut genes: Vec<String> = (1..=biological)
+        .map(|g| format!("Gene{g:0width$}"))
+        .collect();
     genes.extend((0..config.spike_ins).map(spike_in_name));
     let spike_ins: Vec<usize> = (biological..config.genes).collect();
 
@@ -80,18 +82,28 @@ pub fn build_expression_truth(
         chosen.sort_unstable();
         chosen
     };
-    let family_markers: Vec<Vec<usize>> = (0..config.families).map(|_| take(config.family_markers)).collect();
-    let type_markers: Vec<Vec<usize>> = type_families.iter().map(|_| take(config.type_markers)).collect();
+    let family_markers: Vec<Vec<usize>> = (0..config.families)
+        .map(|_| take(config.family_markers))
+        .collect();
+    let type_markers: Vec<Vec<usize>> = type_families
+        .iter()
+        .map(|_| take(config.type_markers))
+        .collect();
     let max_log_fold = config.state_fold_change.ln();
     let state_genes = take(config.state_genes)
         .into_iter()
         .map(|gene| {
             let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
-            StateGene { gene, log_fold: sign * max_log_fold * rng.random_range(0.5..=1.0) }
+            StateGene {
+                gene,
+                log_fold: sign * max_log_fold * rng.random_range(0.5..=1.0),
+            }
         })
         .collect();
 
-    let normal = |mean: f64, sd: f64| Normal::new(mean, sd).map_err(|e| SimulateError::Numeric(e.to_string()));
+    let normal = |mean: f64, sd: f64| {
+        Normal::new(mean, sd).map_err(|e| SimulateError::Numeric(e.to_string()))
+    };
     let ordinary = normal(0.0, BASELINE_SD)?;
     let low = normal(MARKER_BASELINE.0, MARKER_BASELINE.1)?;
     let jitter = normal(0.0, TYPE_JITTER_SD)?;
@@ -102,22 +114,43 @@ pub fn build_expression_truth(
         }
         flags
     };
-    let baseline: Vec<f64> =
-        is_marker.iter().map(|&marker| if marker { low.sample(rng) } else { ordinary.sample(rng) }).collect();
+    let baseline: Vec<f64> = is_marker
+        .iter()
+        .map(|&marker| {
+            if marker {
+                low.sample(rng)
+            } else {
+                ordinary.sample(rng)
+            }
+        })
+        .collect();
     let marker_log_fold = config.marker_fold_change.ln();
     let mut log_profile = Array2::zeros((type_families.len(), biological));
     for (t, mut row) in log_profile.rows_mut().into_iter().enumerate() {
         for (value, base) in row.iter_mut().zip(&baseline) {
             *value = base + jitter.sample(rng);
         }
-        let family_genes = type_families.get(t).and_then(|&f| family_markers.get(f)).into_iter().flatten();
+        let family_genes = type_families
+            .get(t)
+            .and_then(|&f| family_markers.get(f))
+            .into_iter()
+            .flatten();
         for &g in family_genes.chain(type_markers.get(t).into_iter().flatten()) {
             row[g] += marker_log_fold;
         }
     }
-    let spike_in_means =
-        (0..config.spike_ins).map(|_| config.library_size * SPIKE_IN_SHARE * rng.random_range(0.5..1.5)).collect();
-    Ok(ExpressionTruth { genes, spike_ins, family_markers, type_markers, state_genes, log_profile, spike_in_means })
+    let spike_in_means = (0..config.spike_ins)
+        .map(|_| config.library_size * SPIKE_IN_SHARE * rng.random_range(0.5..1.5))
+        .collect();
+    Ok(ExpressionTruth {
+        genes,
+        spike_ins,
+        family_markers,
+        type_markers,
+        state_genes,
+        log_profile,
+        spike_in_means,
+    })
 }
 
 /// ERCC-style names; the first three are those found in the M1 Patch-seq data.
@@ -140,7 +173,10 @@ pub fn draw_counts(
     let mut log_mean = vec![0.0; biological];
     for (mut row, cell) in values.rows_mut().into_iter().zip(&measured) {
         let profile = truth.log_profile.row(cell.cell_type);
-        log_mean.iter_mut().zip(profile.iter()).for_each(|(m, &p)| *m = p);
+        log_mean
+            .iter_mut()
+            .zip(profile.iter())
+            .for_each(|(m, &p)| *m = p);
         for state_gene in &truth.state_genes {
             log_mean[state_gene.gene] += state_gene.log_fold * cell.state;
         }
@@ -156,14 +192,29 @@ pub fn draw_counts(
             row[g] = negative_binomial(mean * capture, 0.0, rng)?;
         }
     }
-    Ok(FeatureTable { cells: measured.iter().map(|c| c.cell_id.clone()).collect(), features: truth.genes.clone(), values })
+    Ok(FeatureTable {
+        cells: measured.iter().map(|c| c.cell_id.clone()).collect(),
+        features: truth.genes.clone(),
+        values,
+    })
 }
 
 /// One Gamma-Poisson draw with the given mean and dispersion (0: Poisson).
-fn negative_binomial(mean: f64, dispersion: f64, rng: &mut ChaCha8Rng) -> Result<f64, SimulateError> {
-    let numeric = |message: String| SimulateError::Numeric(format!("count with mean {mean}: {message}"));
+fn negative_binomial(
+    mean: f64,
+    dispersion: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<f64, SimulateError> {
+    let numeric =
+        |message: String| SimulateError::Numeric(format!("count with mean {mean}: {message}"));
+    if mean <= 0.0 {
+        // A profile share can underflow to zero; such a gene is simply not detected.
+        return Ok(0.0);
+    }
     let rate = if dispersion > 0.0 {
-        Gamma::new(1.0 / dispersion, mean * dispersion).map_err(|e| numeric(e.to_string()))?.sample(rng)
+        Gamma::new(1.0 / dispersion, mean * dispersion)
+            .map_err(|e| numeric(e.to_string()))?
+            .sample(rng)
     } else {
         mean
     };
@@ -173,7 +224,9 @@ fn negative_binomial(mean: f64, dispersion: f64, rng: &mut ChaCha8Rng) -> Result
     if rate <= 0.0 {
         return Ok(0.0);
     }
-    Ok(Poisson::new(rate).map_err(|e| numeric(e.to_string()))?.sample(rng))
+    Ok(Poisson::new(rate)
+        .map_err(|e| numeric(e.to_string()))?
+        .sample(rng))
 }
 
 #[cfg(test)]
@@ -186,7 +239,9 @@ mod tests {
     fn negative_binomial_matches_its_moments() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (mean, phi) = (20.0, 0.5);
-        let draws: Vec<f64> = (0..20_000).map(|_| negative_binomial(mean, phi, &mut rng).unwrap()).collect();
+        let draws: Vec<f64> = (0..20_000)
+            .map(|_| negative_binomial(mean, phi, &mut rng).unwrap())
+            .collect();
         let m = draws.iter().sum::<f64>() / draws.len() as f64;
         let v = draws.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (draws.len() - 1) as f64;
         // Expected variance 20 + 0.5 * 400 = 220; sampling error of these moments is a few percent.
@@ -198,7 +253,9 @@ mod tests {
     #[test]
     fn poisson_when_dispersion_is_zero_and_zero_mean_gives_zero() {
         let mut rng = ChaCha8Rng::seed_from_u64(12);
-        let draws: Vec<f64> = (0..20_000).map(|_| negative_binomial(5.0, 0.0, &mut rng).unwrap()).collect();
+        let draws: Vec<f64> = (0..20_000)
+            .map(|_| negative_binomial(5.0, 0.0, &mut rng).unwrap())
+            .collect();
         let m = draws.iter().sum::<f64>() / draws.len() as f64;
         let v = draws.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (draws.len() - 1) as f64;
         assert!((v / m - 1.0).abs() < 0.1, "Poisson variance/mean {}", v / m);
@@ -207,10 +264,20 @@ mod tests {
 
     #[test]
     fn markers_are_disjoint_and_spike_ins_are_named_last() {
-        let config = SimulationConfig { genes: 120, ..SimulationConfig::default() };
+        let config = SimulationConfig {
+            genes: 120,
+            ..SimulationConfig::default()
+        };
         let families = [0, 0, 0, 1, 1, 1, 2, 2, 2];
-        let truth = build_expression_truth(&config, &families, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
-        let mut all: Vec<usize> = truth.family_markers.iter().chain(&truth.type_markers).flatten().copied().collect();
+        let truth =
+            build_expression_truth(&config, &families, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+        let mut all: Vec<usize> = truth
+            .family_markers
+            .iter()
+            .chain(&truth.type_markers)
+            .flatten()
+            .copied()
+            .collect();
         all.extend(truth.state_genes.iter().map(|s| s.gene));
         let before = all.len();
         all.sort_unstable();
@@ -218,7 +285,10 @@ mod tests {
         assert_eq!(all.len(), before);
         assert_eq!(before, 92);
         assert!(all.iter().all(|&g| g < 117));
-        assert_eq!(&truth.genes[117..], ["ERCC-00009", "ERCC-00108", "ERCC-00136"]);
+        assert_eq!(
+            &truth.genes[117..],
+            ["ERCC-00009", "ERCC-00108", "ERCC-00136"]
+        );
         assert_eq!(truth.genes[0], "Gene001");
     }
 }

@@ -14,8 +14,9 @@ use rand_distr::{Distribution, Gamma, StandardNormal};
 use super::{SimulateError, SimulationConfig};
 
 const FAMILY_NAMES: [&str; 24] = [
-    "Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Eta", "Theta", "Iota", "Kappa", "Lambda", "Mu", "Nu", "Xi",
-    "Omicron", "Pi", "Rho", "Sigma", "Tau", "Upsilon", "Phi", "Chi", "Psi", "Omega",
+    "Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta", "Eta", "Theta", "Iota", "Kappa",
+    "Lambda", "Mu", "Nu", "Xi", "Omicron", "Pi", "Rho", "Sigma", "Tau", "Upsilon", "Phi", "Chi",
+    "Psi", "Omega",
 ];
 
 /// Shape of the Gamma draws that set the (unnormalised) type proportions;
@@ -62,13 +63,20 @@ pub struct SimulatedCell {
 /// Names the families and types of `config`.
 pub fn build_hierarchy(config: &SimulationConfig) -> Hierarchy {
     let families: Vec<String> = (0..config.families)
-        .map(|f| FAMILY_NAMES.get(f).map_or_else(|| format!("Family {}", f + 1), |name| (*name).to_string()))
+        .map(|f| {
+            FAMILY_NAMES
+                .get(f)
+                .map_or_else(|| format!("Family {}", f + 1), |name| (*name).to_string())
+        })
         .collect();
     let types = families
         .iter()
         .enumerate()
         .flat_map(|(family, name)| {
-            (1..=config.types_per_family).map(move |n| CellType { name: format!("{name} {n}"), family })
+            (1..=config.types_per_family).map(move |n| CellType {
+                name: format!("{name} {n}"),
+                family,
+            })
         })
         .collect();
     Hierarchy { families, types }
@@ -127,8 +135,13 @@ fn fraction_count(cells: usize, fraction: f64) -> usize {
 }
 
 /// Splits `cells` over `types` with uneven random proportions, at least one cell each.
-fn type_sizes(cells: usize, types: usize, rng: &mut ChaCha8Rng) -> Result<Vec<usize>, SimulateError> {
-    let gamma = Gamma::new(PROPORTION_SHAPE, 1.0).map_err(|e| SimulateError::Numeric(e.to_string()))?;
+fn type_sizes(
+    cells: usize,
+    types: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>, SimulateError> {
+    let gamma =
+        Gamma::new(PROPORTION_SHAPE, 1.0).map_err(|e| SimulateError::Numeric(e.to_string()))?;
     let weights: Vec<f64> = (0..types).map(|_| gamma.sample(rng)).collect();
     let total: f64 = weights.iter().sum();
     let spare = cells.saturating_sub(types);
@@ -158,17 +171,28 @@ mod tests {
 
     #[test]
     fn types_are_named_within_families() {
-        let config = SimulationConfig { families: 2, types_per_family: 2, ..SimulationConfig::default() };
+        let config = SimulationConfig {
+            families: 2,
+            types_per_family: 2,
+            ..SimulationConfig::default()
+        };
         let hierarchy = build_hierarchy(&config);
         assert_eq!(hierarchy.families, ["Alpha", "Beta"]);
         let names: Vec<&str> = hierarchy.types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["Alpha 1", "Alpha 2", "Beta 1", "Beta 2"]);
-        assert_eq!(hierarchy.types.iter().map(|t| t.family).collect::<Vec<_>>(), [0, 0, 1, 1]);
+        assert_eq!(
+            hierarchy.types.iter().map(|t| t.family).collect::<Vec<_>>(),
+            [0, 0, 1, 1]
+        );
     }
 
     #[test]
     fn many_families_get_fallback_names() {
-        let config = SimulationConfig { families: 26, types_per_family: 1, ..SimulationConfig::default() };
+        let config = SimulationConfig {
+            families: 26,
+            types_per_family: 1,
+            ..SimulationConfig::default()
+        };
         let hierarchy = build_hierarchy(&config);
         assert_eq!(hierarchy.families[23], "Omega");
         assert_eq!(hierarchy.families[25], "Family 26");
@@ -187,16 +211,30 @@ mod tests {
 
     #[test]
     fn modality_counts_follow_the_fractions() {
-        let config = SimulationConfig { cells: 200, t_only_fraction: 0.1, e_only_fraction: 0.05, ..Default::default() };
+        let config = SimulationConfig {
+            cells: 200,
+            t_only_fraction: 0.1,
+            e_only_fraction: 0.05,
+            ..Default::default()
+        };
         let hierarchy = build_hierarchy(&config);
         let cells = draw_cells(&config, &hierarchy, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
-        let count = |t, e| cells.iter().filter(|c| c.has_t == t && c.has_e == e).count();
+        let count = |t, e| {
+            cells
+                .iter()
+                .filter(|c| c.has_t == t && c.has_e == e)
+                .count()
+        };
         assert_eq!(count(true, false), 20);
         assert_eq!(count(false, true), 10);
         assert_eq!(count(true, true), 170);
         assert_eq!(count(false, false), 0);
         assert_eq!(cells[0].cell_id, "sim0001");
         assert_eq!(cells[199].cell_id, "sim0200");
-        assert!(cells.iter().all(|c| (0.0..=1.0).contains(&c.state) && c.library_size > 0.0));
+        assert!(
+            cells
+                .iter()
+                .all(|c| (0.0..=1.0).contains(&c.state) && c.library_size > 0.0)
+        );
     }
 }

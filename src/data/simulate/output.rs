@@ -15,33 +15,71 @@ use super::{EphysKind, SimulateError, SimulatedData};
 use crate::data::{Orientation, write_table};
 
 /// File names written by [`SimulatedData::write`], in order.
-pub const FILE_NAMES: [&str; 4] = ["gene_counts.csv", "ephys_values.csv", "metadata.csv", "README.md"];
+pub const FILE_NAMES: [&str; 4] = [
+    "gene_counts.csv",
+    "ephys_values.csv",
+    "metadata.csv",
+    "README.md",
+];
 
 impl SimulatedData {
     /// Writes the dataset into `dir` (created if missing) and returns the
     /// paths of `gene_counts.csv`, `ephys_values.csv`, `metadata.csv` and `README.md`.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, SimulateError> {
-        std::fs::create_dir_all(dir).map_err(|source| SimulateError::Io { path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| SimulateError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let [counts, ephys, metadata, readme] = FILE_NAMES;
         Ok(vec![
-            atomically(dir, counts, |tmp| Ok(write_table(&self.expression, tmp, Orientation::FeaturesByCells)?))?,
-            atomically(dir, ephys, |tmp| Ok(write_table(&self.ephys, tmp, Orientation::CellsByFeatures)?))?,
+            atomically(dir, counts, |tmp| {
+                Ok(write_table(
+                    &self.expression,
+                    tmp,
+                    Orientation::FeaturesByCells,
+                )?)
+            })?,
+            atomically(dir, ephys, |tmp| {
+                Ok(write_table(&self.ephys, tmp, Orientation::CellsByFeatures)?)
+            })?,
             atomically(dir, metadata, |tmp| self.write_metadata(tmp))?,
             atomically(dir, readme, |tmp| {
-                std::fs::write(tmp, self.describe())
-                    .map_err(|source| SimulateError::Io { path: tmp.to_path_buf(), source })
+                std::fs::write(tmp, self.describe()).map_err(|source| SimulateError::Io {
+                    path: tmp.to_path_buf(),
+                    source,
+                })
             })?,
         ])
     }
 
     fn write_metadata(&self, path: &Path) -> Result<(), SimulateError> {
-        let io_err = |source| SimulateError::Io { path: path.to_path_buf(), source };
+        let io_err = |source| SimulateError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let csv_err = |e: csv::Error| io_err(std::io::Error::other(e));
         let mut writer = csv::Writer::from_path(path).map_err(csv_err)?;
-        writer.write_record(["cell_id", "rna_family", "rna_type", "state", "has_t", "has_e"]).map_err(csv_err)?;
+        writer
+            .write_record([
+                "cell_id",
+                "rna_family",
+                "rna_type",
+                "state",
+                "has_t",
+                "has_e",
+            ])
+            .map_err(csv_err)?;
         for cell in &self.metadata {
-            let family = self.hierarchy.families.get(cell.family).map_or("", String::as_str);
-            let cell_type = self.hierarchy.types.get(cell.cell_type).map_or("", |t| t.name.as_str());
+            let family = self
+                .hierarchy
+                .families
+                .get(cell.family)
+                .map_or("", String::as_str);
+            let cell_type = self
+                .hierarchy
+                .types
+                .get(cell.cell_type)
+                .map_or("", |t| t.name.as_str());
             writer
                 .write_record([
                     cell.cell_id.as_str(),
@@ -60,14 +98,27 @@ impl SimulatedData {
     /// the `README.md` written next to the data.
     pub fn describe(&self) -> String {
         let config = &self.config;
-        let count = |t: bool, e: bool| self.metadata.iter().filter(|c| c.has_t == t && c.has_e == e).count();
+        let count = |t: bool, e: bool| {
+            self.metadata
+                .iter()
+                .filter(|c| c.has_t == t && c.has_e == e)
+                .count()
+        };
         let genes = &self.expression_truth.genes;
         let gene_names = |indices: &[usize]| {
-            indices.iter().filter_map(|&g| genes.get(g).map(String::as_str)).collect::<Vec<_>>().join(", ")
+            indices
+                .iter()
+                .filter_map(|&g| genes.get(g).map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let mut text = String::new();
         // Writing to a String cannot fail, so the fmt::Results below are ignored.
-        let _ = writeln!(text, "# Simulated Patch-seq dataset (seed {})\n", config.seed);
+        let _ = writeln!(
+            text,
+            "# Simulated Patch-seq dataset (seed {})\n",
+            config.seed
+        );
         let _ = writeln!(
             text,
             "Synthetic data with known ground truth, written by `patchbench simulate`. Cells belong to a \
@@ -83,7 +134,10 @@ impl SimulatedData {
             config.state_fold_change,
             config.ephys_noise
         );
-        let _ = writeln!(text, "## Files\n\n| file | shape | content |\n|---|---|---|");
+        let _ = writeln!(
+            text,
+            "## Files\n\n| file | shape | content |\n|---|---|---|"
+        );
         let _ = writeln!(
             text,
             "| `gene_counts.csv` | {} genes x {} cells | integer counts; header `gene,<cell ids>` |",
@@ -109,26 +163,61 @@ impl SimulatedData {
             count(true, false),
             count(false, true)
         );
-        let _ = writeln!(text, "| family | type | cells | type markers |\n|---|---|---|---|");
+        let _ = writeln!(
+            text,
+            "| family | type | cells | type markers |\n|---|---|---|---|"
+        );
         for (t, cell_type) in self.hierarchy.types.iter().enumerate() {
-            let family = self.hierarchy.families.get(cell_type.family).map_or("", String::as_str);
+            let family = self
+                .hierarchy
+                .families
+                .get(cell_type.family)
+                .map_or("", String::as_str);
             let cells = self.metadata.iter().filter(|c| c.cell_type == t).count();
-            let markers = self.expression_truth.type_markers.get(t).map_or_else(String::new, |m| gene_names(m));
-            let _ = writeln!(text, "| {family} | {} | {cells} | {markers} |", cell_type.name);
+            let markers = self
+                .expression_truth
+                .type_markers
+                .get(t)
+                .map_or_else(String::new, |m| gene_names(m));
+            let _ = writeln!(
+                text,
+                "| {family} | {} | {cells} | {markers} |",
+                cell_type.name
+            );
         }
         let _ = writeln!(text, "\n## Genes\n");
-        for (family, markers) in self.hierarchy.families.iter().zip(&self.expression_truth.family_markers) {
+        for (family, markers) in self
+            .hierarchy
+            .families
+            .iter()
+            .zip(&self.expression_truth.family_markers)
+        {
             let _ = writeln!(text, "* {family} family markers: {}", gene_names(markers));
         }
         let state_genes: Vec<String> = self
             .expression_truth
             .state_genes
             .iter()
-            .filter_map(|s| genes.get(s.gene).map(|name| format!("{name} (x{:.2})", s.log_fold.exp())))
+            .filter_map(|s| {
+                genes
+                    .get(s.gene)
+                    .map(|name| format!("{name} (x{:.2})", s.log_fold.exp()))
+            })
             .collect();
-        let _ = writeln!(text, "* State genes (fold change from state 0 to 1): {}", state_genes.join(", "));
-        let _ = writeln!(text, "* Spike-ins (technical): {}\n", gene_names(&self.expression_truth.spike_ins));
-        let _ = writeln!(text, "## Ephys features\n\n| feature | kind | state shape | state effect |\n|---|---|---|---|");
+        let _ = writeln!(
+            text,
+            "* State genes (fold change from state 0 to 1): {}",
+            state_genes.join(", ")
+        );
+        let _ = writeln!(
+            text,
+            "* Spike-ins (technical): {}\n",
+            gene_names(&self.expression_truth.spike_ins)
+        );
+        let _ = writeln!(
+            text,
+            "## Ephys features\n\n| feature | kind | state shape | state effect |\n|---|---|---|---|"
+        );
         for feature in &self.ephys_truth {
             let kind = match feature.kind {
                 EphysKind::Gaussian => "Gaussian",
@@ -160,7 +249,10 @@ fn atomically(
     let target = dir.join(name);
     let temporary = dir.join(format!(".{name}.partial"));
     let result = write(&temporary).and_then(|()| {
-        std::fs::rename(&temporary, &target).map_err(|source| SimulateError::Io { path: target.clone(), source })
+        std::fs::rename(&temporary, &target).map_err(|source| SimulateError::Io {
+            path: target.clone(),
+            source,
+        })
     });
     if result.is_err() {
         // Best effort: the write already failed, and a leftover temporary file is harmless.
