@@ -207,6 +207,10 @@ fn negative_binomial(
 ) -> Result<f64, SimulateError> {
     let numeric =
         |message: String| SimulateError::Numeric(format!("count with mean {mean}: {message}"));
+    if mean <= 0.0 {
+        // A profile share can underflow to zero; such a gene is simply not detected.
+        return Ok(0.0);
+    }
     let rate = if dispersion > 0.0 {
         Gamma::new(1.0 / dispersion, mean * dispersion)
             .map_err(|e| numeric(e.to_string()))?
