@@ -265,7 +265,8 @@ mod tests {
         let mut s = store();
         let bn = BatchNorm::new(&mut s, "bn", 2, true).unwrap();
         let x = Array2::from_shape_vec((4, 2), vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0]).unwrap();
-        let y = bn.forward(&mut s, Var::from_array(s.device(), &x).unwrap(), Mode::Train).unwrap().to_array().unwrap();
+        let xv = Var::from_array(s.device(), &x).unwrap();
+        let y = bn.forward(&mut s, xv, Mode::Train).unwrap().to_array().unwrap();
         for col in y.columns() {
             assert!(col.mean().unwrap().abs() < 1e-5);
             let var = col.mapv(|v| v * v).mean().unwrap();
@@ -276,7 +277,8 @@ mod tests {
         let var = s.vector(bn.running_var).unwrap();
         assert!((var[0] - (0.99 + 0.01 * 5.0 / 3.0)).abs() < 1e-5, "{var}");
         // Eval mode uses the running statistics: (x - m) / sqrt(v + eps).
-        let e = bn.forward(&mut s, Var::from_array(s.device(), &x).unwrap(), Mode::Eval).unwrap().to_array().unwrap();
+        let xv = Var::from_array(s.device(), &x).unwrap();
+        let e = bn.forward(&mut s, xv, Mode::Eval).unwrap().to_array().unwrap();
         let expect = (1.0 - mean[0]) / (var[0] + 1e-3).sqrt();
         assert!((e[[0, 0]] - expect).abs() < 1e-5);
         assert_eq!(s.vector(bn.running_mean).unwrap(), mean);
