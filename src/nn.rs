@@ -42,10 +42,13 @@
 //! let yv = Var::from_array(store.device(), &y)?;
 //! let h = l1.forward(&store, xv)?.elu()?;
 //! let pred = l2.forward(&store, h)?;
-//! let loss = nn::loss::mse(pred, yv)?
-//!     .add(nn::penalty::group_lasso(&store, l1.weight, 0.1, 1e-12)?)?;
-//! let value = loss.value()?;
+//! let mut lasso = nn::penalty::GroupLasso::new(l1.weight, 0.1, 1e-12);
+//! let loss = nn::loss::mse(pred, yv)?;
+//! let loss_value = loss.value()?;
 //! let mut grads = loss.backward()?;
+//! // The group lasso's gradient goes straight into `grads` (fast path);
+//! // `nn::penalty::group_lasso` is the same penalty on the tape.
+//! let value = loss_value + lasso.apply(&store, &mut grads)?;
 //! adam.step(&mut store, &mut grads)?;
 //! assert!(value.is_finite());
 //! # Ok(())

@@ -3,7 +3,8 @@
 
 use ndarray::Array2;
 use patchbench::nn::{
-    self, Adam, AdamConfig, BatchNorm, DeviceChoice, Linear, Mode, NnError, ParamId, ParamStore, Scalar, Var,
+    self, Adam, AdamConfig, BatchNorm, DeviceChoice, Linear, Mode, NnError, ParamId, ParamStore,
+    Scalar, Var,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,7 +32,9 @@ fn check_gradients(
         let shape = store.shape(id).unwrap();
         let base = store.values(id).unwrap();
         let set = |s: &mut ParamStore, v: Vec<f32>| match shape.as_slice() {
-            [r, c] => s.set_matrix(id, &Array2::from_shape_vec((*r, *c), v).unwrap()).unwrap(),
+            [r, c] => s
+                .set_matrix(id, &Array2::from_shape_vec((*r, *c), v).unwrap())
+                .unwrap(),
             _ => s.set_vector(id, &ndarray::Array1::from_vec(v)).unwrap(),
         };
         for i in 0..base.len() {
@@ -60,8 +63,20 @@ fn check_gradients(
 /// scalar by a fixed random weighting (so no gradient cancels by symmetry).
 fn check_op(name: &str, cols_out: usize, head: impl Fn(Var) -> Result<Var, NnError>) {
     let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
-    let layer = Linear::new(&mut store, name, 3, cols_out, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-    store.set_vector(layer.bias, &ndarray::Array1::from_shape_fn(cols_out, |j| 0.1 * j as f32 - 0.2)).unwrap();
+    let layer = Linear::new(
+        &mut store,
+        name,
+        3,
+        cols_out,
+        &mut ChaCha8Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    store
+        .set_vector(
+            layer.bias,
+            &ndarray::Array1::from_shape_fn(cols_out, |j| 0.1 * j as f32 - 0.2),
+        )
+        .unwrap();
     let x = random(4, 3, 2);
     let weights = random(4, cols_out, 3);
     check_gradients(&mut store, &[layer.weight, layer.bias], 1e-3, |s| {
@@ -98,7 +113,10 @@ fn two_operand_ops_have_correct_gradients() {
         let (a, b) = v.fork();
         let left = a.matmul(Var::from_array(&b.device(), &random(4, 2, 9))?)?;
         let device = left.device();
-        left.concat_cols(b.exp()?.matmul(Var::from_array(&device, &random(4, 2, 8))?)?)
+        left.concat_cols(
+            b.exp()?
+                .matmul(Var::from_array(&device, &random(4, 2, 8))?)?,
+        )
     });
 }
 
@@ -114,17 +132,30 @@ fn losses_have_correct_gradients() {
     let y = random(5, 3, 6);
     let labels = [0usize, 2, 1, 1, 0];
     let soft = Array2::from_shape_fn((5, 3), |(i, j)| if j == labels[i] { 0.8 } else { 0.1 });
-    check_gradients(&mut store, &all[..2], 1e-3, |s| nn::loss::mse(a.forward(s, input(s, &x))?, input(s, &y)));
-    check_gradients(&mut store, &all[..2], 1e-3, |s| nn::loss::cross_entropy_labels(a.forward(s, input(s, &x))?, &labels));
-    check_gradients(&mut store, &all[..2], 1e-3, |s| nn::loss::cross_entropy(a.forward(s, input(s, &x))?, input(s, &soft)));
-    check_gradients(&mut store, &all[..2], 1e-3, |s| nn::loss::kl_categorical_uniform(a.forward(s, input(s, &x))?));
+    check_gradients(&mut store, &all[..2], 1e-3, |s| {
+        nn::loss::mse(a.forward(s, input(s, &x))?, input(s, &y))
+    });
+    check_gradients(&mut store, &all[..2], 1e-3, |s| {
+        nn::loss::cross_entropy_labels(a.forward(s, input(s, &x))?, &labels)
+    });
+    check_gradients(&mut store, &all[..2], 1e-3, |s| {
+        nn::loss::cross_entropy(a.forward(s, input(s, &x))?, input(s, &soft))
+    });
+    check_gradients(&mut store, &all[..2], 1e-3, |s| {
+        nn::loss::kl_categorical_uniform(a.forward(s, input(s, &x))?)
+    });
     check_gradients(&mut store, &all[..4], 1e-3, |s| {
         nn::loss::kl_std_normal(a.forward(s, input(s, &x))?, b.forward(s, input(s, &x))?)
     });
     check_gradients(&mut store, &all, 1e-3, |s| {
         let (x1, x2, x3) = (input(s, &x), input(s, &x), input(s, &x));
         let prior_logvar = c.forward(s, x3)?.tanh()?;
-        nn::loss::kl_normal(a.forward(s, x1)?, b.forward(s, x2)?, input(s, &y), prior_logvar)
+        nn::loss::kl_normal(
+            a.forward(s, x1)?,
+            b.forward(s, x2)?,
+            input(s, &y),
+            prior_logvar,
+        )
     });
     // Gradients reach a learnable prior mean too.
     check_gradients(&mut store, &all[4..], 1e-3, |s| {
@@ -139,9 +170,15 @@ fn losses_have_correct_gradients() {
 fn penalties_have_correct_gradients() {
     let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
     let l = Linear::new(&mut store, "l", 4, 3, &mut ChaCha8Rng::seed_from_u64(7)).unwrap();
-    store.set_vector(l.bias, &ndarray::Array1::from_vec(vec![0.5, -0.3, 0.2])).unwrap();
-    check_gradients(&mut store, &[l.weight, l.bias], 1e-3, |s| nn::penalty::l2(s, &[l.weight, l.bias], 0.7));
-    check_gradients(&mut store, &[l.weight], 1e-3, |s| nn::penalty::group_lasso(s, l.weight, 0.3, 1e-12));
+    store
+        .set_vector(l.bias, &ndarray::Array1::from_vec(vec![0.5, -0.3, 0.2]))
+        .unwrap();
+    check_gradients(&mut store, &[l.weight, l.bias], 1e-3, |s| {
+        nn::penalty::l2(s, &[l.weight, l.bias], 0.7)
+    });
+    check_gradients(&mut store, &[l.weight], 1e-3, |s| {
+        nn::penalty::group_lasso(s, l.weight, 0.3, 1e-12)
+    });
 }
 
 #[test]
@@ -150,8 +187,12 @@ fn batch_norm_has_correct_gradients() {
     let l = Linear::new(&mut store, "l", 3, 2, &mut ChaCha8Rng::seed_from_u64(8)).unwrap();
     let bn = BatchNorm::new(&mut store, "bn", 2, true).unwrap();
     let (scale, shift) = (bn.scale.unwrap(), bn.shift.unwrap());
-    store.set_vector(scale, &ndarray::Array1::from_vec(vec![1.5, 0.7])).unwrap();
-    store.set_vector(shift, &ndarray::Array1::from_vec(vec![0.1, -0.2])).unwrap();
+    store
+        .set_vector(scale, &ndarray::Array1::from_vec(vec![1.5, 0.7]))
+        .unwrap();
+    store
+        .set_vector(shift, &ndarray::Array1::from_vec(vec![0.1, -0.2]))
+        .unwrap();
     let x = random(6, 3, 9);
     let w = random(6, 2, 10);
     check_gradients(&mut store, &[l.weight, l.bias, scale, shift], 1e-3, |s| {
@@ -187,7 +228,9 @@ fn toy_training(seed: u64, epochs: usize) -> (Vec<f32>, ParamStore) {
         Linear::new(&mut store, "l3", 16, 1, &mut rng).unwrap(),
     ];
     let x = random(128, 4, seed + 1);
-    let y = Array2::from_shape_fn((128, 1), |(i, _)| (2.0 * x[[i, 0]]).sin() + x[[i, 1]] * x[[i, 2]] - 0.5 * x[[i, 3]]);
+    let y = Array2::from_shape_fn((128, 1), |(i, _)| {
+        (2.0 * x[[i, 0]]).sin() + x[[i, 1]] * x[[i, 2]] - 0.5 * x[[i, 3]]
+    });
     let mut adam = Adam::new(AdamConfig::keras(0.01));
     let mut losses = Vec::new();
     for _ in 0..epochs {
@@ -229,10 +272,16 @@ fn same_seed_gives_bit_identical_training() {
     let (la, sa) = toy_training(5, 3);
     let (lb, sb) = toy_training(5, 3);
     let (lc, _) = toy_training(6, 3);
-    assert_eq!(la.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), lb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        la.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        lb.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
     for id in sa.ids() {
         let (a, b) = (sa.values(id).unwrap(), sb.values(id).unwrap());
-        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
     assert_ne!(la, lc);
 }
@@ -248,11 +297,18 @@ fn frozen_prefix_is_not_traced_and_not_updated() {
     let x = input(&store, &random(8, 5, 4));
     let h = first.forward(&store, x).unwrap().elu().unwrap();
     assert!(!h.is_traced());
-    let loss = nn::loss::mse(second.forward(&store, h).unwrap(), input(&store, &random(8, 2, 5))).unwrap();
-    let loss = loss.add(nn::penalty::group_lasso(&store, first.weight, 0.1, 1e-12).unwrap()).unwrap();
+    let loss = nn::loss::mse(
+        second.forward(&store, h).unwrap(),
+        input(&store, &random(8, 2, 5)),
+    )
+    .unwrap();
+    let loss = loss
+        .add(nn::penalty::group_lasso(&store, first.weight, 0.1, 1e-12).unwrap())
+        .unwrap();
     let mut adam = Adam::new(AdamConfig::keras(1e-2));
     let before = store.values(second.weight).unwrap();
-    adam.step(&mut store, &mut loss.backward().unwrap()).unwrap();
+    adam.step(&mut store, &mut loss.backward().unwrap())
+        .unwrap();
     assert_eq!(store.values(first.weight).unwrap(), frozen);
     assert_ne!(store.values(second.weight).unwrap(), before);
 }

@@ -17,10 +17,10 @@
 use dfdx::tensor::Storage;
 use dfdx::tensor_ops::{AdamConfig as KernelConfig, WeightDecay};
 
+use super::NnError;
 use super::device::Dev;
 use super::params::{ParamId, ParamRole, ParamStore, Value};
 use super::var::Grads;
-use super::NnError;
 
 /// Where ε enters the update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,26 +49,47 @@ pub struct AdamConfig {
 impl AdamConfig {
     /// tf.keras defaults (β₁ 0.9, β₂ 0.999, ε 1e-7, Keras placement) with learning rate `lr`.
     pub fn keras(lr: f64) -> Self {
-        AdamConfig { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, eps_style: EpsilonStyle::Keras }
+        AdamConfig {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            eps_style: EpsilonStyle::Keras,
+        }
     }
 
     /// The paper's defaults (β₁ 0.9, β₂ 0.999, ε 1e-8) with learning rate `lr`.
     pub fn paper(lr: f64) -> Self {
-        AdamConfig { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, eps_style: EpsilonStyle::Paper }
+        AdamConfig {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            eps_style: EpsilonStyle::Paper,
+        }
     }
 
     fn validate(&self) -> Result<(), NnError> {
         let ok = |v: f64| v.is_finite();
         if !(ok(self.lr) && self.lr > 0.0) {
-            return Err(NnError::invalid("lr", format!("must be positive, got {}", self.lr)));
+            return Err(NnError::invalid(
+                "lr",
+                format!("must be positive, got {}", self.lr),
+            ));
         }
         for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             if !(ok(b) && (0.0..1.0).contains(&b)) {
-                return Err(NnError::invalid(name, format!("must be in [0, 1), got {b}")));
+                return Err(NnError::invalid(
+                    name,
+                    format!("must be in [0, 1), got {b}"),
+                ));
             }
         }
         if !(ok(self.eps) && self.eps >= 0.0) {
-            return Err(NnError::invalid("eps", format!("must be non-negative, got {}", self.eps)));
+            return Err(NnError::invalid(
+                "eps",
+                format!("must be non-negative, got {}", self.eps),
+            ));
         }
         Ok(())
     }
@@ -94,7 +115,12 @@ pub struct Adam {
 impl Adam {
     /// A fresh optimiser (step 0, zero moments).
     pub fn new(config: AdamConfig) -> Self {
-        Adam { config, step: 0, moments: Vec::new(), l2: Vec::new() }
+        Adam {
+            config,
+            step: 0,
+            moments: Vec::new(),
+            l2: Vec::new(),
+        }
     }
 
     /// The hyper-parameters.
@@ -136,7 +162,10 @@ impl Adam {
     /// loss did not depend on gets a zero gradient.
     pub fn step(&mut self, store: &mut ParamStore, grads: &mut Grads) -> Result<(), NnError> {
         self.config.validate()?;
-        self.step = self.step.checked_add(1).ok_or_else(|| NnError::invalid("step", "too many steps"))?;
+        self.step = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| NnError::invalid("step", "too many steps"))?;
         let t = self.step;
         let (b1, b2) = (self.config.beta1, self.config.beta2);
         let eps = match self.config.eps_style {
@@ -159,11 +188,20 @@ impl Adam {
                 weight_decay: (coeff != 0.0).then_some(WeightDecay::L2(2.0 * coeff)),
             };
             let len = param.value.dims().iter().product();
-            let slot = self.moments.get_mut(index).ok_or_else(|| NnError::UnknownParam(param.name.clone()))?;
+            let slot = self
+                .moments
+                .get_mut(index)
+                .ok_or_else(|| NnError::UnknownParam(param.name.clone()))?;
             if slot.as_ref().is_none_or(|m| m.len != len) {
-                *slot = Some(Moments { m: dev.try_alloc_len(len)?, v: dev.try_alloc_len(len)?, len });
+                *slot = Some(Moments {
+                    m: dev.try_alloc_len(len)?,
+                    v: dev.try_alloc_len(len)?,
+                    len,
+                });
             }
-            let moments = slot.as_mut().ok_or_else(|| NnError::UnknownParam(param.name.clone()))?;
+            let moments = slot
+                .as_mut()
+                .ok_or_else(|| NnError::UnknownParam(param.name.clone()))?;
             match &mut param.value {
                 Value::Matrix(w) => {
                     let g = grads.inner.get_or_alloc_mut(w)?;
@@ -182,7 +220,7 @@ impl Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{loss, DeviceChoice, Var};
+    use crate::nn::{DeviceChoice, Var, loss};
     use ndarray::{Array1, Array2};
 
     /// One parameter vector w, loss = Σ c_i w_i (gradient c), stepped by hand in f64.
@@ -190,14 +228,31 @@ mod tests {
         let mut s = ParamStore::new(DeviceChoice::Cpu).unwrap();
         let w0 = [0.5f32, -1.0, 2.0];
         let c = [0.3f32, -2.0, 1e-4];
-        let w = s.add_matrix("w", &Array2::from_shape_vec((3, 1), w0.to_vec()).unwrap(), ParamRole::Weight).unwrap();
+        let w = s
+            .add_matrix(
+                "w",
+                &Array2::from_shape_vec((3, 1), w0.to_vec()).unwrap(),
+                ParamRole::Weight,
+            )
+            .unwrap();
         let mut adam = Adam::new(config);
         let (mut m, mut v, mut want) = ([0f64; 3], [0f64; 3], w0.map(f64::from));
         for t in 1..=steps as i32 {
             let x = Var::from_vec(s.device(), 1, 3, c.to_vec()).unwrap();
-            let x_w = crate::nn::Linear { weight: w, bias: s.id("b").unwrap_or_else(|| s.add_zeros("b", 1, ParamRole::Bias).unwrap()) };
+            let x_w = crate::nn::Linear {
+                weight: w,
+                bias: s
+                    .id("b")
+                    .unwrap_or_else(|| s.add_zeros("b", 1, ParamRole::Bias).unwrap()),
+            };
             s.set_trainable(x_w.bias, false).unwrap();
-            let mut grads = x_w.forward(&s, x).unwrap().sum().unwrap().backward().unwrap();
+            let mut grads = x_w
+                .forward(&s, x)
+                .unwrap()
+                .sum()
+                .unwrap()
+                .backward()
+                .unwrap();
             adam.step(&mut s, &mut grads).unwrap();
             for i in 0..3 {
                 let g = c[i] as f64;
@@ -205,8 +260,12 @@ mod tests {
                 v[i] = 0.999 * v[i] + 0.001 * g * g;
                 let (bc1, bc2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
                 want[i] -= match config.eps_style {
-                    EpsilonStyle::Keras => config.lr * bc2.sqrt() / bc1 * m[i] / (v[i].sqrt() + config.eps),
-                    EpsilonStyle::Paper => config.lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + config.eps),
+                    EpsilonStyle::Keras => {
+                        config.lr * bc2.sqrt() / bc1 * m[i] / (v[i].sqrt() + config.eps)
+                    }
+                    EpsilonStyle::Paper => {
+                        config.lr * (m[i] / bc1) / ((v[i] / bc2).sqrt() + config.eps)
+                    }
                 };
             }
         }
@@ -215,15 +274,37 @@ mod tests {
 
     #[test]
     fn matches_hand_computed_steps() {
-        for config in [AdamConfig::keras(0.01), AdamConfig::paper(0.01), AdamConfig { eps: 1e-3, ..AdamConfig::keras(0.01) }] {
+        for config in [
+            AdamConfig::keras(0.01),
+            AdamConfig::paper(0.01),
+            AdamConfig {
+                eps: 1e-3,
+                ..AdamConfig::keras(0.01)
+            },
+        ] {
             let (got, want) = run(config, 3);
             for (g, w) in got.iter().zip(&want) {
-                assert!((*g as f64 - w).abs() < 1e-6, "{config:?}: {got:?} vs {want:?}");
+                assert!(
+                    (*g as f64 - w).abs() < 1e-6,
+                    "{config:?}: {got:?} vs {want:?}"
+                );
             }
         }
         // With a large ε the two placements differ measurably.
-        let (k, _) = run(AdamConfig { eps: 1e-3, ..AdamConfig::keras(0.01) }, 1);
-        let (p, _) = run(AdamConfig { eps: 1e-3, ..AdamConfig::paper(0.01) }, 1);
+        let (k, _) = run(
+            AdamConfig {
+                eps: 1e-3,
+                ..AdamConfig::keras(0.01)
+            },
+            1,
+        );
+        let (p, _) = run(
+            AdamConfig {
+                eps: 1e-3,
+                ..AdamConfig::paper(0.01)
+            },
+            1,
+        );
         assert!((k[2] - p[2]).abs() > 1e-4, "{k:?} {p:?}");
     }
 
@@ -241,7 +322,10 @@ mod tests {
         let y = Var::from_array(s.device(), &Array2::from_elem((4, 1), 3.0)).unwrap();
         let h = a.forward(&s, x).unwrap();
         assert!(!h.is_traced());
-        let mut g = loss::mse(b.forward(&s, h).unwrap(), y).unwrap().backward().unwrap();
+        let mut g = loss::mse(b.forward(&s, h).unwrap(), y)
+            .unwrap()
+            .backward()
+            .unwrap();
         adam.step(&mut s, &mut g).unwrap();
         assert_eq!(s.values(a.weight).unwrap(), before_a);
         let after_b = s.values(b.weight).unwrap();
@@ -263,16 +347,31 @@ mod tests {
     fn fused_l2_adds_twice_coeff_times_w_to_the_gradient() {
         // loss = 0 · w (gradient 0) plus fused l2: gradient 2·c·w; Adam's first step is lr · sign.
         let mut s = ParamStore::new(DeviceChoice::Cpu).unwrap();
-        let w = s.add_matrix("w", &Array2::from_shape_vec((2, 1), vec![1.0, -1.0]).unwrap(), ParamRole::Weight).unwrap();
+        let w = s
+            .add_matrix(
+                "w",
+                &Array2::from_shape_vec((2, 1), vec![1.0, -1.0]).unwrap(),
+                ParamRole::Weight,
+            )
+            .unwrap();
         let b = s.add_zeros("b", 1, ParamRole::Bias).unwrap();
         s.set_trainable(b, false).unwrap();
         let layer = crate::nn::Linear { weight: w, bias: b };
         let x = Var::from_vec(s.device(), 1, 2, vec![0.0, 0.0]).unwrap();
-        let mut g = layer.forward(&s, x).unwrap().sum().unwrap().backward().unwrap();
+        let mut g = layer
+            .forward(&s, x)
+            .unwrap()
+            .sum()
+            .unwrap()
+            .backward()
+            .unwrap();
         let mut adam = Adam::new(AdamConfig::paper(0.1));
         adam.set_l2(w, 1.0);
         adam.step(&mut s, &mut g).unwrap();
         let v = s.values(w).unwrap();
-        assert!((v[0] - 0.9).abs() < 1e-5 && (v[1] + 0.9).abs() < 1e-5, "{v:?}");
+        assert!(
+            (v[0] - 0.9).abs() < 1e-5 && (v[1] + 0.9).abs() < 1e-5,
+            "{v:?}"
+        );
     }
 }

@@ -57,13 +57,16 @@ fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
 #[cfg(feature = "cuda")]
 fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
     match choice {
-        DeviceChoice::Cuda(ordinal) => Dev::try_build(ordinal, 0).map_err(|e| NnError::DeviceUnavailable {
-            device: format!("cuda:{ordinal}"),
-            reason: format!("{e:?}"),
-        }),
+        DeviceChoice::Cuda(ordinal) => {
+            Dev::try_build(ordinal, 0).map_err(|e| NnError::DeviceUnavailable {
+                device: format!("cuda:{ordinal}"),
+                reason: format!("{e:?}"),
+            })
+        }
         DeviceChoice::Cpu => Err(NnError::DeviceUnavailable {
             device: "cpu".to_string(),
-            reason: "this build trains on CUDA; rebuild without the `cuda` feature for the CPU".to_string(),
+            reason: "this build trains on CUDA; rebuild without the `cuda` feature for the CPU"
+                .to_string(),
         }),
     }
 }

@@ -75,13 +75,24 @@ pub enum NnError {
 
 impl NnError {
     /// A shape error for `op`.
-    pub(crate) fn shape(op: &str, expected: impl std::fmt::Display, found: impl std::fmt::Display) -> Self {
-        NnError::Shape { op: op.to_string(), expected: expected.to_string(), found: found.to_string() }
+    pub(crate) fn shape(
+        op: &str,
+        expected: impl std::fmt::Display,
+        found: impl std::fmt::Display,
+    ) -> Self {
+        NnError::Shape {
+            op: op.to_string(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
     }
 
     /// An invalid-argument error.
     pub(crate) fn invalid(name: &str, reason: impl Into<String>) -> Self {
-        NnError::InvalidArgument { name: name.to_string(), reason: reason.into() }
+        NnError::InvalidArgument {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

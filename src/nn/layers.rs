@@ -2,14 +2,14 @@
 //! pruning) and [`BatchNorm`]. A layer only holds [`ParamId`] handles into a
 //! [`ParamStore`]; its forward pass reads the current tensors from the store.
 
-use dfdx::shapes::HasShape;
 use dfdx::prelude::{Axis, MeanTo, PutTape, SplitTape, TryAdd, TryMatMul};
+use dfdx::shapes::HasShape;
 use ndarray::{Array1, Array2, Axis as NdAxis};
 use rand_chacha::ChaCha8Rng;
 
-use super::params::{ParamId, ParamRole, ParamStore};
-use super::var::{binary, param_node_mat, param_node_vec, unary, Node, Var};
 use super::NnError;
+use super::params::{ParamId, ParamRole, ParamStore};
+use super::var::{Node, Var, binary, param_node_mat, param_node_vec, unary};
 
 /// Whether a forward pass is for training (batch statistics, dropout, noise) or inference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,11 @@ impl Linear {
         let (_, k) = x.shape();
         let (k2, n) = *store.mat(self.weight)?.shape();
         if k != k2 {
-            return Err(NnError::shape(store.name(self.weight)?, format!("input with {k2} columns"), k));
+            return Err(NnError::shape(
+                store.name(self.weight)?,
+                format!("input with {k2} columns"),
+                k,
+            ));
         }
         let b = param_node_vec(store, self.bias)?;
         if b.shape().0 != n {
@@ -90,7 +94,10 @@ impl Linear {
             return Err(NnError::invalid("keep", "at least one input must be kept"));
         }
         if let Some(&bad) = keep.iter().find(|&&g| g >= w.nrows()) {
-            return Err(NnError::invalid("keep", format!("input {bad} out of range 0..{}", w.nrows())));
+            return Err(NnError::invalid(
+                "keep",
+                format!("input {bad} out of range 0..{}", w.nrows()),
+            ));
         }
         let mut seen = vec![false; w.nrows()];
         for &g in keep {
@@ -128,17 +135,38 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     /// Registers `{name}.mean`, `{name}.var` and, with `affine`, `{name}.scale` and `{name}.shift`.
-    pub fn new(store: &mut ParamStore, name: &str, features: usize, affine: bool) -> Result<BatchNorm, NnError> {
+    pub fn new(
+        store: &mut ParamStore,
+        name: &str,
+        features: usize,
+        affine: bool,
+    ) -> Result<BatchNorm, NnError> {
         let (scale, shift) = if affine {
-            let s = store.add_vector(&format!("{name}.scale"), &Array1::ones(features), ParamRole::Scale)?;
+            let s = store.add_vector(
+                &format!("{name}.scale"),
+                &Array1::ones(features),
+                ParamRole::Scale,
+            )?;
             let b = store.add_zeros(&format!("{name}.shift"), features, ParamRole::Shift)?;
             (Some(s), Some(b))
         } else {
             (None, None)
         };
-        let running_mean = store.add_zeros(&format!("{name}.mean"), features, ParamRole::RunningStat)?;
-        let running_var = store.add_vector(&format!("{name}.var"), &Array1::ones(features), ParamRole::RunningStat)?;
-        Ok(BatchNorm { scale, shift, running_mean, running_var, momentum: 0.99, eps: 1e-3 })
+        let running_mean =
+            store.add_zeros(&format!("{name}.mean"), features, ParamRole::RunningStat)?;
+        let running_var = store.add_vector(
+            &format!("{name}.var"),
+            &Array1::ones(features),
+            ParamRole::RunningStat,
+        )?;
+        Ok(BatchNorm {
+            scale,
+            shift,
+            running_mean,
+            running_var,
+            momentum: 0.99,
+            eps: 1e-3,
+        })
     }
 
     /// Normalises `x`; in [`Mode::Train`] also updates the running statistics in `store`.
@@ -146,14 +174,19 @@ impl BatchNorm {
         let (rows, cols) = x.shape();
         let features = store.vect(self.running_mean)?.shape().0;
         if cols != features {
-            return Err(NnError::shape(store.name(self.running_mean)?, format!("{features} columns"), cols));
+            return Err(NnError::shape(
+                store.name(self.running_mean)?,
+                format!("{features} columns"),
+                cols,
+            ));
         }
         let normalised = match mode {
             Mode::Eval => {
                 let mean = store.vect(self.running_mean)?.clone();
                 let var = store.vect(self.running_var)?.clone();
                 let inv_std = var.try_add(self.eps)?.try_sqrt()?.try_recip()?;
-                x.add_row(Node::Const(mean.try_negate()?))?.mul_row(Node::Const(inv_std))?
+                x.add_row(Node::Const(mean.try_negate()?))?
+                    .mul_row(Node::Const(inv_std))?
             }
             Mode::Train => {
                 if rows == 0 {
@@ -181,13 +214,33 @@ impl BatchNorm {
         }
     }
 
-    fn update_running(&self, store: &mut ParamStore, mean: &[f32], var: &[f32], rows: usize) -> Result<(), NnError> {
+    fn update_running(
+        &self,
+        store: &mut ParamStore,
+        mean: &[f32],
+        var: &[f32],
+        rows: usize,
+    ) -> Result<(), NnError> {
         let m = self.momentum;
-        let bessel = if rows > 1 { rows as f32 / (rows - 1) as f32 } else { 1.0 };
+        let bessel = if rows > 1 {
+            rows as f32 / (rows - 1) as f32
+        } else {
+            1.0
+        };
         let old_mean = store.vector(self.running_mean)?;
         let old_var = store.vector(self.running_var)?;
-        let new_mean = Array1::from_iter(old_mean.iter().zip(mean).map(|(o, b)| m * o + (1.0 - m) * b));
-        let new_var = Array1::from_iter(old_var.iter().zip(var).map(|(o, b)| m * o + (1.0 - m) * b * bessel));
+        let new_mean = Array1::from_iter(
+            old_mean
+                .iter()
+                .zip(mean)
+                .map(|(o, b)| m * o + (1.0 - m) * b),
+        );
+        let new_var = Array1::from_iter(
+            old_var
+                .iter()
+                .zip(var)
+                .map(|(o, b)| m * o + (1.0 - m) * b * bessel),
+        );
         store.set_vector(self.running_mean, &new_mean)?;
         store.set_vector(self.running_var, &new_var)
     }
@@ -217,7 +270,8 @@ mod tests {
         let l = Linear::new(&mut s, "l", 2, 3, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
         let w = Array2::from_shape_vec((2, 3), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         s.set_matrix(l.weight, &w).unwrap();
-        s.set_vector(l.bias, &Array1::from_vec(vec![0.5, 0.0, -1.0])).unwrap();
+        s.set_vector(l.bias, &Array1::from_vec(vec![0.5, 0.0, -1.0]))
+            .unwrap();
         let x = Var::from_vec(s.device(), 1, 2, vec![1.0, -1.0]).unwrap();
         let y = l.forward(&s, x).unwrap().to_array().unwrap();
         assert_eq!(y.into_raw_vec_and_offset().0, vec![-2.5, -3.0, -4.0]);
@@ -241,17 +295,26 @@ mod tests {
         let mut s = store();
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let l = Linear::new(&mut s, "l", 6, 4, &mut rng).unwrap();
-        s.set_vector(l.bias, &Array1::from_vec(vec![0.1, -0.2, 0.3, 0.0])).unwrap();
+        s.set_vector(l.bias, &Array1::from_vec(vec![0.1, -0.2, 0.3, 0.0]))
+            .unwrap();
         let keep = [4usize, 1, 3];
         let kept_values = Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 - 2.0) * 0.3 + j as f32);
         let mut full = Array2::<f32>::zeros((5, 6));
         for (j, &g) in keep.iter().enumerate() {
             full.column_mut(g).assign(&kept_values.column(j));
         }
-        let before = l.forward(&s, Var::from_array(s.device(), &full).unwrap()).unwrap().to_array().unwrap();
+        let before = l
+            .forward(&s, Var::from_array(s.device(), &full).unwrap())
+            .unwrap()
+            .to_array()
+            .unwrap();
         l.keep_inputs(&mut s, &keep).unwrap();
         assert_eq!(l.inputs(&s).unwrap(), 3);
-        let after = l.forward(&s, Var::from_array(s.device(), &kept_values).unwrap()).unwrap().to_array().unwrap();
+        let after = l
+            .forward(&s, Var::from_array(s.device(), &kept_values).unwrap())
+            .unwrap()
+            .to_array()
+            .unwrap();
         for (a, b) in before.iter().zip(after.iter()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
@@ -264,9 +327,14 @@ mod tests {
     fn batch_norm_normalises_and_tracks_running_statistics() {
         let mut s = store();
         let bn = BatchNorm::new(&mut s, "bn", 2, true).unwrap();
-        let x = Array2::from_shape_vec((4, 2), vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0]).unwrap();
+        let x = Array2::from_shape_vec((4, 2), vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0])
+            .unwrap();
         let xv = Var::from_array(s.device(), &x).unwrap();
-        let y = bn.forward(&mut s, xv, Mode::Train).unwrap().to_array().unwrap();
+        let y = bn
+            .forward(&mut s, xv, Mode::Train)
+            .unwrap()
+            .to_array()
+            .unwrap();
         for col in y.columns() {
             assert!(col.mean().unwrap().abs() < 1e-5);
             let var = col.mapv(|v| v * v).mean().unwrap();
@@ -278,7 +346,11 @@ mod tests {
         assert!((var[0] - (0.99 + 0.01 * 5.0 / 3.0)).abs() < 1e-5, "{var}");
         // Eval mode uses the running statistics: (x - m) / sqrt(v + eps).
         let xv = Var::from_array(s.device(), &x).unwrap();
-        let e = bn.forward(&mut s, xv, Mode::Eval).unwrap().to_array().unwrap();
+        let e = bn
+            .forward(&mut s, xv, Mode::Eval)
+            .unwrap()
+            .to_array()
+            .unwrap();
         let expect = (1.0 - mean[0]) / (var[0] + 1e-3).sqrt();
         assert!((e[[0, 0]] - expect).abs() < 1e-5);
         assert_eq!(s.vector(bn.running_mean).unwrap(), mean);

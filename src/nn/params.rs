@@ -13,8 +13,8 @@ use ndarray::{Array1, Array2};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::device::{Dev, Device, DeviceChoice};
 use super::NnError;
+use super::device::{Dev, Device, DeviceChoice};
 
 /// A runtime-shaped matrix on the device.
 pub(crate) type Mat = Tensor<(usize, usize), f32, Dev>;
@@ -54,9 +54,15 @@ impl ParamRole {
 
     /// Parses [`ParamRole::as_str`].
     pub(crate) fn parse(text: &str) -> Option<Self> {
-        [ParamRole::Weight, ParamRole::Bias, ParamRole::Scale, ParamRole::Shift, ParamRole::RunningStat]
-            .into_iter()
-            .find(|r| r.as_str() == text)
+        [
+            ParamRole::Weight,
+            ParamRole::Bias,
+            ParamRole::Scale,
+            ParamRole::Shift,
+            ParamRole::RunningStat,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
     }
 }
 
@@ -111,7 +117,11 @@ impl ParamStore {
 
     /// An empty store on an already opened device.
     pub fn on(device: Device) -> Self {
-        ParamStore { device, params: Vec::new(), by_name: HashMap::new() }
+        ParamStore {
+            device,
+            params: Vec::new(),
+            by_name: HashMap::new(),
+        }
     }
 
     /// The device the parameters live on.
@@ -120,13 +130,23 @@ impl ParamStore {
     }
 
     /// Registers a matrix parameter with the given values (trainable unless it is a running statistic).
-    pub fn add_matrix(&mut self, name: &str, values: &Array2<f32>, role: ParamRole) -> Result<ParamId, NnError> {
+    pub fn add_matrix(
+        &mut self,
+        name: &str,
+        values: &Array2<f32>,
+        role: ParamRole,
+    ) -> Result<ParamId, NnError> {
         let tensor = self.matrix_tensor(values)?;
         self.insert(name, Value::Matrix(tensor), role)
     }
 
     /// Registers a vector parameter with the given values (trainable unless it is a running statistic).
-    pub fn add_vector(&mut self, name: &str, values: &Array1<f32>, role: ParamRole) -> Result<ParamId, NnError> {
+    pub fn add_vector(
+        &mut self,
+        name: &str,
+        values: &Array1<f32>,
+        role: ParamRole,
+    ) -> Result<ParamId, NnError> {
         let tensor = self.vector_tensor(values)?;
         self.insert(name, Value::Vector(tensor), role)
     }
@@ -140,7 +160,11 @@ impl ParamStore {
         fan_out: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<ParamId, NnError> {
-        self.add_matrix(name, &glorot_uniform(fan_in, fan_out, rng)?, ParamRole::Weight)
+        self.add_matrix(
+            name,
+            &glorot_uniform(fan_in, fan_out, rng)?,
+            ParamRole::Weight,
+        )
     }
 
     /// Registers a vector of `n` zeros.
@@ -153,7 +177,12 @@ impl ParamStore {
             return Err(NnError::DuplicateParam(name.to_string()));
         }
         let id = self.params.len();
-        self.params.push(Param { name: name.to_string(), value, trainable: role != ParamRole::RunningStat, role });
+        self.params.push(Param {
+            name: name.to_string(),
+            value,
+            trainable: role != ParamRole::RunningStat,
+            role,
+        });
         self.by_name.insert(name.to_string(), id);
         Ok(ParamId(id))
     }
@@ -191,11 +220,15 @@ impl ParamStore {
     }
 
     pub(crate) fn param(&self, id: ParamId) -> Result<&Param, NnError> {
-        self.params.get(id.0).ok_or_else(|| NnError::UnknownParam(format!("#{}", id.0)))
+        self.params
+            .get(id.0)
+            .ok_or_else(|| NnError::UnknownParam(format!("#{}", id.0)))
     }
 
     pub(crate) fn param_mut(&mut self, id: ParamId) -> Result<&mut Param, NnError> {
-        self.params.get_mut(id.0).ok_or_else(|| NnError::UnknownParam(format!("#{}", id.0)))
+        self.params
+            .get_mut(id.0)
+            .ok_or_else(|| NnError::UnknownParam(format!("#{}", id.0)))
     }
 
     /// The matrix tensor of `id`.
@@ -203,7 +236,11 @@ impl ParamStore {
         let p = self.param(id)?;
         match &p.value {
             Value::Matrix(t) => Ok(t),
-            Value::Vector(t) => Err(NnError::shape(&p.name, "a matrix", format!("a vector of {}", t.shape().0))),
+            Value::Vector(t) => Err(NnError::shape(
+                &p.name,
+                "a matrix",
+                format!("a vector of {}", t.shape().0),
+            )),
         }
     }
 
@@ -212,7 +249,11 @@ impl ParamStore {
         let p = self.param(id)?;
         match &p.value {
             Value::Vector(t) => Ok(t),
-            Value::Matrix(t) => Err(NnError::shape(&p.name, "a vector", format!("a matrix {:?}", t.shape()))),
+            Value::Matrix(t) => Err(NnError::shape(
+                &p.name,
+                "a vector",
+                format!("a matrix {:?}", t.shape()),
+            )),
         }
     }
 
@@ -240,7 +281,10 @@ impl ParamStore {
     pub fn set_trainable(&mut self, id: ParamId, trainable: bool) -> Result<(), NnError> {
         let p = self.param_mut(id)?;
         if trainable && p.role == ParamRole::RunningStat {
-            return Err(NnError::invalid(&p.name, "a running statistic is never trainable"));
+            return Err(NnError::invalid(
+                &p.name,
+                "a running statistic is never trainable",
+            ));
         }
         p.trainable = trainable;
         Ok(())
@@ -280,10 +324,19 @@ impl ParamStore {
     }
 
     /// Copies the values of `from` in `source` into `to` here; shapes must match.
-    pub fn copy_from(&mut self, to: ParamId, source: &ParamStore, from: ParamId) -> Result<(), NnError> {
+    pub fn copy_from(
+        &mut self,
+        to: ParamId,
+        source: &ParamStore,
+        from: ParamId,
+    ) -> Result<(), NnError> {
         let (want, have) = (self.shape(to)?, source.shape(from)?);
         if want != have {
-            return Err(NnError::shape(&format!("copy into {}", self.name(to)?), format!("{want:?}"), format!("{have:?}")));
+            return Err(NnError::shape(
+                &format!("copy into {}", self.name(to)?),
+                format!("{want:?}"),
+                format!("{have:?}"),
+            ));
         }
         match &source.param(from)?.value {
             Value::Matrix(_) => self.set_matrix(to, &source.matrix(from)?),
@@ -293,17 +346,28 @@ impl ParamStore {
 
     /// Fails with [`NnError::NonFinite`] naming the first parameter holding NaN or infinity.
     pub fn check_finite(&self) -> Result<(), NnError> {
-        self.params.iter().try_for_each(|p| super::check_finite(&p.name, &p.value.to_vec()))
+        self.params
+            .iter()
+            .try_for_each(|p| super::check_finite(&p.name, &p.value.to_vec()))
     }
 }
 
 /// Keras' `glorot_uniform` for a `(fan_in, fan_out)` kernel.
-pub(crate) fn glorot_uniform(fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng) -> Result<Array2<f32>, NnError> {
+pub(crate) fn glorot_uniform(
+    fan_in: usize,
+    fan_out: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Array2<f32>, NnError> {
     if fan_in == 0 || fan_out == 0 {
-        return Err(NnError::invalid("fan_in/fan_out", format!("must be positive, got {fan_in}x{fan_out}")));
+        return Err(NnError::invalid(
+            "fan_in/fan_out",
+            format!("must be positive, got {fan_in}x{fan_out}"),
+        ));
     }
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-    Ok(Array2::from_shape_simple_fn((fan_in, fan_out), || rng.random_range(-limit..limit)))
+    Ok(Array2::from_shape_simple_fn((fan_in, fan_out), || {
+        rng.random_range(-limit..limit)
+    }))
 }
 
 #[cfg(test)]
@@ -315,23 +379,37 @@ mod tests {
     fn glorot_is_seeded_and_bounded() {
         let mut a = ParamStore::new(DeviceChoice::Cpu).unwrap();
         let mut b = ParamStore::new(DeviceChoice::Cpu).unwrap();
-        let wa = a.add_glorot("w", 30, 20, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
-        let wb = b.add_glorot("w", 30, 20, &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+        let wa = a
+            .add_glorot("w", 30, 20, &mut ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
+        let wb = b
+            .add_glorot("w", 30, 20, &mut ChaCha8Rng::seed_from_u64(3))
+            .unwrap();
         let (va, vb) = (a.values(wa).unwrap(), b.values(wb).unwrap());
-        assert_eq!(va.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), vb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            va.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            vb.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         let limit = (6.0f32 / 50.0).sqrt();
         assert!(va.iter().all(|v| v.abs() <= limit));
         // A uniform on ±limit has variance limit²/3.
         let var = va.iter().map(|v| v * v).sum::<f32>() / va.len() as f32;
-        assert!((var - limit * limit / 3.0).abs() < 0.2 * limit * limit / 3.0, "{var}");
-        let other = a.add_glorot("w2", 30, 20, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+        assert!(
+            (var - limit * limit / 3.0).abs() < 0.2 * limit * limit / 3.0,
+            "{var}"
+        );
+        let other = a
+            .add_glorot("w2", 30, 20, &mut ChaCha8Rng::seed_from_u64(4))
+            .unwrap();
         assert_ne!(a.values(other).unwrap(), va);
     }
 
     #[test]
     fn names_flags_and_shapes() {
         let mut s = ParamStore::new(DeviceChoice::Cpu).unwrap();
-        let w = s.add_matrix("w", &Array2::from_elem((2, 3), 1.0), ParamRole::Weight).unwrap();
+        let w = s
+            .add_matrix("w", &Array2::from_elem((2, 3), 1.0), ParamRole::Weight)
+            .unwrap();
         let r = s.add_zeros("bn.mean", 3, ParamRole::RunningStat).unwrap();
         assert_eq!(s.id("w"), Some(w));
         assert_eq!(s.shape(w).unwrap(), vec![2, 3]);
@@ -340,7 +418,10 @@ mod tests {
         assert!(s.set_trainable(r, true).is_err());
         s.set_trainable(w, false).unwrap();
         assert!(!s.is_trainable(w).unwrap());
-        assert!(matches!(s.add_zeros("w", 2, ParamRole::Bias), Err(NnError::DuplicateParam(_))));
+        assert!(matches!(
+            s.add_zeros("w", 2, ParamRole::Bias),
+            Err(NnError::DuplicateParam(_))
+        ));
         assert!(s.vector(w).is_err());
         assert!(s.name(ParamId(9)).is_err());
     }
@@ -349,9 +430,19 @@ mod tests {
     fn copy_from_checks_shapes_and_copies() {
         let mut a = ParamStore::new(DeviceChoice::Cpu).unwrap();
         let mut b = ParamStore::new(DeviceChoice::Cpu).unwrap();
-        let src = a.add_matrix("w", &Array2::from_shape_fn((2, 2), |(i, j)| (i * 2 + j) as f32), ParamRole::Weight).unwrap();
-        let dst = b.add_matrix("w", &Array2::zeros((2, 2)), ParamRole::Weight).unwrap();
-        let bad = b.add_matrix("v", &Array2::zeros((3, 2)), ParamRole::Weight).unwrap();
+        let src = a
+            .add_matrix(
+                "w",
+                &Array2::from_shape_fn((2, 2), |(i, j)| (i * 2 + j) as f32),
+                ParamRole::Weight,
+            )
+            .unwrap();
+        let dst = b
+            .add_matrix("w", &Array2::zeros((2, 2)), ParamRole::Weight)
+            .unwrap();
+        let bad = b
+            .add_matrix("v", &Array2::zeros((3, 2)), ParamRole::Weight)
+            .unwrap();
         b.copy_from(dst, &a, src).unwrap();
         assert_eq!(b.values(dst).unwrap(), vec![0.0, 1.0, 2.0, 3.0]);
         assert!(b.copy_from(bad, &a, src).is_err());
@@ -360,8 +451,14 @@ mod tests {
     #[test]
     fn check_finite_names_the_parameter() {
         let mut s = ParamStore::new(DeviceChoice::Cpu).unwrap();
-        s.add_vector("ok", &Array1::from_vec(vec![1.0]), ParamRole::Bias).unwrap();
-        s.add_vector("bad", &Array1::from_vec(vec![0.0, f32::NAN]), ParamRole::Bias).unwrap();
+        s.add_vector("ok", &Array1::from_vec(vec![1.0]), ParamRole::Bias)
+            .unwrap();
+        s.add_vector(
+            "bad",
+            &Array1::from_vec(vec![0.0, f32::NAN]),
+            ParamRole::Bias,
+        )
+        .unwrap();
         let err = s.check_finite().unwrap_err();
         assert!(err.to_string().contains("bad"), "{err}");
     }

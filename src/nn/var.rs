@@ -6,15 +6,15 @@
 //! traced loss into [`Grads`], which the optimiser consumes.
 
 use dfdx::prelude::{
-    Axes2, Axis, Backward, BroadcastTo, Gradients, OwnedTape, SplitTape, SumTo, Tensor, TensorFromVec,
-    TryAdd, TryConcatAlong, TryMatMul, TryMul, TrySub, PutTape,
+    Axes2, Axis, Backward, BroadcastTo, Gradients, OwnedTape, PutTape, SplitTape, SumTo, Tensor,
+    TensorFromVec, TryAdd, TryConcatAlong, TryMatMul, TryMul, TrySub,
 };
 use dfdx::shapes::{HasShape, Shape};
 use ndarray::Array2;
 
+use super::NnError;
 use super::device::{Dev, Device};
 use super::params::{Mat, ParamId, ParamStore, Vect};
-use super::NnError;
 
 /// The gradient tape of this build.
 pub(crate) type Tp = OwnedTape<f32, Dev>;
@@ -80,7 +80,10 @@ impl<S: Shape> Node<S> {
             Node::Const(t) => (Node::Const(t.clone()), Node::Const(t)),
             Node::Traced(t) => {
                 let (t, tape) = t.split_tape();
-                (Node::Traced(t.clone().put_tape(tape)), Node::Traced(t.put_tape(Tp::default())))
+                (
+                    Node::Traced(t.clone().put_tape(tape)),
+                    Node::Traced(t.put_tape(Tp::default())),
+                )
             }
         }
     }
@@ -108,15 +111,26 @@ impl<S: Shape> Node<S> {
 }
 
 /// A parameter as a graph node: traced when trainable, constant when frozen.
-pub(crate) fn param_node_mat(store: &ParamStore, id: ParamId) -> Result<Node<(usize, usize)>, NnError> {
+pub(crate) fn param_node_mat(
+    store: &ParamStore,
+    id: ParamId,
+) -> Result<Node<(usize, usize)>, NnError> {
     let t: &Mat = store.mat(id)?;
-    Ok(if store.is_trainable(id)? { Node::Traced(t.clone().put_tape(Tp::default())) } else { Node::Const(t.clone()) })
+    Ok(if store.is_trainable(id)? {
+        Node::Traced(t.clone().put_tape(Tp::default()))
+    } else {
+        Node::Const(t.clone())
+    })
 }
 
 /// A vector parameter as a graph node: traced when trainable, constant when frozen.
 pub(crate) fn param_node_vec(store: &ParamStore, id: ParamId) -> Result<Node<(usize,)>, NnError> {
     let t: &Vect = store.vect(id)?;
-    Ok(if store.is_trainable(id)? { Node::Traced(t.clone().put_tape(Tp::default())) } else { Node::Const(t.clone()) })
+    Ok(if store.is_trainable(id)? {
+        Node::Traced(t.clone().put_tape(Tp::default()))
+    } else {
+        Node::Const(t.clone())
+    })
 }
 
 /// A `(batch, features)` activation.
@@ -142,15 +156,28 @@ impl Var {
     pub fn from_array(device: &Device, a: &Array2<f32>) -> Result<Var, NnError> {
         let (r, c) = a.dim();
         let data: Vec<f32> = a.iter().copied().collect();
-        Ok(Var { node: Node::Const(device.dev.try_tensor_from_vec(data, (r, c))?) })
+        Ok(Var {
+            node: Node::Const(device.dev.try_tensor_from_vec(data, (r, c))?),
+        })
     }
 
     /// A constant matrix from row-major values.
-    pub fn from_vec(device: &Device, rows: usize, cols: usize, data: Vec<f32>) -> Result<Var, NnError> {
+    pub fn from_vec(
+        device: &Device,
+        rows: usize,
+        cols: usize,
+        data: Vec<f32>,
+    ) -> Result<Var, NnError> {
         if data.len() != rows * cols {
-            return Err(NnError::shape("Var::from_vec", format!("{} values", rows * cols), data.len()));
+            return Err(NnError::shape(
+                "Var::from_vec",
+                format!("{} values", rows * cols),
+                data.len(),
+            ));
         }
-        Ok(Var { node: Node::Const(device.dev.try_tensor_from_vec(data, (rows, cols))?) })
+        Ok(Var {
+            node: Node::Const(device.dev.try_tensor_from_vec(data, (rows, cols))?),
+        })
     }
 
     pub(crate) fn traced_or_const(node: Node<(usize, usize)>) -> Var {
@@ -159,7 +186,9 @@ impl Var {
 
     /// The device this value lives on.
     pub fn device(&self) -> Device {
-        Device { dev: self.node.dev() }
+        Device {
+            dev: self.node.dev(),
+        }
     }
 
     /// `(rows, cols)`.
@@ -174,12 +203,15 @@ impl Var {
 
     /// A copy of the values.
     pub fn to_array(&self) -> Result<Array2<f32>, NnError> {
-        Array2::from_shape_vec(self.shape(), self.node.to_vec()).map_err(|e| NnError::Backend(e.to_string()))
+        Array2::from_shape_vec(self.shape(), self.node.to_vec())
+            .map_err(|e| NnError::Backend(e.to_string()))
     }
 
     /// The same values with no gradient flowing back through them.
     pub fn detach(self) -> Var {
-        Var { node: Node::Const(self.node.detach()) }
+        Var {
+            node: Node::Const(self.node.detach()),
+        }
     }
 
     /// Two handles on this value, for using it twice (gradients of both uses
@@ -191,112 +223,167 @@ impl Var {
 
     fn same_shape(&self, other: &Var, op: &str) -> Result<(), NnError> {
         if self.shape() != other.shape() {
-            return Err(NnError::shape(op, format!("{:?}", self.shape()), format!("{:?}", other.shape())));
+            return Err(NnError::shape(
+                op,
+                format!("{:?}", self.shape()),
+                format!("{:?}", other.shape()),
+            ));
         }
         Ok(())
     }
 
     /// Element-wise sum.
+    #[allow(clippy::should_implement_trait)] // fallible, so not `std::ops::Add`
     pub fn add(self, other: Var) -> Result<Var, NnError> {
         self.same_shape(&other, "add")?;
-        Ok(Var { node: binary!(self.node, other.node, |a, b| a.try_add(b)) })
+        Ok(Var {
+            node: binary!(self.node, other.node, |a, b| a.try_add(b)),
+        })
     }
 
     /// Element-wise difference.
+    #[allow(clippy::should_implement_trait)] // fallible, so not `std::ops::Sub`
     pub fn sub(self, other: Var) -> Result<Var, NnError> {
         self.same_shape(&other, "sub")?;
-        Ok(Var { node: binary!(self.node, other.node, |a, b| a.try_sub(b)) })
+        Ok(Var {
+            node: binary!(self.node, other.node, |a, b| a.try_sub(b)),
+        })
     }
 
     /// Element-wise product.
+    #[allow(clippy::should_implement_trait)] // fallible, so not `std::ops::Mul`
     pub fn mul(self, other: Var) -> Result<Var, NnError> {
         self.same_shape(&other, "mul")?;
-        Ok(Var { node: binary!(self.node, other.node, |a, b| a.try_mul(b)) })
+        Ok(Var {
+            node: binary!(self.node, other.node, |a, b| a.try_mul(b)),
+        })
     }
 
     /// Matrix product `self · other`.
     pub fn matmul(self, other: Var) -> Result<Var, NnError> {
         let ((_, k), (k2, n)) = (self.shape(), other.shape());
         if k != k2 {
-            return Err(NnError::shape("matmul", format!("({k}, {n})"), format!("({k2}, {n})")));
+            return Err(NnError::shape(
+                "matmul",
+                format!("({k}, {n})"),
+                format!("({k2}, {n})"),
+            ));
         }
-        Ok(Var { node: binary!(self.node, other.node, |a, b| a.try_matmul(b)) })
+        Ok(Var {
+            node: binary!(self.node, other.node, |a, b| a.try_matmul(b)),
+        })
     }
 
     /// Columns of `self` followed by columns of `other` (same number of rows).
     pub fn concat_cols(self, other: Var) -> Result<Var, NnError> {
         let ((r1, _), (r2, _)) = (self.shape(), other.shape());
         if r1 != r2 {
-            return Err(NnError::shape("concat_cols", format!("{r1} rows"), format!("{r2} rows")));
+            return Err(NnError::shape(
+                "concat_cols",
+                format!("{r1} rows"),
+                format!("{r2} rows"),
+            ));
         }
-        Ok(Var { node: binary!(self.node, other.node, |a, b| (a, b).try_concat_along(Axis::<1>)) })
+        Ok(Var {
+            node: binary!(self.node, other.node, |a, b| (a, b)
+                .try_concat_along(Axis::<1>)),
+        })
     }
 
     /// Multiplies every element by `factor`.
     pub fn scale(self, factor: f32) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_mul(factor)) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_mul(factor)),
+        })
     }
 
     /// Adds `value` to every element.
     pub fn add_scalar(self, value: f32) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_add(value)) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_add(value)),
+        })
     }
 
     /// Adds a row vector to every row (`x + 1 vᵀ`).
     pub(crate) fn add_row(self, row: Node<(usize,)>) -> Result<Var, NnError> {
         let shape = self.shape();
         check_row(shape, row.shape().0, "add_row")?;
-        Ok(Var { node: binary!(self.node, row, |x, v| x.try_add(v.try_broadcast_like::<_, Axis<0>>(&shape)?)) })
+        Ok(Var {
+            node: binary!(self.node, row, |x, v| x
+                .try_add(v.try_broadcast_like::<_, Axis<0>>(&shape)?)),
+        })
     }
 
     /// Multiplies every row element-wise by a row vector.
     pub(crate) fn mul_row(self, row: Node<(usize,)>) -> Result<Var, NnError> {
         let shape = self.shape();
         check_row(shape, row.shape().0, "mul_row")?;
-        Ok(Var { node: binary!(self.node, row, |x, v| x.try_mul(v.try_broadcast_like::<_, Axis<0>>(&shape)?)) })
+        Ok(Var {
+            node: binary!(self.node, row, |x, v| x
+                .try_mul(v.try_broadcast_like::<_, Axis<0>>(&shape)?)),
+        })
     }
 
     /// Rectified linear unit `max(x, 0)`.
     pub fn relu(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_relu()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_relu()),
+        })
     }
 
     /// Exponential linear unit with α = 1: `x` for `x > 0`, `exp(x) − 1` otherwise.
     pub fn elu(self) -> Result<Var, NnError> {
         let (a, b) = self.node.fork();
         let positive = unary!(a, |t| t.try_relu());
-        let negative = unary!(b, |t| t.try_clamp(f32::MIN, 0.0)?.try_exp()?.try_sub(1.0f32));
-        Ok(Var { node: binary!(positive, negative, |p, n| p.try_add(n)) })
+        let negative = unary!(b, |t| t
+            .try_clamp(f32::MIN, 0.0)?
+            .try_exp()?
+            .try_sub(1.0f32));
+        Ok(Var {
+            node: binary!(positive, negative, |p, n| p.try_add(n)),
+        })
     }
 
     /// Hyperbolic tangent.
     pub fn tanh(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_tanh()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_tanh()),
+        })
     }
 
     /// Logistic sigmoid.
     pub fn sigmoid(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_sigmoid()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_sigmoid()),
+        })
     }
 
     /// Element-wise exponential.
     pub fn exp(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_exp()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_exp()),
+        })
     }
 
     /// Element-wise square.
     pub fn square(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_square()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_square()),
+        })
     }
 
     /// Softmax over each row.
     pub fn softmax(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_softmax::<Axis<1>>()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_softmax::<Axis<1>>()),
+        })
     }
 
     /// Log-softmax over each row.
     pub fn log_softmax(self) -> Result<Var, NnError> {
-        Ok(Var { node: unary!(self.node, |t| t.try_log_softmax::<Axis<1>>()) })
+        Ok(Var {
+            node: unary!(self.node, |t| t.try_log_softmax::<Axis<1>>()),
+        })
     }
 
     /// Sum of all elements.
@@ -312,7 +399,11 @@ impl Var {
     pub fn mean(self) -> Result<Scalar, NnError> {
         let (r, c) = self.shape();
         if r * c == 0 {
-            return Err(NnError::shape("mean", "a non-empty matrix", format!("({r}, {c})")));
+            return Err(NnError::shape(
+                "mean",
+                "a non-empty matrix",
+                format!("({r}, {c})"),
+            ));
         }
         self.sum()?.scale(1.0 / (r * c) as f32)
     }
@@ -320,7 +411,11 @@ impl Var {
 
 fn check_row(shape: (usize, usize), len: usize, op: &str) -> Result<(), NnError> {
     if shape.1 != len {
-        return Err(NnError::shape(op, format!("a row of {}", shape.1), format!("a row of {len}")));
+        return Err(NnError::shape(
+            op,
+            format!("a row of {}", shape.1),
+            format!("a row of {len}"),
+        ));
     }
     Ok(())
 }
@@ -328,7 +423,11 @@ fn check_row(shape: (usize, usize), len: usize, op: &str) -> Result<(), NnError>
 impl Scalar {
     /// The current value.
     pub fn value(&self) -> Result<f32, NnError> {
-        self.node.to_vec().first().copied().ok_or_else(|| NnError::Backend("empty scalar".to_string()))
+        self.node
+            .to_vec()
+            .first()
+            .copied()
+            .ok_or_else(|| NnError::Backend("empty scalar".to_string()))
     }
 
     /// Whether gradients can be taken.
@@ -337,18 +436,25 @@ impl Scalar {
     }
 
     /// Sum of two scalars.
+    #[allow(clippy::should_implement_trait)] // fallible, so not `std::ops::Add`
     pub fn add(self, other: Scalar) -> Result<Scalar, NnError> {
-        Ok(Scalar { node: binary!(self.node, other.node, |a, b| a.try_add(b)) })
+        Ok(Scalar {
+            node: binary!(self.node, other.node, |a, b| a.try_add(b)),
+        })
     }
 
     /// Multiplies by `factor`.
     pub fn scale(self, factor: f32) -> Result<Scalar, NnError> {
-        Ok(Scalar { node: unary!(self.node, |t| t.try_mul(factor)) })
+        Ok(Scalar {
+            node: unary!(self.node, |t| t.try_mul(factor)),
+        })
     }
 
     /// Adds a constant.
     pub fn add_scalar(self, value: f32) -> Result<Scalar, NnError> {
-        Ok(Scalar { node: unary!(self.node, |t| t.try_add(value)) })
+        Ok(Scalar {
+            node: unary!(self.node, |t| t.try_add(value)),
+        })
     }
 
     /// Backpropagates; fails if the value is NaN/infinite or depends on no trainable parameter.
@@ -356,7 +462,9 @@ impl Scalar {
         super::check_finite("loss", &[self.value()?])?;
         match self.node {
             Node::Const(_) => Err(NnError::NoGradient),
-            Node::Traced(t) => Ok(Grads { inner: t.try_backward()? }),
+            Node::Traced(t) => Ok(Grads {
+                inner: t.try_backward()?,
+            }),
         }
     }
 }
@@ -392,13 +500,33 @@ mod tests {
         let b = Var::from_vec(&d, 2, 2, vec![3.0, 1.0, 2.0, -1.0]).unwrap();
         let (a1, a2) = a.fork();
         let (b1, b2) = b.fork();
-        assert_eq!(a1.add(b1).unwrap().to_array().unwrap().into_raw_vec_and_offset().0, vec![4.0, -1.0, 2.5, -1.0]);
+        assert_eq!(
+            a1.add(b1)
+                .unwrap()
+                .to_array()
+                .unwrap()
+                .into_raw_vec_and_offset()
+                .0,
+            vec![4.0, -1.0, 2.5, -1.0]
+        );
         let prod = a2.mul(b2).unwrap();
-        assert_eq!(prod.to_array().unwrap().into_raw_vec_and_offset().0, vec![3.0, -2.0, 1.0, -0.0]);
-        let elu = Var::from_vec(&d, 1, 3, vec![-1.0, 0.0, 2.0]).unwrap().elu().unwrap();
+        assert_eq!(
+            prod.to_array().unwrap().into_raw_vec_and_offset().0,
+            vec![3.0, -2.0, 1.0, -0.0]
+        );
+        let elu = Var::from_vec(&d, 1, 3, vec![-1.0, 0.0, 2.0])
+            .unwrap()
+            .elu()
+            .unwrap();
         let v = elu.to_array().unwrap().into_raw_vec_and_offset().0;
-        assert!((v[0] - ((-1.0f32).exp() - 1.0)).abs() < 1e-6 && v[1] == 0.0 && v[2] == 2.0, "{v:?}");
-        let sm = Var::from_vec(&d, 1, 2, vec![0.0, 2.0f32.ln()]).unwrap().softmax().unwrap();
+        assert!(
+            (v[0] - ((-1.0f32).exp() - 1.0)).abs() < 1e-6 && v[1] == 0.0 && v[2] == 2.0,
+            "{v:?}"
+        );
+        let sm = Var::from_vec(&d, 1, 2, vec![0.0, 2.0f32.ln()])
+            .unwrap()
+            .softmax()
+            .unwrap();
         let p = sm.to_array().unwrap().into_raw_vec_and_offset().0;
         assert!((p[0] - 1.0 / 3.0).abs() < 1e-6 && (p[1] - 2.0 / 3.0).abs() < 1e-6);
     }
