@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod batch;
 pub mod data;
 pub mod models;
+pub mod nn;
 pub mod prep;
 pub mod progress;
 pub mod runner;

@@ -1,0 +1,92 @@
+//! Where tensors live. The compute device is chosen once, from a
+//! [`DeviceChoice`] that sessions store, and every tensor of a model is created
+//! on the [`Device`] its [`crate::nn::ParamStore`] holds. The backend device
+//! type is the alias `Dev`: dfdx's `Cpu` in a default build, dfdx's `Cuda`
+//! when the crate is built with the `cuda` feature.
+
+use dfdx::tensor::Cache;
+use serde::{Deserialize, Serialize};
+
+use super::NnError;
+
+/// The backend device type of this build.
+#[cfg(not(feature = "cuda"))]
+pub(crate) type Dev = dfdx::tensor::Cpu;
+/// The backend device type of this build.
+#[cfg(feature = "cuda")]
+pub(crate) type Dev = dfdx::tensor::Cuda;
+
+/// Which device a model trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DeviceChoice {
+    /// The CPU (always available).
+    #[default]
+    Cpu,
+    /// The CUDA GPU with this ordinal (needs a build with the `cuda` feature).
+    Cuda(usize),
+}
+
+/// An opened compute device. Cheap to clone: clones share the device.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub(crate) dev: Dev,
+}
+
+impl Device {
+    /// Opens the device named by `choice`, or says why it is unavailable.
+    pub fn open(choice: DeviceChoice) -> Result<Self, NnError> {
+        let dev = open_backend(choice)?;
+        // Reuse freed buffers of equal size: a training step allocates the same
+        // tensors every time.
+        dev.try_enable_cache()?;
+        Ok(Device { dev })
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Dev::default()),
+        DeviceChoice::Cuda(ordinal) => Err(NnError::DeviceUnavailable {
+            device: format!("cuda:{ordinal}"),
+            reason: "patchbench was built without the `cuda` feature".to_string(),
+        }),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
+    match choice {
+        DeviceChoice::Cuda(ordinal) => {
+            Dev::try_build(ordinal, 0).map_err(|e| NnError::DeviceUnavailable {
+                device: format!("cuda:{ordinal}"),
+                reason: format!("{e:?}"),
+            })
+        }
+        DeviceChoice::Cpu => Err(NnError::DeviceUnavailable {
+            device: "cpu".to_string(),
+            reason: "this build trains on CUDA; rebuild without the `cuda` feature for the CPU"
+                .to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_opens_and_choice_round_trips_through_ron() {
+        assert!(Device::open(DeviceChoice::Cpu).is_ok());
+        let text = ron::to_string(&DeviceChoice::Cuda(1)).unwrap();
+        let back: DeviceChoice = ron::from_str(&text).unwrap();
+        assert_eq!(back, DeviceChoice::Cuda(1));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_is_refused_without_the_feature() {
+        let err = Device::open(DeviceChoice::Cuda(0)).unwrap_err();
+        assert!(err.to_string().contains("cuda:0"), "{err}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Layers that draw random numbers: dropout, additive Gaussian noise and
+//! Gumbel-softmax sampling. All randomness comes from the caller's seeded
+//! `ChaCha8Rng`, never from the backend, so a run is reproducible from its seed.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::NnError;
+use super::layers::Mode;
+use super::var::Var;
+
+/// Inverted dropout: in [`Mode::Train`] zeroes each element with probability
+/// `rate` and scales the survivors by `1 / (1 − rate)`; identity in [`Mode::Eval`].
+pub fn dropout(x: Var, rate: f32, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Var, NnError> {
+    if !(0.0..1.0).contains(&rate) {
+        return Err(NnError::invalid(
+            "dropout rate",
+            format!("must be in [0, 1), got {rate}"),
+        ));
+    }
+    if mode == Mode::Eval || rate == 0.0 {
+        return Ok(x);
+    }
+    let (r, c) = x.shape();
+    let keep = 1.0 / (1.0 - rate);
+    let mask: Vec<f32> = (0..r * c)
+        .map(|_| {
+            if rng.random::<f32>() < rate {
+                0.0
+            } else {
+                keep
+            }
+        })
+        .collect();
+    let mask = Var::from_vec(&x.device(), r, c, mask)?;
+    x.mul(mask)
+}
+
+/// Adds independent `N(0, std²)` noise in [`Mode::Train`]; identity in [`Mode::Eval`].
+pub fn gaussian_noise(x: Var, std: f32, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Var, NnError> {
+    if !(std >= 0.0 && std.is_finite()) {
+        return Err(NnError::invalid(
+            "noise std",
+            format!("must be finite and non-negative, got {std}"),
+        ));
+    }
+    if mode == Mode::Eval || std == 0.0 {
+        return Ok(x);
+    }
+    let (r, c) = x.shape();
+    let noise: Vec<f32> = (0..r * c)
+        .map(|_| std * rng.sample::<f32, _>(StandardNormal))
+        .collect();
+    let noise = Var::from_vec(&x.device(), r, c, noise)?;
+    x.add(noise)
+}
+
+/// A relaxed one-hot sample per row: `softmax((logits + g) / temperature)` with
+/// standard Gumbel noise `g = −ln(−ln u)`, `u ~ U(0, 1)`. Gradients flow to the logits.
+pub fn gumbel_softmax(logits: Var, temperature: f32, rng: &mut ChaCha8Rng) -> Result<Var, NnError> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return Err(NnError::invalid(
+            "temperature",
+            format!("must be positive, got {temperature}"),
+        ));
+    }
+    let (r, c) = logits.shape();
+    let gumbel: Vec<f32> = (0..r * c)
+        .map(|_| {
+            // Keep u inside (0, 1) so both logarithms are finite.
+            let u = rng
+                .random::<f32>()
+                .clamp(f32::MIN_POSITIVE, 1.0 - f32::EPSILON);
+            -(-u.ln()).ln()
+        })
+        .collect();
+    let gumbel = Var::from_vec(&logits.device(), r, c, gumbel)?;
+    logits.add(gumbel)?.scale(1.0 / temperature)?.softmax()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Device, DeviceChoice};
+    use rand::SeedableRng;
+
+    fn ones(r: usize, c: usize) -> Var {
+        Var::from_vec(
+            &Device::open(DeviceChoice::Cpu).unwrap(),
+            r,
+            c,
+            vec![1.0; r * c],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn dropout_zeroes_about_rate_and_keeps_the_mean() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let y = dropout(ones(100, 100), 0.3, Mode::Train, &mut rng)
+            .unwrap()
+            .to_array()
+            .unwrap();
+        let zeros = y.iter().filter(|&&v| v == 0.0).count() as f32 / 1e4;
+        assert!((zeros - 0.3).abs() < 0.02, "{zeros}");
+        assert!((y.mean().unwrap() - 1.0).abs() < 0.03);
+        let e = dropout(ones(3, 3), 0.3, Mode::Eval, &mut rng)
+            .unwrap()
+            .to_array()
+            .unwrap();
+        assert!(e.iter().all(|&v| v == 1.0));
+        assert!(dropout(ones(1, 1), 1.0, Mode::Train, &mut rng).is_err());
+    }
+
+    #[test]
+    fn gaussian_noise_has_the_requested_spread() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let y = gaussian_noise(ones(100, 100), 0.5, Mode::Train, &mut rng)
+            .unwrap()
+            .to_array()
+            .unwrap();
+        let sd = y.mapv(|v| (v - 1.0) * (v - 1.0)).mean().unwrap().sqrt();
+        assert!((sd - 0.5).abs() < 0.02, "{sd}");
+        let e = gaussian_noise(ones(2, 2), 0.5, Mode::Eval, &mut rng)
+            .unwrap()
+            .to_array()
+            .unwrap();
+        assert!(e.iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn gumbel_softmax_samples_follow_the_class_probabilities() {
+        let d = Device::open(DeviceChoice::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let n = 4000;
+        // log-probabilities of (0.7, 0.2, 0.1)
+        let logits: Vec<f32> = (0..n)
+            .flat_map(|_| [0.7f32.ln(), 0.2f32.ln(), 0.1f32.ln()])
+            .collect();
+        let y = gumbel_softmax(Var::from_vec(&d, n, 3, logits).unwrap(), 0.1, &mut rng)
+            .unwrap()
+            .to_array()
+            .unwrap();
+        let mut counts = [0usize; 3];
+        for row in y.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-4);
+            let arg = (0..3).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+            counts[arg] += 1;
+        }
+        let freq: Vec<f32> = counts.iter().map(|&c| c as f32 / n as f32).collect();
+        assert!(
+            (freq[0] - 0.7).abs() < 0.03 && (freq[2] - 0.1).abs() < 0.03,
+            "{freq:?}"
+        );
+    }
+}
