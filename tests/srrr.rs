@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, Axis};
 use patchbench::analysis::cv::{FoldScheme, k_fold};
-use patchbench::analysis::scaling::FoldScaling;
+use patchbench::analysis::scaling::{FoldScaling, ScalingError};
 use patchbench::models::srrr::{SrrrConfig, SrrrError, cross_validate};
 use patchbench::progress::{Event, Recorder, Sink};
 use rand::{Rng, SeedableRng};
@@ -176,6 +176,25 @@ fn cancellation_and_bad_input_stop_the_run() {
             responses: 3
         })
     );
+    let mut constant = x.clone();
+    constant.column_mut(4).fill(1.5);
+    let error = cross_validate(
+        constant.view(),
+        y.view(),
+        &folds,
+        FoldScaling::ZScore,
+        &config(),
+        &mut Recorder::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(
+        error,
+        SrrrError::Scaling {
+            fold: Some(_),
+            source: ScalingError::ZeroVariance { column: 4 }
+        }
+    ));
+    assert!(error.to_string().contains("column 4"));
     y[[7, 2]] = f64::INFINITY;
     assert_eq!(
         cross_validate(

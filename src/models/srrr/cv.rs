@@ -130,7 +130,7 @@ fn run_fold(
 ) -> Result<Vec<FoldScore>, SrrrError> {
     let scale = |data| {
         scale_fold(data, fold, job.scaling).map_err(|source| SrrrError::Scaling {
-            fold: fold_index,
+            fold: Some(fold_index),
             source,
         })
     };
@@ -306,7 +306,7 @@ fn final_fit(
     config: &SrrrConfig,
     lambda: f64,
 ) -> Result<FinalFit, SrrrError> {
-    let wrap = |source| SrrrError::Scaling { fold: 0, source };
+    let wrap = |source| SrrrError::Scaling { fold: None, source };
     let x_all = scale_all(x, scaling).map_err(wrap)?;
     let y_all = scale_all(y, scaling).map_err(wrap)?;
     let moments = Moments::from_data(x_all.view(), y_all.view())?;
