@@ -100,7 +100,7 @@ fn column_statistics(
                 let centre = mean[column];
                 let variance = values.iter().map(|v| (v - centre).powi(2)).sum::<f64>() / n;
                 let deviation = variance.sqrt();
-                if !(deviation > 0.0) {
+                if deviation.is_nan() || deviation <= 0.0 {
                     return Err(ScalingError::ZeroVariance { column });
                 }
                 *slot = deviation;

@@ -199,10 +199,10 @@ pub enum SrrrError {
         reason: String,
     },
     /// A fold scaling failed.
-    #[error("fold {fold}: {source}")]
+    #[error("{}: {source}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
     Scaling {
-        /// The fold's index.
-        fold: usize,
+        /// The fold's index; None for the final fit on all cells.
+        fold: Option<usize>,
         /// What went wrong.
         source: ScalingError,
     },

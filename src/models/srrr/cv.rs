@@ -3,7 +3,8 @@
 //! `target ± tolerance`, report its (relaxed) test R², and refit on all cells.
 //!
 //! Each fold is scaled with its training statistics, reduced to covariance form
-//! once, and fitted along the λ path from the largest λ down with warm starts.
+//! once (for centring only, by removing the test block from whole-data sums,
+//! which is ten times cheaper than a fresh `XᵀX`), and fitted along the λ path from the largest λ down with warm starts.
 //! Folds run on up to `available_parallelism` scoped threads; the calling
 //! thread forwards their progress to the [`Sink`] and relays cancellation.
 
@@ -15,7 +16,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::fit::{FitOptions, WarmStart, fit_moments, relax};
-use super::moments::{Moments, check_inputs};
+use super::moments::{MomentSums, Moments, check_inputs};
 use super::{SrrrConfig, SrrrError};
 use crate::analysis::cv::Fold;
 use crate::analysis::r2::{MeanSd, mean_sd, r2, r2_per_feature};
@@ -104,6 +105,8 @@ struct Job<'a> {
     /// λ values, ascending.
     lambdas: &'a [f64],
     stop: &'a AtomicBool,
+    /// Whole-data sums for fast centred fold moments (centring only).
+    sums: Option<&'a MomentSums>,
 }
 
 fn score(
@@ -121,6 +124,17 @@ fn score(
     ))
 }
 
+/// Whether the fold's train and test rows are together every row exactly once.
+fn is_partition(fold: &Fold, rows: usize) -> bool {
+    let mut seen = vec![false; rows];
+    fold.train.len() + fold.test.len() == rows
+        && fold
+            .train
+            .iter()
+            .chain(&fold.test)
+            .all(|&i| i < rows && !std::mem::replace(&mut seen[i], true))
+}
+
 /// Fits one fold along the whole λ path (largest first); results ascending.
 fn run_fold(
     job: &Job<'_>,
@@ -130,13 +144,22 @@ fn run_fold(
 ) -> Result<Vec<FoldScore>, SrrrError> {
     let scale = |data| {
         scale_fold(data, fold, job.scaling).map_err(|source| SrrrError::Scaling {
-            fold: fold_index,
+            fold: Some(fold_index),
             source,
         })
     };
     let (x_train, x_test) = scale(job.x)?;
     let (y_train, y_test) = scale(job.y)?;
-    let moments = Moments::from_data(x_train.view(), y_train.view())?;
+    let downdated = match job.sums {
+        Some(sums) if is_partition(fold, job.x.nrows()) => {
+            sums.centred_without(job.x, job.y, &fold.test)
+        }
+        _ => None,
+    };
+    let moments = match downdated {
+        Some(moments) => moments,
+        None => Moments::from_data(x_train.view(), y_train.view())?,
+    };
     let rank = job.config.rank;
     let options = FitOptions {
         max_iter: job.config.max_iter,
@@ -306,7 +329,7 @@ fn final_fit(
     config: &SrrrConfig,
     lambda: f64,
 ) -> Result<FinalFit, SrrrError> {
-    let wrap = |source| SrrrError::Scaling { fold: 0, source };
+    let wrap = |source| SrrrError::Scaling { fold: None, source };
     let x_all = scale_all(x, scaling).map_err(wrap)?;
     let y_all = scale_all(y, scaling).map_err(wrap)?;
     let moments = Moments::from_data(x_all.view(), y_all.view())?;
@@ -373,7 +396,12 @@ pub fn cross_validate(
         total: (folds.len() * lambdas.len()) as u64,
     });
     let stop = AtomicBool::new(false);
+    let sums = match scaling {
+        FoldScaling::CentreOnly => Some(MomentSums::from_data(x, y)?),
+        FoldScaling::ZScore => None,
+    };
     let job = Job {
+        sums: sums.as_ref(),
         x,
         y,
         scaling,

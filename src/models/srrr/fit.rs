@@ -32,8 +32,8 @@ pub struct SrrrFit {
     pub v: Array2<f64>,
     /// Alternations done.
     pub iterations: usize,
-    /// Whether the loss change fell below `tol` within `max_iter` (always true
-    /// for the closed-form ridge case).
+    /// Whether the loss change fell below `tol` within `max_iter` and every
+    /// W-step's coordinate descent converged (always true for the ridge case).
     pub converged: bool,
     /// Final relative training loss `‖Y − XWVᵀ‖²/‖Y‖²`.
     pub loss: f64,
@@ -290,6 +290,7 @@ pub fn fit_moments(
     let mut w = warm.w.clone();
     let mut previous_loss = f64::NAN;
     let mut converged = false;
+    let mut inner_converged = true;
     let mut iterations = 0;
     while iterations < options.max_iter {
         let d = project(moments, &v, rank);
@@ -301,13 +302,20 @@ pub fn fit_moments(
             lambda,
             alpha,
         };
-        group_lasso::solve(problem, &mut w, settings);
+        inner_converged &= group_lasso::solve(problem, &mut w, settings).converged;
         if iterations == 0 {
             warm.w.clone_from(&w);
         }
         iterations += 1;
         if w.iter().all(|&value| value == 0.0) {
-            return into_fit(moments, w, vec![0.0; q * rank], rank, iterations, true);
+            return into_fit(
+                moments,
+                w,
+                vec![0.0; q * rank],
+                rank,
+                iterations,
+                inner_converged,
+            );
         }
         // V-step: Procrustes on Yᵀ X W ∝ Cᵀ W.
         let a: Vec<f64> = (0..q)
@@ -329,7 +337,14 @@ pub fn fit_moments(
         }
         previous_loss = loss;
     }
-    let fit = into_fit(moments, w, v, rank, iterations, converged)?;
+    let fit = into_fit(
+        moments,
+        w,
+        v,
+        rank,
+        iterations,
+        converged && inner_converged,
+    )?;
     fit.check_finite(lambda)?;
     Ok(fit)
 }

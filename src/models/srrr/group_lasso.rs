@@ -65,11 +65,12 @@ impl Solver<'_> {
         } = self.problem;
         let diagonal = gram[g * p + g];
         let row = &mut w[g * r..(g + 1) * r];
+        let residual_row = &self.residual[g * r..(g + 1) * r];
         let mut norm2 = 0.0;
-        for k in 0..r {
-            let u = self.residual[g * r + k] + diagonal * row[k];
-            self.proposal[k] = u;
-            norm2 += u * u;
+        for ((u, &gradient), &current) in self.proposal.iter_mut().zip(residual_row).zip(row.iter())
+        {
+            *u = gradient + diagonal * current;
+            norm2 += *u * *u;
         }
         let norm = norm2.sqrt();
         let denominator = diagonal + lambda * (1.0 - alpha);
@@ -79,25 +80,38 @@ impl Solver<'_> {
             (1.0 - lambda * alpha / norm) / denominator
         };
         let mut change = 0.0;
-        for k in 0..r {
-            let new = shrink * self.proposal[k];
-            self.delta[k] = new - row[k];
-            change += self.delta[k] * self.delta[k];
-            row[k] = new;
+        for ((delta, value), &u) in self
+            .delta
+            .iter_mut()
+            .zip(row.iter_mut())
+            .zip(&self.proposal)
+        {
+            let new = shrink * u;
+            *delta = new - *value;
+            change += *delta * *delta;
+            *value = new;
         }
         if change == 0.0 {
             return 0.0;
         }
         let column = &gram[g * p..(g + 1) * p];
-        let mut apply = |i: usize| {
-            let coefficient = column[i];
-            for k in 0..r {
-                self.residual[i * r + k] -= coefficient * self.delta[k];
+        let delta = &self.delta;
+        let subtract = |target: &mut [f64], coefficient: f64| {
+            for (t, &d) in target.iter_mut().zip(delta) {
+                *t -= coefficient * d;
             }
         };
         match rows {
-            Some(rows) => rows.iter().for_each(|&i| apply(i)),
-            None => (0..p).for_each(apply),
+            Some(rows) => {
+                for &i in rows {
+                    subtract(&mut self.residual[i * r..(i + 1) * r], column[i]);
+                }
+            }
+            None => {
+                for (target, &coefficient) in self.residual.chunks_exact_mut(r).zip(column) {
+                    subtract(target, coefficient);
+                }
+            }
         }
         denominator * change
     }
@@ -179,9 +193,14 @@ pub fn solve(problem: GroupLassoProblem<'_>, w: &mut [f64], settings: CdSettings
                 continue;
             }
             let column = &problem.gram[g * p..(g + 1) * p];
-            for i in (0..p).filter(|&i| !is_active[i]) {
-                for k in 0..r {
-                    solver.residual[i * r + k] -= column[i] * change[k];
+            let rows = solver
+                .residual
+                .chunks_exact_mut(r)
+                .zip(column)
+                .zip(&is_active);
+            for ((target, &coefficient), _) in rows.filter(|(_, active)| !**active) {
+                for (t, &c) in target.iter_mut().zip(&change) {
+                    *t -= coefficient * c;
                 }
             }
         }
