@@ -42,7 +42,7 @@ pub fn load_dataset(spec: &DatasetSpec, base: &Path) -> Result<PreparedDataset, 
     }
     let data_err = |source| RunError::Data {
         dataset: spec.name.clone(),
-        source,
+        source: Box::new(source),
     };
     let mut modalities = Vec::with_capacity(spec.modalities.len());
     for modality in &spec.modalities {
@@ -71,7 +71,7 @@ pub fn load_dataset(spec: &DatasetSpec, base: &Path) -> Result<PreparedDataset, 
             .map_err(|source| RunError::Prep {
                 dataset: spec.name.clone(),
                 modality: modality.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         reports.insert(modality.name.clone(), prepared.report);
         modality.table = prepared.table;

@@ -23,8 +23,8 @@ pub enum RunError {
     Data {
         /// The dataset.
         dataset: String,
-        /// What went wrong.
-        source: DataError,
+        /// What went wrong (boxed: data errors carry whole paths and names).
+        source: Box<DataError>,
     },
     /// Preprocessing failed.
     #[error("dataset `{dataset}`, modality `{modality}`: {source}")]
@@ -33,8 +33,8 @@ pub enum RunError {
         dataset: String,
         /// The modality whose recipe failed.
         modality: String,
-        /// What went wrong.
-        source: PrepError,
+        /// What went wrong (boxed, like data errors).
+        source: Box<PrepError>,
     },
     /// The data do not fit what the experiment asks of them.
     #[error("experiment `{experiment}`: {message}")]
