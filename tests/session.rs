@@ -127,13 +127,17 @@ fn a_session_dataset_loads_pairs_cells_and_reports_its_preprocessing() {
     let dir = tempfile::tempdir().expect("tempdir");
     common::small_dataset(dir.path(), 2);
     let parsed = parse(&common::srrr_session("rrr", 2)).expect("valid");
-    let prepared = patchbench::runner::load_dataset(&parsed.datasets[0], dir.path()).expect("loads");
+    let prepared =
+        patchbench::runner::load_dataset(&parsed.datasets[0], dir.path()).expect("loads");
     let pairing = prepared.data.pairing("T", "E").expect("both modalities");
     let counts = pairing.counts();
     // The small config has 160 cells, 10% T-only and 5% E-only.
     assert_eq!((counts.paired, counts.only_a, counts.only_b), (136, 16, 8));
     let t = prepared.data.modality("T").expect("T");
-    assert!(t.table.features.iter().all(|g| !g.starts_with("ERCC-")), "spike-ins excluded by the recipe");
+    assert!(
+        t.table.features.iter().all(|g| !g.starts_with("ERCC-")),
+        "spike-ins excluded by the recipe"
+    );
     let report = &prepared.reports["T"];
     assert_eq!(report.output_features, t.table.features.len());
     assert!(report.input_features > report.output_features);
