@@ -4,8 +4,12 @@
 //! [`cv`] splits cells into folds (including a bit-exact reproduction of the
 //! numpy permutation the sBNN paper used), [`scaling`] centres or z-scores a
 //! fold with its training statistics, and [`r2`] scores predictions. The
-//! numpy-compatible random generator lives in [`numpy_rng`].
+//! numpy-compatible random generator lives in [`numpy_rng`]. [`confusion`]
+//! tabulates two labelings and [`clustering`] scores their agreement (ARI,
+//! AMI, Hungarian-matched accuracy).
 
+pub mod clustering;
+pub mod confusion;
 pub mod cv;
 pub mod numpy_rng;
 pub mod r2;

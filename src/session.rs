@@ -16,7 +16,7 @@ mod validate;
 
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
-pub use result::{ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail};
+pub use result::{Curve, ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail};
 pub use schema::{
     DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
     Session,

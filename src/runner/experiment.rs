@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::{PreparedDataset, RunError};
+use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::{Fold, k_fold};
 use crate::progress::Sink;
 use crate::session::{
-    Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, Provenance, ResultDetail,
+    Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, Provenance, ResultDetail,
 };
 
 /// What a model run hands back before the runner adds timing and provenance.
@@ -17,6 +18,8 @@ pub(super) struct ModelOutcome {
     pub per_feature: Vec<FeatureScore>,
     pub genes: Vec<FeatureScore>,
     pub latent: Option<Latent>,
+    pub curves: Vec<Curve>,
+    pub confusions: Vec<Confusion>,
     pub detail: ResultDetail,
 }
 
@@ -44,6 +47,8 @@ pub fn run_experiment(
         per_feature: outcome.per_feature,
         genes: outcome.genes,
         latent: outcome.latent,
+        curves: outcome.curves,
+        confusions: outcome.confusions,
         preprocessing,
         detail: outcome.detail,
         provenance: Provenance {

@@ -64,6 +64,8 @@ pub(super) fn run(
             per_feature: Vec::new(),
             genes: Vec::new(),
             latent: None,
+            curves: Vec::new(),
+            confusions: Vec::new(),
             detail: ResultDetail::Srrr {
                 rank: result.rank,
                 lambdas: result.lambdas,
@@ -103,6 +105,8 @@ pub(super) fn run(
             cells: x.cells.clone(),
             values: fit.latent.iter().flatten().map(|&v| v as f32).collect(),
         }),
+        curves: Vec::new(),
+        confusions: Vec::new(),
         detail: ResultDetail::Srrr {
             rank: result.rank,
             lambdas: result.lambdas,

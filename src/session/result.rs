@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::confusion::Confusion;
 use crate::models::srrr::LambdaRow;
 use crate::prep::Report;
 
@@ -23,6 +24,12 @@ pub struct ExperimentResult {
     /// Latent coordinates of every cell, from the model fitted on all cells.
     #[serde(default)]
     pub latent: Option<Latent>,
+    /// Per-epoch (or per-step) training curves, for the loss-curve pane.
+    #[serde(default)]
+    pub curves: Vec<Curve>,
+    /// Confusion matrices of the run's classifiers and clusterings.
+    #[serde(default)]
+    pub confusions: Vec<Confusion>,
     /// What preprocessing did to each modality, by modality name.
     #[serde(default)]
     pub preprocessing: BTreeMap<String, Report>,
@@ -57,6 +64,16 @@ pub struct FeatureScore {
     pub name: String,
     /// Its score.
     pub score: f64,
+}
+
+/// A named training curve: one value per step (epoch), averaged over folds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curve {
+    /// What is measured (`train_r2`, `test_r2`, `loss`, ...).
+    pub name: String,
+    /// The value at step 0, 1, 2, ...
+    pub values: Vec<f64>,
 }
 
 /// Latent coordinates of cells, row-major (`values[cell * dims + d]`).
