@@ -143,7 +143,8 @@ fn without_pretraining_the_schedule_still_runs() {
 
 #[test]
 fn bad_settings_are_rejected_before_any_training() {
-    let cases: [(&dyn Fn(&mut SbnnConfig), &str); 5] = [
+    type Change<'a> = &'a dyn Fn(&mut SbnnConfig);
+    let cases: [(Change<'_>, &str); 5] = [
         (&|c| c.genes = 0, "genes"),
         (&|c| c.genes = 31, "only 30 input genes"),
         (&|c| c.frozen_lr = -1e-4, "frozen_lr"),

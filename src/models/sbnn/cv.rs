@@ -374,8 +374,7 @@ pub fn cross_validate(
             })
             .collect();
         drop(sender);
-        let mut done = 0u64;
-        for (job, report) in receiver {
+        for (done, (job, report)) in (1u64..).zip(receiver) {
             let who = if job == folds.len() {
                 "final".to_string()
             } else {
@@ -393,7 +392,6 @@ pub fn cross_validate(
                     value: test,
                 });
             }
-            done += 1;
             sink.event(Event::Step { done });
             if sink.cancelled() {
                 stop.store(true, Ordering::Relaxed);
