@@ -21,6 +21,8 @@
 //!   caller's seeded generator.
 //! - Losses in [`loss`], penalties in [`penalty`], the optimiser [`Adam`],
 //!   weight files in [`ParamStore::save`] / [`ParamStore::load_into`].
+//! - [`dense`] is a fused CPU path for plain dense stacks (the sBNN) that
+//!   bypasses the tape where speed matters.
 //!
 //! # A training step
 //! ```
@@ -60,6 +62,7 @@
 //! nothing on the tape.
 
 mod adam;
+pub mod dense;
 mod device;
 mod error;
 mod io;

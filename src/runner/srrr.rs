@@ -120,7 +120,7 @@ pub(super) fn run(
 /// Per-fold scaling that matches the recipes: z-score with training-fold
 /// statistics when a recipe defers standardisation to the fold, otherwise only
 /// centre on the training means (the data were already standardised, as in the paper).
-fn fold_scaling(dataset: &PreparedDataset, modalities: &[String]) -> FoldScaling {
+pub(super) fn fold_scaling(dataset: &PreparedDataset, modalities: &[String]) -> FoldScaling {
     let deferred = modalities.iter().any(|name| {
         dataset
             .reports

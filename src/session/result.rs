@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::confusion::Confusion;
+use crate::models::sbnn::LatentGrid;
 use crate::models::srrr::LambdaRow;
 use crate::prep::Report;
 
@@ -54,6 +55,20 @@ pub enum ResultDetail {
         loadings: Vec<Vec<f64>>,
         /// Fold-λ fits that stopped at the iteration limit.
         unconverged_fits: usize,
+    },
+    /// The sparse bottleneck network's cross-validation and final model.
+    Sbnn {
+        /// Regression epoch (from 0) at which the first layer was pruned.
+        prune_epoch: usize,
+        /// Regression epoch whose test predictions were scored (the last one
+        /// unless the test-fold checkpoint leak was switched on).
+        reported_epoch: usize,
+        /// Genes each fold selected, strongest first.
+        fold_genes: Vec<Vec<String>>,
+        /// Names of the predicted features, in the order of the grid's values.
+        outputs: Vec<String>,
+        /// The final model's predictions over its 2-D latent plane.
+        grid: Option<LatentGrid>,
     },
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::ExperimentResult;
 use crate::analysis::cv::FoldScheme;
 use crate::data::Orientation;
+use crate::models::sbnn::SbnnConfig;
 use crate::models::srrr::SrrrConfig;
 use crate::prep::Recipe;
 
@@ -91,6 +92,8 @@ pub struct Experiment {
 pub enum ModelSpec {
     /// Sparse reduced-rank regression (Bernaerts et al. 2021 baseline).
     Srrr(SrrrConfig),
+    /// Sparse bottleneck neural network (Bernaerts et al. 2021).
+    Sbnn(SbnnConfig),
 }
 
 impl ModelSpec {
@@ -98,13 +101,14 @@ impl ModelSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::Srrr(_) => "srrr",
+            ModelSpec::Sbnn(_) => "sbnn",
         }
     }
 
     /// How many modalities the model needs.
     pub fn modality_count(&self) -> usize {
         match self {
-            ModelSpec::Srrr(_) => 2,
+            ModelSpec::Srrr(_) | ModelSpec::Sbnn(_) => 2,
         }
     }
 }

@@ -131,6 +131,11 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                     .validate()
                     .map_err(|e| invalid(field("model"), e.to_string()))?;
             }
+            ModelSpec::Sbnn(config) => {
+                config
+                    .validate()
+                    .map_err(|e| invalid(field("model"), e.to_string()))?;
+            }
         }
     }
     Ok(())

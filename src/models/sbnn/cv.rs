@@ -1,0 +1,443 @@
+//! Cross-validation of the sBNN and the final model on all cells.
+//!
+//! Every fold is scaled with its training statistics, gets k-means labels of
+//! its own training targets (unless the reference's leak is asked for), and is
+//! trained with the full schedule; its test R² (Eq. 3) is taken on the whole
+//! test fold at the last epoch. The folds and the final model run as
+//! independent jobs on up to `available_parallelism` scoped threads, each
+//! single-threaded and seeded by its job index, so results do not depend on the
+//! thread count. The calling thread forwards per-epoch metrics to the [`Sink`]
+//! (`fold3/train_r2`, `fold3/test_r2`, `final/train_r2`, step = epoch) and
+//! relays cancellation.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::network::bottleneck;
+use super::train::{EpochReport, Rows, TrainInput, TrainedSbnn, train};
+use super::{SbnnConfig, SbnnError};
+use crate::analysis::cv::Fold;
+use crate::analysis::kmeans::{KMeansConfig, kmeans};
+use crate::analysis::r2::{MeanSd, mean_sd, r2, r2_per_feature};
+use crate::analysis::scaling::{FoldScaling, scale_all, scale_fold};
+use crate::progress::{Event, Sink};
+
+/// The decoder's predictions over a regular grid of the 2-D latent plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentGrid {
+    /// Grid coordinates along the first latent axis.
+    pub x: Vec<f32>,
+    /// Grid coordinates along the second latent axis.
+    pub y: Vec<f32>,
+    /// Predictions, `values[(i * y.len() + j) * outputs + f]` at `(x[i], y[j])`.
+    pub values: Vec<f32>,
+    /// Number of predicted features.
+    pub outputs: usize,
+}
+
+/// The model fitted on all cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinalModel {
+    /// The training run.
+    pub trained: TrainedSbnn,
+    /// Bottleneck coordinates of every cell, row-major.
+    pub latent: Vec<f32>,
+    /// Decoder predictions over the latent plane (2-D bottlenecks only).
+    pub grid: Option<LatentGrid>,
+}
+
+/// Everything an sBNN cross-validation produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SbnnCvResult {
+    /// Test R² (Eq. 3) of every fold at the reported epoch.
+    pub r2_per_fold: Vec<f64>,
+    /// Their mean ± SD (ddof 0).
+    pub r2: MeanSd,
+    /// Per-feature test R² (Eq. 4), mean over folds.
+    pub r2_per_feature: Vec<f64>,
+    /// Training R² per regression epoch, mean over folds.
+    pub train_curve: Vec<f64>,
+    /// Test R² per regression epoch, mean over folds.
+    pub test_curve: Vec<f64>,
+    /// Mean mini-batch loss (with penalties) per regression epoch, mean over folds.
+    pub loss_curve: Vec<f64>,
+    /// Genes (input columns) each fold selected, strongest first.
+    pub fold_genes: Vec<Vec<usize>>,
+    /// The model fitted on all cells.
+    pub final_model: FinalModel,
+}
+
+fn to_rows(a: &Array2<f64>) -> Rows {
+    Rows {
+        values: a.iter().map(|&v| v as f32).collect(),
+        rows: a.nrows(),
+        cols: a.ncols(),
+    }
+}
+
+fn labels_of(y: ArrayView2<'_, f64>, config: &SbnnConfig) -> Result<Vec<usize>, SbnnError> {
+    Ok(kmeans(
+        y,
+        &KMeansConfig {
+            k: config.clusters,
+            restarts: config.kmeans_restarts,
+            max_iter: 300,
+            seed: config.kmeans_seed,
+        },
+    )?
+    .labels)
+}
+
+fn job_rng(config: &SbnnConfig, job: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    rng.set_stream(job as u64);
+    rng
+}
+
+/// A fold's outcome.
+struct FoldOutcome {
+    r2: f64,
+    per_feature: Vec<f64>,
+    epochs: Vec<EpochReport>,
+    genes: Vec<usize>,
+}
+
+/// What the workers share.
+struct Shared<'a> {
+    x: ArrayView2<'a, f64>,
+    y: ArrayView2<'a, f64>,
+    folds: &'a [Fold],
+    scaling: FoldScaling,
+    config: &'a SbnnConfig,
+    /// k-means labels of all cells (the final model's, and the folds' under the leak).
+    all_labels: Option<&'a [usize]>,
+    stop: &'a AtomicBool,
+}
+
+/// A progress message: job index and the epoch it finished.
+type Progress = (usize, EpochReport);
+
+fn run_fold(
+    shared: &Shared<'_>,
+    index: usize,
+    progress: &mpsc::Sender<Progress>,
+) -> Result<FoldOutcome, SbnnError> {
+    let fold = &shared.folds[index];
+    let scale = |data| {
+        scale_fold(data, fold, shared.scaling).map_err(|source| SbnnError::Scaling {
+            fold: Some(index),
+            source,
+        })
+    };
+    let (x_train, x_test) = scale(shared.x)?;
+    let (y_train, y_test) = scale(shared.y)?;
+    let labels = if !shared.config.pretrain {
+        None
+    } else if let (true, Some(all)) = (shared.config.leak_kmeans_on_all_cells, shared.all_labels) {
+        Some(fold.train.iter().map(|&i| all[i]).collect())
+    } else {
+        Some(labels_of(y_train.view(), shared.config)?)
+    };
+    let (xt, yt, xs, ys) = (
+        to_rows(&x_train),
+        to_rows(&y_train),
+        to_rows(&x_test),
+        to_rows(&y_test),
+    );
+    let input = TrainInput {
+        x_train: &xt,
+        y_train: &yt,
+        x_test: Some(&xs),
+        y_test: Some(&ys),
+        labels: labels.as_deref(),
+    };
+    let mut rng = job_rng(shared.config, index);
+    let trained = train(&input, shared.config, &mut rng, &mut |report| {
+        let _ = progress.send((index, *report));
+        !shared.stop.load(Ordering::Relaxed)
+    })?;
+    let prediction = trained
+        .test_prediction
+        .as_ref()
+        .ok_or(SbnnError::NonFinite {
+            what: "test prediction",
+        })?;
+    let prediction = Array2::from_shape_vec(
+        y_test.dim(),
+        prediction.iter().map(|&v| f64::from(v)).collect(),
+    )
+    .map_err(|e| SbnnError::Shape(e.to_string()))?;
+    let wrap = |source| SbnnError::Score {
+        fold: index,
+        source,
+    };
+    Ok(FoldOutcome {
+        r2: r2(y_test.view(), prediction.view()).map_err(wrap)?,
+        per_feature: r2_per_feature(y_test.view(), prediction.view()).map_err(wrap)?,
+        epochs: trained.epochs,
+        genes: trained.genes,
+    })
+}
+
+/// Fits the sBNN on all cells (scaled with their own statistics) and computes
+/// the latent code of every cell and the decoder's predictions over the
+/// latent plane. `job` selects the random stream (the CV uses the number of folds).
+pub fn fit_all_cells(
+    x: ArrayView2<'_, f64>,
+    y: ArrayView2<'_, f64>,
+    scaling: FoldScaling,
+    config: &SbnnConfig,
+    labels: Option<&[usize]>,
+    job: usize,
+    observe: &mut dyn FnMut(&EpochReport) -> bool,
+) -> Result<FinalModel, SbnnError> {
+    let scale =
+        |data| scale_all(data, scaling).map_err(|source| SbnnError::Scaling { fold: None, source });
+    let (x_all, y_all) = (scale(x)?, scale(y)?);
+    let owned;
+    let labels = match labels {
+        Some(l) => Some(l),
+        None if config.pretrain => {
+            owned = labels_of(y_all.view(), config)?;
+            Some(owned.as_slice())
+        }
+        None => None,
+    };
+    let (xr, yr) = (to_rows(&x_all), to_rows(&y_all));
+    let input = TrainInput {
+        x_train: &xr,
+        y_train: &yr,
+        x_test: None,
+        y_test: None,
+        labels,
+    };
+    let mut rng = job_rng(config, job);
+    let trained = train(&input, config, &mut rng, observe)?;
+    let kept = xr.select_columns(&trained.genes);
+    let code_layer = bottleneck(config) + 1;
+    let latent = trained
+        .net
+        .forward_range(&kept.values, kept.rows, 0, code_layer)?;
+    let grid = if config.latent == 2 {
+        Some(latent_grid(&trained, &latent, config.grid, code_layer)?)
+    } else {
+        None
+    };
+    Ok(FinalModel {
+        trained,
+        latent,
+        grid,
+    })
+}
+
+/// Decoder predictions on a `points × points` grid spanning the latent codes (5 % margin).
+fn latent_grid(
+    trained: &TrainedSbnn,
+    latent: &[f32],
+    points: usize,
+    decoder_start: usize,
+) -> Result<LatentGrid, SbnnError> {
+    let axis = |d: usize| {
+        let (lo, hi) = latent
+            .iter()
+            .skip(d)
+            .step_by(2)
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        let margin = 0.05 * (hi - lo).max(1e-6);
+        let (lo, hi) = (lo - margin, hi + margin);
+        (0..points)
+            .map(|i| lo + (hi - lo) * i as f32 / (points - 1) as f32)
+            .collect::<Vec<f32>>()
+    };
+    let (gx, gy) = (axis(0), axis(1));
+    let mut codes = Vec::with_capacity(points * points * 2);
+    for &a in &gx {
+        for &b in &gy {
+            codes.extend([a, b]);
+        }
+    }
+    let net = &trained.net;
+    let values = net.forward_range(&codes, points * points, decoder_start, net.layers.len())?;
+    Ok(LatentGrid {
+        x: gx,
+        y: gy,
+        values,
+        outputs: net.outputs(),
+    })
+}
+
+/// Column-wise mean of equally long series.
+fn mean_curve(series: &[Vec<f64>]) -> Vec<f64> {
+    let len = series.iter().map(Vec::len).min().unwrap_or(0);
+    (0..len)
+        .map(|i| series.iter().map(|s| s[i]).sum::<f64>() / series.len() as f64)
+        .collect()
+}
+
+/// Cross-validates the sBNN over `folds` and fits the final model on all cells.
+pub fn cross_validate(
+    x: ArrayView2<'_, f64>,
+    y: ArrayView2<'_, f64>,
+    folds: &[Fold],
+    scaling: FoldScaling,
+    config: &SbnnConfig,
+    sink: &mut dyn Sink,
+) -> Result<SbnnCvResult, SbnnError> {
+    if folds.is_empty() {
+        return Err(SbnnError::NoFolds);
+    }
+    if x.nrows() != y.nrows() {
+        return Err(SbnnError::Shape(format!(
+            "X has {} rows, Y has {}",
+            x.nrows(),
+            y.nrows()
+        )));
+    }
+    let smallest = folds.iter().map(|f| f.train.len()).min().unwrap_or(0);
+    config.validate_for(x.ncols(), smallest)?;
+    let all_labels = if config.pretrain {
+        let centred =
+            scale_all(y, scaling).map_err(|source| SbnnError::Scaling { fold: None, source })?;
+        Some(labels_of(centred.view(), config)?)
+    } else {
+        None
+    };
+    let jobs = folds.len() + 1;
+    let epochs = config.regression_epochs() as u64;
+    sink.event(Event::Stage {
+        name: format!("sBNN: {} folds + final model", folds.len()),
+        total: jobs as u64 * epochs,
+    });
+    let stop = AtomicBool::new(false);
+    let shared = Shared {
+        x,
+        y,
+        folds,
+        scaling,
+        config,
+        all_labels: all_labels.as_deref(),
+        stop: &stop,
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, jobs);
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel::<Progress>();
+    let (mut fold_results, final_result) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let sender = sender.clone();
+                let (shared, next) = (&shared, &next);
+                scope.spawn(move || {
+                    let mut folds_done = Vec::new();
+                    let mut final_model = None;
+                    loop {
+                        let job = next.fetch_add(1, Ordering::Relaxed);
+                        if job >= jobs || shared.stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if job == shared.folds.len() {
+                            let outcome = fit_all_cells(
+                                shared.x,
+                                shared.y,
+                                shared.scaling,
+                                shared.config,
+                                shared.all_labels,
+                                job,
+                                &mut |report| {
+                                    let _ = sender.send((job, *report));
+                                    !shared.stop.load(Ordering::Relaxed)
+                                },
+                            );
+                            if outcome.is_err() {
+                                shared.stop.store(true, Ordering::Relaxed);
+                            }
+                            final_model = Some(outcome);
+                        } else {
+                            let outcome = run_fold(shared, job, &sender);
+                            if outcome.is_err() {
+                                shared.stop.store(true, Ordering::Relaxed);
+                            }
+                            folds_done.push((job, outcome));
+                        }
+                    }
+                    (folds_done, final_model)
+                })
+            })
+            .collect();
+        drop(sender);
+        for (done, (job, report)) in (1u64..).zip(receiver) {
+            let who = if job == folds.len() {
+                "final".to_string()
+            } else {
+                format!("fold{job}")
+            };
+            sink.event(Event::Metric {
+                name: format!("{who}/train_r2"),
+                step: report.epoch as u64,
+                value: report.train_r2,
+            });
+            if let Some(test) = report.test_r2 {
+                sink.event(Event::Metric {
+                    name: format!("{who}/test_r2"),
+                    step: report.epoch as u64,
+                    value: test,
+                });
+            }
+            sink.event(Event::Step { done });
+            if sink.cancelled() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        let mut fold_results = Vec::new();
+        let mut final_result = None;
+        for handle in handles {
+            let (folds_done, final_model) = handle.join().map_err(|_| SbnnError::WorkerFailed)?;
+            fold_results.extend(folds_done);
+            if final_model.is_some() {
+                final_result = final_model;
+            }
+        }
+        Ok::<_, SbnnError>((fold_results, final_result))
+    })?;
+    fold_results.sort_by_key(|(job, _)| *job);
+    let mut outcomes = Vec::with_capacity(folds.len());
+    for (_, outcome) in fold_results {
+        outcomes.push(outcome?);
+    }
+    let final_model = final_result.ok_or(SbnnError::Cancelled)??;
+    if outcomes.len() != folds.len() {
+        return Err(SbnnError::Cancelled);
+    }
+    let r2_per_fold: Vec<f64> = outcomes.iter().map(|o| o.r2).collect();
+    let features = outcomes.first().map_or(0, |o| o.per_feature.len());
+    let r2_per_feature = (0..features)
+        .map(|f| outcomes.iter().map(|o| o.per_feature[f]).sum::<f64>() / outcomes.len() as f64)
+        .collect();
+    let series = |get: &dyn Fn(&EpochReport) -> f64| {
+        mean_curve(
+            &outcomes
+                .iter()
+                .map(|o| o.epochs.iter().map(get).collect())
+                .collect::<Vec<_>>(),
+        )
+    };
+    Ok(SbnnCvResult {
+        r2: mean_sd(&r2_per_fold).ok_or(SbnnError::NoFolds)?,
+        r2_per_fold,
+        r2_per_feature,
+        train_curve: series(&|e| e.train_r2),
+        test_curve: series(&|e| e.test_r2.unwrap_or(f64::NAN)),
+        loss_curve: series(&|e| e.loss),
+        fold_genes: outcomes.iter().map(|o| o.genes.clone()).collect(),
+        final_model,
+    })
+}

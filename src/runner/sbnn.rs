@@ -1,0 +1,111 @@
+//! Running a sparse bottleneck neural network experiment.
+
+use std::collections::BTreeMap;
+
+use super::experiment::{ModelOutcome, folds_for};
+use super::srrr::fold_scaling;
+use super::{PreparedDataset, RunError};
+use crate::models::sbnn::{SbnnConfig, cross_validate};
+use crate::progress::Sink;
+use crate::session::{Curve, Experiment, FeatureScore, Latent, ResultDetail};
+
+/// Cross-validates the sBNN from the experiment's first modality (genes) to
+/// its second (targets) on the cells measured in both, and fits the final
+/// model on all of them.
+pub(super) fn run(
+    experiment: &Experiment,
+    config: &SbnnConfig,
+    dataset: &PreparedDataset,
+    sink: &mut dyn Sink,
+) -> Result<ModelOutcome, RunError> {
+    let unsuitable = |message: String| RunError::Unsuitable {
+        experiment: experiment.name.clone(),
+        message,
+    };
+    let [input, target] = experiment.modalities.as_slice() else {
+        return Err(unsuitable(
+            "sBNN needs exactly two modalities: genes, then targets".into(),
+        ));
+    };
+    let (x, y) = dataset.data.paired_matrices(input, target).ok_or_else(|| {
+        unsuitable(format!(
+            "dataset `{}` lacks modality `{input}` or `{target}`",
+            dataset.name
+        ))
+    })?;
+    if x.cells.is_empty() {
+        return Err(unsuitable(format!(
+            "no cell is measured in both `{input}` and `{target}`"
+        )));
+    }
+    let folds = folds_for(experiment, dataset, &x.cells)?;
+    let scaling = fold_scaling(dataset, &experiment.modalities);
+    let result = cross_validate(
+        x.values.view(),
+        y.values.view(),
+        &folds,
+        scaling,
+        config,
+        sink,
+    )
+    .map_err(|source| RunError::Sbnn {
+        experiment: experiment.name.clone(),
+        source,
+    })?;
+    let gene_name = |g: usize| x.features.get(g).cloned().unwrap_or_default();
+    let trained = &result.final_model.trained;
+    let metrics = BTreeMap::from([
+        ("paired_cells".to_string(), x.cells.len() as f64),
+        ("cv_r2_mean".into(), result.r2.mean),
+        ("cv_r2_sd".into(), result.r2.sd),
+        ("n_genes".into(), trained.genes.len() as f64),
+    ]);
+    let curve = |name: &str, values: &[f64]| Curve {
+        name: name.into(),
+        values: values.to_vec(),
+    };
+    Ok(ModelOutcome {
+        metrics,
+        per_fold: result.r2_per_fold.clone(),
+        per_feature: y
+            .features
+            .iter()
+            .zip(&result.r2_per_feature)
+            .map(|(name, &score)| FeatureScore {
+                name: name.clone(),
+                score,
+            })
+            .collect(),
+        genes: trained
+            .genes
+            .iter()
+            .zip(&trained.gene_norms)
+            .map(|(&g, &norm)| FeatureScore {
+                name: gene_name(g),
+                score: f64::from(norm),
+            })
+            .collect(),
+        latent: Some(Latent {
+            dims: config.latent,
+            cells: x.cells.clone(),
+            values: result.final_model.latent.clone(),
+        }),
+        curves: vec![
+            curve("train_r2", &result.train_curve),
+            curve("test_r2", &result.test_curve),
+            curve("loss", &result.loss_curve),
+        ],
+        confusions: Vec::new(),
+        detail: ResultDetail::Sbnn {
+            prune_epoch: config.prune_epoch(),
+            reported_epoch: trained.reported_epoch,
+            fold_genes: result
+                .fold_genes
+                .iter()
+                .map(|genes| genes.iter().map(|&g| gene_name(g)).collect())
+                .collect(),
+            outputs: y.features.clone(),
+            grid: result.final_model.grid,
+        },
+    })
+}
