@@ -5,6 +5,9 @@
 mod dataset;
 mod error;
 mod experiment;
+mod cae;
+mod latents;
+mod pc_cca;
 mod srrr;
 
 pub use dataset::{PreparedDataset, load_dataset, missing_files};
