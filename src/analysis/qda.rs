@@ -1,6 +1,7 @@
 //! Quadratic discriminant analysis with a covariance regulariser, as
-//! scikit-learn's `QuadraticDiscriminantAnalysis(reg_param)`: each class gets
-//! its mean and the regularised unbiased covariance `(1 − r) S + r I`; a cell
+//! scikit-learn's `QuadraticDiscriminantAnalysis(reg_param)` (version 1.9):
+//! each class gets its mean and the regularised maximum-likelihood covariance
+//! `(1 − r) S + r I` (`S` divides by the class size); a cell
 //! goes to the class of largest `log prior − ½ (log det S + Mahalanobis²)`.
 //!
 //! Classes with fewer than `min_class_size` training cells are left out
@@ -118,7 +119,7 @@ impl Qda {
             let points = x.select(ndarray::Axis(0), rows);
             let mean = points.mean_axis(ndarray::Axis(0)).unwrap_or_else(|| Array1::zeros(d));
             let centred = &points - &mean.view().insert_axis(ndarray::Axis(0));
-            let cov = centred.t().dot(&centred) / (rows.len() - 1) as f64;
+            let cov = centred.t().dot(&centred) / rows.len() as f64;
             let reg = Mat::<f64>::from_fn(d, d, |i, j| {
                 (1.0 - config.reg) * cov[[i, j]] + if i == j { config.reg } else { 0.0 }
             });
