@@ -2,10 +2,10 @@
 //! each model under its validation protocol, and returns results for the
 //! session. Progress goes to a [`crate::progress::Sink`]; nothing here draws.
 
+mod cae;
 mod dataset;
 mod error;
 mod experiment;
-mod cae;
 mod latents;
 mod pc_cca;
 mod srrr;

@@ -17,7 +17,12 @@ use rand_distr::StandardNormal;
 /// non-linear read-outs of the state plus noise.
 fn synthetic(cells: usize, seed: u64) -> (MultiModal, Vec<usize>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let centres = [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [-1.5, -1.5, -1.5]];
+    let centres = [
+        [2.0, 0.0, 0.0],
+        [0.0, 2.0, 0.0],
+        [0.0, 0.0, 2.0],
+        [-1.5, -1.5, -1.5],
+    ];
     let wt = Array2::from_shape_simple_fn((3, 20), || rng.sample::<f64, _>(StandardNormal));
     let we = Array2::from_shape_simple_fn((3, 8), || rng.sample::<f64, _>(StandardNormal));
     let mut types = Vec::with_capacity(cells);
@@ -75,7 +80,14 @@ fn small_config(coupling: CouplingKind, lambda: f64, steps: usize) -> CaeConfig 
 fn fit(coupling: CouplingKind, lambda: f64, steps: usize) -> (Trained, MultiModal) {
     let (data, _) = synthetic(300, 1);
     let cells: Vec<usize> = (0..300).collect();
-    let trained = train(&small_config(coupling, lambda, steps), &data, &cells, "test", &mut Quiet).unwrap();
+    let trained = train(
+        &small_config(coupling, lambda, steps),
+        &data,
+        &cells,
+        "test",
+        &mut Quiet,
+    )
+    .unwrap();
     (trained, data)
 }
 
@@ -105,7 +117,12 @@ fn plain_coupling_shrinks_the_latent_norms() {
     let last = &trained.history.last().unwrap().latent_rms;
     eprintln!("plain coupling: latent rms {first:?} -> {last:?}");
     for i in 0..2 {
-        assert!(last[i] < 0.25 * first[i], "modality {i}: rms {} -> {}", first[i], last[i]);
+        assert!(
+            last[i] < 0.25 * first[i],
+            "modality {i}: rms {} -> {}",
+            first[i],
+            last[i]
+        );
     }
 }
 
@@ -114,7 +131,10 @@ fn batch_norm_coupling_collapses_onto_a_line() {
     let (mut trained, data) = fit(CouplingKind::BatchNorm, LAMBDA, 800);
     let corr = max_abs_correlation(&codes(&mut trained, &data, 0));
     eprintln!("batch-norm coupling: largest |correlation| {corr}");
-    assert!(corr > 0.95, "largest |correlation| between latent dimensions: {corr}");
+    assert!(
+        corr > 0.95,
+        "largest |correlation| between latent dimensions: {corr}"
+    );
 }
 
 #[test]
@@ -126,7 +146,10 @@ fn msv_and_full_covariance_couplings_neither_shrink_nor_collapse() {
         for i in 0..2 {
             let corr = max_abs_correlation(&codes(&mut trained, &data, i));
             eprintln!("{coupling:?} modality {i}: rms {last:?}, largest |correlation| {corr}");
-            assert!(corr < 0.8, "{coupling:?} modality {i}: |correlation| {corr}");
+            assert!(
+                corr < 0.8,
+                "{coupling:?} modality {i}: |correlation| {corr}"
+            );
         }
         // The coupling did its job: paired codes are close.
         let (zt, ze) = (codes(&mut trained, &data, 0), codes(&mut trained, &data, 1));
@@ -172,7 +195,12 @@ fn coupling_enables_cross_modal_prediction_and_partial_pairing() {
     config.lambda = 0.0;
     let mut uncoupled = train(&config, &partial, &all, "uncoupled", &mut Quiet).unwrap();
     // Live metrics were streamed.
-    assert!(recorder.events.iter().any(|e| matches!(e, Event::Metric { name, .. } if name == "loss")));
+    assert!(
+        recorder
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Metric { name, .. } if name == "loss"))
+    );
     // E predicted from T on the paired cells: far better with the coupling.
     let paired: Vec<usize> = (0..300).filter(|c| c % 4 >= 2).collect();
     let x_t = data.select(0, &paired);
@@ -183,7 +211,10 @@ fn coupling_enables_cross_modal_prediction_and_partial_pairing() {
     };
     let (with, without) = (err(&mut coupled), err(&mut uncoupled));
     eprintln!("cross-modal E-from-T error: coupled {with}, uncoupled {without}");
-    assert!(with < 0.5 && with < 0.6 * without, "cross-modal error {with} vs uncoupled {without}");
+    assert!(
+        with < 0.5 && with < 0.6 * without,
+        "cross-modal error {with} vs uncoupled {without}"
+    );
 }
 
 #[test]
@@ -195,7 +226,13 @@ fn bad_settings_and_data_are_reported() {
     assert!(err.to_string().contains("batch_size"), "{err}");
     let mut broken = data.clone();
     broken.matrices[1][[3, 2]] = f32::NAN;
-    let err = train(&small_config(CouplingKind::MinSingularValue, 1.0, 5), &broken, &[0, 1], "x", &mut Quiet)
-        .unwrap_err();
+    let err = train(
+        &small_config(CouplingKind::MinSingularValue, 1.0, 5),
+        &broken,
+        &[0, 1],
+        "x",
+        &mut Quiet,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("modality 1"), "{err}");
 }

@@ -67,10 +67,18 @@ fn lcg(seed: u64, n: usize) -> Vec<f64> {
 }
 
 fn normals(seed: u64, n: usize) -> Vec<f64> {
-    lcg(seed, 4 * n).chunks(4).map(|c| c.iter().sum::<f64>() - 2.0).collect()
+    lcg(seed, 4 * n)
+        .chunks(4)
+        .map(|c| c.iter().sum::<f64>() - 2.0)
+        .collect()
 }
 
-fn blobs(seed: u64, counts: &[usize], centres: &[Vec<f64>], scales: &[Vec<f64>]) -> (Array2<f64>, Vec<usize>) {
+fn blobs(
+    seed: u64,
+    counts: &[usize],
+    centres: &[Vec<f64>],
+    scales: &[Vec<f64>],
+) -> (Array2<f64>, Vec<usize>) {
     let mut parts = Vec::new();
     let mut labels = Vec::new();
     for (k, &count) in counts.iter().enumerate() {
@@ -90,8 +98,16 @@ fn qda_matches_scikit_learn() {
     let (x, y) = blobs(
         1,
         &[40, 30, 20],
-        &[vec![0.0, 0.0, 0.0], vec![2.0, 1.0, 0.0], vec![0.0, 2.0, 2.0]],
-        &[vec![1.0, 0.5, 0.8], vec![0.6, 0.6, 1.2], vec![0.9, 0.3, 0.5]],
+        &[
+            vec![0.0, 0.0, 0.0],
+            vec![2.0, 1.0, 0.0],
+            vec![0.0, 2.0, 2.0],
+        ],
+        &[
+            vec![1.0, 0.5, 0.8],
+            vec![0.6, 0.6, 1.2],
+            vec![0.9, 0.3, 0.5],
+        ],
     );
     let (test, _) = blobs(11, &[5], &[vec![1.0, 1.0, 1.0]], &[vec![1.5, 1.5, 1.5]]);
     let config = QdaConfig {
@@ -102,10 +118,21 @@ fn qda_matches_scikit_learn() {
     let qda = Qda::fit(x.view(), &y, &config).unwrap();
     assert_eq!(qda.predict(test.view()), vec![0, 1, 2, 2, 0]);
     let want = [
-        -4.1937911152603166e-08, -16.987158807368534, -26.381760694672177, -0.7821493187844931,
-        -0.6114230725539317, -29.763247613244303, -35.308261527155736, -31.550802308926016,
-        -2.0206059048177644e-14, -31.47905456447604, -20.807475548590308, -9.19259778985802e-10,
-        -0.0001175580709303174, -9.04863690424362, -74.90261747614508,
+        -4.1937911152603166e-08,
+        -16.987158807368534,
+        -26.381760694672177,
+        -0.7821493187844931,
+        -0.6114230725539317,
+        -29.763247613244303,
+        -35.308261527155736,
+        -31.550802308926016,
+        -2.0206059048177644e-14,
+        -31.47905456447604,
+        -20.807475548590308,
+        -9.19259778985802e-10,
+        -0.0001175580709303174,
+        -9.04863690424362,
+        -74.90261747614508,
     ];
     let decision = qda.decision(test.view());
     for (r, row) in decision.rows().into_iter().enumerate() {
@@ -113,7 +140,10 @@ fn qda_matches_scikit_learn() {
         let norm = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
         for k in 0..3 {
             let got = row[k] - norm;
-            assert!((got - want[r * 3 + k]).abs() < 1e-8 * (1.0 + got.abs()), "{r},{k}: {got}");
+            assert!(
+                (got - want[r * 3 + k]).abs() < 1e-8 * (1.0 + got.abs()),
+                "{r},{k}: {got}"
+            );
         }
     }
     // Classes below the minimum size are left out.
@@ -121,7 +151,10 @@ fn qda_matches_scikit_learn() {
         min_class_size: 25,
         ..config
     };
-    assert_eq!(Qda::fit(x.view(), &y, &strict).unwrap().classes(), vec![0, 1]);
+    assert_eq!(
+        Qda::fit(x.view(), &y, &strict).unwrap().classes(),
+        vec![0, 1]
+    );
 }
 
 #[test]
@@ -143,9 +176,16 @@ fn gmm_reaches_scikit_learns_optimum() {
     assert!((gmm.score(g.view()).unwrap() - -2.18400329825843).abs() < 1e-6);
     let mut means: Vec<[f64; 2]> = gmm.means.rows().into_iter().map(|r| [r[0], r[1]]).collect();
     means.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
-    let want = [[0.0225056223, -0.0518553066], [0.0331505212, 3.8726074917], [3.9660761049, -0.085911236]];
+    let want = [
+        [0.0225056223, -0.0518553066],
+        [0.0331505212, 3.8726074917],
+        [3.9660761049, -0.085911236],
+    ];
     for (m, w) in means.iter().zip(want) {
-        assert!((m[0] - w[0]).abs() < 1e-5 && (m[1] - w[1]).abs() < 1e-5, "{m:?} vs {w:?}");
+        assert!(
+            (m[0] - w[0]).abs() < 1e-5 && (m[1] - w[1]).abs() < 1e-5,
+            "{m:?} vs {w:?}"
+        );
     }
     let labels = gmm.predict(g.view()).unwrap();
     let ami = patchbench::analysis::clustering::adjusted_mutual_information(&labels, &truth);
@@ -156,7 +196,12 @@ fn cca_data() -> (Array2<f64>, Array2<f64>) {
     let n = 100;
     let l = normals(31, n * 2);
     let (l0, l1): (Vec<f64>, Vec<f64>) = (0..n).map(|i| (l[2 * i], l[2 * i + 1])).unzip();
-    let (n32, n33, n34, n35) = (normals(32, n), normals(33, n), normals(34, n), normals(35, n));
+    let (n32, n33, n34, n35) = (
+        normals(32, n),
+        normals(33, n),
+        normals(34, n),
+        normals(35, n),
+    );
     let (n36, n37, n38) = (normals(36, n), normals(37, n), normals(38, n));
     let a = Array2::from_shape_fn((n, 4), |(i, j)| match j {
         0 => l0[i] + 0.5 * n32[i],
@@ -210,14 +255,21 @@ fn ks_test_matches_scipy() {
     let b: Vec<f64> = normals(42, 45).iter().map(|v| v * 1.5 + 0.4).collect();
     let r = ks_two_sample(&a, &b).unwrap();
     assert!((r.statistic - 1.0 / 3.0).abs() < 1e-12);
-    assert!((r.p_value - 0.030566856379850134).abs() < 1e-6, "{}", r.p_value);
+    assert!(
+        (r.p_value - 0.030566856379850134).abs() < 1e-6,
+        "{}",
+        r.p_value
+    );
 }
 
 #[test]
 fn nearest_distances_find_the_closest_reference() {
     let query = array![[0.0, 0.0], [5.0, 5.0]];
     let reference = array![[3.0, 4.0], [1.0, 0.0], [5.0, 6.0]];
-    assert_eq!(nearest_distances(query.view(), reference.view()), vec![1.0, 1.0]);
+    assert_eq!(
+        nearest_distances(query.view(), reference.view()),
+        vec![1.0, 1.0]
+    );
 }
 
 #[test]
@@ -234,7 +286,11 @@ fn power_iteration_agrees_with_the_exact_eigensolver() {
         let exact = Mat::<f64>::from_fn(d, d, |i, j| spd[[i, j]])
             .self_adjoint_eigenvalues(Side::Lower)
             .unwrap();
-        assert!((value - exact[0]).abs() < 1e-4, "trial {trial}: {value} vs {}", exact[0]);
+        assert!(
+            (value - exact[0]).abs() < 1e-4,
+            "trial {trial}: {value} vs {}",
+            exact[0]
+        );
         let residual = spd.dot(&vector) - &vector * value;
         assert!(residual.iter().all(|r| r.abs() < 1e-4), "trial {trial}");
     }

@@ -26,7 +26,9 @@ pub enum CcaError {
 }
 
 fn centre(x: ArrayView2<'_, f64>) -> (Array1<f64>, Array2<f64>) {
-    let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(x.ncols()));
+    let mean = x
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(x.ncols()));
     let centred = &x - &mean.view().insert_axis(Axis(0));
     (mean, centred)
 }
@@ -74,7 +76,11 @@ pub struct Cca {
 
 impl Cca {
     /// Fits `components` canonical pairs between the rows of `x` and `y` (same cells).
-    pub fn fit(x: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>, components: usize) -> Result<Cca, CcaError> {
+    pub fn fit(
+        x: ArrayView2<'_, f64>,
+        y: ArrayView2<'_, f64>,
+        components: usize,
+    ) -> Result<Cca, CcaError> {
         let n = x.nrows();
         if y.nrows() != n || n < 2 {
             return Err(CcaError::Shape(format!("{} and {} rows", n, y.nrows())));
@@ -93,7 +99,9 @@ impl Cca {
         let ky = inverse_sqrt(&(cy.t().dot(&cy) / bessel))?;
         let sxy = cx.t().dot(&cy) / bessel;
         let m = kx.dot(&sxy).dot(&ky);
-        let svd = to_faer(&m).thin_svd().map_err(|_| CcaError::Decomposition("SVD"))?;
+        let svd = to_faer(&m)
+            .thin_svd()
+            .map_err(|_| CcaError::Decomposition("SVD"))?;
         let (u, sv, v) = (svd.U(), svd.S(), svd.V());
         let u = Array2::from_shape_fn((m.nrows(), components), |(i, j)| u[(i, j)]);
         let v = Array2::from_shape_fn((m.ncols(), components), |(i, j)| v[(i, j)]);
@@ -134,7 +142,9 @@ impl Pca {
             return Err(CcaError::Shape("PCA needs at least one component".into()));
         }
         let (mean, centred) = centre(x);
-        let svd = to_faer(&centred).thin_svd().map_err(|_| CcaError::Decomposition("PCA SVD"))?;
+        let svd = to_faer(&centred)
+            .thin_svd()
+            .map_err(|_| CcaError::Decomposition("PCA SVD"))?;
         let v = svd.V();
         Ok(Pca {
             mean,
@@ -188,7 +198,11 @@ fn whitener(z: &Array2<f64>) -> Result<(Array1<f64>, Array2<f64>), CcaError> {
 
 impl PcCca {
     /// Fits on paired rows of `a` and `b`.
-    pub fn fit(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, config: &PcCcaConfig) -> Result<PcCca, CcaError> {
+    pub fn fit(
+        a: ArrayView2<'_, f64>,
+        b: ArrayView2<'_, f64>,
+        config: &PcCcaConfig,
+    ) -> Result<PcCca, CcaError> {
         let pca_a = Pca::fit(a, config.pcs_a)?;
         let pca_b = Pca::fit(b, config.pcs_b)?;
         let (pa, pb) = (pca_a.transform(a), pca_b.transform(b));
@@ -233,7 +247,8 @@ impl LinearDecoder {
     /// Fits `x` from `z` (same rows) with a tiny ridge for stability.
     pub fn fit(z: ArrayView2<'_, f64>, x: ArrayView2<'_, f64>) -> Result<LinearDecoder, CcaError> {
         let (n, d) = z.dim();
-        let design = Array2::from_shape_fn((n, d + 1), |(i, j)| if j < d { z[[i, j]] } else { 1.0 });
+        let design =
+            Array2::from_shape_fn((n, d + 1), |(i, j)| if j < d { z[[i, j]] } else { 1.0 });
         let mut gram = design.t().dot(&design);
         for i in 0..d + 1 {
             gram[[i, i]] += 1e-8 * n as f64;
@@ -252,6 +267,6 @@ impl LinearDecoder {
     /// Decoded rows.
     pub fn predict(&self, z: ArrayView2<'_, f64>) -> Array2<f64> {
         let d = z.ncols();
-        z.dot(&self.coefficients.slice_axis(Axis(0), Slice::from(..d))) + &self.coefficients.row(d)
+        z.dot(&self.coefficients.slice_axis(Axis(0), Slice::from(..d))) + self.coefficients.row(d)
     }
 }

@@ -75,7 +75,9 @@ fn cholesky(cov: &Array2<f64>) -> Result<Array2<f64>, GmmError> {
     let m = Mat::<f64>::from_fn(d, d, |i, j| cov[[i, j]]);
     let llt = m.llt(Side::Lower).map_err(|_| GmmError::Singular)?;
     let l = llt.L();
-    Ok(Array2::from_shape_fn((d, d), |(i, j)| if j <= i { l[(i, j)] } else { 0.0 }))
+    Ok(Array2::from_shape_fn((d, d), |(i, j)| {
+        if j <= i { l[(i, j)] } else { 0.0 }
+    }))
 }
 
 /// `log N(x; μ_k, Σ_k) + log w_k` for every point and component.
@@ -120,7 +122,7 @@ fn m_step(x: ArrayView2<'_, f64>, resp: &Array2<f64>, reg: f64) -> Gmm {
     let (n, d) = x.dim();
     let k = resp.ncols();
     let nk: Array1<f64> = resp.sum_axis(Axis(0)).mapv(|v| v + 10.0 * f64::EPSILON);
-    let means = resp.t().dot(&x) / &nk.view().insert_axis(Axis(1));
+    let means = resp.t().dot(&x) / nk.view().insert_axis(Axis(1));
     let mut covariances = Vec::with_capacity(k);
     for c in 0..k {
         let mut cov = Array2::<f64>::zeros((d, d));
@@ -160,7 +162,11 @@ fn m_step(x: ArrayView2<'_, f64>, resp: &Array2<f64>, reg: f64) -> Gmm {
 fn kmeans_responsibilities(x: ArrayView2<'_, f64>, k: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
     let n = x.nrows();
     let dist2 = |a: usize, centre: &Array1<f64>| -> f64 {
-        x.row(a).iter().zip(centre.iter()).map(|(p, q)| (p - q) * (p - q)).sum()
+        x.row(a)
+            .iter()
+            .zip(centre.iter())
+            .map(|(p, q)| (p - q) * (p - q))
+            .sum()
     };
     let mut centres: Vec<Array1<f64>> = vec![x.row(rng.random_range(0..n)).to_owned()];
     let mut best: Vec<f64> = (0..n).map(|r| dist2(r, &centres[0])).collect();
@@ -219,7 +225,11 @@ fn kmeans_responsibilities(x: ArrayView2<'_, f64>, k: usize, rng: &mut ChaCha8Rn
 
 impl Gmm {
     /// Fits `components` Gaussians to the rows of `x`.
-    pub fn fit(x: ArrayView2<'_, f64>, components: usize, config: &GmmConfig) -> Result<Gmm, GmmError> {
+    pub fn fit(
+        x: ArrayView2<'_, f64>,
+        components: usize,
+        config: &GmmConfig,
+    ) -> Result<Gmm, GmmError> {
         let n = x.nrows();
         if components == 0 || n < components {
             return Err(GmmError::TooFewPoints {
@@ -249,7 +259,10 @@ impl Gmm {
             // Score the final parameters.
             let log_prob = weighted_log_prob(x, &gmm)?;
             gmm.log_likelihood = log_sum_exp(&log_prob).mean().unwrap_or(f64::NEG_INFINITY);
-            if best.as_ref().is_none_or(|b| gmm.log_likelihood > b.log_likelihood) {
+            if best
+                .as_ref()
+                .is_none_or(|b| gmm.log_likelihood > b.log_likelihood)
+            {
                 best = Some(gmm);
             }
         }
@@ -258,7 +271,9 @@ impl Gmm {
 
     /// Mean log-likelihood of the rows of `x`.
     pub fn score(&self, x: ArrayView2<'_, f64>) -> Result<f64, GmmError> {
-        Ok(log_sum_exp(&weighted_log_prob(x, self)?).mean().unwrap_or(f64::NEG_INFINITY))
+        Ok(log_sum_exp(&weighted_log_prob(x, self)?)
+            .mean()
+            .unwrap_or(f64::NEG_INFINITY))
     }
 
     /// The most probable component of every row.
@@ -267,7 +282,11 @@ impl Gmm {
         Ok(log_prob
             .rows()
             .into_iter()
-            .map(|row| (0..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap_or(0))
+            .map(|row| {
+                (0..row.len())
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap_or(0)
+            })
             .collect())
     }
 }

@@ -116,7 +116,10 @@ pub fn evaluate_fold(latents: &FoldLatents, config: &LatentEvalConfig) -> FoldEv
         let fit_t = Gmm::fit(latents.train_t.view(), k, &config.gmm);
         let fit_e = Gmm::fit(latents.train_e.view(), k, &config.gmm);
         let labels = match (fit_t, fit_e) {
-            (Ok(gt), Ok(ge)) => match (gt.predict(latents.test_t.view()), ge.predict(latents.test_e.view())) {
+            (Ok(gt), Ok(ge)) => match (
+                gt.predict(latents.test_t.view()),
+                ge.predict(latents.test_e.view()),
+            ) {
                 (Ok(a), Ok(b)) => Some((a, b)),
                 _ => None,
             },

@@ -16,7 +16,12 @@ pub fn nearest_distances(query: ArrayView2<'_, f64>, reference: ArrayView2<'_, f
             reference
                 .rows()
                 .into_iter()
-                .map(|r| q.iter().zip(r.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>())
+                .map(|r| {
+                    q.iter()
+                        .zip(r.iter())
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                })
                 .fold(f64::INFINITY, f64::min)
                 .sqrt()
         })

@@ -117,7 +117,9 @@ impl Qda {
         let mut classes = Vec::with_capacity(kept.len());
         for (label, rows) in kept {
             let points = x.select(ndarray::Axis(0), rows);
-            let mean = points.mean_axis(ndarray::Axis(0)).unwrap_or_else(|| Array1::zeros(d));
+            let mean = points
+                .mean_axis(ndarray::Axis(0))
+                .unwrap_or_else(|| Array1::zeros(d));
             let centred = &points - &mean.view().insert_axis(ndarray::Axis(0));
             let cov = centred.t().dot(&centred) / rows.len() as f64;
             let reg = Mat::<f64>::from_fn(d, d, |i, j| {

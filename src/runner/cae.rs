@@ -39,7 +39,8 @@ pub(super) fn run(
         };
         let train_cells = prepared.cells_except(&fold.test);
         let stage = format!("{} fold {}/{folds}", experiment.name, f + 1);
-        let trained = train(&fold_config, &prepared.data, &train_cells, &stage, sink).map_err(cae_err)?;
+        let trained =
+            train(&fold_config, &prepared.data, &train_cells, &stage, sink).map_err(cae_err)?;
         let mut model = trained.model;
         histories.push(trained.history);
         let x_t_train = prepared.paired_rows(0, &fold.train);
@@ -65,12 +66,30 @@ pub(super) fn run(
         let t_from_e = predict(1, 0, &x_e_test, p_t)?;
         let e_from_t = predict(0, 1, &x_t_test, p_e)?;
         let extra = BTreeMap::from([
-            ("recon_t".to_string(), relative_error(x_t_test.view(), t_from_t.view())),
-            ("recon_e".to_string(), relative_error(x_e_test.view(), e_from_e.view())),
-            ("cross_t_from_e".to_string(), relative_error(x_t_test.view(), t_from_e.view())),
-            ("cross_e_from_t".to_string(), relative_error(x_e_test.view(), e_from_t.view())),
+            (
+                "recon_t".to_string(),
+                relative_error(x_t_test.view(), t_from_t.view()),
+            ),
+            (
+                "recon_e".to_string(),
+                relative_error(x_e_test.view(), e_from_e.view()),
+            ),
+            (
+                "cross_t_from_e".to_string(),
+                relative_error(x_t_test.view(), t_from_e.view()),
+            ),
+            (
+                "cross_e_from_t".to_string(),
+                relative_error(x_e_test.view(), e_from_t.view()),
+            ),
         ]);
-        pooled.add(evaluation, extra, &fold.test, &latents.test_t, &latents.test_e);
+        pooled.add(
+            evaluation,
+            extra,
+            &fold.test,
+            &latents.test_t,
+            &latents.test_e,
+        );
     }
     let mut metrics = pooled.metrics();
     metrics.insert("paired_cells".into(), prepared.paired.len() as f64);
@@ -88,7 +107,11 @@ pub(super) fn run(
         detail: ResultDetail::Latents {
             latent_e: Some(latent_e),
             fold_metrics: pooled.fold_metrics(),
-            coupling: config.coupling.build(config.fc_ridge, config.msv_floor).name().to_string(),
+            coupling: config
+                .coupling
+                .build(config.fc_ridge, config.msv_floor)
+                .name()
+                .to_string(),
             lambda: config.lambda,
         },
     })
@@ -103,7 +126,14 @@ fn mean_curves(histories: &[Vec<LossRecord>], modalities: &[String]) -> Vec<Curv
     let n = histories.len() as f64;
     let mean = |f: &dyn Fn(&LossRecord) -> f64| -> Vec<f64> {
         (0..points)
-            .map(|p| histories.iter().filter_map(|h| h.get(p)).map(f).sum::<f64>() / n)
+            .map(|p| {
+                histories
+                    .iter()
+                    .filter_map(|h| h.get(p))
+                    .map(f)
+                    .sum::<f64>()
+                    / n
+            })
             .collect()
     };
     let mut curves = vec![

@@ -50,7 +50,10 @@ pub(super) fn prepare(
     let mut rows_per_modality = Vec::new();
     for name in &experiment.modalities {
         let modality = dataset.data.modality(name).ok_or_else(|| {
-            unsuitable(format!("dataset `{}` has no modality `{name}`", dataset.name))
+            unsuitable(format!(
+                "dataset `{}` has no modality `{name}`",
+                dataset.name
+            ))
         })?;
         let table = &modality.table;
         matrices.push(table.values.mapv(|v| v as f32));
@@ -89,9 +92,10 @@ pub(super) fn prepare(
     let mut class_names = Vec::new();
     let mut labels = Vec::new();
     for (_, column) in &analysis.levels {
-        let raw = dataset.data.labels(column, &paired_ids).ok_or_else(|| {
-            unsuitable(format!("the metadata has no label column `{column}`"))
-        })?;
+        let raw = dataset
+            .data
+            .labels(column, &paired_ids)
+            .ok_or_else(|| unsuitable(format!("the metadata has no label column `{column}`")))?;
         let mut names: Vec<String> = raw.iter().flatten().cloned().collect();
         names.sort();
         names.dedup();
@@ -243,7 +247,11 @@ impl Pooled {
 
     /// Confusion matrices pooled over folds; QDA tallies are named by the
     /// classes of their level (`suffix` → names), clusterings by cluster number.
-    pub fn confusions(&self, levels: &[(String, String)], class_names: &[Vec<String>]) -> Vec<Confusion> {
+    pub fn confusions(
+        &self,
+        levels: &[(String, String)],
+        class_names: &[Vec<String>],
+    ) -> Vec<Confusion> {
         self.tallies
             .iter()
             .filter_map(|(name, tally)| {
@@ -265,8 +273,15 @@ impl Pooled {
                             .chain(&tally.predicted)
                             .max()
                             .map_or(0, |m| m + 1);
-                        let names: Vec<String> = (0..clusters).map(|c| format!("cluster {c}")).collect();
-                        Confusion::from_indices(name, &tally.truth, &names, &tally.predicted, &names)
+                        let names: Vec<String> =
+                            (0..clusters).map(|c| format!("cluster {c}")).collect();
+                        Confusion::from_indices(
+                            name,
+                            &tally.truth,
+                            &names,
+                            &tally.predicted,
+                            &names,
+                        )
                     }
                 }
             })

@@ -37,7 +37,8 @@ pub(super) fn run(
         let x_e_train = wide(prepared.paired_rows(1, &fold.train));
         let x_t_test = wide(prepared.paired_rows(0, &fold.test));
         let x_e_test = wide(prepared.paired_rows(1, &fold.test));
-        let fit = PcCca::fit(x_t_train.view(), x_e_train.view(), config).map_err(|e| failed(e.to_string()))?;
+        let fit = PcCca::fit(x_t_train.view(), x_e_train.view(), config)
+            .map_err(|e| failed(e.to_string()))?;
         let latents = FoldLatents {
             train_t: fit.transform_a(x_t_train.view()),
             train_e: fit.transform_b(x_e_train.view()),
@@ -53,18 +54,39 @@ pub(super) fn run(
         let dec_t = decoder(&latents.train_t, &x_t_train)?;
         let dec_e = decoder(&latents.train_e, &x_e_train)?;
         let err = |x: &ndarray::Array2<f64>, predicted: ndarray::Array2<f64>| {
-            relative_error(x.mapv(|v| v as f32).view(), predicted.mapv(|v| v as f32).view())
+            relative_error(
+                x.mapv(|v| v as f32).view(),
+                predicted.mapv(|v| v as f32).view(),
+            )
         };
         let mut extra = BTreeMap::from([
-            ("recon_t".to_string(), err(&x_t_test, dec_t.predict(latents.test_t.view()))),
-            ("recon_e".to_string(), err(&x_e_test, dec_e.predict(latents.test_e.view()))),
-            ("cross_t_from_e".to_string(), err(&x_t_test, dec_t.predict(latents.test_e.view()))),
-            ("cross_e_from_t".to_string(), err(&x_e_test, dec_e.predict(latents.test_t.view()))),
+            (
+                "recon_t".to_string(),
+                err(&x_t_test, dec_t.predict(latents.test_t.view())),
+            ),
+            (
+                "recon_e".to_string(),
+                err(&x_e_test, dec_e.predict(latents.test_e.view())),
+            ),
+            (
+                "cross_t_from_e".to_string(),
+                err(&x_t_test, dec_t.predict(latents.test_e.view())),
+            ),
+            (
+                "cross_e_from_t".to_string(),
+                err(&x_e_test, dec_e.predict(latents.test_t.view())),
+            ),
         ]);
         for (k, r) in fit.correlations().iter().enumerate() {
             extra.insert(format!("canonical_correlation_{}", k + 1), *r);
         }
-        pooled.add(evaluation, extra, &fold.test, &latents.test_t, &latents.test_e);
+        pooled.add(
+            evaluation,
+            extra,
+            &fold.test,
+            &latents.test_t,
+            &latents.test_e,
+        );
         sink.event(Event::Step { done: f as u64 + 1 });
     }
     let mut metrics = pooled.metrics();

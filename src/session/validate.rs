@@ -137,9 +137,7 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                     .map_err(|e| invalid(field("model"), e.to_string()))?;
             }
             ModelSpec::PcCca { model, .. } => {
-                if model.components == 0
-                    || model.components > model.pcs_a.min(model.pcs_b)
-                {
+                if model.components == 0 || model.components > model.pcs_a.min(model.pcs_b) {
                     return Err(invalid(
                         field("model.components"),
                         format!(

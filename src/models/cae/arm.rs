@@ -41,7 +41,13 @@ impl Arm {
         let mut encoder = Vec::new();
         let mut width = inputs;
         for (i, &h) in settings.hidden.iter().enumerate() {
-            encoder.push(Linear::new(store, &format!("{name}.enc{i}"), width, h, rng)?);
+            encoder.push(Linear::new(
+                store,
+                &format!("{name}.enc{i}"),
+                width,
+                h,
+                rng,
+            )?);
             width = h;
         }
         let latent = Linear::new(store, &format!("{name}.latent"), width, latent_dims, rng)?;
@@ -57,7 +63,13 @@ impl Arm {
         let mut decoder = Vec::new();
         width = latent_dims;
         for (i, &h) in settings.hidden.iter().rev().enumerate() {
-            decoder.push(Linear::new(store, &format!("{name}.dec{i}"), width, h, rng)?);
+            decoder.push(Linear::new(
+                store,
+                &format!("{name}.dec{i}"),
+                width,
+                h,
+                rng,
+            )?);
             width = h;
         }
         let output = Linear::new(store, &format!("{name}.out"), width, inputs, rng)?;
@@ -132,9 +144,12 @@ impl Arm {
             return Ok(());
         }
         let mean: Array1<f32> = pre.mean_axis(ndarray::Axis(0)).unwrap_or_default();
-        let var = Array1::from_iter(pre.columns().into_iter().zip(mean.iter()).map(|(c, &m)| {
-            c.iter().map(|&v| (v - m) * (v - m)).sum::<f32>() / (n - 1) as f32
-        }));
+        let var = Array1::from_iter(
+            pre.columns()
+                .into_iter()
+                .zip(mean.iter())
+                .map(|(c, &m)| c.iter().map(|&v| (v - m) * (v - m)).sum::<f32>() / (n - 1) as f32),
+        );
         store.set_vector(bn.running_mean, &mean)?;
         store.set_vector(bn.running_var, &var)
     }

@@ -68,9 +68,16 @@ impl BatchSampler {
                         rows.push(r);
                     }
                 }
-                let fill = self.batch_size.saturating_sub(rows.len()).min(all_rows.len());
+                let fill = self
+                    .batch_size
+                    .saturating_sub(rows.len())
+                    .min(all_rows.len());
                 if fill > 0 {
-                    rows.extend(sample(rng, all_rows.len(), fill).into_iter().map(|p| all_rows[p]));
+                    rows.extend(
+                        sample(rng, all_rows.len(), fill)
+                            .into_iter()
+                            .map(|p| all_rows[p]),
+                    );
                 }
                 if rows.len() < 2 && !all_rows.is_empty() {
                     rows.push(all_rows[rng.random_range(0..all_rows.len())]);

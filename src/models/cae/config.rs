@@ -161,15 +161,24 @@ impl CaeConfig {
             return bad("latent_dims", "must be at least 1".into());
         }
         if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
-            return bad("lambda", format!("must be finite and >= 0, got {}", self.lambda));
+            return bad(
+                "lambda",
+                format!("must be finite and >= 0, got {}", self.lambda),
+            );
         }
         if self.batch_size < 2 {
-            return bad("batch_size", format!("must be at least 2, got {}", self.batch_size));
+            return bad(
+                "batch_size",
+                format!("must be at least 2, got {}", self.batch_size),
+            );
         }
         if self.paired_per_batch > self.batch_size {
             return bad(
                 "paired_per_batch",
-                format!("{} exceeds batch_size {}", self.paired_per_batch, self.batch_size),
+                format!(
+                    "{} exceeds batch_size {}",
+                    self.paired_per_batch, self.batch_size
+                ),
             );
         }
         if self.steps == 0 {
@@ -179,24 +188,36 @@ impl CaeConfig {
             return bad("log_every", "must be at least 1".into());
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return bad("learning_rate", format!("must be positive, got {}", self.learning_rate));
+            return bad(
+                "learning_rate",
+                format!("must be positive, got {}", self.learning_rate),
+            );
         }
         if !(self.fc_ridge >= 0.0 && self.msv_floor >= 0.0) {
             return bad("fc_ridge/msv_floor", "must be non-negative".into());
         }
         if !(0.0..1.0).contains(&self.bn_momentum) {
-            return bad("bn_momentum", format!("must be in [0, 1), got {}", self.bn_momentum));
+            return bad(
+                "bn_momentum",
+                format!("must be in [0, 1), got {}", self.bn_momentum),
+            );
         }
         for (i, arm) in self.arms_for(modalities).iter().enumerate() {
             let field = format!("arms[{i}]");
-            if arm.hidden.iter().any(|&w| w == 0) {
+            if arm.hidden.contains(&0) {
                 return bad(&field, "hidden widths must be positive".into());
             }
             if !(0.0..1.0).contains(&arm.input_dropout) {
-                return bad(&field, format!("input_dropout must be in [0, 1), got {}", arm.input_dropout));
+                return bad(
+                    &field,
+                    format!("input_dropout must be in [0, 1), got {}", arm.input_dropout),
+                );
             }
             if !(arm.input_noise >= 0.0 && arm.input_noise.is_finite()) {
-                return bad(&field, format!("input_noise must be >= 0, got {}", arm.input_noise));
+                return bad(
+                    &field,
+                    format!("input_noise must be >= 0, got {}", arm.input_noise),
+                );
             }
             if !(arm.weight >= 0.0 && arm.weight.is_finite()) {
                 return bad(&field, format!("weight must be >= 0, got {}", arm.weight));

@@ -49,7 +49,12 @@ pub trait Coupling: std::fmt::Debug + Send + Sync {
 
     /// The cost between batches `a` and `b` (rows = cells, columns = latent
     /// dimensions); `pairs` lists `(row in a, row in b)` of the same cell.
-    fn cost(&self, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, pairs: &[(usize, usize)]) -> CouplingCost;
+    fn cost(
+        &self,
+        a: ArrayView2<'_, f64>,
+        b: ArrayView2<'_, f64>,
+        pairs: &[(usize, usize)],
+    ) -> CouplingCost;
 }
 
 /// Which coupling to use, as written in session files.
@@ -126,7 +131,12 @@ impl Coupling for SquaredDistance {
         false
     }
 
-    fn cost(&self, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, pairs: &[(usize, usize)]) -> CouplingCost {
+    fn cost(
+        &self,
+        a: ArrayView2<'_, f64>,
+        b: ArrayView2<'_, f64>,
+        pairs: &[(usize, usize)],
+    ) -> CouplingCost {
         mean_squared_distance(a, b, pairs)
     }
 }
@@ -144,7 +154,12 @@ impl Coupling for BatchNormDistance {
         true
     }
 
-    fn cost(&self, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, pairs: &[(usize, usize)]) -> CouplingCost {
+    fn cost(
+        &self,
+        a: ArrayView2<'_, f64>,
+        b: ArrayView2<'_, f64>,
+        pairs: &[(usize, usize)],
+    ) -> CouplingCost {
         mean_squared_distance(a, b, pairs)
     }
 }
@@ -208,7 +223,12 @@ impl Coupling for FullCovariance {
         true
     }
 
-    fn cost(&self, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, pairs: &[(usize, usize)]) -> CouplingCost {
+    fn cost(
+        &self,
+        a: ArrayView2<'_, f64>,
+        b: ArrayView2<'_, f64>,
+        pairs: &[(usize, usize)],
+    ) -> CouplingCost {
         let mut grad_a = Array2::zeros(a.dim());
         let mut grad_b = Array2::zeros(b.dim());
         if pairs.is_empty() || a.ncols() == 0 {
@@ -277,7 +297,12 @@ impl Coupling for MinSingularValue {
         true
     }
 
-    fn cost(&self, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, pairs: &[(usize, usize)]) -> CouplingCost {
+    fn cost(
+        &self,
+        a: ArrayView2<'_, f64>,
+        b: ArrayView2<'_, f64>,
+        pairs: &[(usize, usize)],
+    ) -> CouplingCost {
         let distance = mean_squared_distance(a, b, pairs);
         let va = self.min_variance(a);
         let vb = self.min_variance(b);

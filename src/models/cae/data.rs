@@ -27,12 +27,12 @@ impl MultiModal {
                 )));
             }
             for (i, row) in rows.iter().enumerate() {
-                if let Some(r) = row {
-                    if *r >= self.matrices[i].nrows() {
-                        return Err(CaeError::Data(format!(
-                            "cell {c}: row {r} of modality {i} does not exist"
-                        )));
-                    }
+                if let Some(r) = row
+                    && *r >= self.matrices[i].nrows()
+                {
+                    return Err(CaeError::Data(format!(
+                        "cell {c}: row {r} of modality {i} does not exist"
+                    )));
                 }
             }
         }

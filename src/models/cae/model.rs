@@ -38,7 +38,15 @@ impl CoupledAutoencoder {
             .zip(features)
             .enumerate()
             .map(|(i, (arm, &p))| {
-                Arm::new(&mut store, &format!("arm{i}"), p, config.latent_dims, arm, norm, &mut rng)
+                Arm::new(
+                    &mut store,
+                    &format!("arm{i}"),
+                    p,
+                    config.latent_dims,
+                    arm,
+                    norm,
+                    &mut rng,
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CoupledAutoencoder {
@@ -59,9 +67,12 @@ impl CoupledAutoencoder {
     }
 
     fn arm(&self, i: usize) -> Result<&Arm, CaeError> {
-        self.arms
-            .get(i)
-            .ok_or_else(|| CaeError::Data(format!("no modality {i} in a {}-agent model", self.arms.len())))
+        self.arms.get(i).ok_or_else(|| {
+            CaeError::Data(format!(
+                "no modality {i} in a {}-agent model",
+                self.arms.len()
+            ))
+        })
     }
 
     /// Applies `f` to `x` in chunks of rows and stacks the results.
@@ -78,7 +89,8 @@ impl CoupledAutoencoder {
             let part = x.slice_axis(Axis(0), Slice::from(start..end)).to_owned();
             let v = Var::from_array(self.store.device(), &part)?;
             let y = f(&mut self.store, v)?.to_array()?;
-            out.slice_axis_mut(Axis(0), Slice::from(start..end)).assign(&y);
+            out.slice_axis_mut(Axis(0), Slice::from(start..end))
+                .assign(&y);
             start = end;
         }
         Ok(out)
@@ -89,19 +101,32 @@ impl CoupledAutoencoder {
         let arm = self.arm(i)?.clone();
         let d = self.config.latent_dims;
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        self.chunked(x, d, |store, v| Ok(arm.encode(store, v, Mode::Eval, &mut rng)?))
+        self.chunked(x, d, |store, v| {
+            Ok(arm.encode(store, v, Mode::Eval, &mut rng)?)
+        })
     }
 
     /// Codes before the latent normalisation (inference mode).
-    pub(super) fn pre_latent(&mut self, i: usize, x: &Array2<f32>) -> Result<Array2<f32>, CaeError> {
+    pub(super) fn pre_latent(
+        &mut self,
+        i: usize,
+        x: &Array2<f32>,
+    ) -> Result<Array2<f32>, CaeError> {
         let arm = self.arm(i)?.clone();
         let d = self.config.latent_dims;
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        self.chunked(x, d, |store, v| Ok(arm.pre_latent(store, v, Mode::Eval, &mut rng)?))
+        self.chunked(x, d, |store, v| {
+            Ok(arm.pre_latent(store, v, Mode::Eval, &mut rng)?)
+        })
     }
 
     /// Modality `j` as decoded from latent codes `z`.
-    pub fn decode(&mut self, j: usize, z: &Array2<f32>, features: usize) -> Result<Array2<f32>, CaeError> {
+    pub fn decode(
+        &mut self,
+        j: usize,
+        z: &Array2<f32>,
+        features: usize,
+    ) -> Result<Array2<f32>, CaeError> {
         let arm = self.arm(j)?.clone();
         self.chunked(z, features, |store, v| Ok(arm.decode(store, v)?))
     }

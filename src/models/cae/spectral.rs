@@ -11,7 +11,9 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 /// The centred batch `B = Z − 1μᵀ` and the unbiased covariance `BᵀB / (n − 1)`.
 pub fn centred_covariance(z: ArrayView2<'_, f64>) -> (Array2<f64>, Array2<f64>) {
     let n = z.nrows();
-    let mean = z.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(z.ncols()));
+    let mean = z
+        .mean_axis(Axis(0))
+        .unwrap_or_else(|| Array1::zeros(z.ncols()));
     let centred = &z - &mean.insert_axis(Axis(0));
     let denom = if n > 1 { (n - 1) as f64 } else { 1.0 };
     let cov = centred.t().dot(&centred) / denom;

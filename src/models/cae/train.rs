@@ -96,7 +96,8 @@ pub fn train(
             *rms += v.mapv(|x| x * x).mean().unwrap_or(0.0).sqrt();
         }
         if config.lambda > 0.0 {
-            let mut grads: Vec<Array2<f64>> = values.iter().map(|v| Array2::zeros(v.dim())).collect();
+            let mut grads: Vec<Array2<f64>> =
+                values.iter().map(|v| Array2::zeros(v.dim())).collect();
             for a in 0..k {
                 for b in a + 1..k {
                     let pairs = shared_pairs(&batches[a], &batches[b]);
@@ -110,7 +111,10 @@ pub fn train(
                 }
             }
             let lambda = config.lambda;
-            let scaled: Vec<Array2<f32>> = grads.iter().map(|g| g.mapv(|v| (v * lambda) as f32)).collect();
+            let scaled: Vec<Array2<f32>> = grads
+                .iter()
+                .map(|g| g.mapv(|v| (v * lambda) as f32))
+                .collect();
             let term = external_scalar(codes, (coupling_value * lambda) as f32, &scaled)?;
             terms.push(term);
         }
@@ -138,10 +142,22 @@ pub fn train(
             };
             let s = step as u64;
             sink.event(Event::Step { done: s });
-            sink.event(Event::Metric { name: "loss".into(), step: s, value: record.total });
-            sink.event(Event::Metric { name: "coupling".into(), step: s, value: record.coupling });
+            sink.event(Event::Metric {
+                name: "loss".into(),
+                step: s,
+                value: record.total,
+            });
+            sink.event(Event::Metric {
+                name: "coupling".into(),
+                step: s,
+                value: record.coupling,
+            });
             for (i, r) in record.recon.iter().enumerate() {
-                sink.event(Event::Metric { name: format!("recon_{i}"), step: s, value: *r });
+                sink.event(Event::Metric {
+                    name: format!("recon_{i}"),
+                    step: s,
+                    value: *r,
+                });
             }
             history.push(record);
             acc_total = 0.0;
