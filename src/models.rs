@@ -1,4 +1,5 @@
 //! One module per method.
 
+pub mod cae;
 pub mod sbnn;
 pub mod srrr;

@@ -19,6 +19,8 @@
 //!   on [`Var`] ([`Var::elu`], [`Var::relu`], [`Var::softmax`], ...); random
 //!   layers ([`dropout`], [`gaussian_noise`], [`gumbel_softmax`]) draw from the
 //!   caller's seeded generator.
+//! - [`external_scalar`] puts a function whose gradient the caller computed
+//!   by hand (e.g. a coupling built on a small eigenproblem) on the tape.
 //! - Losses in [`loss`], penalties in [`penalty`], the optimiser [`Adam`],
 //!   weight files in [`ParamStore::save`] / [`ParamStore::load_into`].
 //! - [`dense`] is a fused CPU path for plain dense stacks (the sBNN) that
@@ -65,6 +67,7 @@ mod adam;
 pub mod dense;
 mod device;
 mod error;
+mod external;
 mod io;
 mod layers;
 pub mod loss;
@@ -76,6 +79,7 @@ mod var;
 pub use adam::{Adam, AdamConfig, EpsilonStyle};
 pub use device::{Device, DeviceChoice};
 pub use error::NnError;
+pub use external::external_scalar;
 pub use layers::{BatchNorm, Linear, Mode};
 pub use params::{ParamId, ParamRole, ParamStore};
 pub use random::{dropout, gaussian_noise, gumbel_softmax};

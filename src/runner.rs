@@ -2,9 +2,12 @@
 //! each model under its validation protocol, and returns results for the
 //! session. Progress goes to a [`crate::progress::Sink`]; nothing here draws.
 
+mod cae;
 mod dataset;
 mod error;
 mod experiment;
+mod latents;
+mod pc_cca;
 mod sbnn;
 mod srrr;
 

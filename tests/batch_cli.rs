@@ -179,3 +179,74 @@ fn a_malformed_session_is_reported_with_line_and_column() {
         .failure()
         .stderr(predicate::str::contains("s.ron:3:"));
 }
+
+/// A k-CAE and the PC-CCA baseline on the same folds, with every latent metric.
+#[test]
+fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::small_dataset(dir.path(), 4);
+    let session = common::srrr_session("rrr", 2)
+        .replace(
+            "model: Srrr(rank: 2, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8]),",
+            "model: Cae(model: (steps: 60, batch_size: 32, paired_per_batch: 24, \
+             arms: [(hidden: [16]), (hidden: [16])]), analysis: (gmm_components: [3])),",
+        )
+        .replace("protocol: (folds: 5", "protocol: (folds: 3");
+    let pc_cca = "    (\n      name: \"cca\",\n      dataset: \"sim\",\n      modalities: [\"T\", \"E\"],\n      \
+                  model: PcCca(model: (pcs_a: 5, pcs_b: 5, components: 2), analysis: (gmm_components: [3])),\n      \
+                  protocol: (folds: 3, seed: 1, scheme: Shuffled),\n    ),\n  ],\n)\n";
+    let session = session.replace("  ],\n)\n", "") + pc_cca;
+    std::fs::write(dir.path().join("s.ron"), session).expect("write session");
+    let output = patchbench(dir.path())
+        .args(["--batch", "s.ron", "--json"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf8");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["model"], "cae");
+    assert_eq!(lines[1]["model"], "pc_cca");
+    for line in &lines {
+        for metric in [
+            "qda_acc_t_family",
+            "qda_acc_e_family",
+            "qda_acc_t_type",
+            "qda_acc_e_type",
+            "ami_gmm",
+            "recon_t",
+            "recon_e",
+            "cross_t_from_e",
+            "cross_e_from_t",
+            "seconds",
+        ] {
+            assert!(
+                line["metrics"][metric].as_f64().is_some(),
+                "{metric} in {line}"
+            );
+        }
+    }
+    let saved = patchbench::session::load(&dir.path().join("s.ron")).expect("session still valid");
+    let result = saved.experiments[0].result.as_ref().expect("cae result");
+    assert_eq!(result.per_fold.len(), 3);
+    assert_eq!(result.latent.as_ref().expect("z_T").dims, 3);
+    assert!(
+        result
+            .curves
+            .iter()
+            .any(|c| c.name == "loss" && !c.values.is_empty())
+    );
+    assert!(
+        result
+            .confusions
+            .iter()
+            .any(|c| c.name.contains("z_E -> family"))
+    );
+}

@@ -121,6 +121,24 @@ fn two_operand_ops_have_correct_gradients() {
 }
 
 #[test]
+fn external_scalar_backpropagates_the_given_gradient() {
+    // f(Y) = Σ y³ computed outside the tape, with its gradient 3y², on the
+    // output Y of a linear layer (plus an on-tape term, to test mixing).
+    let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
+    let layer = Linear::new(&mut store, "ext", 3, 2, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+    let x = random(5, 3, 6);
+    check_gradients(&mut store, &[layer.weight, layer.bias], 1e-3, |s| {
+        let (y, y2) = layer.forward(s, input(s, &x))?.fork();
+        let values = y.to_array()?;
+        let value: f32 = values.iter().map(|a| a * a * a).sum();
+        let grad = values.mapv(|a| 3.0 * a * a);
+        let cubed = nn::external_scalar(vec![y], value, &[grad])?;
+        assert!((cubed.value()? - value).abs() < 1e-4 * value.abs().max(1.0));
+        cubed.add(y2.square()?.sum()?)
+    });
+}
+
+#[test]
 fn losses_have_correct_gradients() {
     let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(4);

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use crate::analysis::cv::CvError;
 use crate::data::DataError;
+use crate::models::cae::CaeError;
 use crate::models::sbnn::SbnnError;
 use crate::models::srrr::SrrrError;
 use crate::prep::PrepError;
@@ -68,6 +69,14 @@ pub enum RunError {
         experiment: String,
         /// What went wrong.
         source: SbnnError,
+    },
+    /// A coupled autoencoder failed to train.
+    #[error("experiment `{experiment}`: {source}")]
+    Cae {
+        /// The experiment.
+        experiment: String,
+        /// What went wrong.
+        source: CaeError,
     },
 }
 

@@ -33,6 +33,12 @@ pub fn run_experiment(
     let outcome = match &experiment.model {
         ModelSpec::Srrr(config) => super::srrr::run(experiment, config, dataset, sink)?,
         ModelSpec::Sbnn(config) => super::sbnn::run(experiment, config, dataset, sink)?,
+        ModelSpec::Cae { model, analysis } => {
+            super::cae::run(experiment, model, analysis, dataset, sink)?
+        }
+        ModelSpec::PcCca { model, analysis } => {
+            super::pc_cca::run(experiment, model, analysis, dataset, sink)?
+        }
     };
     let seconds = start.elapsed().as_secs_f64();
     let mut metrics = outcome.metrics;

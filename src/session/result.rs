@@ -70,6 +70,18 @@ pub enum ResultDetail {
         /// The final model's predictions over its 2-D latent plane.
         grid: Option<LatentGrid>,
     },
+    /// A latent-space model judged by [`crate::analysis::latent_eval`]
+    /// (k-CAE or PC-CCA). The result's `latent` holds the out-of-fold `z_T`.
+    Latents {
+        /// Out-of-fold `z_E` of the same cells, in the same order as `latent`.
+        latent_e: Option<Latent>,
+        /// Every metric of every fold, in fold order.
+        fold_metrics: Vec<BTreeMap<String, f64>>,
+        /// Coupling name (`min_singular_value`, ...), or `pc_cca`.
+        coupling: String,
+        /// Coupling weight λ (0 for PC-CCA).
+        lambda: f64,
+    },
 }
 
 /// A named score: a gene and its weight norm, or a feature and its R².

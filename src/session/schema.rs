@@ -3,8 +3,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::ExperimentResult;
+use crate::analysis::cca::PcCcaConfig;
 use crate::analysis::cv::FoldScheme;
+use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::data::Orientation;
+use crate::models::cae::CaeConfig;
 use crate::models::sbnn::SbnnConfig;
 use crate::models::srrr::SrrrConfig;
 use crate::prep::Recipe;
@@ -94,6 +97,26 @@ pub enum ModelSpec {
     Srrr(SrrrConfig),
     /// Sparse bottleneck neural network (Bernaerts et al. 2021).
     Sbnn(SbnnConfig),
+    /// Coupled autoencoders (k-CAE, Gala et al. 2019), one arm per modality,
+    /// judged on the first two modalities' latents (`z_T`, `z_E`).
+    Cae {
+        /// The network and its training.
+        #[serde(default)]
+        model: CaeConfig,
+        /// What is measured on the latents of every fold.
+        #[serde(default)]
+        analysis: LatentEvalConfig,
+    },
+    /// The PC-CCA baseline of Gala et al.: PCA per modality, CCA, whitened
+    /// top components; the same analyses as [`ModelSpec::Cae`].
+    PcCca {
+        /// Numbers of principal and canonical components.
+        #[serde(default)]
+        model: PcCcaConfig,
+        /// What is measured on the latents of every fold.
+        #[serde(default)]
+        analysis: LatentEvalConfig,
+    },
 }
 
 impl ModelSpec {
@@ -102,13 +125,17 @@ impl ModelSpec {
         match self {
             ModelSpec::Srrr(_) => "srrr",
             ModelSpec::Sbnn(_) => "sbnn",
+            ModelSpec::Cae { .. } => "cae",
+            ModelSpec::PcCca { .. } => "pc_cca",
         }
     }
 
     /// How many modalities the model needs.
     pub fn modality_count(&self) -> usize {
         match self {
-            ModelSpec::Srrr(_) | ModelSpec::Sbnn(_) => 2,
+            ModelSpec::Srrr(_) | ModelSpec::Sbnn(_) | ModelSpec::PcCca { .. } => 2,
+            // One arm per modality; the default arms are for two.
+            ModelSpec::Cae { model, .. } => model.arms.len().max(2),
         }
     }
 }

@@ -136,6 +136,23 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                     .validate()
                     .map_err(|e| invalid(field("model"), e.to_string()))?;
             }
+            ModelSpec::Cae { model, .. } => {
+                model
+                    .validate(experiment.modalities.len())
+                    .map_err(|e| invalid(field("model"), e.to_string()))?;
+            }
+            ModelSpec::PcCca { model, .. } => {
+                if model.components == 0 || model.components > model.pcs_a.min(model.pcs_b) {
+                    return Err(invalid(
+                        field("model.components"),
+                        format!(
+                            "must be between 1 and the smaller PC count ({}), got {}",
+                            model.pcs_a.min(model.pcs_b),
+                            model.components
+                        ),
+                    ));
+                }
+            }
         }
     }
     Ok(())

@@ -1,0 +1,252 @@
+//! Settings of a coupled autoencoder and their validation.
+
+use serde::{Deserialize, Serialize};
+
+use super::CaeError;
+use super::coupling::CouplingKind;
+
+/// Element-wise activation of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// Identity.
+    Linear,
+    /// `max(x, 0)` (the paper).
+    Relu,
+    /// Exponential linear unit (the 2019 reference code).
+    Elu,
+}
+
+/// One agent's autoencoder: input augmentation, hidden widths, reconstruction weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArmConfig {
+    /// Widths of the encoder's hidden layers; the decoder mirrors them.
+    pub hidden: Vec<usize>,
+    /// Activation of the hidden layers.
+    pub activation: Activation,
+    /// Activation of the reconstruction layer (linear for standardised data).
+    pub output: Activation,
+    /// Dropout rate on the input during training.
+    pub input_dropout: f32,
+    /// Standard deviation of additive Gaussian input noise during training
+    /// (applied before dropout, as in the reference code).
+    pub input_noise: f32,
+    /// Weight α of this agent's reconstruction error.
+    pub weight: f64,
+}
+
+impl ArmConfig {
+    /// The paper's transcriptomic arm: 4 × 60 hidden units, input dropout 0.5.
+    pub fn transcriptomic() -> Self {
+        ArmConfig {
+            hidden: vec![60; 4],
+            activation: Activation::Elu,
+            output: Activation::Linear,
+            input_dropout: 0.5,
+            input_noise: 0.0,
+            weight: 1.0,
+        }
+    }
+
+    /// The paper's electrophysiological arm: 4 × 50 hidden units, Gaussian
+    /// noise σ = 0.05 then dropout 0.1 on the input.
+    pub fn electrophysiological() -> Self {
+        ArmConfig {
+            hidden: vec![50; 4],
+            activation: Activation::Elu,
+            output: Activation::Linear,
+            input_dropout: 0.1,
+            input_noise: 0.05,
+            weight: 1.0,
+        }
+    }
+}
+
+impl Default for ArmConfig {
+    fn default() -> Self {
+        ArmConfig::electrophysiological()
+    }
+}
+
+/// Settings of a k-coupled autoencoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaeConfig {
+    /// Latent dimension d.
+    pub latent_dims: usize,
+    /// The coupling function.
+    pub coupling: CouplingKind,
+    /// Weight λ of the coupling.
+    pub lambda: f64,
+    /// One arm per modality, in the experiment's modality order. Empty means
+    /// the paper's defaults: the first modality gets the T arm, the others the E arm.
+    pub arms: Vec<ArmConfig>,
+    /// Training steps (mini-batches).
+    pub steps: usize,
+    /// Cells per mini-batch and modality.
+    pub batch_size: usize,
+    /// How many of them are paired cells whose codes are coupled; the rest
+    /// are drawn from all training cells and only reconstructed.
+    pub paired_per_batch: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Seed of the weights, batches and augmentation.
+    pub seed: u64,
+    /// Report the losses every this many steps.
+    pub log_every: usize,
+    /// Ridge added to covariances by C_FC.
+    pub fc_ridge: f64,
+    /// Floor of C_MSV's denominator.
+    pub msv_floor: f64,
+    /// Running-statistics momentum of the latent batch normalisation (Keras convention).
+    pub bn_momentum: f32,
+}
+
+impl Default for CaeConfig {
+    fn default() -> Self {
+        CaeConfig {
+            latent_dims: 3,
+            coupling: CouplingKind::MinSingularValue,
+            lambda: 1.0,
+            arms: Vec::new(),
+            steps: 5000,
+            batch_size: 100,
+            paired_per_batch: 75,
+            learning_rate: 1e-3,
+            seed: 0,
+            log_every: 100,
+            fc_ridge: 1e-3,
+            msv_floor: 0.01,
+            bn_momentum: 0.99,
+        }
+    }
+}
+
+impl CaeConfig {
+    /// The arm settings for `modalities` agents (defaults filled in).
+    pub fn arms_for(&self, modalities: usize) -> Vec<ArmConfig> {
+        if self.arms.is_empty() {
+            (0..modalities)
+                .map(|i| {
+                    if i == 0 {
+                        ArmConfig::transcriptomic()
+                    } else {
+                        ArmConfig::electrophysiological()
+                    }
+                })
+                .collect()
+        } else {
+            self.arms.clone()
+        }
+    }
+
+    /// Checks the settings for a model of `modalities` agents.
+    pub fn validate(&self, modalities: usize) -> Result<(), CaeError> {
+        let bad = |field: &str, message: String| {
+            Err(CaeError::Config {
+                field: field.to_string(),
+                message,
+            })
+        };
+        if modalities < 2 {
+            return bad("modalities", format!("need at least 2, got {modalities}"));
+        }
+        if !self.arms.is_empty() && self.arms.len() != modalities {
+            return bad(
+                "arms",
+                format!("{} arms for {modalities} modalities", self.arms.len()),
+            );
+        }
+        if self.latent_dims == 0 {
+            return bad("latent_dims", "must be at least 1".into());
+        }
+        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
+            return bad(
+                "lambda",
+                format!("must be finite and >= 0, got {}", self.lambda),
+            );
+        }
+        if self.batch_size < 2 {
+            return bad(
+                "batch_size",
+                format!("must be at least 2, got {}", self.batch_size),
+            );
+        }
+        if self.paired_per_batch > self.batch_size {
+            return bad(
+                "paired_per_batch",
+                format!(
+                    "{} exceeds batch_size {}",
+                    self.paired_per_batch, self.batch_size
+                ),
+            );
+        }
+        if self.steps == 0 {
+            return bad("steps", "must be at least 1".into());
+        }
+        if self.log_every == 0 {
+            return bad("log_every", "must be at least 1".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(
+                "learning_rate",
+                format!("must be positive, got {}", self.learning_rate),
+            );
+        }
+        if !(self.fc_ridge >= 0.0 && self.msv_floor >= 0.0) {
+            return bad("fc_ridge/msv_floor", "must be non-negative".into());
+        }
+        if !(0.0..1.0).contains(&self.bn_momentum) {
+            return bad(
+                "bn_momentum",
+                format!("must be in [0, 1), got {}", self.bn_momentum),
+            );
+        }
+        for (i, arm) in self.arms_for(modalities).iter().enumerate() {
+            let field = format!("arms[{i}]");
+            if arm.hidden.contains(&0) {
+                return bad(&field, "hidden widths must be positive".into());
+            }
+            if !(0.0..1.0).contains(&arm.input_dropout) {
+                return bad(
+                    &field,
+                    format!("input_dropout must be in [0, 1), got {}", arm.input_dropout),
+                );
+            }
+            if !(arm.input_noise >= 0.0 && arm.input_noise.is_finite()) {
+                return bad(
+                    &field,
+                    format!("input_noise must be >= 0, got {}", arm.input_noise),
+                );
+            }
+            if !(arm.weight >= 0.0 && arm.weight.is_finite()) {
+                return bad(&field, format!("weight must be >= 0, got {}", arm.weight));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        let c = CaeConfig::default();
+        assert!(c.validate(2).is_ok());
+        assert!(c.validate(3).is_ok());
+        assert!(c.validate(1).is_err());
+        let bad = CaeConfig {
+            paired_per_batch: 200,
+            ..CaeConfig::default()
+        };
+        let message = bad.validate(2).unwrap_err().to_string();
+        assert!(message.contains("paired_per_batch"), "{message}");
+        let bad = CaeConfig {
+            arms: vec![ArmConfig::transcriptomic()],
+            ..CaeConfig::default()
+        };
+        assert!(bad.validate(2).is_err());
+    }
+}

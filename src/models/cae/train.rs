@@ -1,0 +1,179 @@
+//! The training loop: partially paired mini-batches, augmentation, Σ α_i
+//! reconstruction + λ · coupling over every pair of agents, Adam.
+
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::CaeError;
+use super::batches::{BatchSampler, shared_pairs};
+use super::config::CaeConfig;
+use super::data::MultiModal;
+use super::model::CoupledAutoencoder;
+use crate::nn::{Adam, AdamConfig, Mode, Scalar, Var, external_scalar, loss};
+use crate::progress::{Event, Sink};
+
+/// Losses averaged over one logging interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossRecord {
+    /// The last step of the interval (1-based).
+    pub step: usize,
+    /// Total loss.
+    pub total: f64,
+    /// Unweighted reconstruction error (mean squared) of each modality.
+    pub recon: Vec<f64>,
+    /// Coupling cost summed over all pairs of agents (before λ).
+    pub coupling: f64,
+    /// Root mean square of each modality's batch codes: shrinks towards 0
+    /// when a coupling lets the codes collapse to a point.
+    pub latent_rms: Vec<f64>,
+}
+
+/// A trained model and its loss history.
+#[derive(Debug)]
+pub struct Trained {
+    /// The model, with the latent normalisation's inference statistics set
+    /// to the population statistics of the training cells.
+    pub model: CoupledAutoencoder,
+    /// One record per `log_every` steps.
+    pub history: Vec<LossRecord>,
+}
+
+/// Trains a coupled autoencoder on the cells `train` of `data`. Reports a
+/// stage named `stage`, steps and the metrics `loss`, `coupling` and
+/// `recon_{i}` through `sink`; stops early with [`CaeError::Cancelled`] when asked.
+pub fn train(
+    config: &CaeConfig,
+    data: &MultiModal,
+    train: &[usize],
+    stage: &str,
+    sink: &mut dyn Sink,
+) -> Result<Trained, CaeError> {
+    data.validate()?;
+    let features: Vec<usize> = data.matrices.iter().map(|m| m.ncols()).collect();
+    let mut model = CoupledAutoencoder::new(config, &features)?;
+    let coupling = config.coupling.build(config.fc_ridge, config.msv_floor);
+    let k = data.modalities();
+    let sampler = BatchSampler::new(data, train, config.batch_size, config.paired_per_batch);
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
+    let mut adam = Adam::new(AdamConfig::keras(config.learning_rate));
+    let weights: Vec<f64> = model.arms.iter().map(|a| a.settings().weight).collect();
+    sink.event(Event::Stage {
+        name: stage.to_string(),
+        total: config.steps as u64,
+    });
+    let mut history = Vec::new();
+    let mut acc_total = 0.0;
+    let mut acc_recon = vec![0.0; k];
+    let mut acc_coupling = 0.0;
+    let mut acc_rms = vec![0.0; k];
+    let mut acc_steps = 0usize;
+    for step in 1..=config.steps {
+        if sink.cancelled() {
+            return Err(CaeError::Cancelled);
+        }
+        let batches = sampler.draw(data, &mut rng);
+        let mut terms: Vec<Scalar> = Vec::new();
+        let mut codes: Vec<Var> = Vec::with_capacity(k);
+        for (i, batch) in batches.iter().enumerate() {
+            let x = data.select(i, &batch.rows);
+            let input = Var::from_array(model.store.device(), &x)?;
+            let target = Var::from_array(model.store.device(), &x)?;
+            let arm = model.arms[i].clone();
+            let z = arm.encode(&mut model.store, input, Mode::Train, &mut rng)?;
+            let (z_dec, z_keep) = z.fork();
+            let recon = loss::mse(arm.decode(&model.store, z_dec)?, target)?;
+            acc_recon[i] += f64::from(recon.value()?);
+            terms.push(recon.scale(weights[i] as f32)?);
+            codes.push(z_keep);
+        }
+        let mut coupling_value = 0.0;
+        let values: Vec<Array2<f64>> = codes
+            .iter()
+            .map(|z| z.to_array().map(|a| a.mapv(f64::from)))
+            .collect::<Result<_, _>>()?;
+        for (rms, v) in acc_rms.iter_mut().zip(&values) {
+            *rms += v.mapv(|x| x * x).mean().unwrap_or(0.0).sqrt();
+        }
+        if config.lambda > 0.0 {
+            let mut grads: Vec<Array2<f64>> =
+                values.iter().map(|v| Array2::zeros(v.dim())).collect();
+            for a in 0..k {
+                for b in a + 1..k {
+                    let pairs = shared_pairs(&batches[a], &batches[b]);
+                    if pairs.is_empty() {
+                        continue;
+                    }
+                    let cost = coupling.cost(values[a].view(), values[b].view(), &pairs);
+                    coupling_value += cost.value;
+                    grads[a] += &cost.grad_a;
+                    grads[b] += &cost.grad_b;
+                }
+            }
+            let lambda = config.lambda;
+            let scaled: Vec<Array2<f32>> = grads
+                .iter()
+                .map(|g| g.mapv(|v| (v * lambda) as f32))
+                .collect();
+            let term = external_scalar(codes, (coupling_value * lambda) as f32, &scaled)?;
+            terms.push(term);
+        }
+        let mut total = terms.remove(0);
+        for t in terms {
+            total = total.add(t)?;
+        }
+        let total_value = f64::from(total.value()?);
+        if !total_value.is_finite() {
+            return Err(CaeError::NonFinite { step });
+        }
+        let mut grads = total.backward()?;
+        adam.step(&mut model.store, &mut grads)?;
+        acc_total += total_value;
+        acc_coupling += coupling_value;
+        acc_steps += 1;
+        if step % config.log_every == 0 || step == config.steps {
+            let n = acc_steps as f64;
+            let record = LossRecord {
+                step,
+                total: acc_total / n,
+                recon: acc_recon.iter().map(|r| r / n).collect(),
+                coupling: acc_coupling / n,
+                latent_rms: acc_rms.iter().map(|r| r / n).collect(),
+            };
+            let s = step as u64;
+            sink.event(Event::Step { done: s });
+            sink.event(Event::Metric {
+                name: "loss".into(),
+                step: s,
+                value: record.total,
+            });
+            sink.event(Event::Metric {
+                name: "coupling".into(),
+                step: s,
+                value: record.coupling,
+            });
+            for (i, r) in record.recon.iter().enumerate() {
+                sink.event(Event::Metric {
+                    name: format!("recon_{i}"),
+                    step: s,
+                    value: *r,
+                });
+            }
+            history.push(record);
+            acc_total = 0.0;
+            acc_coupling = 0.0;
+            acc_recon.iter_mut().for_each(|r| *r = 0.0);
+            acc_rms.iter_mut().for_each(|r| *r = 0.0);
+            acc_steps = 0;
+        }
+    }
+    for i in 0..k {
+        let (rows, _) = data.rows_of(i, train);
+        let x = data.select(i, &rows);
+        let pre = model.pre_latent(i, &x)?;
+        let arm = model.arms[i].clone();
+        arm.set_population_statistics(&mut model.store, &pre)?;
+    }
+    model.store.check_finite()?;
+    Ok(Trained { model, history })
+}

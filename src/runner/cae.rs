@@ -1,0 +1,156 @@
+//! Running a k-CAE experiment: for every fold, train on all cells except the
+//! fold's paired test cells, encode the paired cells, judge the latents
+//! ([`crate::analysis::latent_eval`]) and measure reconstruction and
+//! cross-modal prediction errors on the test cells.
+
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+
+use super::experiment::ModelOutcome;
+use super::latents::{Pooled, prepare, relative_error};
+use super::{PreparedDataset, RunError};
+use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
+use crate::models::cae::{CaeConfig, LossRecord, train};
+use crate::progress::Sink;
+use crate::session::{Curve, Experiment, ResultDetail};
+
+/// Cross-validates a coupled autoencoder on the experiment's modalities.
+pub(super) fn run(
+    experiment: &Experiment,
+    config: &CaeConfig,
+    analysis: &LatentEvalConfig,
+    dataset: &PreparedDataset,
+    sink: &mut dyn Sink,
+) -> Result<ModelOutcome, RunError> {
+    let cae_err = |source| RunError::Cae {
+        experiment: experiment.name.clone(),
+        source,
+    };
+    let prepared = prepare(experiment, analysis, dataset)?;
+    let mut pooled = Pooled::new(prepared.paired.len(), config.latent_dims);
+    let mut histories: Vec<Vec<LossRecord>> = Vec::new();
+    let folds = prepared.folds.len();
+    let features: Vec<usize> = prepared.data.matrices.iter().map(|m| m.ncols()).collect();
+    for (f, fold) in prepared.folds.iter().enumerate() {
+        let fold_config = CaeConfig {
+            seed: config.seed.wrapping_add(f as u64),
+            ..config.clone()
+        };
+        let train_cells = prepared.cells_except(&fold.test);
+        let stage = format!("{} fold {}/{folds}", experiment.name, f + 1);
+        let trained =
+            train(&fold_config, &prepared.data, &train_cells, &stage, sink).map_err(cae_err)?;
+        let mut model = trained.model;
+        histories.push(trained.history);
+        let x_t_train = prepared.paired_rows(0, &fold.train);
+        let x_e_train = prepared.paired_rows(1, &fold.train);
+        let x_t_test = prepared.paired_rows(0, &fold.test);
+        let x_e_test = prepared.paired_rows(1, &fold.test);
+        let mut encode = |i: usize, x: &Array2<f32>| model.encode(i, x).map(|z| z.mapv(f64::from));
+        let latents = FoldLatents {
+            train_t: encode(0, &x_t_train).map_err(cae_err)?,
+            train_e: encode(1, &x_e_train).map_err(cae_err)?,
+            test_t: encode(0, &x_t_test).map_err(cae_err)?,
+            test_e: encode(1, &x_e_test).map_err(cae_err)?,
+            train_labels: prepared.labels_of(&fold.train),
+            test_labels: prepared.labels_of(&fold.test),
+        };
+        let evaluation = evaluate_fold(&latents, analysis);
+        let (p_t, p_e) = (features[0], features[1]);
+        let mut predict = |source: usize, target: usize, x: &Array2<f32>, p: usize| {
+            model.predict(source, target, x, p).map_err(cae_err)
+        };
+        let t_from_t = predict(0, 0, &x_t_test, p_t)?;
+        let e_from_e = predict(1, 1, &x_e_test, p_e)?;
+        let t_from_e = predict(1, 0, &x_e_test, p_t)?;
+        let e_from_t = predict(0, 1, &x_t_test, p_e)?;
+        let extra = BTreeMap::from([
+            (
+                "recon_t".to_string(),
+                relative_error(x_t_test.view(), t_from_t.view()),
+            ),
+            (
+                "recon_e".to_string(),
+                relative_error(x_e_test.view(), e_from_e.view()),
+            ),
+            (
+                "cross_t_from_e".to_string(),
+                relative_error(x_t_test.view(), t_from_e.view()),
+            ),
+            (
+                "cross_e_from_t".to_string(),
+                relative_error(x_e_test.view(), e_from_t.view()),
+            ),
+        ]);
+        pooled.add(
+            evaluation,
+            extra,
+            &fold.test,
+            &latents.test_t,
+            &latents.test_e,
+        );
+    }
+    let mut metrics = pooled.metrics();
+    metrics.insert("paired_cells".into(), prepared.paired.len() as f64);
+    metrics.insert("cells".into(), prepared.ids.len() as f64);
+    metrics.insert("folds".into(), folds as f64);
+    let (latent_t, latent_e) = pooled.latents(&prepared);
+    Ok(ModelOutcome {
+        metrics,
+        per_fold: pooled.per_fold("qda_acc_e_family"),
+        per_feature: Vec::new(),
+        genes: Vec::new(),
+        latent: Some(latent_t),
+        curves: mean_curves(&histories, &experiment.modalities),
+        confusions: pooled.confusions(&analysis.levels, &prepared.class_names),
+        detail: ResultDetail::Latents {
+            latent_e: Some(latent_e),
+            fold_metrics: pooled.fold_metrics(),
+            coupling: config
+                .coupling
+                .build(config.fc_ridge, config.msv_floor)
+                .name()
+                .to_string(),
+            lambda: config.lambda,
+        },
+    })
+}
+
+/// Loss curves averaged over folds, one value per logging interval.
+fn mean_curves(histories: &[Vec<LossRecord>], modalities: &[String]) -> Vec<Curve> {
+    let Some(first) = histories.first() else {
+        return Vec::new();
+    };
+    let points = first.len();
+    let n = histories.len() as f64;
+    let mean = |f: &dyn Fn(&LossRecord) -> f64| -> Vec<f64> {
+        (0..points)
+            .map(|p| {
+                histories
+                    .iter()
+                    .filter_map(|h| h.get(p))
+                    .map(f)
+                    .sum::<f64>()
+                    / n
+            })
+            .collect()
+    };
+    let mut curves = vec![
+        Curve {
+            name: "loss".into(),
+            values: mean(&|r| r.total),
+        },
+        Curve {
+            name: "coupling".into(),
+            values: mean(&|r| r.coupling),
+        },
+    ];
+    for (i, name) in modalities.iter().enumerate() {
+        curves.push(Curve {
+            name: format!("recon_{name}"),
+            values: mean(&|r| r.recon.get(i).copied().unwrap_or(f64::NAN)),
+        });
+    }
+    curves
+}
