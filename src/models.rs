@@ -1,3 +1,4 @@
 //! One module per method.
 
+pub mod mixvae;
 pub mod srrr;

@@ -5,6 +5,7 @@
 mod dataset;
 mod error;
 mod experiment;
+mod mixvae;
 mod srrr;
 
 pub use dataset::{PreparedDataset, load_dataset, missing_files};

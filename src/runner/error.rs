@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use crate::analysis::cv::CvError;
 use crate::data::DataError;
+use crate::models::mixvae::MixVaeError;
 use crate::models::srrr::SrrrError;
 use crate::prep::PrepError;
 
@@ -59,6 +60,14 @@ pub enum RunError {
         experiment: String,
         /// What went wrong.
         source: SrrrError,
+    },
+    /// The coupled mixture VAE failed.
+    #[error("experiment `{experiment}`: {source}")]
+    MixVae {
+        /// The experiment.
+        experiment: String,
+        /// What went wrong.
+        source: MixVaeError,
     },
 }
 

@@ -32,6 +32,7 @@ pub fn run_experiment(
     let start = Instant::now();
     let outcome = match &experiment.model {
         ModelSpec::Srrr(config) => super::srrr::run(experiment, config, dataset, sink)?,
+        ModelSpec::MixVae(spec) => super::mixvae::run(experiment, spec, dataset, sink)?,
     };
     let seconds = start.elapsed().as_secs_f64();
     let mut metrics = outcome.metrics;

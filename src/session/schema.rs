@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::ExperimentResult;
 use crate::analysis::cv::FoldScheme;
 use crate::data::Orientation;
+use crate::models::mixvae::MixVaeConfig;
 use crate::models::srrr::SrrrConfig;
 use crate::prep::Recipe;
 
@@ -91,6 +92,24 @@ pub struct Experiment {
 pub enum ModelSpec {
     /// Sparse reduced-rank regression (Bernaerts et al. 2021 baseline).
     Srrr(SrrrConfig),
+    /// Coupled mixture VAE (cpl-mixVAE; Marghi, Gala & Sümbül).
+    MixVae(MixVaeSpec),
+}
+
+/// A coupled-mixture-VAE experiment: the model, the metadata column its
+/// categories are scored against, and the seeds it is repeated with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixVaeSpec {
+    /// Metadata column with the known types (for accuracy, ARI, AMI, confusion).
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// Seeds to repeat the fit with (metrics are averaged); empty = `model.seed` once.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// The model's hyperparameters.
+    #[serde(default)]
+    pub model: MixVaeConfig,
 }
 
 impl ModelSpec {
@@ -98,6 +117,7 @@ impl ModelSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::Srrr(_) => "srrr",
+            ModelSpec::MixVae(_) => "mixvae",
         }
     }
 
@@ -105,6 +125,7 @@ impl ModelSpec {
     pub fn modality_count(&self) -> usize {
         match self {
             ModelSpec::Srrr(_) => 2,
+            ModelSpec::MixVae(_) => 1,
         }
     }
 }
