@@ -272,3 +272,90 @@ fn the_same_seed_gives_the_same_fit() {
     let c = fit(x.view(), &MixVaeConfig { seed: 4, ..config }, &mut Quiet).unwrap();
     assert_ne!(bits(&a), bits(&c));
 }
+
+#[test]
+fn a_session_experiment_reports_metrics_confusion_curves_and_detail() {
+    use patchbench::session::ResultDetail;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = patchbench::data::simulate::SimulationConfig {
+        seed: 4,
+        cells: 160,
+        genes: 120,
+        ..Default::default()
+    };
+    patchbench::data::simulate::simulate(&config)
+        .and_then(|d| d.write(&data))
+        .expect("simulated files");
+    let text = r#"(
+  version: 1,
+  datasets: [(
+    name: "sim",
+    modalities: [(name: "T", path: "data/gene_counts.csv", orientation: FeaturesByCells,
+      recipe: (steps: [ExcludeFeatures(pattern: "^ERCC-"), LibrarySizeNormalise, Log2p1], standardise: None))],
+    metadata: (path: "data/metadata.csv", id_column: "cell_id"),
+  )],
+  experiments: [(
+    name: "mix",
+    dataset: "sim",
+    modalities: ["T"],
+    model: MixVae(labels: Some("rna_family"), seeds: [1, 2],
+      model: (agents: 2, categories: 3, hidden: 16, hidden_layers: 1, epochs: 3, batch_size: 64)),
+  )],
+)"#;
+    let session =
+        patchbench::session::parse(text, std::path::Path::new("mix.ron")).expect("valid session");
+    let prepared =
+        patchbench::runner::load_dataset(&session.datasets[0], dir.path()).expect("loads");
+    let mut recorder = Recorder::default();
+    let result =
+        patchbench::runner::run_experiment(&session.experiments[0], &prepared, &mut recorder)
+            .expect("runs");
+    for key in [
+        "accuracy",
+        "ari",
+        "ami",
+        "amp",
+        "agent_agreement",
+        "seconds",
+    ] {
+        assert!(result.metrics[key].is_finite(), "{key}");
+    }
+    assert_eq!(result.metrics["seeds"], 2.0);
+    assert_eq!(result.per_fold.len(), 2);
+    assert_eq!(result.confusions.len(), 1);
+    assert_eq!(result.confusions[0].total(), 160);
+    assert!(
+        result
+            .curves
+            .iter()
+            .any(|c| c.name == "loss" && c.values.len() == 3)
+    );
+    assert_eq!(result.latent.as_ref().map(|l| l.dims), Some(2));
+    let ResultDetail::MixVae {
+        category_sizes,
+        assignments,
+        traversals,
+        ..
+    } = &result.detail
+    else {
+        panic!("expected the mixVAE detail");
+    };
+    assert_eq!(category_sizes.len(), 2);
+    assert_eq!(category_sizes[0].iter().sum::<usize>(), 160);
+    assert_eq!(assignments.len(), 2);
+    assert!(
+        traversals
+            .iter()
+            .all(|t| t.features.iter().all(|f| !f.name.is_empty()))
+    );
+    // The result survives a RON round trip inside the session.
+    let mut saved = session.clone();
+    saved.experiments[0].result = Some(result);
+    let again = patchbench::session::parse(
+        &patchbench::session::to_ron(&saved).expect("ron"),
+        std::path::Path::new("mix.ron"),
+    )
+    .expect("parses back");
+    assert_eq!(again, saved);
+}

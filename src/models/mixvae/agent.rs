@@ -162,7 +162,14 @@ impl AgentNet {
         let (low, log_q) = self.encode(store, x, config, mode, rng)?;
         let (log_q, for_c) = log_q.fork();
         let c = match mode {
-            Mode::Train => nn::gumbel_softmax(for_c, config.temperature, rng)?,
+            Mode::Train => {
+                let soft = nn::gumbel_softmax(for_c, config.temperature, rng)?;
+                if config.hard {
+                    straight_through(soft)?
+                } else {
+                    soft
+                }
+            }
             Mode::Eval => one_hot_argmax(&for_c.to_array()?, &log_q.device())?,
         };
         let (c_state, rest) = c.fork();
@@ -211,6 +218,15 @@ impl AgentNet {
             state_mean: mu_out.detach(),
         })
     }
+}
+
+/// The one-hot argmax of `soft` in the forward pass with `soft`'s gradient
+/// (the straight-through Gumbel-softmax estimator).
+fn straight_through(soft: Var) -> Result<Var, NnError> {
+    let values = soft.to_array()?;
+    let hard = one_hot_argmax(&values, &soft.device())?;
+    let shift = hard.sub(Var::from_array(&soft.device(), &values)?)?;
+    soft.add(shift)
 }
 
 /// One row per input row, 1 at the row's largest entry.

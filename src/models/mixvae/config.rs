@@ -133,12 +133,17 @@ pub struct MixVaeConfig {
     pub low_dim: usize,
     /// Gumbel-softmax temperature τ, in (0, 1] (MMIDAS: 1; paper MNIST: 0.67).
     pub temperature: f32,
+    /// Straight-through Gumbel-softmax: one-hot samples forward, soft gradients back.
+    pub hard: bool,
     /// How `q(c | x)` is computed.
     pub softmax: SoftmaxMode,
     /// Weight λ of the Aitchison-distance coupling.
     pub lambda: f32,
     /// Weight β of the state KL (MMIDAS: 0.01).
     pub beta: f32,
+    /// Weight of `KL(q̄ ‖ uniform)` on each agent's mini-batch mean category
+    /// probabilities (0 = off, as in the paper; our addition against unused categories).
+    pub balance_weight: f32,
     /// Prior of the state.
     pub state_prior: StatePrior,
     /// Reparameterisation noise of the state.
@@ -179,9 +184,11 @@ impl Default for MixVaeConfig {
             hidden_layers: 4,
             low_dim: 10,
             temperature: 1.0,
+            hard: false,
             softmax: SoftmaxMode::Single,
             lambda: 1.0,
             beta: 1.0,
+            balance_weight: 0.0,
             state_prior: StatePrior::PerCategory,
             state_noise: StateNoise::Gaussian,
             input_dropout: 0.5,
@@ -245,7 +252,11 @@ impl MixVaeConfig {
         {
             return bad("softmax.tau", "a positive number", tau.to_string());
         }
-        for (field, value) in [("lambda", self.lambda), ("beta", self.beta)] {
+        for (field, value) in [
+            ("lambda", self.lambda),
+            ("beta", self.beta),
+            ("balance_weight", self.balance_weight),
+        ] {
             if !(value >= 0.0 && value.is_finite()) {
                 return bad(field, "a finite non-negative number", value.to_string());
             }

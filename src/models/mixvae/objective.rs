@@ -6,6 +6,10 @@
 //! where `rec_a = ½ Σ_g (x̂ − x)²` and `H_a = −Σ_k q_k ln(q_k + ε)` are averaged
 //! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln q_ak − σ_bk⁻¹ ln q_bk)²`
 //! with `σ²_ak` the mini-batch variance of `q_·k` (plus `variance_eps`).
+//!
+//! Optionally (`balance_weight > 0`, not in the paper or MMIDAS) each agent also
+//! pays `balance_weight · KL(q̄ ‖ uniform)` for its mini-batch mean `q̄`, which
+//! keeps every category in use when training is short.
 
 use super::agent::{AgentPass, PROB_EPS};
 use super::config::MixVaeConfig;
@@ -52,12 +56,21 @@ pub(crate) fn coupled_loss(
             kl_sum += kl.value()? as f64;
             add(kl.scale(weight * config.beta)?)?;
         }
+        let (rows, categories) = pass.log_q.shape();
+        let (log_q, for_q) = pass.log_q.fork();
+        let q = for_q.exp()?.add_scalar(-PROB_EPS)?;
+        let q = if config.balance_weight > 0.0 {
+            let (q, for_balance) = q.fork();
+            let balance = category_balance(for_balance, rows, categories)?;
+            add(balance.scale(config.balance_weight)?)?;
+            q
+        } else {
+            q
+        };
         if agents < 2 {
             continue;
         }
-        let rows = pass.log_q.shape().0 as f32;
-        let (log_q, for_q) = pass.log_q.fork();
-        let q = for_q.exp()?.add_scalar(-PROB_EPS)?;
+        let rows = rows as f32;
         let (q1, q2) = q.fork();
         let (lq1, lq2) = log_q.fork();
         // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times.
@@ -96,6 +109,19 @@ pub(crate) fn coupled_loss(
         distance,
         entropy,
     })
+}
+
+/// `KL(q̄ ‖ uniform)` of the mini-batch's mean category probabilities `q̄`:
+/// zero when the batch uses all categories equally.
+fn category_balance(q: Var, rows: usize, categories: usize) -> Result<Scalar, NnError> {
+    let averaging = Var::from_vec(&q.device(), 1, rows, vec![1.0 / rows as f32; rows])?;
+    let (m1, m2) = averaging.matmul(q)?.fork();
+    m1.mul(
+        m2.add_scalar(PROB_EPS)?
+            .ln()?
+            .add_scalar((categories as f32).ln())?,
+    )?
+    .sum()
 }
 
 fn take(copies: &mut [Vec<Var>], agent: usize) -> Result<Var, NnError> {
