@@ -74,6 +74,7 @@ pub mod loss;
 mod params;
 pub mod penalty;
 mod random;
+mod reduce;
 mod var;
 
 pub use adam::{Adam, AdamConfig, EpsilonStyle};

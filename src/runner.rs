@@ -7,6 +7,7 @@ mod dataset;
 mod error;
 mod experiment;
 mod latents;
+mod mixvae;
 mod pc_cca;
 mod sbnn;
 mod srrr;

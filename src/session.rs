@@ -16,8 +16,10 @@ mod validate;
 
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
-pub use result::{Curve, ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail};
+pub use result::{
+    AgentCategories, Curve, ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail,
+};
 pub use schema::{
-    DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
-    Session,
+    DatasetSpec, Experiment, MetadataSpec, MixVaeSpec, ModalitySpec, ModelSpec, Protocol,
+    SESSION_VERSION, Session,
 };

@@ -100,6 +100,35 @@ fn element_wise_activations_have_correct_gradients() {
 }
 
 #[test]
+fn log_power_and_reduction_ops_have_correct_gradients() {
+    // Positive inputs for ln and powf: softmax outputs plus a margin.
+    check_op("ln", 3, |v| v.softmax()?.add_scalar(0.1)?.ln());
+    check_op("powf", 3, |v| v.sigmoid()?.add_scalar(0.2)?.powf(-0.5));
+    check_op("row_sums", 3, |v| {
+        let (a, b) = v.fork();
+        let sums = a.square()?.row_sums()?;
+        let device = sums.device();
+        b.add(sums.matmul(Var::from_array(&device, &Array2::ones((1, 3)))?)?)
+    });
+    check_op("column_variance", 3, |v| {
+        let (a, b) = v.fork();
+        b.mul_broadcast_row(
+            a.sigmoid()?
+                .column_variance()?
+                .add_scalar(1e-3)?
+                .powf(-0.5)?,
+        )
+    });
+    check_op("concat_rows", 3, |v| {
+        let (a, b) = v.fork();
+        let stacked = a.tanh()?.concat_rows(b.exp()?)?;
+        let device = stacked.device();
+        // (8, 3) -> (4, 3) through a fixed mixing of rows.
+        Var::from_array(&device, &random(4, 8, 21))?.matmul(stacked)
+    });
+}
+
+#[test]
 fn two_operand_ops_have_correct_gradients() {
     check_op("mul", 2, |v| {
         let (a, b) = v.fork();

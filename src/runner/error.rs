@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use crate::analysis::cv::CvError;
 use crate::data::DataError;
 use crate::models::cae::CaeError;
+use crate::models::mixvae::MixVaeError;
 use crate::models::sbnn::SbnnError;
 use crate::models::srrr::SrrrError;
 use crate::prep::PrepError;
@@ -77,6 +78,14 @@ pub enum RunError {
         experiment: String,
         /// What went wrong.
         source: CaeError,
+    },
+    /// The coupled mixture VAE failed.
+    #[error("experiment `{experiment}`: {source}")]
+    MixVae {
+        /// The experiment.
+        experiment: String,
+        /// What went wrong.
+        source: MixVaeError,
     },
 }
 

@@ -39,6 +39,7 @@ pub fn run_experiment(
         ModelSpec::PcCca { model, analysis } => {
             super::pc_cca::run(experiment, model, analysis, dataset, sink)?
         }
+        ModelSpec::MixVae(spec) => super::mixvae::run(experiment, spec, dataset, sink)?,
     };
     let seconds = start.elapsed().as_secs_f64();
     let mut metrics = outcome.metrics;

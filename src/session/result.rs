@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::confusion::Confusion;
+use crate::models::mixvae::Traversal;
 use crate::models::sbnn::LatentGrid;
 use crate::models::srrr::LambdaRow;
 use crate::prep::Report;
@@ -82,6 +83,33 @@ pub enum ResultDetail {
         /// Coupling weight λ (0 for PC-CCA).
         lambda: f64,
     },
+    /// The coupled mixture VAE's categories (from the first seed's fit).
+    MixVae {
+        /// Number of agents.
+        agents: usize,
+        /// Number of categories K.
+        categories: usize,
+        /// Cells per consensus category, for every seed (first seed first).
+        category_sizes: Vec<Vec<usize>>,
+        /// Consensus category of every cell (cells in `latent` order).
+        consensus: Vec<usize>,
+        /// Every agent's category and confidence per cell.
+        assignments: Vec<AgentCategories>,
+        /// Agent 0's per-category state traversals.
+        traversals: Vec<Traversal>,
+        /// Median wall-clock seconds per training epoch.
+        seconds_per_epoch: f64,
+    },
+}
+
+/// One agent's category and maximum posterior for every cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentCategories {
+    /// `argmax_k q(c = k | x)` per cell.
+    pub category: Vec<usize>,
+    /// `max_k q(c = k | x)` per cell.
+    pub confidence: Vec<f32>,
 }
 
 /// A named score: a gene and its weight norm, or a feature and its R².

@@ -8,6 +8,7 @@ use crate::analysis::cv::FoldScheme;
 use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::data::Orientation;
 use crate::models::cae::CaeConfig;
+use crate::models::mixvae::MixVaeConfig;
 use crate::models::sbnn::SbnnConfig;
 use crate::models::srrr::SrrrConfig;
 use crate::prep::Recipe;
@@ -117,6 +118,24 @@ pub enum ModelSpec {
         #[serde(default)]
         analysis: LatentEvalConfig,
     },
+    /// Coupled mixture VAE (cpl-mixVAE; Marghi, Gala & Sümbül).
+    MixVae(MixVaeSpec),
+}
+
+/// A coupled-mixture-VAE experiment: the model, the metadata column its
+/// categories are scored against, and the seeds it is repeated with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixVaeSpec {
+    /// Metadata column with the known types (for accuracy, ARI, AMI, confusion).
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// Seeds to repeat the fit with (metrics are averaged); empty = `model.seed` once.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// The model's hyperparameters.
+    #[serde(default)]
+    pub model: MixVaeConfig,
 }
 
 impl ModelSpec {
@@ -127,6 +146,7 @@ impl ModelSpec {
             ModelSpec::Sbnn(_) => "sbnn",
             ModelSpec::Cae { .. } => "cae",
             ModelSpec::PcCca { .. } => "pc_cca",
+            ModelSpec::MixVae(_) => "mixvae",
         }
     }
 
@@ -136,6 +156,7 @@ impl ModelSpec {
             ModelSpec::Srrr(_) | ModelSpec::Sbnn(_) | ModelSpec::PcCca { .. } => 2,
             // One arm per modality; the default arms are for two.
             ModelSpec::Cae { model, .. } => model.arms.len().max(2),
+            ModelSpec::MixVae(_) => 1,
         }
     }
 }

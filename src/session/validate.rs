@@ -153,6 +153,17 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                     ));
                 }
             }
+            ModelSpec::MixVae(spec) => {
+                spec.model
+                    .validate()
+                    .map_err(|e| invalid(field("model"), e.to_string()))?;
+                if spec.labels.is_some() && dataset.metadata.is_none() {
+                    return Err(invalid(
+                        field("model.labels"),
+                        format!("dataset `{}` has no metadata with labels", dataset.name),
+                    ));
+                }
+            }
         }
     }
     Ok(())

@@ -1,0 +1,90 @@
+//! The coupled mixture VAE (cpl-mixVAE; Marghi, Gala & Sümbül, arXiv
+//! 2007.09880, now MMIDAS): unsupervised cell types from several coupled
+//! autoencoding agents.
+//!
+//! Each of A agents is a VAE with a categorical type `c` (Gumbel-softmax with
+//! temperature τ) and a continuous state `s` whose prior depends on `c`
+//! ([`agent`]'s network). Every agent sees its own type-preserving augmented
+//! copy of a cell ([`augment`]); the agents are coupled by the pairwise
+//! objective in [`objective`]: reconstruction and state KL per agent, entropy
+//! confidence terms, and λ times the Aitchison distance between their
+//! categorical assignments with the mini-batch variance scaling d_σ that
+//! prevents mode collapse. [`fit`] trains them and returns a [`MixVaeFit`]:
+//! consensus and per-agent categories, confidences, states, agreement and
+//! per-category state traversals.
+
+mod agent;
+mod augment;
+mod config;
+mod objective;
+mod output;
+mod train;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use config::{
+    Augmentation, GeneratorConfig, MixVaeConfig, Output, SoftmaxMode, StateNoise, StatePrior,
+};
+pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
+pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};
+pub use train::fit;
+
+use crate::nn::NnError;
+
+/// Why a mixture VAE fit failed.
+#[derive(Debug, Error)]
+pub enum MixVaeError {
+    /// A hyperparameter is out of range.
+    #[error("mixVAE setting `{field}`: {message}")]
+    Config {
+        /// The offending field.
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The data cannot be fitted.
+    #[error("mixVAE data: {0}")]
+    Data(String),
+    /// The neural layer failed (including a NaN or infinite loss).
+    #[error("mixVAE training: {0}")]
+    Nn(#[from] NnError),
+    /// The user stopped the run.
+    #[error("mixVAE training was cancelled")]
+    Cancelled,
+}
+
+/// The mean loss parts of one epoch (see [`objective`] for the terms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochLoss {
+    /// The minimised total.
+    pub total: f64,
+    /// Reconstruction, summed over agents.
+    pub reconstruction: f64,
+    /// State KL, summed over agents.
+    pub kl: f64,
+    /// d²_σ, summed over agent pairs.
+    pub distance: f64,
+    /// Category entropy `H(c | x)`, summed over agents.
+    pub entropy: f64,
+}
+
+impl EpochLoss {
+    fn add(&mut self, other: &EpochLoss) {
+        self.total += other.total;
+        self.reconstruction += other.reconstruction;
+        self.kl += other.kl;
+        self.distance += other.distance;
+        self.entropy += other.entropy;
+    }
+
+    fn scaled(&self, f: f64) -> EpochLoss {
+        EpochLoss {
+            total: self.total * f,
+            reconstruction: self.reconstruction * f,
+            kl: self.kl * f,
+            distance: self.distance * f,
+            entropy: self.entropy * f,
+        }
+    }
+}

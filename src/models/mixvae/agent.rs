@@ -1,0 +1,252 @@
+//! One agent's network: an encoder to a category `c` and a state `s | c`,
+//! and a decoder from `(c, s)` back to the data (MMIDAS' per-arm network).
+
+use ndarray::Array2;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::config::{MixVaeConfig, Output, SoftmaxMode, StateNoise, StatePrior};
+use crate::nn::{self, BatchNorm, Linear, Mode, NnError, ParamStore, Var};
+
+/// Added to probabilities before taking their logarithm (MMIDAS' ε).
+pub(crate) const PROB_EPS: f32 = 1e-8;
+
+/// Encoder and decoder parameters of one agent.
+#[derive(Debug, Clone)]
+pub(crate) struct AgentNet {
+    encoder: Vec<(Linear, BatchNorm)>,
+    low: (Linear, BatchNorm),
+    logits: Linear,
+    state_mean: Linear,
+    state_var: Linear,
+    prior: Option<(Linear, Linear)>,
+    decoder: Vec<Linear>,
+    output: Linear,
+}
+
+/// What one agent's forward pass produces.
+pub(crate) struct AgentPass {
+    /// `ln(q + ε)`, `(rows, K)`.
+    pub log_q: Var,
+    /// The reconstruction.
+    pub reconstruction: Var,
+    /// The state's KL term (averaged over rows), `None` in evaluation.
+    pub kl: Option<nn::Scalar>,
+    /// The state mean μ, `(rows, S)`.
+    pub state_mean: Var,
+}
+
+fn batch_norm(store: &mut ParamStore, name: &str, n: usize) -> Result<BatchNorm, NnError> {
+    let mut bn = BatchNorm::new(store, name, n, false)?;
+    // PyTorch momentum 0.01 is a weight of 0.99 on the old statistics.
+    bn.momentum = 0.99;
+    bn.eps = 1e-5;
+    Ok(bn)
+}
+
+impl AgentNet {
+    /// Registers the parameters of agent `name` for `genes` inputs.
+    pub(crate) fn new(
+        store: &mut ParamStore,
+        name: &str,
+        genes: usize,
+        config: &MixVaeConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<AgentNet, NnError> {
+        let (h, l, k, s) = (
+            config.hidden,
+            config.low_dim,
+            config.categories,
+            config.state_dim,
+        );
+        let mut encoder = Vec::new();
+        for i in 0..config.hidden_layers {
+            let inputs = if i == 0 { genes } else { h };
+            let lin = Linear::new(store, &format!("{name}.enc{i}"), inputs, h, rng)?;
+            encoder.push((lin, batch_norm(store, &format!("{name}.enc{i}.bn"), h)?));
+        }
+        let low = (
+            Linear::new(store, &format!("{name}.low"), h, l, rng)?,
+            batch_norm(store, &format!("{name}.low.bn"), l)?,
+        );
+        let logits = Linear::new(store, &format!("{name}.logits"), l, k, rng)?;
+        let state_mean = Linear::new(store, &format!("{name}.state_mean"), l + k, s, rng)?;
+        let state_var = Linear::new(store, &format!("{name}.state_var"), l + k, s, rng)?;
+        let prior = match config.state_prior {
+            StatePrior::Standard => None,
+            StatePrior::PerCategory => Some((
+                Linear::new(store, &format!("{name}.prior_mean"), k, s, rng)?,
+                Linear::new(store, &format!("{name}.prior_logvar"), k, s, rng)?,
+            )),
+        };
+        let mut decoder = vec![Linear::new(store, &format!("{name}.dec0"), k + s, l, rng)?];
+        for i in 0..config.hidden_layers {
+            let inputs = if i == 0 { l } else { h };
+            decoder.push(Linear::new(
+                store,
+                &format!("{name}.dec{}", i + 1),
+                inputs,
+                h,
+                rng,
+            )?);
+        }
+        let output = Linear::new(store, &format!("{name}.out"), h, genes, rng)?;
+        Ok(AgentNet {
+            encoder,
+            low,
+            logits,
+            state_mean,
+            state_var,
+            prior,
+            decoder,
+            output,
+        })
+    }
+
+    /// The encoder up to the low-dimensional embedding, then `ln(q + ε)`.
+    fn encode(
+        &self,
+        store: &mut ParamStore,
+        x: Var,
+        config: &MixVaeConfig,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Var, Var), NnError> {
+        let mut h = nn::dropout(x, config.input_dropout, mode, rng)?;
+        for (lin, bn) in self.encoder.iter().chain(std::iter::once(&self.low)) {
+            let z = lin.forward(store, h)?.relu()?;
+            h = bn.forward(store, z, mode)?;
+        }
+        let (low, to_logits) = h.fork();
+        let logits = self.logits.forward(store, to_logits)?;
+        let q = match config.softmax {
+            SoftmaxMode::Single => logits.softmax()?,
+            SoftmaxMode::Double { tau } => logits.softmax()?.scale(1.0 / tau)?.softmax()?,
+        };
+        Ok((low, q.add_scalar(PROB_EPS)?.ln()?))
+    }
+
+    /// Decodes `(c, s)`.
+    pub(crate) fn decode(
+        &self,
+        store: &ParamStore,
+        c: Var,
+        s: Var,
+        config: &MixVaeConfig,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Var, NnError> {
+        let s = nn::dropout(s, config.state_dropout, mode, rng)?;
+        let mut h = c.concat_cols(s)?;
+        for lin in &self.decoder {
+            h = lin.forward(store, h)?.relu()?;
+        }
+        let out = self.output.forward(store, h)?;
+        match config.output {
+            Output::Relu => out.relu(),
+            Output::Linear => Ok(out),
+        }
+    }
+
+    /// A full pass. Training samples `c` by Gumbel-softmax and `s` by
+    /// reparameterisation; evaluation uses the one-hot argmax of `q` and `s = μ`.
+    pub(crate) fn forward(
+        &self,
+        store: &mut ParamStore,
+        x: Var,
+        config: &MixVaeConfig,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<AgentPass, NnError> {
+        let (low, log_q) = self.encode(store, x, config, mode, rng)?;
+        let (log_q, for_c) = log_q.fork();
+        let c = match mode {
+            Mode::Train => {
+                let soft = nn::gumbel_softmax(for_c, config.temperature, rng)?;
+                if config.hard {
+                    straight_through(soft)?
+                } else {
+                    soft
+                }
+            }
+            Mode::Eval => one_hot_argmax(&for_c.to_array()?, &log_q.device())?,
+        };
+        let (c_state, rest) = c.fork();
+        let (c_decode, c_prior) = rest.fork();
+        let y = low.concat_cols(c_state)?;
+        let (y1, y2) = y.fork();
+        let mu = self.state_mean.forward(store, y1)?;
+        let (mu, mu_out) = mu.fork();
+        let log_var = self
+            .state_var
+            .forward(store, y2)?
+            .sigmoid()?
+            .add_scalar(PROB_EPS)?
+            .ln()?;
+        let (s, kl) = match mode {
+            Mode::Eval => (mu, None),
+            Mode::Train => {
+                let (mu1, mu2) = mu.fork();
+                let (lv1, lv2) = log_var.fork();
+                let (rows, dims) = mu1.shape();
+                let xi: Vec<f32> = (0..rows * dims)
+                    .map(|_| match config.state_noise {
+                        StateNoise::Gaussian => rng.sample::<f32, _>(StandardNormal),
+                        StateNoise::UniformHead => rng.random::<f32>(),
+                    })
+                    .collect();
+                let xi = Var::from_vec(&mu1.device(), rows, dims, xi)?;
+                let s = mu1.add(lv1.scale(0.5)?.exp()?.mul(xi)?)?;
+                let kl = match &self.prior {
+                    None => nn::loss::kl_std_normal(mu2, lv2)?,
+                    Some((prior_mean, prior_logvar)) => {
+                        let (c1, c2) = c_prior.fork();
+                        let pm = prior_mean.forward(store, c1)?;
+                        let pv = prior_logvar.forward(store, c2)?;
+                        nn::loss::kl_normal(mu2, lv2, pm, pv)?
+                    }
+                };
+                (s, Some(kl))
+            }
+        };
+        let reconstruction = self.decode(store, c_decode, s, config, mode, rng)?;
+        Ok(AgentPass {
+            log_q,
+            reconstruction,
+            kl,
+            state_mean: mu_out.detach(),
+        })
+    }
+}
+
+/// The one-hot argmax of `soft` in the forward pass with `soft`'s gradient
+/// (the straight-through Gumbel-softmax estimator).
+fn straight_through(soft: Var) -> Result<Var, NnError> {
+    let values = soft.to_array()?;
+    let hard = one_hot_argmax(&values, &soft.device())?;
+    let shift = hard.sub(Var::from_array(&soft.device(), &values)?)?;
+    soft.add(shift)
+}
+
+/// One row per input row, 1 at the row's largest entry.
+pub(crate) fn one_hot_argmax(values: &Array2<f32>, device: &nn::Device) -> Result<Var, NnError> {
+    let (rows, cols) = values.dim();
+    let mut out = vec![0.0f32; rows * cols];
+    for (i, row) in values.rows().into_iter().enumerate() {
+        let k = argmax(row.iter().copied());
+        out[i * cols + k] = 1.0;
+    }
+    Var::from_vec(device, rows, cols, out)
+}
+
+/// Index of the largest value (the first one on ties; 0 for an empty input).
+pub(crate) fn argmax(values: impl Iterator<Item = f32>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}

@@ -1,0 +1,355 @@
+//! Type-preserving augmentation: each agent gets its own noisy copy of a sample.
+//!
+//! [`Generator`] is the paper's augmenter (Eq. 7): an autoencoder-like network
+//! mapping `x` to a low-dimensional `z`, with a second path that mixes noise
+//! `n` into the representation before `z`. It outputs a noise-free sample
+//! `x_pl` and a noisy one `x_n` and is trained, before the mixture model,
+//! against a discriminator `D` with
+//! `adv · [BCE(D(x_n), 1) + BCE(D(x_pl), 1)] / 2 + triplet · T_α + γ · KL(q(z|x) ‖ q(z|x,n)) + rec · MSE(x_pl, x)`,
+//! where `T_α = mean_n max(‖x − x_pl‖ − ‖x − x_n‖ + α, 0)`. Unlike MMIDAS
+//! (whose binarised inputs to D block every gradient but the reconstruction's,
+//! see the reference), all terms here reach the generator, and the
+//! reparameterisation noise is Gaussian. Afterwards it is frozen and `x_n`
+//! is each agent's copy.
+
+use ndarray::{Array2, Axis};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::config::{Augmentation, GeneratorConfig};
+use crate::nn::{
+    self, Adam, AdamConfig, BatchNorm, Device, Linear, Mode, NnError, ParamStore, Scalar, Var,
+};
+use crate::progress::{Event, Sink};
+
+/// A frozen augmenter, ready to make agents' copies.
+#[derive(Debug, Clone)]
+pub(crate) enum Augmenter {
+    /// No change.
+    Identity,
+    /// Input dropout.
+    Dropout(f32),
+    /// Additive Gaussian noise.
+    Noise(f32),
+    /// A trained generator.
+    Generator(Box<Generator>),
+}
+
+impl Augmenter {
+    /// Builds the augmenter `choice`, training the generator on `x` if asked.
+    pub(crate) fn build(
+        choice: &Augmentation,
+        x: &Array2<f32>,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+        sink: &mut dyn Sink,
+    ) -> Result<Augmenter, NnError> {
+        Ok(match choice {
+            Augmentation::None => Augmenter::Identity,
+            Augmentation::Dropout { rate } => Augmenter::Dropout(*rate),
+            Augmentation::Noise { std } => Augmenter::Noise(*std),
+            Augmentation::Generator(config) => {
+                Augmenter::Generator(Box::new(Generator::train(config, x, device, rng, sink)?))
+            }
+        })
+    }
+
+    /// One agent's copy of the batch `x` (a constant: no gradient flows back).
+    pub(crate) fn augment(
+        &self,
+        x: &Array2<f32>,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Var, NnError> {
+        let xv = Var::from_array(device, x)?;
+        match self {
+            Augmenter::Identity => Ok(xv),
+            Augmenter::Dropout(rate) => nn::dropout(xv, *rate, Mode::Train, rng),
+            Augmenter::Noise(std) => nn::gaussian_noise(xv, *std, Mode::Train, rng),
+            Augmenter::Generator(g) => {
+                let mut store = g.store.clone();
+                let out = g.forward(&mut store, xv, Mode::Eval, rng)?;
+                Ok(out.noisy.detach())
+            }
+        }
+    }
+}
+
+/// The generator network, its parameters and its settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Generator {
+    config: GeneratorConfig,
+    store: ParamStore,
+    enc1: (Linear, BatchNorm),
+    enc2: (Linear, BatchNorm),
+    noise_in: (Linear, BatchNorm),
+    clean3: (Linear, BatchNorm),
+    noisy3: (Linear, BatchNorm),
+    mean: Linear,
+    log_var: Linear,
+    dec: Vec<(Linear, BatchNorm)>,
+    out: Linear,
+}
+
+/// Both outputs of the generator and the two latent Gaussians.
+pub(crate) struct GeneratorPass {
+    clean: Var,
+    noisy: Var,
+    clean_mean: Var,
+    clean_log_var: Var,
+    noisy_mean: Var,
+    noisy_log_var: Var,
+}
+
+fn layer(
+    store: &mut ParamStore,
+    name: &str,
+    inputs: usize,
+    outputs: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Linear, BatchNorm), NnError> {
+    let lin = Linear::new(store, name, inputs, outputs, rng)?;
+    let mut bn = BatchNorm::new(store, &format!("{name}.bn"), outputs, false)?;
+    bn.momentum = 0.99;
+    bn.eps = 1e-5;
+    Ok((lin, bn))
+}
+
+fn apply(
+    store: &mut ParamStore,
+    (lin, bn): &(Linear, BatchNorm),
+    x: Var,
+    mode: Mode,
+) -> Result<Var, NnError> {
+    let z = lin.forward(store, x)?;
+    bn.forward(store, z, mode)?.relu()
+}
+
+fn gaussian(
+    device: &Device,
+    rows: usize,
+    cols: usize,
+    scale: f32,
+    rng: &mut ChaCha8Rng,
+) -> Result<Var, NnError> {
+    let values = (0..rows * cols)
+        .map(|_| scale * rng.sample::<f32, _>(StandardNormal))
+        .collect();
+    Var::from_vec(device, rows, cols, values)
+}
+
+impl Generator {
+    fn new(
+        config: &GeneratorConfig,
+        genes: usize,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Generator, NnError> {
+        let mut store = ParamStore::on(device.clone());
+        let (h, l, m) = (config.hidden, config.latent, config.noise_dim);
+        let bottleneck = 100.min(h);
+        let s = &mut store;
+        let enc1 = layer(s, "gen.enc1", genes, h, rng)?;
+        let enc2 = layer(s, "gen.enc2", h, h, rng)?;
+        let noise_in = layer(s, "gen.noise", m, m, rng)?;
+        let clean3 = layer(s, "gen.clean3", h, bottleneck, rng)?;
+        let noisy3 = layer(s, "gen.noisy3", h + m, bottleneck, rng)?;
+        let mean = Linear::new(s, "gen.mean", bottleneck, l, rng)?;
+        let log_var = Linear::new(s, "gen.log_var", bottleneck, l, rng)?;
+        let dec = vec![
+            layer(s, "gen.dec1", l, bottleneck, rng)?,
+            layer(s, "gen.dec2", bottleneck, h, rng)?,
+            layer(s, "gen.dec3", h, h, rng)?,
+        ];
+        let out = Linear::new(s, "gen.out", h, genes, rng)?;
+        Ok(Generator {
+            config: config.clone(),
+            store,
+            enc1,
+            enc2,
+            noise_in,
+            clean3,
+            noisy3,
+            mean,
+            log_var,
+            dec,
+            out,
+        })
+    }
+
+    fn decode(&self, store: &mut ParamStore, z: Var, mode: Mode) -> Result<Var, NnError> {
+        let mut h = z;
+        for l in &self.dec {
+            h = apply(store, l, h, mode)?;
+        }
+        self.out.forward(store, h)?.relu()
+    }
+
+    fn latent(
+        &self,
+        store: &mut ParamStore,
+        h: Var,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Var, Var, Var), NnError> {
+        let (h1, h2) = h.fork();
+        let (mu, mu_out) = self.mean.forward(store, h1)?.fork();
+        let (lv, lv_out) = self.log_var.forward(store, h2)?.fork();
+        let (rows, dims) = mu.shape();
+        let xi = gaussian(&mu.device(), rows, dims, 1.0, rng)?;
+        let z = mu.add(lv.scale(0.5)?.exp()?.mul(xi)?)?;
+        Ok((z, mu_out, lv_out))
+    }
+
+    /// Both paths for the batch `x`, using `self.store`'s layout with `store`'s values.
+    fn forward(
+        &self,
+        store: &mut ParamStore,
+        x: Var,
+        mode: Mode,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<GeneratorPass, NnError> {
+        let rows = x.shape().0;
+        let h = apply(store, &self.enc1, x, mode)?;
+        let h = apply(store, &self.enc2, h, mode)?;
+        let (hc, hn) = h.fork();
+        let noise = gaussian(
+            &hc.device(),
+            rows,
+            self.config.noise_dim,
+            self.config.noise_scale,
+            rng,
+        )?;
+        let noise = {
+            let (lin, bn) = &self.noise_in;
+            let z = lin.forward(store, noise)?;
+            bn.forward(store, z, mode)?.elu()?
+        };
+        let clean_h = apply(store, &self.clean3, hc, mode)?;
+        let noisy_h = apply(store, &self.noisy3, hn.concat_cols(noise)?, mode)?;
+        let (zc, clean_mean, clean_log_var) = self.latent(store, clean_h, rng)?;
+        let (zn, noisy_mean, noisy_log_var) = self.latent(store, noisy_h, rng)?;
+        Ok(GeneratorPass {
+            clean: self.decode(store, zc, mode)?,
+            noisy: self.decode(store, zn, mode)?,
+            clean_mean,
+            clean_log_var,
+            noisy_mean,
+            noisy_log_var,
+        })
+    }
+
+    /// Trains generator and discriminator on the rows of `x`, then freezes the generator.
+    fn train(
+        config: &GeneratorConfig,
+        x: &Array2<f32>,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+        sink: &mut dyn Sink,
+    ) -> Result<Generator, NnError> {
+        let genes = x.ncols();
+        let mut generator = Generator::new(config, genes, device, rng)?;
+        let mut disc_store = ParamStore::on(device.clone());
+        let d1 = Linear::new(&mut disc_store, "disc.1", genes, config.hidden, rng)?;
+        let d2 = Linear::new(&mut disc_store, "disc.2", config.hidden, 1, rng)?;
+        let discriminate = |store: &ParamStore, v: Var| -> Result<Var, NnError> {
+            let h = d1.forward(store, v)?.relu()?;
+            d2.forward(store, h)
+        };
+        let mut gen_adam = Adam::new(AdamConfig::paper(config.learning_rate));
+        let mut disc_adam = Adam::new(AdamConfig::paper(config.learning_rate));
+        let mut order: Vec<usize> = (0..x.nrows()).collect();
+        let batch = config.batch_size.min(x.nrows()).max(2);
+        sink.event(Event::Stage {
+            name: "augmenter".into(),
+            total: config.epochs as u64,
+        });
+        let mut store = std::mem::replace(&mut generator.store, ParamStore::on(device.clone()));
+        for epoch in 0..config.epochs {
+            order.shuffle(rng);
+            let mut epoch_loss = 0.0;
+            let mut steps = 0;
+            for chunk in order.chunks(batch) {
+                if chunk.len() < 2 {
+                    continue;
+                }
+                let xb = x.select(Axis(0), chunk);
+                let xv = || Var::from_array(device, &xb);
+                // Discriminator step on detached generator outputs.
+                let pass = generator.forward(&mut store, xv()?, Mode::Train, rng)?;
+                let real = bce_logits(discriminate(&disc_store, xv()?)?, 1.0)?;
+                let fake_n = bce_logits(discriminate(&disc_store, pass.noisy.detach())?, 0.0)?;
+                let fake_c = bce_logits(discriminate(&disc_store, pass.clean.detach())?, 0.0)?;
+                let d_loss = real.add(fake_n.add(fake_c)?.scale(0.5)?)?;
+                let mut grads = d_loss.backward()?;
+                disc_adam.step(&mut disc_store, &mut grads)?;
+                // Generator step; the discriminator's gradients are discarded.
+                let pass = generator.forward(&mut store, xv()?, Mode::Train, rng)?;
+                let (noisy1, noisy2) = pass.noisy.fork();
+                let (clean1, rest) = pass.clean.fork();
+                let (clean2, clean3) = rest.fork();
+                let adv = bce_logits(discriminate(&disc_store, noisy1)?, 1.0)?
+                    .add(bce_logits(discriminate(&disc_store, clean1)?, 1.0)?)?
+                    .scale(0.5)?;
+                let dist_clean = row_distance(clean2, xv()?)?;
+                let dist_noisy = row_distance(noisy2, xv()?)?;
+                let triplet = dist_clean
+                    .sub(dist_noisy)?
+                    .add_scalar(config.margin)?
+                    .relu()?
+                    .mean()?;
+                let latent = nn::loss::kl_normal(
+                    pass.clean_mean,
+                    pass.clean_log_var,
+                    pass.noisy_mean,
+                    pass.noisy_log_var,
+                )?;
+                let rec = nn::loss::mse(clean3, xv()?)?;
+                let g_loss = adv
+                    .scale(config.adversarial_weight)?
+                    .add(triplet.scale(config.triplet_weight)?)?
+                    .add(latent.scale(config.latent_weight)?)?
+                    .add(rec.scale(config.reconstruction_weight)?)?;
+                epoch_loss += g_loss.value()? as f64;
+                steps += 1;
+                let mut grads = g_loss.backward()?;
+                gen_adam.step(&mut store, &mut grads)?;
+            }
+            sink.event(Event::Metric {
+                name: "augmenter_loss".into(),
+                step: epoch as u64,
+                value: epoch_loss / steps.max(1) as f64,
+            });
+            sink.event(Event::Step {
+                done: epoch as u64 + 1,
+            });
+        }
+        store.check_finite()?;
+        let ids: Vec<_> = store.ids().collect();
+        for id in ids {
+            store.set_trainable(id, false)?;
+        }
+        generator.store = store;
+        Ok(generator)
+    }
+}
+
+/// Binary cross-entropy of `sigmoid(logit)` against a constant target, averaged over rows.
+fn bce_logits(logit: Var, target: f32) -> Result<Scalar, NnError> {
+    let rows = logit.shape().0;
+    let zeros = Var::from_vec(&logit.device(), rows, 1, vec![0.0; rows])?;
+    let two = zeros.concat_cols(logit)?;
+    let soft = Var::from_vec(
+        &two.device(),
+        rows,
+        2,
+        (0..rows).flat_map(|_| [1.0 - target, target]).collect(),
+    )?;
+    nn::loss::cross_entropy(two, soft)
+}
+
+/// Euclidean distance of every row of `a` to the same row of `b`, `(rows, 1)`.
+fn row_distance(a: Var, b: Var) -> Result<Var, NnError> {
+    a.sub(b)?.square()?.row_sums()?.add_scalar(1e-8)?.powf(0.5)
+}

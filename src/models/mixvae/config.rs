@@ -1,0 +1,344 @@
+//! Hyperparameters of the coupled mixture VAE and their validation.
+
+use serde::{Deserialize, Serialize};
+
+use super::MixVaeError;
+
+/// How the category probabilities `q(c | x)` are computed from the logits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum SoftmaxMode {
+    /// `q = softmax(logits)` (the paper).
+    Single,
+    /// `q = softmax(softmax(logits) / tau)`, the sharpening of the MMIDAS code.
+    Double {
+        /// The temperature of the second softmax (MMIDAS: 0.005).
+        tau: f32,
+    },
+}
+
+/// The prior of the continuous state `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatePrior {
+    /// `p(s | c) = N(μ_c, diag σ²_c)` with learned per-category means and
+    /// log-variances (the paper's category-dependent prior).
+    PerCategory,
+    /// `p(s) = N(0, I)` for every category (the MMIDAS code).
+    Standard,
+}
+
+/// The noise of the state's reparameterisation `s = μ + ξ σ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateNoise {
+    /// `ξ ~ N(0, I)`, as the method intends.
+    Gaussian,
+    /// `ξ ~ U[0, 1)`, faithful to the MMIDAS code at HEAD (a bug there).
+    UniformHead,
+}
+
+/// The output activation of the decoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// `max(x, 0)`, for non-negative data such as log expression (MMIDAS).
+    Relu,
+    /// No activation, for standardised data.
+    Linear,
+}
+
+/// How each agent's own copy of a sample is made (type-preserving augmentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Augmentation {
+    /// Every agent sees the same sample.
+    None,
+    /// Each agent sees the sample with entries zeroed with probability `rate`
+    /// (survivors scaled by `1 / (1 − rate)`).
+    Dropout {
+        /// Probability of zeroing an entry, in `[0, 1)`.
+        rate: f32,
+    },
+    /// Each agent sees the sample plus independent `N(0, std²)` noise.
+    Noise {
+        /// Standard deviation of the noise.
+        std: f32,
+    },
+    /// The paper's augmenter: a generator trained on the data before the
+    /// mixture model, adding noise in its low-dimensional representation.
+    Generator(GeneratorConfig),
+}
+
+/// Hyperparameters of the type-preserving generator (paper Eq. 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Width of the hidden layers (MMIDAS: 500).
+    pub hidden: usize,
+    /// Dimension of the low-dimensional representation `z` (MMIDAS: 10).
+    pub latent: usize,
+    /// Dimension of the noise `n` (MMIDAS: 50).
+    pub noise_dim: usize,
+    /// Scale of the noise when augmenting (MMIDAS: 0.1) and training.
+    pub noise_scale: f32,
+    /// Training epochs of the generator.
+    pub epochs: usize,
+    /// Mini-batch size of the generator's training.
+    pub batch_size: usize,
+    /// Adam learning rate of generator and discriminator.
+    pub learning_rate: f64,
+    /// Triplet margin α: noisy samples sit at least α farther from `x` than clean ones.
+    pub margin: f32,
+    /// Weight of the adversarial term.
+    pub adversarial_weight: f32,
+    /// Weight of the triplet term.
+    pub triplet_weight: f32,
+    /// Weight γ of `KL(q(z|x) ‖ q(z|x, n))`.
+    pub latent_weight: f32,
+    /// Weight of the reconstruction of the noise-free output.
+    pub reconstruction_weight: f32,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            hidden: 256,
+            latent: 10,
+            noise_dim: 50,
+            noise_scale: 0.1,
+            epochs: 100,
+            batch_size: 128,
+            learning_rate: 1e-3,
+            margin: 0.2,
+            adversarial_weight: 1.0,
+            triplet_weight: 0.5,
+            latent_weight: 0.1,
+            reconstruction_weight: 0.5,
+        }
+    }
+}
+
+/// Hyperparameters of a coupled mixture VAE fit. Fields left out of a RON
+/// text take the defaults shown (the MMIDAS settings where they exist).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MixVaeConfig {
+    /// Number of agents A (1 = the single-agent baseline).
+    pub agents: usize,
+    /// Number of categories K.
+    pub categories: usize,
+    /// Dimension of the continuous state s (MMIDAS: 2).
+    pub state_dim: usize,
+    /// Width of the hidden layers (MMIDAS: 100).
+    pub hidden: usize,
+    /// Number of hidden layers in encoder and decoder (MMIDAS: 4).
+    pub hidden_layers: usize,
+    /// Dimension of the encoder's low-dimensional embedding (MMIDAS: 10).
+    pub low_dim: usize,
+    /// Gumbel-softmax temperature τ, in (0, 1] (MMIDAS: 1; paper MNIST: 0.67).
+    pub temperature: f32,
+    /// Straight-through Gumbel-softmax: one-hot samples forward, soft gradients back.
+    pub hard: bool,
+    /// How `q(c | x)` is computed.
+    pub softmax: SoftmaxMode,
+    /// Weight λ of the Aitchison-distance coupling.
+    pub lambda: f32,
+    /// Weight β of the state KL (MMIDAS: 0.01).
+    pub beta: f32,
+    /// Weight of `KL(q̄ ‖ uniform)` on each agent's mini-batch mean category
+    /// probabilities (0 = off, as in the paper; our addition against unused categories).
+    pub balance_weight: f32,
+    /// Prior of the state.
+    pub state_prior: StatePrior,
+    /// Reparameterisation noise of the state.
+    pub state_noise: StateNoise,
+    /// Dropout on the encoder input (MMIDAS: 0.5).
+    pub input_dropout: f32,
+    /// Dropout on the state before decoding (MMIDAS: 0.2).
+    pub state_dropout: f32,
+    /// ε added to the mini-batch variances (and to q before the log) in d_σ.
+    pub variance_eps: f32,
+    /// Decoder output activation.
+    pub output: Output,
+    /// Whether all agents share one network (the paper's cpl-mixVAE*).
+    pub shared: bool,
+    /// Each agent's type-preserving augmentation.
+    pub augmentation: Augmentation,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Mini-batch size (at least 2: d_σ needs a mini-batch variance).
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Seed of initialisation, batching and every random draw.
+    pub seed: u64,
+    /// Points per state traversal.
+    pub traversal_steps: usize,
+    /// Genes kept per traversal (those that change most).
+    pub traversal_genes: usize,
+}
+
+impl Default for MixVaeConfig {
+    fn default() -> Self {
+        MixVaeConfig {
+            agents: 2,
+            categories: 10,
+            state_dim: 2,
+            hidden: 100,
+            hidden_layers: 4,
+            low_dim: 10,
+            temperature: 1.0,
+            hard: false,
+            softmax: SoftmaxMode::Single,
+            lambda: 1.0,
+            beta: 1.0,
+            balance_weight: 0.0,
+            state_prior: StatePrior::PerCategory,
+            state_noise: StateNoise::Gaussian,
+            input_dropout: 0.5,
+            state_dropout: 0.2,
+            variance_eps: 1e-8,
+            output: Output::Relu,
+            shared: false,
+            augmentation: Augmentation::None,
+            epochs: 100,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            seed: 0,
+            traversal_steps: 9,
+            traversal_genes: 8,
+        }
+    }
+}
+
+impl MixVaeConfig {
+    /// Checks every field; the error names the field and what was expected.
+    pub fn validate(&self) -> Result<(), MixVaeError> {
+        let bad = |field: &str, expected: &str, got: String| {
+            Err(MixVaeError::Config {
+                field: field.to_string(),
+                message: format!("expected {expected}, got {got}"),
+            })
+        };
+        let positive = [
+            ("agents", self.agents),
+            ("state_dim", self.state_dim),
+            ("hidden", self.hidden),
+            ("hidden_layers", self.hidden_layers),
+            ("low_dim", self.low_dim),
+            ("epochs", self.epochs),
+            ("traversal_steps", self.traversal_steps),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return bad(field, "at least 1", value.to_string());
+            }
+        }
+        if self.categories < 2 {
+            return bad("categories", "at least 2", self.categories.to_string());
+        }
+        if self.batch_size < 2 {
+            return bad(
+                "batch_size",
+                "at least 2 (d_σ needs a mini-batch variance)",
+                self.batch_size.to_string(),
+            );
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 1.0) {
+            return bad(
+                "temperature",
+                "a value in (0, 1]",
+                self.temperature.to_string(),
+            );
+        }
+        if let SoftmaxMode::Double { tau } = self.softmax
+            && !(tau > 0.0 && tau.is_finite())
+        {
+            return bad("softmax.tau", "a positive number", tau.to_string());
+        }
+        for (field, value) in [
+            ("lambda", self.lambda),
+            ("beta", self.beta),
+            ("balance_weight", self.balance_weight),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return bad(field, "a finite non-negative number", value.to_string());
+            }
+        }
+        for (field, value) in [
+            ("input_dropout", self.input_dropout),
+            ("state_dropout", self.state_dropout),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return bad(field, "a rate in [0, 1)", value.to_string());
+            }
+        }
+        if !(self.variance_eps > 0.0 && self.variance_eps.is_finite()) {
+            return bad(
+                "variance_eps",
+                "a positive number",
+                self.variance_eps.to_string(),
+            );
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(
+                "learning_rate",
+                "a positive number",
+                self.learning_rate.to_string(),
+            );
+        }
+        match &self.augmentation {
+            Augmentation::None => Ok(()),
+            Augmentation::Dropout { rate } if !(0.0..1.0).contains(rate) => {
+                bad("augmentation.rate", "a rate in [0, 1)", rate.to_string())
+            }
+            Augmentation::Noise { std } if !(*std >= 0.0 && std.is_finite()) => bad(
+                "augmentation.std",
+                "a finite non-negative number",
+                std.to_string(),
+            ),
+            Augmentation::Generator(g) => g.validate(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl GeneratorConfig {
+    fn validate(&self) -> Result<(), MixVaeError> {
+        let bad = |field: &str, expected: &str, got: String| {
+            Err(MixVaeError::Config {
+                field: format!("augmentation.{field}"),
+                message: format!("expected {expected}, got {got}"),
+            })
+        };
+        for (field, value) in [
+            ("hidden", self.hidden),
+            ("latent", self.latent),
+            ("noise_dim", self.noise_dim),
+            ("epochs", self.epochs),
+        ] {
+            if value == 0 {
+                return bad(field, "at least 1", value.to_string());
+            }
+        }
+        if self.batch_size < 2 {
+            return bad("batch_size", "at least 2", self.batch_size.to_string());
+        }
+        for (field, value) in [
+            ("noise_scale", self.noise_scale),
+            ("margin", self.margin),
+            ("adversarial_weight", self.adversarial_weight),
+            ("triplet_weight", self.triplet_weight),
+            ("latent_weight", self.latent_weight),
+            ("reconstruction_weight", self.reconstruction_weight),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return bad(field, "a finite non-negative number", value.to_string());
+            }
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return bad(
+                "learning_rate",
+                "a positive number",
+                self.learning_rate.to_string(),
+            );
+        }
+        Ok(())
+    }
+}

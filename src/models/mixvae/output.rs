@@ -1,0 +1,279 @@
+//! What a fitted model says about the cells: per-agent categories, confidences
+//! and states, the consensus, agent agreement, and state traversals.
+
+use ndarray::{Array2, Axis, Slice};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::agent::argmax;
+use super::config::MixVaeConfig;
+use super::train::Agents;
+use super::{EpochLoss, MixVaeError};
+use crate::nn::{Mode, Var};
+
+/// Rows evaluated at once.
+const EVAL_CHUNK: usize = 1024;
+
+/// One agent's view of every cell (evaluation mode: no noise, no dropout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentAssignments {
+    /// `argmax_k q(c = k | x)` per cell.
+    pub category: Vec<usize>,
+    /// `max_k q(c = k | x)` per cell.
+    pub confidence: Vec<f32>,
+    /// `q(c | x)`, cells x categories.
+    pub probabilities: Array2<f32>,
+    /// The state mean μ(x, c), cells x state dimensions.
+    pub state: Array2<f32>,
+}
+
+/// Decoded features as one state dimension moves, for one category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Traversal {
+    /// The category held fixed.
+    pub category: usize,
+    /// The state dimension that moves.
+    pub dim: usize,
+    /// The values of that dimension (its category mean ± 2 SD of the cells in the category).
+    pub state_values: Vec<f64>,
+    /// The features that change most along the traversal, largest change first.
+    pub features: Vec<TraversalFeature>,
+}
+
+/// One feature's decoded value along a traversal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraversalFeature {
+    /// Index of the feature (column of the input).
+    pub index: usize,
+    /// Name of the feature, filled in by the caller that knows the names.
+    pub name: String,
+    /// Decoded value at each state value.
+    pub values: Vec<f64>,
+}
+
+/// A fitted coupled mixture VAE's results on its training cells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixVaeFit {
+    /// One entry per agent.
+    pub agents: Vec<AgentAssignments>,
+    /// The consensus category: argmax of the agents' mean `q`.
+    pub consensus: Vec<usize>,
+    /// Cells per consensus category (length K).
+    pub category_sizes: Vec<usize>,
+    /// Mean over agent pairs of the fraction of cells both put in the same category (1 for one agent).
+    pub agreement: f64,
+    /// Agent 0's state traversals, for every category that holds cells.
+    pub traversals: Vec<Traversal>,
+    /// Mean loss parts per epoch.
+    pub losses: Vec<EpochLoss>,
+    /// Wall-clock seconds of every training epoch.
+    pub epoch_seconds: Vec<f64>,
+}
+
+impl MixVaeFit {
+    /// Average maximum posterior, the paper's AMP read as a mean over the K
+    /// categories of the mean confidence of the cells an agent puts in each
+    /// (0 for an unused category), averaged over agents.
+    pub fn amp(&self) -> f64 {
+        let mut total = 0.0;
+        for agent in &self.agents {
+            let k = agent.probabilities.ncols();
+            let mut sums = vec![0.0f64; k];
+            let mut counts = vec![0usize; k];
+            for (&c, &p) in agent.category.iter().zip(&agent.confidence) {
+                sums[c] += p as f64;
+                counts[c] += 1;
+            }
+            total += sums
+                .iter()
+                .zip(&counts)
+                .map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
+                .sum::<f64>()
+                / k as f64;
+        }
+        total / self.agents.len().max(1) as f64
+    }
+
+    /// Mean over cells and agents of the maximum posterior (the other reading of AMP).
+    pub fn mean_confidence(&self) -> f64 {
+        let n: usize = self.agents.iter().map(|a| a.confidence.len()).sum();
+        let s: f64 = self
+            .agents
+            .iter()
+            .flat_map(|a| a.confidence.iter())
+            .map(|&v| v as f64)
+            .sum();
+        s / n.max(1) as f64
+    }
+}
+
+/// Evaluates every agent on all cells and derives consensus, agreement and traversals.
+pub(crate) fn evaluate(
+    agents: &mut Agents,
+    x: &Array2<f32>,
+    config: &MixVaeConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<MixVaeFit, MixVaeError> {
+    let device = agents.store.device().clone();
+    let cells = x.nrows();
+    let mut per_agent = Vec::with_capacity(agents.count);
+    for a in 0..agents.count {
+        let net = agents.net(a).clone();
+        let mut probabilities = Array2::<f32>::zeros((cells, config.categories));
+        let mut state = Array2::<f32>::zeros((cells, config.state_dim));
+        for start in (0..cells).step_by(EVAL_CHUNK) {
+            let end = (start + EVAL_CHUNK).min(cells);
+            let xb = Var::from_array(
+                &device,
+                &x.slice_axis(Axis(0), Slice::from(start..end)).to_owned(),
+            )?;
+            let pass = net.forward(&mut agents.store, xb, config, Mode::Eval, rng)?;
+            let q = pass.log_q.exp()?.to_array()?;
+            probabilities
+                .slice_axis_mut(Axis(0), Slice::from(start..end))
+                .assign(&q);
+            state
+                .slice_axis_mut(Axis(0), Slice::from(start..end))
+                .assign(&pass.state_mean.to_array()?);
+        }
+        let category: Vec<usize> = probabilities
+            .rows()
+            .into_iter()
+            .map(|r| argmax(r.iter().copied()))
+            .collect();
+        let confidence = probabilities
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().copied().fold(0.0f32, f32::max))
+            .collect();
+        per_agent.push(AgentAssignments {
+            category,
+            confidence,
+            probabilities,
+            state,
+        });
+    }
+    let mut mean_q = Array2::<f32>::zeros((cells, config.categories));
+    for agent in &per_agent {
+        mean_q += &agent.probabilities;
+    }
+    let consensus: Vec<usize> = mean_q
+        .rows()
+        .into_iter()
+        .map(|r| argmax(r.iter().copied()))
+        .collect();
+    let mut category_sizes = vec![0usize; config.categories];
+    for &c in &consensus {
+        category_sizes[c] += 1;
+    }
+    let traversals = traversals(agents, &per_agent[0], config, rng)?;
+    Ok(MixVaeFit {
+        agreement: agreement(&per_agent),
+        agents: per_agent,
+        consensus,
+        category_sizes,
+        traversals,
+        losses: Vec::new(),
+        epoch_seconds: Vec::new(),
+    })
+}
+
+/// Mean over agent pairs of the fraction of cells with the same category.
+fn agreement(agents: &[AgentAssignments]) -> f64 {
+    let mut sum = 0.0;
+    let mut pairs = 0usize;
+    for a in 0..agents.len() {
+        for b in a + 1..agents.len() {
+            let same = agents[a]
+                .category
+                .iter()
+                .zip(&agents[b].category)
+                .filter(|(x, y)| x == y)
+                .count();
+            sum += same as f64 / agents[a].category.len().max(1) as f64;
+            pairs += 1;
+        }
+    }
+    if pairs == 0 { 1.0 } else { sum / pairs as f64 }
+}
+
+/// Decodes, for each used category of agent 0 and each state dimension, a
+/// sweep of that dimension over the category's mean ± 2 SD (other dimensions at their mean).
+fn traversals(
+    agents: &mut Agents,
+    agent: &AgentAssignments,
+    config: &MixVaeConfig,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Traversal>, MixVaeError> {
+    let device = agents.store.device().clone();
+    let net = agents.net(0).clone();
+    let (k, dims, steps) = (config.categories, config.state_dim, config.traversal_steps);
+    let mut out = Vec::new();
+    for category in 0..k {
+        let members: Vec<usize> = (0..agent.category.len())
+            .filter(|&i| agent.category[i] == category)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let states = agent.state.select(Axis(0), &members);
+        let mean = states.mean_axis(Axis(0)).unwrap_or_default();
+        let sd = states.std_axis(Axis(0), 0.0);
+        for dim in 0..dims {
+            let values: Vec<f64> = (0..steps)
+                .map(|i| {
+                    let t = if steps > 1 {
+                        -2.0 + 4.0 * i as f64 / (steps - 1) as f64
+                    } else {
+                        0.0
+                    };
+                    mean[dim] as f64 + t * sd[dim] as f64
+                })
+                .collect();
+            let mut s_grid = Array2::<f32>::zeros((steps, dims));
+            let mut c_grid = Array2::<f32>::zeros((steps, k));
+            for (i, &v) in values.iter().enumerate() {
+                s_grid.row_mut(i).assign(&mean);
+                s_grid[[i, dim]] = v as f32;
+                c_grid[[i, category]] = 1.0;
+            }
+            let decoded = net
+                .decode(
+                    &agents.store,
+                    Var::from_array(&device, &c_grid)?,
+                    Var::from_array(&device, &s_grid)?,
+                    config,
+                    Mode::Eval,
+                    rng,
+                )?
+                .to_array()?;
+            let mut ranked: Vec<(usize, f32)> = decoded
+                .columns()
+                .into_iter()
+                .enumerate()
+                .map(|(g, col)| {
+                    let hi = col.iter().copied().fold(f32::MIN, f32::max);
+                    let lo = col.iter().copied().fold(f32::MAX, f32::min);
+                    (g, hi - lo)
+                })
+                .collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let features = ranked
+                .iter()
+                .take(config.traversal_genes)
+                .map(|&(g, _)| TraversalFeature {
+                    index: g,
+                    name: String::new(),
+                    values: decoded.column(g).iter().map(|&v| v as f64).collect(),
+                })
+                .collect();
+            out.push(Traversal {
+                category,
+                dim,
+                state_values: values,
+                features,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,245 @@
+//! Running a coupled-mixture-VAE experiment: fits the model once per seed on
+//! one modality, scores its categories against the known labels, and
+//! averages the scores over seeds.
+
+use std::collections::BTreeMap;
+
+use super::experiment::ModelOutcome;
+use super::{PreparedDataset, RunError};
+use crate::analysis::clustering::{
+    adjusted_mutual_information, adjusted_rand_index, encode_labels, matched_accuracy,
+};
+use crate::analysis::confusion::Confusion;
+use crate::models::mixvae::{MixVaeConfig, MixVaeFit, fit};
+use crate::progress::{Event, Sink};
+use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
+
+/// Known labels of the labelled cells: their row indices, classes and class names.
+struct Truth {
+    rows: Vec<usize>,
+    classes: Vec<usize>,
+    names: Vec<String>,
+}
+
+/// Fits the model of `spec` on the experiment's single modality.
+pub(super) fn run(
+    experiment: &Experiment,
+    spec: &MixVaeSpec,
+    dataset: &PreparedDataset,
+    sink: &mut dyn Sink,
+) -> Result<ModelOutcome, RunError> {
+    let unsuitable = |message: String| RunError::Unsuitable {
+        experiment: experiment.name.clone(),
+        message,
+    };
+    let [name] = experiment.modalities.as_slice() else {
+        return Err(unsuitable(
+            "the mixture VAE needs exactly one modality".into(),
+        ));
+    };
+    let modality = dataset.data.modality(name).ok_or_else(|| {
+        unsuitable(format!(
+            "dataset `{}` has no modality `{name}`",
+            dataset.name
+        ))
+    })?;
+    let table = &modality.table;
+    let x = table.values.mapv(|v| v as f32);
+    let truth = match &spec.labels {
+        None => None,
+        Some(column) => {
+            let labels = dataset
+                .data
+                .labels(column, &table.cells)
+                .ok_or_else(|| unsuitable(format!("the metadata has no column `{column}`")))?;
+            let (rows, known): (Vec<usize>, Vec<String>) = labels
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.map(|l| (i, l)))
+                .unzip();
+            let (classes, names) = encode_labels(&known);
+            Some(Truth {
+                rows,
+                classes,
+                names,
+            })
+        }
+    };
+    let seeds = if spec.seeds.is_empty() {
+        vec![spec.model.seed]
+    } else {
+        spec.seeds.clone()
+    };
+    let mut fits = Vec::with_capacity(seeds.len());
+    let mut scores: Vec<BTreeMap<String, f64>> = Vec::with_capacity(seeds.len());
+    for (i, &seed) in seeds.iter().enumerate() {
+        sink.event(Event::Message(format!(
+            "mixVAE seed {seed} ({} of {})",
+            i + 1,
+            seeds.len()
+        )));
+        let config = MixVaeConfig {
+            seed,
+            ..spec.model.clone()
+        };
+        let fitted = fit(x.view(), &config, sink).map_err(|source| RunError::MixVae {
+            experiment: experiment.name.clone(),
+            source,
+        })?;
+        scores.push(score(&fitted, truth.as_ref()));
+        fits.push(fitted);
+    }
+    let mut metrics = BTreeMap::new();
+    if let Some(first) = scores.first() {
+        for key in first.keys() {
+            let values: Vec<f64> = scores.iter().filter_map(|s| s.get(key).copied()).collect();
+            let (mean, sd) = mean_sd(&values);
+            metrics.insert(key.clone(), mean);
+            if matches!(key.as_str(), "accuracy" | "ari" | "ami") {
+                metrics.insert(format!("{key}_sd"), sd);
+            }
+        }
+    }
+    metrics.insert("seeds".into(), seeds.len() as f64);
+    metrics.insert("cells".into(), table.cells.len() as f64);
+    let per_fold = scores
+        .iter()
+        .map(|s| s.get("accuracy").copied().unwrap_or(f64::NAN))
+        .collect();
+    let curves = loss_curves(&fits);
+    let category_sizes: Vec<Vec<usize>> = fits.iter().map(|f| f.category_sizes.clone()).collect();
+    let Some(first) = fits.into_iter().next() else {
+        return Err(unsuitable("no seed to run".into()));
+    };
+    let category_names: Vec<String> = (0..spec.model.categories)
+        .map(|k| format!("c{k}"))
+        .collect();
+    let confusions = truth
+        .as_ref()
+        .and_then(|t| {
+            let predicted: Vec<usize> = t.rows.iter().map(|&r| first.consensus[r]).collect();
+            Confusion::from_indices(
+                &format!(
+                    "mixVAE consensus -> {}",
+                    spec.labels.as_deref().unwrap_or("")
+                ),
+                &t.classes,
+                &t.names,
+                &predicted,
+                &category_names,
+            )
+        })
+        .into_iter()
+        .collect();
+    let mut traversals = first.traversals.clone();
+    for traversal in &mut traversals {
+        for feature in &mut traversal.features {
+            feature.name = table
+                .features
+                .get(feature.index)
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
+    let state = &first.agents[0].state;
+    let mut epoch_seconds = first.epoch_seconds.clone();
+    epoch_seconds.sort_by(f64::total_cmp);
+    let seconds_per_epoch = epoch_seconds
+        .get(epoch_seconds.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
+    metrics.insert("seconds_per_epoch".into(), seconds_per_epoch);
+    Ok(ModelOutcome {
+        metrics,
+        per_fold,
+        per_feature: Vec::new(),
+        genes: Vec::new(),
+        latent: Some(Latent {
+            dims: state.ncols(),
+            cells: table.cells.clone(),
+            values: state.iter().copied().collect(),
+        }),
+        curves,
+        confusions,
+        detail: ResultDetail::MixVae {
+            agents: spec.model.agents,
+            categories: spec.model.categories,
+            category_sizes,
+            consensus: first.consensus.clone(),
+            assignments: first
+                .agents
+                .iter()
+                .map(|a| AgentCategories {
+                    category: a.category.clone(),
+                    confidence: a.confidence.clone(),
+                })
+                .collect(),
+            traversals,
+            seconds_per_epoch,
+        },
+    })
+}
+
+/// The scores of one fit: agent-averaged accuracy/ARI/AMI (the paper reports
+/// the average over agents), consensus scores, AMP, agreement and category use.
+fn score(fit: &MixVaeFit, truth: Option<&Truth>) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    m.insert("amp".into(), fit.amp());
+    m.insert("mean_confidence".into(), fit.mean_confidence());
+    m.insert("agent_agreement".into(), fit.agreement);
+    let used = fit.category_sizes.iter().filter(|&&n| n > 0).count();
+    m.insert("used_categories".into(), used as f64);
+    m.insert(
+        "min_category_size".into(),
+        fit.category_sizes.iter().copied().min().unwrap_or(0) as f64,
+    );
+    if let Some(t) = truth {
+        let pick = |cats: &[usize]| -> Vec<usize> { t.rows.iter().map(|&r| cats[r]).collect() };
+        let n = fit.agents.len().max(1) as f64;
+        let (mut acc, mut ari, mut ami) = (0.0, 0.0, 0.0);
+        for agent in &fit.agents {
+            let c = pick(&agent.category);
+            acc += matched_accuracy(&c, &t.classes) / n;
+            ari += adjusted_rand_index(&c, &t.classes) / n;
+            ami += adjusted_mutual_information(&c, &t.classes) / n;
+        }
+        m.insert("accuracy".into(), acc);
+        m.insert("ari".into(), ari);
+        m.insert("ami".into(), ami);
+        let c = pick(&fit.consensus);
+        m.insert(
+            "consensus_accuracy".into(),
+            matched_accuracy(&c, &t.classes),
+        );
+        m.insert("consensus_ari".into(), adjusted_rand_index(&c, &t.classes));
+    }
+    m
+}
+
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// Per-epoch loss parts averaged over seeds.
+fn loss_curves(fits: &[MixVaeFit]) -> Vec<Curve> {
+    let parts: [(&str, fn(&crate::models::mixvae::EpochLoss) -> f64); 5] = [
+        ("loss", |l| l.total),
+        ("reconstruction", |l| l.reconstruction),
+        ("state_kl", |l| l.kl),
+        ("distance", |l| l.distance),
+        ("entropy", |l| l.entropy),
+    ];
+    let epochs = fits.iter().map(|f| f.losses.len()).min().unwrap_or(0);
+    parts
+        .iter()
+        .map(|(name, get)| Curve {
+            name: (*name).into(),
+            values: (0..epochs)
+                .map(|e| fits.iter().map(|f| get(&f.losses[e])).sum::<f64>() / fits.len() as f64)
+                .collect(),
+        })
+        .collect()
+}

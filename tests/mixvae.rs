@@ -1,0 +1,361 @@
+//! The coupled mixture VAE on synthetic mixtures with known components, its
+//! distances on the simplex, configuration checks and reproducibility.
+
+use ndarray::Array2;
+use patchbench::analysis::clustering::adjusted_rand_index;
+use patchbench::models::mixvae::{
+    Augmentation, GeneratorConfig, MixVaeConfig, MixVaeError, Output, aitchison_distance_sq,
+    d_sigma_sq, fit,
+};
+use patchbench::progress::{Event, Quiet, Recorder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+/// `per_type` cells of each of `types` Gaussian components in `dims`
+/// dimensions: component means drawn from N(0, 3²) per dimension, unit noise
+/// scaled by `noise`. Returns the data and the true component of every cell.
+fn gaussian_mixture(
+    types: usize,
+    per_type: usize,
+    dims: usize,
+    noise: f32,
+    seed: u64,
+) -> (Array2<f32>, Vec<usize>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let means: Vec<Vec<f32>> = (0..types)
+        .map(|_| {
+            (0..dims)
+                .map(|_| 3.0 * rng.sample::<f32, _>(StandardNormal))
+                .collect()
+        })
+        .collect();
+    let n = types * per_type;
+    let labels: Vec<usize> = (0..n).map(|i| i % types).collect();
+    let x = Array2::from_shape_fn((n, dims), |(i, g)| {
+        means[labels[i]][g] + noise * rng.sample::<f32, _>(StandardNormal)
+    });
+    (x, labels)
+}
+
+/// A small, fast network for the synthetic tests.
+fn small_config(agents: usize, categories: usize) -> MixVaeConfig {
+    MixVaeConfig {
+        agents,
+        categories,
+        hidden: 32,
+        hidden_layers: 2,
+        low_dim: 8,
+        output: Output::Linear,
+        input_dropout: 0.1,
+        state_dropout: 0.1,
+        augmentation: Augmentation::Noise { std: 0.3 },
+        epochs: 60,
+        batch_size: 64,
+        learning_rate: 3e-3,
+        temperature: 0.67,
+        seed: 3,
+        ..MixVaeConfig::default()
+    }
+}
+
+#[test]
+fn two_agents_recover_the_components_of_a_gaussian_mixture() {
+    let (x, labels) = gaussian_mixture(4, 80, 20, 1.0, 11);
+    let mut recorder = Recorder::default();
+    let fitted = fit(x.view(), &small_config(2, 4), &mut recorder).unwrap();
+    // The components are far apart (mean distance ≈ 3·√(2·20) ≈ 19 noise SDs),
+    // so k-means or a GMM separates them perfectly; a model that merges two of
+    // the four components scores ARI ≈ 0.7 at best, and random labels ≈ 0.
+    // Requiring 0.9 therefore demands that every component be found.
+    let ari = adjusted_rand_index(&fitted.consensus, &labels);
+    assert!(ari > 0.9, "ARI {ari}, sizes {:?}", fitted.category_sizes);
+    assert!(fitted.category_sizes.iter().all(|&n| n > 0));
+    assert!(fitted.agreement > 0.9, "agreement {}", fitted.agreement);
+    assert!(fitted.amp() > 0.5 && fitted.amp() <= 1.0);
+    assert_eq!(fitted.agents.len(), 2);
+    assert_eq!(fitted.agents[0].state.dim(), (320, 2));
+    // One traversal per used category and state dimension.
+    assert_eq!(fitted.traversals.len(), 4 * 2);
+    assert!(fitted.traversals.iter().all(|t| t.state_values.len() == 9));
+    let losses: Vec<f64> = recorder
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Metric { name, value, .. } if name == "loss" => Some(*value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(losses.len(), 60);
+    assert!(losses[59] < losses[0], "{} -> {}", losses[0], losses[59]);
+}
+
+#[test]
+fn the_generator_augmenter_trains_and_feeds_the_agents() {
+    let (x, labels) = gaussian_mixture(3, 40, 12, 1.0, 5);
+    let config = MixVaeConfig {
+        augmentation: Augmentation::Generator(GeneratorConfig {
+            hidden: 32,
+            latent: 4,
+            noise_dim: 8,
+            epochs: 5,
+            batch_size: 32,
+            ..GeneratorConfig::default()
+        }),
+        epochs: 40,
+        ..small_config(2, 3)
+    };
+    let mut recorder = Recorder::default();
+    let fitted = fit(x.view(), &config, &mut recorder).unwrap();
+    assert!(
+        recorder
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Metric { name, .. } if name == "augmenter_loss"))
+    );
+    assert_eq!(fitted.consensus.len(), labels.len());
+}
+
+#[test]
+fn d_sigma_equals_the_aitchison_distance_with_unit_variances() {
+    let ones = [1.0; 4];
+    // Compositions with the same geometric mean (here: permutations of each other).
+    let a = [0.1, 0.2, 0.3, 0.4];
+    let b = [0.4, 0.1, 0.2, 0.3];
+    let d = aitchison_distance_sq(&a, &b);
+    assert!(d > 0.1);
+    assert!((d_sigma_sq(&a, &b, &ones, &ones) - d).abs() < 1e-12);
+    // In general, with σ = 1, d²_σ − d² = (Σ_k ln(a_k / b_k))² / K ≥ 0, which
+    // vanishes as the two compositions meet (Prop. 2 of the paper).
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..100 {
+        let mut draw = || -> Vec<f64> {
+            let v: Vec<f64> = (0..5).map(|_| rng.random_range(0.01..1.0)).collect();
+            let s: f64 = v.iter().sum();
+            v.iter().map(|x| x / s).collect()
+        };
+        let (a, b) = (draw(), draw());
+        let ones = [1.0; 5];
+        let gap = d_sigma_sq(&a, &b, &ones, &ones) - aitchison_distance_sq(&a, &b);
+        let log_ratio: f64 = a.iter().zip(&b).map(|(x, y)| (x / y).ln()).sum();
+        assert!((gap - log_ratio * log_ratio / 5.0).abs() < 1e-9);
+        assert!(gap >= -1e-12);
+        assert!(d_sigma_sq(&a, &a, &ones, &ones).abs() < 1e-12);
+    }
+    // Scaling by σ: halving σ_a doubles agent a's log-probabilities.
+    let a = [0.5, 0.5];
+    let b = [0.5, 0.5];
+    let two = 2.0 * 0.5f64.ln();
+    let expected = 2.0 * (two - 0.5f64.ln()).powi(2);
+    assert!((d_sigma_sq(&a, &b, &[0.5, 0.5], &[1.0, 1.0]) - expected).abs() < 1e-12);
+}
+
+#[test]
+fn invalid_settings_are_rejected_with_the_field_name() {
+    let cases: Vec<(MixVaeConfig, &str)> = vec![
+        (
+            MixVaeConfig {
+                agents: 0,
+                ..MixVaeConfig::default()
+            },
+            "agents",
+        ),
+        (
+            MixVaeConfig {
+                categories: 1,
+                ..MixVaeConfig::default()
+            },
+            "categories",
+        ),
+        (
+            MixVaeConfig {
+                temperature: 1.5,
+                ..MixVaeConfig::default()
+            },
+            "temperature",
+        ),
+        (
+            MixVaeConfig {
+                temperature: 0.0,
+                ..MixVaeConfig::default()
+            },
+            "temperature",
+        ),
+        (
+            MixVaeConfig {
+                batch_size: 1,
+                ..MixVaeConfig::default()
+            },
+            "batch_size",
+        ),
+        (
+            MixVaeConfig {
+                lambda: -1.0,
+                ..MixVaeConfig::default()
+            },
+            "lambda",
+        ),
+        (
+            MixVaeConfig {
+                input_dropout: 1.0,
+                ..MixVaeConfig::default()
+            },
+            "input_dropout",
+        ),
+        (
+            MixVaeConfig {
+                variance_eps: 0.0,
+                ..MixVaeConfig::default()
+            },
+            "variance_eps",
+        ),
+        (
+            MixVaeConfig {
+                softmax: patchbench::models::mixvae::SoftmaxMode::Double { tau: 0.0 },
+                ..MixVaeConfig::default()
+            },
+            "softmax.tau",
+        ),
+        (
+            MixVaeConfig {
+                augmentation: Augmentation::Dropout { rate: 1.2 },
+                ..MixVaeConfig::default()
+            },
+            "augmentation.rate",
+        ),
+        (
+            MixVaeConfig {
+                augmentation: Augmentation::Generator(GeneratorConfig {
+                    epochs: 0,
+                    ..GeneratorConfig::default()
+                }),
+                ..MixVaeConfig::default()
+            },
+            "augmentation.epochs",
+        ),
+    ];
+    let x = Array2::<f32>::zeros((10, 3));
+    for (config, field) in cases {
+        match fit(x.view(), &config, &mut Quiet) {
+            Err(MixVaeError::Config { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected a config error, got {other:?}"),
+        }
+    }
+    assert!(MixVaeConfig::default().validate().is_ok());
+    // Bad data: too few cells, non-finite values.
+    let one = Array2::<f32>::zeros((1, 3));
+    assert!(matches!(
+        fit(one.view(), &MixVaeConfig::default(), &mut Quiet),
+        Err(MixVaeError::Data(_))
+    ));
+    let mut nan = Array2::<f32>::zeros((4, 3));
+    nan[[2, 1]] = f32::NAN;
+    let err = fit(nan.view(), &MixVaeConfig::default(), &mut Quiet).unwrap_err();
+    assert!(err.to_string().contains("cell 2, feature 1"), "{err}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_fit() {
+    let (x, _) = gaussian_mixture(3, 30, 10, 1.0, 2);
+    let config = MixVaeConfig {
+        epochs: 5,
+        ..small_config(2, 3)
+    };
+    let a = fit(x.view(), &config, &mut Quiet).unwrap();
+    let b = fit(x.view(), &config, &mut Quiet).unwrap();
+    let bits = |f: &patchbench::models::mixvae::MixVaeFit| -> Vec<u64> {
+        f.losses.iter().map(|l| l.total.to_bits()).collect()
+    };
+    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(a.agents, b.agents);
+    assert_eq!(a.consensus, b.consensus);
+    let c = fit(x.view(), &MixVaeConfig { seed: 4, ..config }, &mut Quiet).unwrap();
+    assert_ne!(bits(&a), bits(&c));
+}
+
+#[test]
+fn a_session_experiment_reports_metrics_confusion_curves_and_detail() {
+    use patchbench::session::ResultDetail;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = patchbench::data::simulate::SimulationConfig {
+        seed: 4,
+        cells: 160,
+        genes: 120,
+        ..Default::default()
+    };
+    patchbench::data::simulate::simulate(&config)
+        .and_then(|d| d.write(&data))
+        .expect("simulated files");
+    let text = r#"(
+  version: 1,
+  datasets: [(
+    name: "sim",
+    modalities: [(name: "T", path: "data/gene_counts.csv", orientation: FeaturesByCells,
+      recipe: (steps: [ExcludeFeatures(pattern: "^ERCC-"), LibrarySizeNormalise, Log2p1], standardise: None))],
+    metadata: (path: "data/metadata.csv", id_column: "cell_id"),
+  )],
+  experiments: [(
+    name: "mix",
+    dataset: "sim",
+    modalities: ["T"],
+    model: MixVae(labels: Some("rna_family"), seeds: [1, 2],
+      model: (agents: 2, categories: 3, hidden: 16, hidden_layers: 1, epochs: 3, batch_size: 64)),
+  )],
+)"#;
+    let session =
+        patchbench::session::parse(text, std::path::Path::new("mix.ron")).expect("valid session");
+    let prepared =
+        patchbench::runner::load_dataset(&session.datasets[0], dir.path()).expect("loads");
+    let mut recorder = Recorder::default();
+    let result =
+        patchbench::runner::run_experiment(&session.experiments[0], &prepared, &mut recorder)
+            .expect("runs");
+    for key in [
+        "accuracy",
+        "ari",
+        "ami",
+        "amp",
+        "agent_agreement",
+        "seconds",
+    ] {
+        assert!(result.metrics[key].is_finite(), "{key}");
+    }
+    assert_eq!(result.metrics["seeds"], 2.0);
+    assert_eq!(result.per_fold.len(), 2);
+    assert_eq!(result.confusions.len(), 1);
+    assert_eq!(result.confusions[0].total(), 160);
+    assert!(
+        result
+            .curves
+            .iter()
+            .any(|c| c.name == "loss" && c.values.len() == 3)
+    );
+    assert_eq!(result.latent.as_ref().map(|l| l.dims), Some(2));
+    let ResultDetail::MixVae {
+        category_sizes,
+        assignments,
+        traversals,
+        ..
+    } = &result.detail
+    else {
+        panic!("expected the mixVAE detail");
+    };
+    assert_eq!(category_sizes.len(), 2);
+    assert_eq!(category_sizes[0].iter().sum::<usize>(), 160);
+    assert_eq!(assignments.len(), 2);
+    assert!(
+        traversals
+            .iter()
+            .all(|t| t.features.iter().all(|f| !f.name.is_empty()))
+    );
+    // The result survives a RON round trip inside the session.
+    let mut saved = session.clone();
+    saved.experiments[0].result = Some(result);
+    let again = patchbench::session::parse(
+        &patchbench::session::to_ron(&saved).expect("ron"),
+        std::path::Path::new("mix.ron"),
+    )
+    .expect("parses back");
+    assert_eq!(again, saved);
+}
