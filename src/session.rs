@@ -12,11 +12,18 @@ mod error;
 mod file;
 mod result;
 mod schema;
+mod sweep;
 mod validate;
+mod config;
 
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
-pub use result::{Curve, ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail};
+pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
+pub use result::{
+    CrossModal, Curve, ExperimentResult, FeatureScore, Latent, NamedLatent, Provenance,
+    ResultDetail,
+};
+pub use sweep::{Sweep, SweepError, SweepValues, numeric_parameters, with_parameter};
 pub use schema::{
     DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
     Session,
