@@ -529,6 +529,7 @@ impl App {
             SortColumn::Metric(name) => rows.sort_by(|&a, &b| {
                 // Missing values sort last whatever the direction.
                 match (metric(a, name), metric(b, name)) {
+                    (Some(x), Some(y)) if self.sort.descending => y.total_cmp(&x),
                     (Some(x), Some(y)) => x.total_cmp(&y),
                     (Some(_), None) => std::cmp::Ordering::Less,
                     (None, Some(_)) => std::cmp::Ordering::Greater,
@@ -536,7 +537,7 @@ impl App {
                 }
             }),
         }
-        if self.sort.descending {
+        if self.sort.descending && !matches!(self.sort.column, SortColumn::Metric(_)) {
             rows.reverse();
         }
         rows

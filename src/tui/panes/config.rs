@@ -28,7 +28,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         }
         Some(experiment) => {
             match config_to_ron(experiment) {
-                Ok(text) => lines.extend(text.lines().map(|l| Line::from(l.to_string()))),
+                // The extension header only matters to the parser.
+                Ok(text) => lines.extend(
+                    text.lines()
+                        .filter(|l| !l.starts_with("#!["))
+                        .map(|l| Line::from(l.to_string())),
+                ),
                 Err(error) => lines.push(Line::from(error.to_string())),
             }
             if let Some(result) = &experiment.result {

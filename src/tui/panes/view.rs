@@ -94,10 +94,10 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
     let legend_width = scatter
         .groups
         .iter()
-        .map(|g| g.label.chars().count() + 4)
+        .map(|g| g.label.chars().count() + g.points.len().to_string().len() + 6)
         .max()
         .unwrap_or(8)
-        .clamp(8, 24) as u16;
+        .clamp(8, 28) as u16;
     let legend_width = if area.width > legend_width * 3 { legend_width } else { 0 };
     let [plot_area, legend_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(legend_width)]).areas(area);
@@ -337,6 +337,7 @@ fn draw_cross_modal(frame: &mut Frame, area: Rect, result: &ExperimentResult, ce
     let chart = Chart::new(vec![
         Dataset::default()
             .name("y = x")
+            .marker(Marker::Braille)
             .graph_type(GraphType::Line)
             .style(Style::new().dark_gray())
             .data(&diagonal),
