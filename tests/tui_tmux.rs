@@ -53,7 +53,9 @@ impl Drop for Pane {
 
 fn write_session(dir: &Path) {
     let status = Command::new(BIN)
-        .args(["simulate", "--cells", "120", "--genes", "80", "--seed", "3", "--out"])
+        .args([
+            "simulate", "--cells", "120", "--genes", "80", "--seed", "3", "--out",
+        ])
         .arg(dir.join("data"))
         .output()
         .expect("simulate runs");
@@ -84,7 +86,9 @@ fn write_session(dir: &Path) {
 }
 
 fn has_braille(screen: &str) -> bool {
-    screen.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c))
+    screen
+        .chars()
+        .any(|c| ('\u{2801}'..='\u{28ff}').contains(&c))
 }
 
 #[test]
@@ -98,17 +102,36 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
     let name = format!("patchbench-test-{}", std::process::id());
     let command = format!("EDITOR=true {BIN} s.ron");
     tmux(&[
-        "new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "-c",
-        &dir.path().display().to_string(), &command,
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        &dir.path().display().to_string(),
+        &command,
     ]);
     let pane = Pane(name);
     let long = Duration::from_secs(120);
-    pane.wait_for("the workbench", long, |s| s.contains("Experiments & runs") && s.contains("labels:"));
+    pane.wait_for("the workbench", long, |s| {
+        s.contains("Experiments & runs") && s.contains("labels:")
+    });
 
     pane.keys(&["r"]);
-    let screen = pane.wait_for("the run to finish", long, |s| s.contains(" done") && has_braille(s));
-    assert!(screen.contains("cv_r2_mean"), "metrics header shown:\n{screen}");
-    assert!(screen.contains("colour: rna_family"), "latent coloured by family:\n{screen}");
+    let screen = pane.wait_for("the run to finish", long, |s| {
+        s.contains(" done") && has_braille(s)
+    });
+    assert!(
+        screen.contains("cv_r2_mean"),
+        "metrics header shown:\n{screen}"
+    );
+    assert!(
+        screen.contains("colour: rna_family"),
+        "latent coloured by family:\n{screen}"
+    );
 
     // `e` writes the config file (EDITOR=true returns at once); edit it from outside.
     pane.keys(&["e"]);
@@ -119,15 +142,26 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
     }
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("rank: 2", "rank: 3")).unwrap();
-    pane.wait_for("the config pane to reload", long, |s| s.contains("rank: 3") && s.contains("stale"));
+    pane.wait_for("the config pane to reload", long, |s| {
+        s.contains("rank: 3") && s.contains("stale")
+    });
 
-    std::fs::write(&config, "(\n  dataset: \"sim\",\n  model: Srrr(rank: ),\n)\n").unwrap();
+    std::fs::write(
+        &config,
+        "(\n  dataset: \"sim\",\n  model: Srrr(rank: ),\n)\n",
+    )
+    .unwrap();
     let screen = pane.wait_for("the parse error", long, |s| s.contains("fast.ron:3:"));
-    assert!(screen.contains("rank: 3"), "last good config kept:\n{screen}");
+    assert!(
+        screen.contains("rank: 3"),
+        "last good config kept:\n{screen}"
+    );
 
     // Still responsive: the help overlay opens and closes, then quit.
     pane.keys(&["?"]);
-    pane.wait_for("the help overlay", long, |s| s.contains("Help: any key closes"));
+    pane.wait_for("the help overlay", long, |s| {
+        s.contains("Help: any key closes")
+    });
     pane.keys(&["Escape"]);
     pane.keys(&["q"]);
     let session = std::fs::read_to_string(dir.path().join("s.ron")).unwrap();

@@ -31,7 +31,9 @@ pub struct Sweep {
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     /// The values text is not a list, range or log-range.
-    #[error("values `{text}`: {message}; write a list `1,2,4`, a range `1..5` or `0..1:0.25`, or a log-range `log 0.001..0.1:3`")]
+    #[error(
+        "values `{text}`: {message}; write a list `1,2,4`, a range `1..5` or `0..1:0.25`, or a log-range `log 0.001..0.1:3`"
+    )]
     Values {
         /// What the user wrote.
         text: String,

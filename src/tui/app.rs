@@ -524,7 +524,9 @@ impl App {
         };
         match &self.sort.column {
             SortColumn::Session => {}
-            SortColumn::Name => rows.sort_by(|&a, &b| experiments[a].name.cmp(&experiments[b].name)),
+            SortColumn::Name => {
+                rows.sort_by(|&a, &b| experiments[a].name.cmp(&experiments[b].name))
+            }
             SortColumn::Status => rows.sort_by_key(|&i| self.status(&experiments[i]).rank()),
             SortColumn::Metric(name) => rows.sort_by(|&a, &b| {
                 // Missing values sort last whatever the direction.
@@ -823,7 +825,12 @@ impl App {
             .session
             .experiments
             .iter()
-            .filter(|e| matches!(self.status(e), Status::NotRun | Status::Stale | Status::Failed))
+            .filter(|e| {
+                matches!(
+                    self.status(e),
+                    Status::NotRun | Status::Stale | Status::Failed
+                )
+            })
             .map(|e| e.name.clone())
             .collect();
         if names.is_empty() {
@@ -964,10 +971,7 @@ impl App {
                     }
                     Event::Step { done } => progress.done = done,
                     Event::Metric { name, step, value } => {
-                        run.live
-                            .entry(name)
-                            .or_default()
-                            .push((step as f64, value));
+                        run.live.entry(name).or_default().push((step as f64, value));
                     }
                     Event::Message(text) => progress.message = Some(text),
                 }
@@ -1017,7 +1021,8 @@ impl App {
             .cloned()
             .collect();
         for spec in &wanted {
-            self.datasets.insert(spec.name.clone(), DatasetState::Loading);
+            self.datasets
+                .insert(spec.name.clone(), DatasetState::Loading);
         }
         wanted
     }
@@ -1303,7 +1308,9 @@ impl App {
                 Some(tab) => self.view.tab = tab,
                 None => self.error(format!("no view tab `{name}`")),
             },
-            _ => self.error(format!("unknown command `{line}`; :help lists the commands")),
+            _ => self.error(format!(
+                "unknown command `{line}`; :help lists the commands"
+            )),
         }
     }
 }

@@ -33,7 +33,11 @@ pub fn export(app: &App) -> Result<Vec<PathBuf>> {
         written.push(path);
         Ok(())
     };
-    write(with_suffix(&stem, "-metrics.csv"), metrics_csv(result), &mut written)?;
+    write(
+        with_suffix(&stem, "-metrics.csv"),
+        metrics_csv(result),
+        &mut written,
+    )?;
     let dataset = app.prepared(&experiment.dataset).map(|d| d.as_ref());
     let column = app.label_column();
     for (index, (name, latent)) in plot::latents(result).into_iter().enumerate() {
@@ -58,7 +62,11 @@ pub fn export(app: &App) -> Result<Vec<PathBuf>> {
             }
             csv.push('\n');
         }
-        let suffix = if index == 0 { "-latent.csv".to_string() } else { format!("-latent-{name}.csv") };
+        let suffix = if index == 0 {
+            "-latent.csv".to_string()
+        } else {
+            format!("-latent-{name}.csv")
+        };
         write(with_suffix(&stem, &suffix), csv, &mut written)?;
     }
     let svg = match app.view.tab {
@@ -85,7 +93,11 @@ pub fn export(app: &App) -> Result<Vec<PathBuf>> {
     };
     if let Some(svg) = svg {
         let tab = app.view.tab.title().to_lowercase();
-        write(with_suffix(&stem, &format!("-{tab}.svg")), svg, &mut written)?;
+        write(
+            with_suffix(&stem, &format!("-{tab}.svg")),
+            svg,
+            &mut written,
+        )?;
     }
     Ok(written)
 }
@@ -120,7 +132,9 @@ pub fn metrics_csv(result: &ExperimentResult) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn rgb(index: usize) -> String {
@@ -212,10 +226,19 @@ fn projector(x: [f64; 2], y: [f64; 2]) -> impl Fn(f64, f64) -> (f64, f64) {
 /// The latent scatter as SVG, one colour per label, with a legend.
 pub fn scatter_svg(scatter: &plot::Scatter) -> String {
     let mut svg = Svg::new(&format!("latent {}", scatter.name));
-    svg.axes(scatter.x_bounds, scatter.y_bounds, &scatter.axes.0, &scatter.axes.1);
+    svg.axes(
+        scatter.x_bounds,
+        scatter.y_bounds,
+        &scatter.axes.0,
+        &scatter.axes.1,
+    );
     let project = projector(scatter.x_bounds, scatter.y_bounds);
     for group in &scatter.groups {
-        let _ = writeln!(svg.body, r#"<g fill="{}" fill-opacity="0.8">"#, rgb(group.color));
+        let _ = writeln!(
+            svg.body,
+            r#"<g fill="{}" fill-opacity="0.8">"#,
+            rgb(group.color)
+        );
         for &(a, b) in &group.points {
             let (px, py) = project(a, b);
             if (MARGIN..=WIDTH - 160.0).contains(&px) && (MARGIN..=HEIGHT - MARGIN).contains(&py) {
@@ -224,7 +247,11 @@ pub fn scatter_svg(scatter: &plot::Scatter) -> String {
         }
         svg.body.push_str("</g>\n");
     }
-    let entries: Vec<_> = scatter.groups.iter().map(|g| (g.label.clone(), g.color)).collect();
+    let entries: Vec<_> = scatter
+        .groups
+        .iter()
+        .map(|g| (g.label.clone(), g.color))
+        .collect();
     svg.legend(&entries);
     svg.finish()
 }
@@ -251,7 +278,11 @@ pub fn curves_svg(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> String {
             path.join(" ")
         );
     }
-    let entries: Vec<_> = curves.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+    let entries: Vec<_> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _))| (n.clone(), i))
+        .collect();
     svg.legend(&entries);
     svg.finish()
 }
@@ -259,7 +290,11 @@ pub fn curves_svg(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> String {
 /// The gene ranking as horizontal bars.
 pub fn genes_svg(result: &ExperimentResult) -> String {
     let genes: Vec<_> = result.genes.iter().take(40).collect();
-    let max = genes.iter().map(|g| g.score).fold(0.0_f64, f64::max).max(1e-12);
+    let max = genes
+        .iter()
+        .map(|g| g.score)
+        .fold(0.0_f64, f64::max)
+        .max(1e-12);
     let mut svg = Svg::new("selected genes (first-layer row norm)");
     let row = (HEIGHT - 2.0 * MARGIN) / genes.len().max(1) as f64;
     for (i, gene) in genes.iter().enumerate() {
@@ -305,7 +340,11 @@ pub fn confusion_svg(confusion: &crate::analysis::confusion::Confusion) -> Strin
             escape(truth)
         );
         for (c, count) in counts.iter().enumerate() {
-            let share = if total == 0 { 0.0 } else { *count as f64 / total as f64 };
+            let share = if total == 0 {
+                0.0
+            } else {
+                *count as f64 / total as f64
+            };
             let x = MARGIN + 80.0 + cell_w * c as f64;
             let red = (255.0 * share) as u8;
             let _ = writeln!(

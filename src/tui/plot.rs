@@ -94,16 +94,18 @@ pub fn scatter(
     let mut by_label: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (cell, row) in latent.values.chunks(latent.dims).enumerate() {
         let x = f64::from(row[dx]);
-        let y = if latent.dims == 1 { 0.0 } else { f64::from(row[dy]) };
+        let y = if latent.dims == 1 {
+            0.0
+        } else {
+            f64::from(row[dy])
+        };
         if !x.is_finite() || !y.is_finite() {
             continue;
         }
         let label = labels
             .as_ref()
             .and_then(|l| l.get(cell).cloned().flatten())
-            .unwrap_or_else(|| {
-                if labels.is_some() { "(none)" } else { "cells" }.to_string()
-            });
+            .unwrap_or_else(|| if labels.is_some() { "(none)" } else { "cells" }.to_string());
         by_label.entry(label).or_default().push((x, y));
     }
     let groups: Vec<Group> = by_label

@@ -82,7 +82,10 @@ fn result(r2: f64) -> ExperimentResult {
     let latent_values: Vec<f32> = (0..30)
         .flat_map(|i| {
             let centre = (i % 3) as f32 * 3.0;
-            [centre + (i as f32 * 0.37).sin(), centre * 0.5 + (i as f32 * 0.71).cos()]
+            [
+                centre + (i as f32 * 0.37).sin(),
+                centre * 0.5 + (i as f32 * 0.71).cos(),
+            ]
         })
         .collect();
     ExperimentResult {
@@ -279,7 +282,11 @@ fn sorting_cycles_through_columns_and_reverses() {
         .iter()
         .map(|&i| app.session.experiments[i].name.clone())
         .collect();
-    assert_eq!(names, ["alpha", "beta", "gamma"], "missing values stay last");
+    assert_eq!(
+        names,
+        ["alpha", "beta", "gamma"],
+        "missing values stay last"
+    );
 }
 
 #[test]
@@ -397,7 +404,12 @@ fn config_edits_reload_valid_and_report_invalid_with_line_and_column() {
 
     std::fs::write(&path, text.replace("\"toy\"", "\"nope\"")).unwrap();
     app.handle(AppEvent::FilesChanged(vec![path]));
-    assert!(app.config_error.clone().unwrap().contains("unknown dataset"));
+    assert!(
+        app.config_error
+            .clone()
+            .unwrap()
+            .contains("unknown dataset")
+    );
 }
 
 #[test]
@@ -428,7 +440,8 @@ fn export_writes_svg_and_csv() {
         assert!(names.contains(&"alpha-latent.csv".to_string()));
         assert!(names.iter().any(|n| n.ends_with(".svg")), "{names:?}");
     }
-    let latent = std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.csv")).unwrap();
+    let latent =
+        std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.csv")).unwrap();
     assert!(latent.starts_with("cell,rna_family,z0,z1\nc00,Alpha,"));
     let svg = std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.svg")).unwrap();
     assert!(svg.contains("<circle") && svg.ends_with("</svg>\n"));

@@ -73,10 +73,16 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         Span::raw(format!(" {} · {focused}{running} ", app.display_path)),
     ]);
     let second = match &app.mode {
-        Mode::Command(text) => Line::from(vec![Span::raw(":"), Span::raw(text.clone()), "█".into()]),
-        Mode::Sweep(SweepDialog::Values { .. }) => Line::from("type values, Enter to launch, Esc to cancel"),
+        Mode::Command(text) => {
+            Line::from(vec![Span::raw(":"), Span::raw(text.clone()), "█".into()])
+        }
+        Mode::Sweep(SweepDialog::Values { .. }) => {
+            Line::from("type values, Enter to launch, Esc to cancel")
+        }
         _ => match &app.message {
-            Some((text, Severity::Error)) => Line::from(Span::styled(text.clone(), Style::new().red())),
+            Some((text, Severity::Error)) => {
+                Line::from(Span::styled(text.clone(), Style::new().red()))
+            }
             Some((text, Severity::Info)) => Line::from(text.clone()),
             None => hint_line(),
         },
@@ -101,7 +107,10 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
 fn hint_line() -> Line<'static> {
     let mut spans = Vec::new();
     for (key, desc) in hints() {
-        spans.push(Span::styled(format!(" {key}"), Style::new().bold().yellow()));
+        spans.push(Span::styled(
+            format!(" {key}"),
+            Style::new().bold().yellow(),
+        ));
         spans.push(Span::raw(format!(" {desc}")));
     }
     Line::from(spans)
@@ -182,7 +191,8 @@ fn draw_sweep(frame: &mut Frame, area: Rect, dialog: &SweepDialog) {
             frame.render_widget(Clear, popup);
             frame.render_widget(
                 List::new(items).block(
-                    Block::bordered().title(format!(" Sweep {base}: pick a hyperparameter (Enter) ")),
+                    Block::bordered()
+                        .title(format!(" Sweep {base}: pick a hyperparameter (Enter) ")),
                 ),
                 popup,
             );

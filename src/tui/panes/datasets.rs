@@ -16,7 +16,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines.push(Line::from("no datasets in this session".dark_gray()));
     }
     for (i, spec) in app.session.datasets.iter().enumerate() {
-        let marker = if i == app.dataset_cursor { "▶ " } else { "  " };
+        let marker = if i == app.dataset_cursor {
+            "▶ "
+        } else {
+            "  "
+        };
         lines.push(Line::from(vec![
             Span::raw(marker),
             Span::styled(spec.name.clone(), Style::new().bold()),
@@ -26,7 +30,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 lines.push(Line::from("    loading…".dark_gray()));
             }
             Some(DatasetState::Failed(error)) => {
-                lines.push(Line::from(Span::styled(format!("    {error}"), Style::new().red())));
+                lines.push(Line::from(Span::styled(
+                    format!("    {error}"),
+                    Style::new().red(),
+                )));
             }
             Some(DatasetState::Loaded(data)) => {
                 for modality in &data.data.modalities {
@@ -55,7 +62,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             }
         }
     }
-    let title = format!("{} ({})", Pane::Datasets.title(), app.session.datasets.len());
+    let title = format!(
+        "{} ({})",
+        Pane::Datasets.title(),
+        app.session.datasets.len()
+    );
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })

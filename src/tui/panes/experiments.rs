@@ -55,7 +55,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         shown.insert(0, m.clone());
     }
     let header_style = Style::new().bold().fg(Color::Yellow);
-    let mut header = vec![Cell::from("experiment"), Cell::from("model"), Cell::from("status")];
+    let mut header = vec![
+        Cell::from("experiment"),
+        Cell::from("model"),
+        Cell::from("status"),
+    ];
     header.extend(shown.iter().map(|m| {
         let style = if Some(m) == sorted_metric.as_ref() {
             Style::new().add_modifier(Modifier::UNDERLINED)

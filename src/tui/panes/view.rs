@@ -72,7 +72,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 fn message(frame: &mut Frame, area: Rect, text: &str) {
-    frame.render_widget(Paragraph::new(Line::from(text.to_string().dark_gray())), area);
+    frame.render_widget(
+        Paragraph::new(Line::from(text.to_string().dark_gray())),
+        area,
+    );
 }
 
 fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResult) {
@@ -98,7 +101,11 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
         .max()
         .unwrap_or(8)
         .clamp(8, 28) as u16;
-    let legend_width = if area.width > legend_width * 3 { legend_width } else { 0 };
+    let legend_width = if area.width > legend_width * 3 {
+        legend_width
+    } else {
+        0
+    };
     let [plot_area, legend_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(legend_width)]).areas(area);
     let spaces = plot::latents(result).len();
@@ -108,7 +115,11 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
         scatter.axes.1,
         column.as_deref().unwrap_or("(loading labels)"),
         app.view.zoom,
-        if spaces > 1 { " · t toggles space" } else { "" }
+        if spaces > 1 {
+            " · t toggles space"
+        } else {
+            ""
+        }
     );
     let groups = &scatter.groups;
     let canvas = Canvas::default()
@@ -173,11 +184,7 @@ fn draw_curves(
                 .bounds(x)
                 .labels([label(x[0]), label(x[1])]),
         )
-        .y_axis(
-            Axis::default()
-                .bounds(y)
-                .labels([label(y[0]), label(y[1])]),
-        );
+        .y_axis(Axis::default().bounds(y).labels([label(y[0]), label(y[1])]));
     frame.render_widget(chart, area);
 }
 
@@ -212,7 +219,11 @@ fn confusion_table(confusion: &Confusion) -> Table<'static> {
             let total: u64 = counts.iter().sum();
             let mut cells = vec![Cell::from(truth.clone())];
             for count in counts {
-                let share = if total == 0 { 0.0 } else { *count as f64 / total as f64 };
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    *count as f64 / total as f64
+                };
                 cells.push(
                     Cell::from(format!("{count} {:.0}%", share * 100.0))
                         .style(Style::new().bg(heat(share)).fg(Color::White)),
@@ -224,7 +235,11 @@ fn confusion_table(confusion: &Confusion) -> Table<'static> {
                 .position(|p| p == truth)
                 .and_then(|c| counts.get(c).copied())
                 .unwrap_or_else(|| counts.iter().copied().max().unwrap_or(0));
-            let accuracy = if total == 0 { 0.0 } else { correct as f64 / total as f64 };
+            let accuracy = if total == 0 {
+                0.0
+            } else {
+                correct as f64 / total as f64
+            };
             cells.push(Cell::from(format!("{:.0}%", accuracy * 100.0)).bold());
             Row::new(cells)
         })
@@ -238,7 +253,11 @@ fn confusion_table(confusion: &Confusion) -> Table<'static> {
 /// Dark blue (0) to red (1).
 fn heat(share: f64) -> Color {
     let s = share.clamp(0.0, 1.0);
-    Color::Rgb((40.0 + 200.0 * s) as u8, (40.0 + 40.0 * (1.0 - s)) as u8, (120.0 * (1.0 - s)) as u8)
+    Color::Rgb(
+        (40.0 + 200.0 * s) as u8,
+        (40.0 + 40.0 * (1.0 - s)) as u8,
+        (120.0 * (1.0 - s)) as u8,
+    )
 }
 
 fn draw_genes(frame: &mut Frame, area: Rect, result: &ExperimentResult) {
@@ -262,7 +281,11 @@ fn draw_genes(frame: &mut Frame, area: Rect, result: &ExperimentResult) {
             } else {
                 Style::new().fg(Color::DarkGray)
             };
-            let scaled = if max > 0.0 { gene.score / max * 1000.0 } else { 0.0 };
+            let scaled = if max > 0.0 {
+                gene.score / max * 1000.0
+            } else {
+                0.0
+            };
             Bar::default()
                 .label(Line::from(gene.name.clone()))
                 .value(scaled as u64)
@@ -322,7 +345,11 @@ fn draw_cross_modal(frame: &mut Frame, area: Rect, result: &ExperimentResult, ce
     frame.render_widget(
         Table::new(
             rows,
-            [Constraint::Length(14), Constraint::Length(10), Constraint::Length(10)],
+            [
+                Constraint::Length(14),
+                Constraint::Length(10),
+                Constraint::Length(10),
+            ],
         )
         .header(Row::new(vec!["feature", "observed", "predicted"]).bold()),
         table_area,
