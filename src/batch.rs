@@ -67,7 +67,12 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
             .and_then(|dataset| Ok(run_experiment(experiment, dataset, &mut sink)?));
         sink.finish();
         match result {
-            Ok(result) => {
+            Ok(mut result) => {
+                let dataset = session
+                    .datasets
+                    .iter()
+                    .find(|d| d.name == experiment.dataset);
+                result.provenance.config = Some(session::fingerprint(experiment, dataset));
                 if options.json {
                     println!("{}", json_line(experiment, &result));
                 }

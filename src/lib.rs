@@ -22,3 +22,4 @@ pub mod prep;
 pub mod progress;
 pub mod runner;
 pub mod session;
+pub mod tui;

@@ -9,7 +9,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use patchbench::batch::{self, BatchOptions};
 use patchbench::data::simulate::{SimulationConfig, simulate};
-use patchbench::session;
 
 /// The demo session opened when no session is named.
 const DEMO_SESSION: &str = "sessions/demo.ron";
@@ -98,13 +97,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
-    let loaded = session::load(&session)?;
-    println!("session {}", session.display());
-    print!("{}", batch::summary_table(&loaded));
-    println!(
-        "\nrun it headless with: patchbench --batch {}",
-        session.display()
-    );
+    patchbench::tui::run(&session)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,18 +8,23 @@
 //! temporary file in the same folder, then rename), so a crash or Ctrl-C while
 //! saving leaves the previous good session in place.
 
+mod config;
 mod error;
 mod file;
 mod result;
 mod schema;
+mod sweep;
 mod validate;
 
+pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
 pub use result::{
-    AgentCategories, Curve, ExperimentResult, FeatureScore, Latent, Provenance, ResultDetail,
+    AgentCategories, CrossModal, Curve, ExperimentResult, FeatureScore, Latent, NamedLatent,
+    Provenance, ResultDetail,
 };
 pub use schema::{
     DatasetSpec, Experiment, MetadataSpec, MixVaeSpec, ModalitySpec, ModelSpec, Protocol,
     SESSION_VERSION, Session,
 };
+pub use sweep::{Sweep, SweepError, SweepValues, numeric_parameters, with_parameter};

@@ -55,6 +55,8 @@ pub fn run_experiment(
         per_feature: outcome.per_feature,
         genes: outcome.genes,
         latent: outcome.latent,
+        latents: Vec::new(),
+        cross_modal: None,
         curves: outcome.curves,
         confusions: outcome.confusions,
         preprocessing,
@@ -69,6 +71,7 @@ pub fn run_experiment(
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            config: None,
         },
     })
 }

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use super::experiment::{ModelOutcome, folds_for};
 use super::{PreparedDataset, RunError};
 use crate::analysis::scaling::FoldScaling;
-use crate::models::srrr::{SrrrConfig, cross_validate};
+use crate::models::srrr::{LambdaRow, SrrrConfig, cross_validate};
 use crate::prep::Standardise;
 use crate::progress::Sink;
-use crate::session::{Experiment, FeatureScore, Latent, ResultDetail};
+use crate::session::{Curve, Experiment, FeatureScore, Latent, ResultDetail};
 
 /// Cross-validates sRRR from the experiment's first modality to its second, on
 /// the cells measured in both, and fits the final model on all of them.
@@ -105,7 +105,7 @@ pub(super) fn run(
             cells: x.cells.clone(),
             values: fit.latent.iter().flatten().map(|&v| v as f32).collect(),
         }),
-        curves: Vec::new(),
+        curves: lambda_curves(&result.lambdas),
         confusions: Vec::new(),
         detail: ResultDetail::Srrr {
             rank: result.rank,
@@ -115,6 +115,21 @@ pub(super) fn run(
             unconverged_fits: result.unconverged_fits,
         },
     })
+}
+
+/// Cross-validated test R² along the λ path (ascending λ, one step per λ
+/// that gave every fold a model), of the sparse fit and of the relaxed refit.
+fn lambda_curves(lambdas: &[LambdaRow]) -> Vec<Curve> {
+    let curve = |name: &str, pick: fn(&LambdaRow) -> Option<f64>| Curve {
+        name: name.into(),
+        values: lambdas.iter().filter_map(pick).collect(),
+    };
+    vec![
+        curve("test_r2_by_lambda", |row| row.r2.as_ref().map(|r| r.mean)),
+        curve("relaxed_r2_by_lambda", |row| {
+            row.r2_relaxed.as_ref().map(|r| r.mean)
+        }),
+    ]
 }
 
 /// Per-fold scaling that matches the recipes: z-score with training-fold

@@ -8,7 +8,7 @@ use super::{Session, SessionError, validate};
 /// RON extensions every session may use without declaring them: `Some` may be
 /// left out, and a variant's single struct needs no extra parentheses
 /// (`Srrr(rank: 2)` rather than `Srrr((rank: 2))`).
-fn extensions() -> Extensions {
+pub(super) fn extensions() -> Extensions {
     Extensions::IMPLICIT_SOME | Extensions::UNWRAP_VARIANT_NEWTYPES
 }
 

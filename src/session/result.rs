@@ -26,6 +26,14 @@ pub struct ExperimentResult {
     /// Latent coordinates of every cell, from the model fitted on all cells.
     #[serde(default)]
     pub latent: Option<Latent>,
+    /// Further named latent spaces besides `latent` (e.g. `z_E` of a coupled
+    /// model whose `latent` is `z_T`); the view pane's latent toggle cycles them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latents: Vec<NamedLatent>,
+    /// Observed and predicted features of one modality from another, for the
+    /// cross-modal view (filled by models that translate between modalities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_modal: Option<CrossModal>,
     /// Per-epoch (or per-step) training curves, for the loss-curve pane.
     #[serde(default)]
     pub curves: Vec<Curve>,
@@ -143,6 +151,36 @@ pub struct Latent {
     pub values: Vec<f32>,
 }
 
+/// A latent space with a name (`z_T`, `z_E`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedLatent {
+    /// What the space is, for display.
+    pub name: String,
+    /// The coordinates.
+    pub latent: Latent,
+}
+
+/// Cross-modal predictions: one modality's features predicted from another's,
+/// next to the observed values, for the same cells. Matrices are row-major
+/// (`observed[cell * features.len() + feature]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossModal {
+    /// The modality predicted from (e.g. `T`).
+    pub source: String,
+    /// The modality predicted (e.g. `E`).
+    pub target: String,
+    /// Names of the predicted features.
+    pub features: Vec<String>,
+    /// Cell ids, one per row.
+    pub cells: Vec<String>,
+    /// Observed target values, `cells.len() * features.len()`.
+    pub observed: Vec<f32>,
+    /// Predicted target values, same shape as `observed`.
+    pub predicted: Vec<f32>,
+}
+
 /// The facts needed to reproduce a result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,4 +193,8 @@ pub struct Provenance {
     pub seconds: f64,
     /// Worker threads used.
     pub threads: usize,
+    /// [`super::fingerprint`] of the experiment's configuration when it ran;
+    /// a result whose fingerprint differs from the current one is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }

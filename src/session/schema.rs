@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::ExperimentResult;
+use super::{ExperimentResult, Sweep};
 use crate::analysis::cca::PcCcaConfig;
 use crate::analysis::cv::FoldScheme;
 use crate::analysis::latent_eval::LatentEvalConfig;
@@ -28,6 +28,10 @@ pub struct Session {
     /// Experiments, in the order they run.
     #[serde(default)]
     pub experiments: Vec<Experiment>,
+    /// Hyperparameter sweeps started from the workbench; each names the
+    /// experiments it created, so an interrupted sweep resumes on reopening.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<Sweep>,
 }
 
 /// Where a dataset's files are and how each modality is preprocessed.

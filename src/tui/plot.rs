@@ -1,0 +1,178 @@
+//! Plot data prepared from a result, shared by the terminal views and the
+//! figure export so that both show the same thing.
+
+use std::collections::BTreeMap;
+
+use ratatui::style::Color;
+
+use crate::runner::PreparedDataset;
+use crate::session::{ExperimentResult, Latent};
+
+/// Distinct colours for label groups, in order of use (RGB).
+pub const PALETTE: [(u8, u8, u8); 12] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (188, 189, 34),
+    (23, 190, 207),
+    (127, 127, 127),
+    (255, 187, 120),
+    (152, 223, 138),
+];
+
+/// The terminal colour of palette entry `index` (wrapping).
+pub fn color(index: usize) -> Color {
+    let (r, g, b) = PALETTE[index % PALETTE.len()];
+    Color::Rgb(r, g, b)
+}
+
+/// One label's points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    /// The label (`(none)` for cells without one).
+    pub label: String,
+    /// Palette index.
+    pub color: usize,
+    /// `(x, y)` of each cell.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A latent scatter plot ready to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scatter {
+    /// The latent space's name.
+    pub name: String,
+    /// Axis titles.
+    pub axes: (String, String),
+    /// Groups, largest first.
+    pub groups: Vec<Group>,
+    /// `[min, max]` of x, zoomed.
+    pub x_bounds: [f64; 2],
+    /// `[min, max]` of y, zoomed.
+    pub y_bounds: [f64; 2],
+}
+
+/// The latent spaces of a result with their names: `latent` first (named
+/// `z`), then the extra named ones.
+pub fn latents(result: &ExperimentResult) -> Vec<(String, &Latent)> {
+    result
+        .latent
+        .iter()
+        .map(|l| ("z".to_string(), l))
+        .chain(result.latents.iter().map(|n| (n.name.clone(), &n.latent)))
+        .collect()
+}
+
+/// The scatter of latent space `index` of `result`, dims `dims`, coloured by
+/// `column` of `dataset`'s metadata, zoomed by `zoom` around the centre.
+pub fn scatter(
+    result: &ExperimentResult,
+    index: usize,
+    dims: (usize, usize),
+    dataset: Option<&PreparedDataset>,
+    column: Option<&str>,
+    zoom: f64,
+) -> Option<Scatter> {
+    let all = latents(result);
+    let (name, latent) = all.get(index).or(all.first())?;
+    if latent.dims == 0 || latent.cells.is_empty() {
+        return None;
+    }
+    let (dx, dy) = if latent.dims == 1 {
+        (0, 0)
+    } else {
+        (dims.0.min(latent.dims - 1), dims.1.min(latent.dims - 1))
+    };
+    let labels = match (dataset, column) {
+        (Some(data), Some(column)) => data.data.labels(column, &latent.cells),
+        _ => None,
+    };
+    let mut by_label: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (cell, row) in latent.values.chunks(latent.dims).enumerate() {
+        let x = f64::from(row[dx]);
+        let y = if latent.dims == 1 {
+            0.0
+        } else {
+            f64::from(row[dy])
+        };
+        if !x.is_finite() || !y.is_finite() {
+            continue;
+        }
+        let label = labels
+            .as_ref()
+            .and_then(|l| l.get(cell).cloned().flatten())
+            .unwrap_or_else(|| if labels.is_some() { "(none)" } else { "cells" }.to_string());
+        by_label.entry(label).or_default().push((x, y));
+    }
+    let groups: Vec<Group> = by_label
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, points))| Group {
+            label,
+            color: i,
+            points,
+        })
+        .collect();
+    let points = groups.iter().flat_map(|g| g.points.iter());
+    let x_bounds = zoomed(bounds(points.clone().map(|p| p.0)), zoom);
+    let y_bounds = zoomed(bounds(points.map(|p| p.1)), zoom);
+    Some(Scatter {
+        name: name.clone(),
+        axes: (format!("{name}[{dx}]"), format!("{name}[{dy}]")),
+        groups,
+        x_bounds,
+        y_bounds,
+    })
+}
+
+/// `[min, max]` of the values with 5% padding; `[-1, 1]` when there are none.
+pub fn bounds(values: impl Iterator<Item = f64>) -> [f64; 2] {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        return [-1.0, 1.0];
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    [lo - pad, hi + pad]
+}
+
+fn zoomed([lo, hi]: [f64; 2], zoom: f64) -> [f64; 2] {
+    let centre = (lo + hi) / 2.0;
+    let half = (hi - lo) / 2.0 / zoom.max(1e-6);
+    [centre - half, centre + half]
+}
+
+/// Curves to plot: a result's stored curves, or the live ones of a run.
+/// Each is `(name, points)`.
+pub fn curves(
+    result: Option<&ExperimentResult>,
+    live: Option<&BTreeMap<String, Vec<(f64, f64)>>>,
+) -> Vec<(String, Vec<(f64, f64)>)> {
+    if let Some(live) = live.filter(|l| !l.is_empty()) {
+        return live.iter().map(|(n, p)| (n.clone(), p.clone())).collect();
+    }
+    result
+        .map(|r| {
+            r.curves
+                .iter()
+                .map(|c| {
+                    let points = c
+                        .values
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| v.is_finite())
+                        .map(|(i, &v)| (i as f64, v))
+                        .collect();
+                    (c.name.clone(), points)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

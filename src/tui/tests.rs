@@ -1,0 +1,527 @@
+//! Key-by-key tests of the app state (no terminal) and TestBackend snapshots
+//! of every pane, tiny terminals and an empty session.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::Array2;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::{App, AppEvent, DatasetState, Effect, Mode, Pane, RunUpdate, Status, ViewTab};
+use super::ui;
+use crate::analysis::confusion::Confusion;
+use crate::data::{Dataset, FeatureTable, Metadata, Modality, Orientation};
+use crate::models::srrr::SrrrConfig;
+use crate::progress::Event;
+use crate::runner::PreparedDataset;
+use crate::session::{
+    self, CrossModal, Curve, DatasetSpec, Experiment, ExperimentResult, FeatureScore, Latent,
+    MetadataSpec, ModalitySpec, ModelSpec, Protocol, Provenance, ResultDetail, Session,
+};
+
+const FAMILIES: [&str; 3] = ["Alpha", "Beta", "Gamma"];
+
+fn cells() -> Vec<String> {
+    (0..30).map(|i| format!("c{i:02}")).collect()
+}
+
+fn dataset_spec() -> DatasetSpec {
+    DatasetSpec {
+        name: "toy".into(),
+        modalities: ["T", "E"]
+            .iter()
+            .map(|m| ModalitySpec {
+                name: (*m).into(),
+                path: PathBuf::from(format!("{m}.csv")),
+                orientation: Orientation::CellsByFeatures,
+                recipe: Default::default(),
+            })
+            .collect(),
+        metadata: Some(MetadataSpec {
+            path: "meta.csv".into(),
+            id_column: "cell_id".into(),
+        }),
+        fetch: None,
+    }
+}
+
+fn prepared() -> Arc<PreparedDataset> {
+    let table = |features: usize| FeatureTable {
+        cells: cells(),
+        features: (0..features).map(|f| format!("f{f}")).collect(),
+        values: Array2::from_shape_fn((30, features), |(c, f)| (c * f) as f64),
+    };
+    let modality = |name: &str, features| {
+        Modality::new(
+            name,
+            PathBuf::from(name),
+            Orientation::CellsByFeatures,
+            table(features),
+        )
+    };
+    let metadata = Metadata {
+        path: PathBuf::from("meta.csv"),
+        cells: cells(),
+        columns: vec!["rna_family".into(), "depth".into()],
+        rows: (0..30)
+            .map(|i| vec![FAMILIES[i % 3].to_string(), format!("{}", i % 2)])
+            .collect(),
+    };
+    let data = Dataset::new(vec![modality("T", 5), modality("E", 3)], Some(metadata)).unwrap();
+    Arc::new(PreparedDataset {
+        name: "toy".into(),
+        data,
+        reports: BTreeMap::new(),
+    })
+}
+
+fn result(r2: f64) -> ExperimentResult {
+    let latent_values: Vec<f32> = (0..30)
+        .flat_map(|i| {
+            let centre = (i % 3) as f32 * 3.0;
+            [
+                centre + (i as f32 * 0.37).sin(),
+                centre * 0.5 + (i as f32 * 0.71).cos(),
+            ]
+        })
+        .collect();
+    ExperimentResult {
+        metrics: BTreeMap::from([
+            ("cv_r2_mean".to_string(), r2),
+            ("cv_r2_sd".to_string(), 0.05),
+            ("n_genes".to_string(), 3.0),
+            ("seconds".to_string(), 1.5),
+        ]),
+        per_fold: vec![r2; 3],
+        per_feature: vec![],
+        genes: ["Gad1", "Pvalb", "Sst", "Vip"]
+            .iter()
+            .enumerate()
+            .map(|(i, g)| FeatureScore {
+                name: (*g).into(),
+                score: 1.0 / (i + 1) as f64,
+            })
+            .collect(),
+        latent: Some(Latent {
+            dims: 2,
+            cells: cells(),
+            values: latent_values.clone(),
+        }),
+        latents: vec![session::NamedLatent {
+            name: "z_E".into(),
+            latent: Latent {
+                dims: 2,
+                cells: cells(),
+                values: latent_values.iter().map(|v| -v).collect(),
+            },
+        }],
+        cross_modal: Some(CrossModal {
+            source: "T".into(),
+            target: "E".into(),
+            features: vec!["R_input".into(), "Tau".into()],
+            cells: vec!["c00".into(), "c01".into()],
+            observed: vec![1.0, 2.0, 3.0, 4.0],
+            predicted: vec![1.1, 1.8, 2.7, 4.2],
+        }),
+        curves: vec![
+            Curve {
+                name: "loss".into(),
+                values: (0..20).map(|e| 2.0 / (1.0 + e as f64)).collect(),
+            },
+            Curve {
+                name: "test_r2".into(),
+                values: (0..20).map(|e| 0.5 - 0.4 / (1.0 + e as f64)).collect(),
+            },
+        ],
+        confusions: vec![Confusion {
+            name: "qda z_E -> rna_family".into(),
+            truth: FAMILIES.iter().map(|s| s.to_string()).collect(),
+            predicted: FAMILIES.iter().map(|s| s.to_string()).collect(),
+            counts: vec![vec![8, 2, 0], vec![1, 9, 0], vec![0, 3, 7]],
+        }],
+        preprocessing: BTreeMap::new(),
+        detail: ResultDetail::Srrr {
+            rank: 2,
+            lambdas: vec![],
+            chosen_lambda: None,
+            loadings: vec![],
+            unconverged_fits: 0,
+        },
+        provenance: Provenance {
+            patchbench: "0.1.0".into(),
+            finished_at: 0,
+            seconds: 1.5,
+            threads: 2,
+            config: None,
+        },
+    }
+}
+
+fn experiment(name: &str, rank: usize, result: Option<ExperimentResult>) -> Experiment {
+    Experiment {
+        name: name.into(),
+        dataset: "toy".into(),
+        modalities: vec!["T".into(), "E".into()],
+        model: ModelSpec::Srrr(SrrrConfig {
+            rank,
+            ..SrrrConfig::default()
+        }),
+        protocol: Protocol {
+            folds: 3,
+            ..Protocol::default()
+        },
+        result,
+    }
+}
+
+fn session() -> Session {
+    Session {
+        version: session::SESSION_VERSION,
+        datasets: vec![dataset_spec()],
+        experiments: vec![
+            experiment("alpha", 2, Some(result(0.41))),
+            experiment("beta", 3, Some(result(0.57))),
+            experiment("gamma", 1, None),
+        ],
+        sweeps: vec![],
+    }
+}
+
+/// An app over [`session`] saved in a fresh temporary folder.
+fn app() -> (tempfile::TempDir, App) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.ron");
+    session::save(&session(), &path).unwrap();
+    let mut app = App::open(&path).unwrap();
+    app.datasets
+        .insert("toy".into(), DatasetState::Loaded(prepared()));
+    (dir, app)
+}
+
+fn press(app: &mut App, keys: &str) {
+    for c in keys.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\t' => KeyCode::Tab,
+            '\x1b' => KeyCode::Esc,
+            c => KeyCode::Char(c),
+        };
+        app.key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+}
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| ui::draw(frame, app)).unwrap();
+    // Temporary paths differ between runs; show the session by name only.
+    terminal
+        .backend()
+        .to_string()
+        .replace(&app.display_path, "s.ron")
+}
+
+#[test]
+fn tab_and_vim_keys_move_focus_and_selection() {
+    let (_dir, mut app) = app();
+    assert_eq!(app.focus, Pane::Experiments);
+    press(&mut app, "\t");
+    assert_eq!(app.focus, Pane::Config);
+    app.key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT));
+    assert_eq!(app.focus, Pane::Experiments);
+    press(&mut app, "jj");
+    assert_eq!(app.selected().unwrap().name, "gamma");
+    press(&mut app, "jk");
+    assert_eq!(app.selected().unwrap().name, "beta");
+    press(&mut app, "g");
+    assert_eq!(app.selected().unwrap().name, "alpha");
+    press(&mut app, "hh");
+    assert_eq!(app.focus, Pane::View);
+    press(&mut app, "]]");
+    assert_eq!(app.view.tab, ViewTab::Confusion);
+    press(&mut app, "4");
+    assert_eq!(app.view.tab, ViewTab::Genes);
+}
+
+#[test]
+fn help_overlay_and_command_line() {
+    let (_dir, mut app) = app();
+    press(&mut app, "?");
+    assert_eq!(app.mode, Mode::Help);
+    press(&mut app, "x");
+    assert_eq!(app.mode, Mode::Normal);
+    press(&mut app, ":sort cv_r2_mean\n");
+    assert_eq!(app.selected().unwrap().name, "beta");
+    press(&mut app, ":label depth\n");
+    assert_eq!(app.label_column().as_deref(), Some("depth"));
+    press(&mut app, ":bogus\n");
+    assert!(app.message.as_ref().unwrap().0.contains("unknown command"));
+    press(&mut app, ":tab curves\n");
+    assert_eq!(app.view.tab, ViewTab::Curves);
+}
+
+#[test]
+fn sorting_cycles_through_columns_and_reverses() {
+    let (_dir, mut app) = app();
+    press(&mut app, "s");
+    assert_eq!(app.sort_label(), "name ↑");
+    press(&mut app, "ss");
+    // Status, then the first metric, largest first.
+    assert_eq!(app.sort_label(), "cv_r2_mean ↓");
+    let names: Vec<_> = app
+        .rows()
+        .iter()
+        .map(|&i| app.session.experiments[i].name.clone())
+        .collect();
+    assert_eq!(names, ["beta", "alpha", "gamma"]);
+    press(&mut app, "S");
+    let names: Vec<_> = app
+        .rows()
+        .iter()
+        .map(|&i| app.session.experiments[i].name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["alpha", "beta", "gamma"],
+        "missing values stay last"
+    );
+}
+
+#[test]
+fn a_run_reports_progress_saves_its_result_and_survives_reopening() {
+    let (dir, mut app) = app();
+    press(&mut app, "jj");
+    press(&mut app, "r");
+    assert_eq!(app.status(app.selected().unwrap()), Status::Queued);
+    let job = app.next_job().unwrap();
+    assert_eq!(job.experiment.name, "gamma");
+    assert!(app.next_job().is_none(), "one run at a time");
+    let progress = |event| AppEvent::Run {
+        name: "gamma".into(),
+        update: RunUpdate::Progress(event),
+    };
+    app.handle(progress(Event::Stage {
+        name: "fold 1/3".into(),
+        total: 10,
+    }));
+    app.handle(progress(Event::Step { done: 5 }));
+    app.handle(progress(Event::Metric {
+        name: "loss".into(),
+        step: 1,
+        value: 0.5,
+    }));
+    assert_eq!(app.status(app.selected().unwrap()), Status::Running(0.5));
+    assert_eq!(app.runs["gamma"].live["loss"], vec![(1.0, 0.5)]);
+    press(&mut app, "q");
+    assert_eq!(app.mode, Mode::ConfirmQuit, "quitting asks while runs go");
+    press(&mut app, "n");
+    assert!(!app.quit);
+    app.handle(AppEvent::Run {
+        name: "gamma".into(),
+        update: RunUpdate::Finished(Box::new(result(0.33))),
+    });
+    assert_eq!(app.status(app.selected().unwrap()), Status::Done);
+    press(&mut app, "q");
+    assert!(app.quit);
+    let reopened = App::open(&dir.path().join("s.ron")).unwrap();
+    let gamma = &reopened.session.experiments[2];
+    assert_eq!(gamma.result.as_ref().unwrap().metrics["cv_r2_mean"], 0.33);
+    assert_eq!(reopened.status(gamma), Status::Done);
+}
+
+#[test]
+fn cancel_sets_the_flag_and_a_cancelled_run_is_recorded_as_failed() {
+    let (_dir, mut app) = app();
+    press(&mut app, "r");
+    let job = app.next_job().unwrap();
+    press(&mut app, "c");
+    assert!(job.cancel.load(std::sync::atomic::Ordering::Relaxed));
+    app.handle(AppEvent::Run {
+        name: "alpha".into(),
+        update: RunUpdate::Failed("cancelled".into()),
+    });
+    assert_eq!(app.status(app.selected().unwrap()), Status::Failed);
+    assert!(app.selected().unwrap().result.is_some(), "old result kept");
+}
+
+#[test]
+fn a_sweep_from_the_keyboard_queues_runs_and_resumes_after_reopening() {
+    let (dir, mut app) = app();
+    press(&mut app, "w");
+    let Mode::Sweep(super::app::SweepDialog::Parameter { choices, .. }) = app.mode.clone() else {
+        panic!("sweep dialog expected, got {:?}", app.mode);
+    };
+    let rank = choices.iter().position(|(p, _)| p == "rank").unwrap();
+    press(&mut app, &"j".repeat(rank));
+    press(&mut app, "\n1,2,3\n");
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.session.experiments.len(), 6);
+    assert_eq!(app.session.sweeps.len(), 1);
+    assert_eq!(app.queue.len(), 3);
+    // Finish one run, then "quit" and reopen: the other two are queued again.
+    let job = app.next_job().unwrap();
+    app.handle(AppEvent::Run {
+        name: job.experiment.name.clone(),
+        update: RunUpdate::Finished(Box::new(result(0.2))),
+    });
+    let reopened = App::open(&dir.path().join("s.ron")).unwrap();
+    assert_eq!(reopened.session.sweeps[0].runs.len(), 3);
+    assert_eq!(reopened.queue.len(), 2);
+    assert!(!reopened.queue.contains(&job.experiment.name));
+}
+
+#[test]
+fn config_edits_reload_valid_and_report_invalid_with_line_and_column() {
+    let (_dir, mut app) = app();
+    press(&mut app, "e");
+    let Some(Effect::Edit(path)) = app.effects.pop() else {
+        panic!("an edit effect expected");
+    };
+    // A result made with the current config, then an edit of the rank.
+    app.handle(AppEvent::Run {
+        name: "alpha".into(),
+        update: RunUpdate::Finished(Box::new(result(0.4))),
+    });
+    assert_eq!(app.status(app.selected().unwrap()), Status::Done);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("rank: 2"));
+    std::fs::write(&path, text.replace("rank: 2", "rank: 4")).unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    let ModelSpec::Srrr(config) = &app.selected().unwrap().model else {
+        panic!("an sRRR model")
+    };
+    assert_eq!(config.rank, 4);
+    assert_eq!(app.status(app.selected().unwrap()), Status::Stale);
+    let saved = session::load(&app.path).unwrap();
+    assert_eq!(saved.experiments[0].model, app.selected().unwrap().model);
+
+    std::fs::write(&path, "(\n  dataset: \"toy\",\n  model: Srrr(rank: ),\n)").unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    let error = app.config_error.clone().unwrap();
+    assert!(error.contains(":3:"), "line and column in {error}");
+    let ModelSpec::Srrr(config) = &app.selected().unwrap().model else {
+        panic!("an sRRR model")
+    };
+    assert_eq!(config.rank, 4, "last good config kept");
+
+    std::fs::write(&path, text.replace("\"toy\"", "\"nope\"")).unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path]));
+    assert!(
+        app.config_error
+            .clone()
+            .unwrap()
+            .contains("unknown dataset")
+    );
+}
+
+#[test]
+fn the_session_file_edited_outside_is_reloaded() {
+    let (_dir, mut app) = app();
+    let path = app.path.clone();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"gamma\"", "\"delta\"")).unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    assert_eq!(app.session.experiments[2].name, "delta");
+    std::fs::write(&path, "(version: 1, datasets: [ oops ])").unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path]));
+    assert!(app.config_error.is_some());
+    assert_eq!(app.session.experiments.len(), 3);
+}
+
+#[test]
+fn export_writes_svg_and_csv() {
+    let (_dir, mut app) = app();
+    for tab in ["1", "2", "3", "4"] {
+        press(&mut app, tab);
+        let files = super::export::export(&app).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.contains(&"alpha-metrics.csv".to_string()));
+        assert!(names.contains(&"alpha-latent.csv".to_string()));
+        assert!(names.iter().any(|n| n.ends_with(".svg")), "{names:?}");
+    }
+    let latent =
+        std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.csv")).unwrap();
+    assert!(latent.starts_with("cell,rna_family,z0,z1\nc00,Alpha,"));
+    let svg = std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.svg")).unwrap();
+    assert!(svg.contains("<circle") && svg.ends_with("</svg>\n"));
+}
+
+fn snapshot_app() -> App {
+    let mut app = App::new(Path::new("s.ron"), session());
+    app.datasets
+        .insert("toy".into(), DatasetState::Loaded(prepared()));
+    app
+}
+
+#[test]
+fn snapshot_latent_view_120x40() {
+    let app = snapshot_app();
+    insta::assert_snapshot!(render(&app, 120, 40));
+}
+
+#[test]
+fn snapshot_every_view_tab_80x24() {
+    let mut app = snapshot_app();
+    app.focus = Pane::View;
+    for tab in ["2", "3", "4", "5"] {
+        press(&mut app, tab);
+        insta::assert_snapshot!(format!("tab_{tab}"), render(&app, 80, 24));
+    }
+}
+
+#[test]
+fn snapshot_datasets_and_config_panes_focused_with_error() {
+    let mut app = snapshot_app();
+    app.focus = Pane::Datasets;
+    app.config_error = Some("s.ron.d/alpha.ron:3:17: Expected integer".into());
+    insta::assert_snapshot!(render(&app, 100, 30));
+}
+
+#[test]
+fn snapshot_running_with_live_curve_and_help_overlay() {
+    let mut app = snapshot_app();
+    press(&mut app, "jj");
+    press(&mut app, "r");
+    let _job = app.next_job().unwrap();
+    for step in 0..10 {
+        app.handle(AppEvent::Run {
+            name: "gamma".into(),
+            update: RunUpdate::Progress(Event::Metric {
+                name: "loss".into(),
+                step,
+                value: 1.0 / (1.0 + step as f64),
+            }),
+        });
+    }
+    press(&mut app, "2");
+    let screen = render(&app, 100, 30);
+    assert!(screen.contains("running"));
+    insta::assert_snapshot!(screen);
+    press(&mut app, "?");
+    insta::assert_snapshot!("help", render(&app, 100, 40));
+}
+
+#[test]
+fn snapshot_tiny_terminals_and_empty_session() {
+    let app = snapshot_app();
+    insta::assert_snapshot!("tiny_20x5", render(&app, 20, 5));
+    insta::assert_snapshot!("tiny_1x1", render(&app, 1, 1));
+    let empty = App::new(
+        Path::new("s.ron"),
+        Session {
+            version: session::SESSION_VERSION,
+            datasets: vec![],
+            experiments: vec![],
+            sweeps: vec![],
+        },
+    );
+    insta::assert_snapshot!("empty_80x24", render(&empty, 80, 24));
+    let mut empty = empty;
+    press(&mut empty, "rcwex?");
+    insta::assert_snapshot!("empty_help_20x5", render(&empty, 20, 5));
+}

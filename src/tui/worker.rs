@@ -1,0 +1,98 @@
+//! Background threads: experiment runs and dataset loading.
+//!
+//! Workers compute and report; they never touch the app's state or the
+//! terminal. Every report is an [`AppEvent`] on the app's channel.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::thread;
+
+use super::app::{AppEvent, RunJob, RunUpdate};
+use crate::progress::{Event, Sink};
+use crate::runner::{load_dataset, run_experiment};
+use crate::session::DatasetSpec;
+
+/// A [`Sink`] that forwards a run's events to the app and reads its cancel flag.
+pub struct ChannelSink {
+    name: String,
+    sender: Sender<AppEvent>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl ChannelSink {
+    /// A sink for experiment `name`.
+    pub fn new(name: &str, sender: Sender<AppEvent>, cancel: Arc<AtomicBool>) -> Self {
+        ChannelSink {
+            name: name.to_string(),
+            sender,
+            cancel,
+        }
+    }
+}
+
+impl Sink for ChannelSink {
+    fn event(&mut self, event: Event) {
+        // A closed channel means the app is gone; the run then just finishes.
+        let _ = self.sender.send(AppEvent::Run {
+            name: self.name.clone(),
+            update: RunUpdate::Progress(event),
+        });
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `job` on a new thread, reporting to `sender`.
+pub fn spawn_run(job: RunJob, sender: Sender<AppEvent>) {
+    thread::spawn(move || {
+        let name = job.experiment.name.clone();
+        let mut sink = ChannelSink::new(&name, sender.clone(), job.cancel.clone());
+        let update = run_job(&job, &mut sink);
+        let _ = sender.send(AppEvent::Run { name, update });
+    });
+}
+
+fn run_job(job: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
+    let loaded;
+    let dataset = match &job.prepared {
+        Some(data) => data.as_ref(),
+        None => {
+            sink.event(Event::Stage {
+                name: format!("loading dataset {}", job.dataset.name),
+                total: 0,
+            });
+            match load_dataset(&job.dataset, &job.base) {
+                Ok(data) => {
+                    loaded = data;
+                    &loaded
+                }
+                Err(error) => return RunUpdate::Failed(error.to_string()),
+            }
+        }
+    };
+    if sink.cancelled() {
+        return RunUpdate::Failed("cancelled".into());
+    }
+    match run_experiment(&job.experiment, dataset, sink) {
+        Ok(result) => RunUpdate::Finished(Box::new(result)),
+        Err(_) if sink.cancelled() => RunUpdate::Failed("cancelled".into()),
+        Err(error) => RunUpdate::Failed(error.to_string()),
+    }
+}
+
+/// Loads `spec` (paths relative to `base`) on a new thread, reporting to `sender`.
+pub fn spawn_load(spec: DatasetSpec, base: PathBuf, sender: Sender<AppEvent>) {
+    thread::spawn(move || {
+        let outcome = load_dataset(&spec, &base)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+        let _ = sender.send(AppEvent::Dataset {
+            name: spec.name,
+            outcome,
+        });
+    });
+}

@@ -1,0 +1,169 @@
+//! End-to-end test of the workbench in tmux: start `patchbench` on a generated
+//! session, train a small sRRR model from the keyboard, check that the plot
+//! and metrics are shown, edit the config from outside (the pane reloads),
+//! write an invalid config (the error shows, the app keeps running).
+//! Skipped with a message when tmux is not installed.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_patchbench");
+
+fn tmux(args: &[&str]) -> String {
+    let output = Command::new("tmux").args(args).output().expect("tmux runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A tmux session that is killed when dropped, even when the test fails.
+struct Pane(String);
+
+impl Pane {
+    fn capture(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.0])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.0];
+        args.extend_from_slice(keys);
+        tmux(&args);
+    }
+
+    /// Waits until the screen satisfies `check`, failing with the screen after `limit`.
+    fn wait_for(&self, what: &str, limit: Duration, check: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if check(&screen) {
+                return screen;
+            }
+            if start.elapsed() > limit {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+fn write_session(dir: &Path) {
+    let status = Command::new(BIN)
+        .args([
+            "simulate", "--cells", "120", "--genes", "80", "--seed", "3", "--out",
+        ])
+        .arg(dir.join("data"))
+        .output()
+        .expect("simulate runs");
+    assert!(status.status.success(), "{status:?}");
+    let session = r#"(
+  version: 1,
+  datasets: [(
+    name: "sim",
+    modalities: [
+      (name: "T", path: "data/gene_counts.csv", orientation: FeaturesByCells,
+       recipe: (steps: [ExcludeFeatures(pattern: "^ERCC-"), LibrarySizeNormalise, Log2p1,
+                        SelectGenes(n: 40, method: Variance)], standardise: AllCells)),
+      (name: "E", path: "data/ephys_values.csv", orientation: CellsByFeatures,
+       recipe: (steps: [], standardise: AllCells)),
+    ],
+    metadata: (path: "data/metadata.csv", id_column: "cell_id"),
+  )],
+  experiments: [(
+    name: "fast",
+    dataset: "sim",
+    modalities: ["T", "E"],
+    model: Srrr(rank: 2, target_genes: 8, lambdas: [0.2, 0.5, 1.0, 2.0], tolerance: 100.0, max_iter: 30),
+    protocol: (folds: 3, seed: 1),
+  )],
+)
+"#;
+    std::fs::write(dir.join("s.ron"), session).unwrap();
+}
+
+fn has_braille(screen: &str) -> bool {
+    screen
+        .chars()
+        .any(|c| ('\u{2801}'..='\u{28ff}').contains(&c))
+}
+
+#[test]
+fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("skipped: tmux is not installed (scripts/install-deps.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_session(dir.path());
+    let name = format!("patchbench-test-{}", std::process::id());
+    let command = format!("EDITOR=true {BIN} s.ron");
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        &dir.path().display().to_string(),
+        &command,
+    ]);
+    let pane = Pane(name);
+    let long = Duration::from_secs(120);
+    pane.wait_for("the workbench", long, |s| {
+        s.contains("Experiments & runs") && s.contains("labels:")
+    });
+
+    pane.keys(&["r"]);
+    let screen = pane.wait_for("the run to finish", long, |s| {
+        s.contains(" done") && has_braille(s)
+    });
+    assert!(
+        screen.contains("cv_r2_mean"),
+        "metrics header shown:\n{screen}"
+    );
+    assert!(
+        screen.contains("colour: rna_family"),
+        "latent coloured by family:\n{screen}"
+    );
+
+    // `e` writes the config file (EDITOR=true returns at once); edit it from outside.
+    pane.keys(&["e"]);
+    let config = dir.path().join("s.ron.d/fast.ron");
+    let start = Instant::now();
+    while !config.exists() && start.elapsed() < long {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("rank: 2", "rank: 3")).unwrap();
+    pane.wait_for("the config pane to reload", long, |s| {
+        s.contains("rank: 3") && s.contains("stale")
+    });
+
+    std::fs::write(
+        &config,
+        "(\n  dataset: \"sim\",\n  model: Srrr(rank: ),\n)\n",
+    )
+    .unwrap();
+    let screen = pane.wait_for("the parse error", long, |s| s.contains("fast.ron:3:"));
+    assert!(
+        screen.contains("rank: 3"),
+        "last good config kept:\n{screen}"
+    );
+
+    // Still responsive: the help overlay opens and closes, then quit.
+    pane.keys(&["?"]);
+    pane.wait_for("the help overlay", long, |s| {
+        s.contains("Help: any key closes")
+    });
+    pane.keys(&["Escape"]);
+    pane.keys(&["q"]);
+    let session = std::fs::read_to_string(dir.path().join("s.ron")).unwrap();
+    assert!(session.contains("cv_r2_mean"), "the result was autosaved");
+}
