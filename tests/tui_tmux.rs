@@ -54,7 +54,7 @@ impl Drop for Pane {
 fn write_session(dir: &Path) {
     let status = Command::new(BIN)
         .args([
-            "simulate", "--cells", "120", "--genes", "80", "--seed", "3", "--out",
+            "simulate", "--cells", "120", "--genes", "150", "--seed", "3", "--out",
         ])
         .arg(dir.join("data"))
         .output()
