@@ -10,6 +10,7 @@ use crate::analysis::clustering::{
     adjusted_mutual_information, adjusted_rand_index, encode_labels, matched_accuracy,
 };
 use crate::analysis::confusion::Confusion;
+use crate::analysis::r2::mean_sd;
 use crate::models::mixvae::{MixVaeConfig, MixVaeFit, fit};
 use crate::progress::{Event, Sink};
 use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
@@ -93,10 +94,12 @@ pub(super) fn run(
     if let Some(first) = scores.first() {
         for key in first.keys() {
             let values: Vec<f64> = scores.iter().filter_map(|s| s.get(key).copied()).collect();
-            let (mean, sd) = mean_sd(&values);
-            metrics.insert(key.clone(), mean);
+            let Some(summary) = mean_sd(&values) else {
+                continue;
+            };
+            metrics.insert(key.clone(), summary.mean);
             if matches!(key.as_str(), "accuracy" | "ari" | "ami") {
-                metrics.insert(format!("{key}_sd"), sd);
+                metrics.insert(format!("{key}_sd"), summary.sd);
             }
         }
     }
@@ -216,16 +219,10 @@ fn score(fit: &MixVaeFit, truth: Option<&Truth>) -> BTreeMap<String, f64> {
     m
 }
 
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    (mean, var.sqrt())
-}
-
 /// Per-epoch loss parts averaged over seeds.
 fn loss_curves(fits: &[MixVaeFit]) -> Vec<Curve> {
-    let parts: [(&str, fn(&crate::models::mixvae::EpochLoss) -> f64); 5] = [
+    type Part = fn(&crate::models::mixvae::EpochLoss) -> f64;
+    let parts: [(&str, Part); 5] = [
         ("loss", |l| l.total),
         ("reconstruction", |l| l.reconstruction),
         ("state_kl", |l| l.kl),

@@ -194,10 +194,9 @@ impl Svg {
     fn legend(&mut self, entries: &[(String, usize)]) {
         for (i, (label, color)) in entries.iter().enumerate() {
             let y = MARGIN + 10.0 + 18.0 * i as f64;
-            let _ = write!(
+            let _ = writeln!(
                 self.body,
-                r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}">{}</text>
-"#,
+                r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}">{}</text>"#,
                 WIDTH - 145.0,
                 rgb(*color),
                 WIDTH - 135.0,
