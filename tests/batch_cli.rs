@@ -236,7 +236,11 @@ fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
     let saved = patchbench::session::load(&dir.path().join("s.ron")).expect("session still valid");
     let result = saved.experiments[0].result.as_ref().expect("cae result");
     assert_eq!(result.per_fold.len(), 3);
-    assert_eq!(result.latent.as_ref().expect("z_T").dims, 3);
+    let z_t = result.latent.as_ref().expect("z_T");
+    assert_eq!(z_t.dims, 3);
+    let z_e = &result.latents.first().expect("z_E beside z_T").latent;
+    assert_eq!(result.latents[0].name, "z_E");
+    assert_eq!((z_e.dims, &z_e.cells), (3, &z_t.cells));
     assert!(
         result
             .curves

@@ -13,7 +13,7 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::models::cae::{CaeConfig, LossRecord, train};
 use crate::progress::Sink;
-use crate::session::{Curve, Experiment, ResultDetail};
+use crate::session::{Curve, Experiment, NamedLatent, ResultDetail};
 
 /// Cross-validates a coupled autoencoder on the experiment's modalities.
 pub(super) fn run(
@@ -102,10 +102,13 @@ pub(super) fn run(
         per_feature: Vec::new(),
         genes: Vec::new(),
         latent: Some(latent_t),
+        latents: vec![NamedLatent {
+            name: "z_E".into(),
+            latent: latent_e,
+        }],
         curves: mean_curves(&histories, &experiment.modalities),
         confusions: pooled.confusions(&analysis.levels, &prepared.class_names),
         detail: ResultDetail::Latents {
-            latent_e: Some(latent_e),
             fold_metrics: pooled.fold_metrics(),
             coupling: config
                 .coupling

@@ -8,7 +8,8 @@ use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::{Fold, k_fold};
 use crate::progress::Sink;
 use crate::session::{
-    Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, Provenance, ResultDetail,
+    Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, NamedLatent, Provenance,
+    ResultDetail,
 };
 
 /// What a model run hands back before the runner adds timing and provenance.
@@ -18,6 +19,7 @@ pub(super) struct ModelOutcome {
     pub per_feature: Vec<FeatureScore>,
     pub genes: Vec<FeatureScore>,
     pub latent: Option<Latent>,
+    pub latents: Vec<NamedLatent>,
     pub curves: Vec<Curve>,
     pub confusions: Vec<Confusion>,
     pub detail: ResultDetail,
@@ -55,7 +57,7 @@ pub fn run_experiment(
         per_feature: outcome.per_feature,
         genes: outcome.genes,
         latent: outcome.latent,
-        latents: Vec::new(),
+        latents: outcome.latents,
         cross_modal: None,
         curves: outcome.curves,
         confusions: outcome.confusions,

@@ -162,6 +162,7 @@ pub(super) fn run(
             cells: table.cells.clone(),
             values: state.iter().copied().collect(),
         }),
+        latents: Vec::new(),
         curves,
         confusions,
         detail: ResultDetail::MixVae {

@@ -10,7 +10,7 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::cca::{LinearDecoder, PcCca, PcCcaConfig};
 use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::progress::{Event, Sink};
-use crate::session::{Experiment, ResultDetail};
+use crate::session::{Experiment, NamedLatent, ResultDetail};
 
 /// Cross-validates PC-CCA between the experiment's two modalities.
 pub(super) fn run(
@@ -99,10 +99,13 @@ pub(super) fn run(
         per_feature: Vec::new(),
         genes: Vec::new(),
         latent: Some(latent_t),
+        latents: vec![NamedLatent {
+            name: "z_E".into(),
+            latent: latent_e,
+        }],
         curves: Vec::new(),
         confusions: pooled.confusions(&analysis.levels, &prepared.class_names),
         detail: ResultDetail::Latents {
-            latent_e: Some(latent_e),
             fold_metrics: pooled.fold_metrics(),
             coupling: "pc_cca".into(),
             lambda: 0.0,

@@ -90,6 +90,7 @@ pub(super) fn run(
             cells: x.cells.clone(),
             values: result.final_model.latent.clone(),
         }),
+        latents: Vec::new(),
         curves: vec![
             curve("train_r2", &result.train_curve),
             curve("test_r2", &result.test_curve),

@@ -64,6 +64,7 @@ pub(super) fn run(
             per_feature: Vec::new(),
             genes: Vec::new(),
             latent: None,
+            latents: Vec::new(),
             curves: Vec::new(),
             confusions: Vec::new(),
             detail: ResultDetail::Srrr {
@@ -105,6 +106,7 @@ pub(super) fn run(
             cells: x.cells.clone(),
             values: fit.latent.iter().flatten().map(|&v| v as f32).collect(),
         }),
+        latents: Vec::new(),
         curves: lambda_curves(&result.lambdas),
         confusions: Vec::new(),
         detail: ResultDetail::Srrr {

@@ -80,10 +80,9 @@ pub enum ResultDetail {
         grid: Option<LatentGrid>,
     },
     /// A latent-space model judged by [`crate::analysis::latent_eval`]
-    /// (k-CAE or PC-CCA). The result's `latent` holds the out-of-fold `z_T`.
+    /// (k-CAE or PC-CCA). The result's `latent` holds the out-of-fold `z_T`
+    /// and `latents` the out-of-fold `z_E` of the same cells, in the same order.
     Latents {
-        /// Out-of-fold `z_E` of the same cells, in the same order as `latent`.
-        latent_e: Option<Latent>,
         /// Every metric of every fold, in fold order.
         fold_metrics: Vec<BTreeMap<String, f64>>,
         /// Coupling name (`min_singular_value`, ...), or `pc_cca`.
