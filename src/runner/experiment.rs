@@ -6,6 +6,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::{PreparedDataset, RunError};
 use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::{Fold, k_fold};
+use crate::analysis::scaling::FoldScaling;
+use crate::data::FeatureTable;
+use crate::prep::Standardise;
 use crate::progress::Sink;
 use crate::session::{
     Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, NamedLatent, Provenance,
@@ -135,4 +138,66 @@ fn label_indices(
             })
         })
         .collect()
+}
+
+/// The paired cells of a regression experiment (predictors, then targets)
+/// with the protocol's folds and the per-fold scaling the recipes ask for.
+pub(super) struct PairedRegression {
+    pub x: FeatureTable,
+    pub y: FeatureTable,
+    pub folds: Vec<Fold>,
+    pub scaling: FoldScaling,
+}
+
+/// Pairs the experiment's two modalities by cell id and splits the paired
+/// cells into folds; `needs_two` is the error shown when there are not
+/// exactly two modalities.
+pub(super) fn paired_regression(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    needs_two: &str,
+) -> Result<PairedRegression, RunError> {
+    let unsuitable = |message: String| RunError::Unsuitable {
+        experiment: experiment.name.clone(),
+        message,
+    };
+    let [input, target] = experiment.modalities.as_slice() else {
+        return Err(unsuitable(needs_two.to_string()));
+    };
+    let (x, y) = dataset.data.paired_matrices(input, target).ok_or_else(|| {
+        unsuitable(format!(
+            "dataset `{}` lacks modality `{input}` or `{target}`",
+            dataset.name
+        ))
+    })?;
+    if x.cells.is_empty() {
+        return Err(unsuitable(format!(
+            "no cell is measured in both `{input}` and `{target}`"
+        )));
+    }
+    let folds = folds_for(experiment, dataset, &x.cells)?;
+    let scaling = fold_scaling(dataset, &experiment.modalities);
+    Ok(PairedRegression {
+        x,
+        y,
+        folds,
+        scaling,
+    })
+}
+
+/// Per-fold scaling that matches the recipes: z-score with training-fold
+/// statistics when a recipe defers standardisation to the fold, otherwise only
+/// centre on the training means (the data were already standardised, as in the paper).
+fn fold_scaling(dataset: &PreparedDataset, modalities: &[String]) -> FoldScaling {
+    let deferred = modalities.iter().any(|name| {
+        dataset
+            .reports
+            .get(name)
+            .is_some_and(|report| report.standardise == Standardise::TrainingFold)
+    });
+    if deferred {
+        FoldScaling::ZScore
+    } else {
+        FoldScaling::CentreOnly
+    }
 }

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::experiment::{ModelOutcome, folds_for};
-use super::srrr::fold_scaling;
+use super::experiment::{ModelOutcome, PairedRegression, paired_regression};
 use super::{PreparedDataset, RunError};
 use crate::models::sbnn::{SbnnConfig, cross_validate};
 use crate::progress::Sink;
@@ -18,28 +17,16 @@ pub(super) fn run(
     dataset: &PreparedDataset,
     sink: &mut dyn Sink,
 ) -> Result<ModelOutcome, RunError> {
-    let unsuitable = |message: String| RunError::Unsuitable {
-        experiment: experiment.name.clone(),
-        message,
-    };
-    let [input, target] = experiment.modalities.as_slice() else {
-        return Err(unsuitable(
-            "sBNN needs exactly two modalities: genes, then targets".into(),
-        ));
-    };
-    let (x, y) = dataset.data.paired_matrices(input, target).ok_or_else(|| {
-        unsuitable(format!(
-            "dataset `{}` lacks modality `{input}` or `{target}`",
-            dataset.name
-        ))
-    })?;
-    if x.cells.is_empty() {
-        return Err(unsuitable(format!(
-            "no cell is measured in both `{input}` and `{target}`"
-        )));
-    }
-    let folds = folds_for(experiment, dataset, &x.cells)?;
-    let scaling = fold_scaling(dataset, &experiment.modalities);
+    let PairedRegression {
+        x,
+        y,
+        folds,
+        scaling,
+    } = paired_regression(
+        experiment,
+        dataset,
+        "sBNN needs exactly two modalities: genes, then targets",
+    )?;
     let result = cross_validate(
         x.values.view(),
         y.values.view(),

@@ -2,11 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::experiment::{ModelOutcome, folds_for};
+use super::experiment::{ModelOutcome, PairedRegression, paired_regression};
 use super::{PreparedDataset, RunError};
-use crate::analysis::scaling::FoldScaling;
 use crate::models::srrr::{LambdaRow, SrrrConfig, cross_validate};
-use crate::prep::Standardise;
 use crate::progress::Sink;
 use crate::session::{Curve, Experiment, FeatureScore, Latent, ResultDetail};
 
@@ -18,28 +16,16 @@ pub(super) fn run(
     dataset: &PreparedDataset,
     sink: &mut dyn Sink,
 ) -> Result<ModelOutcome, RunError> {
-    let unsuitable = |message: String| RunError::Unsuitable {
-        experiment: experiment.name.clone(),
-        message,
-    };
-    let [input, target] = experiment.modalities.as_slice() else {
-        return Err(unsuitable(
-            "sRRR needs exactly two modalities: predictors, then targets".into(),
-        ));
-    };
-    let (x, y) = dataset.data.paired_matrices(input, target).ok_or_else(|| {
-        unsuitable(format!(
-            "dataset `{}` lacks modality `{input}` or `{target}`",
-            dataset.name
-        ))
-    })?;
-    if x.cells.is_empty() {
-        return Err(unsuitable(format!(
-            "no cell is measured in both `{input}` and `{target}`"
-        )));
-    }
-    let folds = folds_for(experiment, dataset, &x.cells)?;
-    let scaling = fold_scaling(dataset, &experiment.modalities);
+    let PairedRegression {
+        x,
+        y,
+        folds,
+        scaling,
+    } = paired_regression(
+        experiment,
+        dataset,
+        "sRRR needs exactly two modalities: predictors, then targets",
+    )?;
     let srrr_err = |source| RunError::Srrr {
         experiment: experiment.name.clone(),
         source,
@@ -132,21 +118,4 @@ fn lambda_curves(lambdas: &[LambdaRow]) -> Vec<Curve> {
             row.r2_relaxed.as_ref().map(|r| r.mean)
         }),
     ]
-}
-
-/// Per-fold scaling that matches the recipes: z-score with training-fold
-/// statistics when a recipe defers standardisation to the fold, otherwise only
-/// centre on the training means (the data were already standardised, as in the paper).
-pub(super) fn fold_scaling(dataset: &PreparedDataset, modalities: &[String]) -> FoldScaling {
-    let deferred = modalities.iter().any(|name| {
-        dataset
-            .reports
-            .get(name)
-            .is_some_and(|report| report.standardise == Standardise::TrainingFold)
-    });
-    if deferred {
-        FoldScaling::ZScore
-    } else {
-        FoldScaling::CentreOnly
-    }
 }
