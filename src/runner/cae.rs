@@ -13,7 +13,7 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::models::cae::{CaeConfig, LossRecord, train};
 use crate::progress::Sink;
-use crate::session::{Curve, Experiment, NamedLatent, ResultDetail};
+use crate::session::{Curve, Experiment};
 
 /// Cross-validates a coupled autoencoder on the experiment's modalities.
 pub(super) fn run(
@@ -91,33 +91,18 @@ pub(super) fn run(
             &latents.test_e,
         );
     }
-    let mut metrics = pooled.metrics();
-    metrics.insert("paired_cells".into(), prepared.paired.len() as f64);
-    metrics.insert("cells".into(), prepared.ids.len() as f64);
-    metrics.insert("folds".into(), folds as f64);
-    let (latent_t, latent_e) = pooled.latents(&prepared);
-    Ok(ModelOutcome {
-        metrics,
-        per_fold: pooled.per_fold("qda_acc_e_family"),
-        per_feature: Vec::new(),
-        genes: Vec::new(),
-        latent: Some(latent_t),
-        latents: vec![NamedLatent {
-            name: "z_E".into(),
-            latent: latent_e,
-        }],
-        curves: mean_curves(&histories, &experiment.modalities),
-        confusions: pooled.confusions(&analysis.levels, &prepared.class_names),
-        detail: ResultDetail::Latents {
-            fold_metrics: pooled.fold_metrics(),
-            coupling: config
-                .coupling
-                .build(config.fc_ridge, config.msv_floor)
-                .name()
-                .to_string(),
-            lambda: config.lambda,
-        },
-    })
+    let coupling = config
+        .coupling
+        .build(config.fc_ridge, config.msv_floor)
+        .name()
+        .to_string();
+    let curves = mean_curves(&histories, &experiment.modalities);
+    let mut outcome =
+        pooled.into_outcome(&prepared, &analysis.levels, curves, coupling, config.lambda);
+    outcome
+        .metrics
+        .insert("cells".into(), prepared.ids.len() as f64);
+    Ok(outcome)
 }
 
 /// Loss curves averaged over folds, one value per logging interval.

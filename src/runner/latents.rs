@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use ndarray::{Array2, ArrayView2};
 
-use super::experiment::folds_for;
+use super::experiment::{ModelOutcome, folds_for};
 use super::{PreparedDataset, RunError};
 use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::Fold;
 use crate::analysis::latent_eval::{FoldEvaluation, LatentEvalConfig, Tally};
 use crate::models::cae::MultiModal;
-use crate::session::{Experiment, Latent};
+use crate::session::{Curve, Experiment, Latent, NamedLatent, ResultDetail};
 
 /// The experiment's modalities matched by cell id, and the folds over the
 /// cells measured in the first two.
@@ -240,11 +240,6 @@ impl Pooled {
             .collect()
     }
 
-    /// Every fold's metrics.
-    pub fn fold_metrics(&self) -> Vec<BTreeMap<String, f64>> {
-        self.fold_metrics.clone()
-    }
-
     /// Confusion matrices pooled over folds; QDA tallies are named by the
     /// classes of their level (`suffix` → names), clusterings by cluster number.
     pub fn confusions(
@@ -288,8 +283,43 @@ impl Pooled {
             .collect()
     }
 
+    /// The run's outcome: pooled metrics (plus paired-cell and fold counts),
+    /// per-fold `z_E` family accuracy, out-of-fold `z_T` as the main latent
+    /// and `z_E` beside it, pooled confusions, and the given curves.
+    pub fn into_outcome(
+        self,
+        data: &LatentData,
+        levels: &[(String, String)],
+        curves: Vec<Curve>,
+        coupling: String,
+        lambda: f64,
+    ) -> ModelOutcome {
+        let mut metrics = self.metrics();
+        metrics.insert("paired_cells".into(), data.paired.len() as f64);
+        metrics.insert("folds".into(), data.folds.len() as f64);
+        let (latent_t, latent_e) = self.latents(data);
+        ModelOutcome {
+            metrics,
+            per_fold: self.per_fold("qda_acc_e_family"),
+            per_feature: Vec::new(),
+            genes: Vec::new(),
+            latent: Some(latent_t),
+            latents: vec![NamedLatent {
+                name: "z_E".into(),
+                latent: latent_e,
+            }],
+            curves,
+            confusions: self.confusions(levels, &data.class_names),
+            detail: ResultDetail::Latents {
+                fold_metrics: self.fold_metrics,
+                coupling,
+                lambda,
+            },
+        }
+    }
+
     /// Out-of-fold `z_T` and `z_E` of every paired cell that was tested.
-    pub fn latents(&self, data: &LatentData) -> (Latent, Latent) {
+    fn latents(&self, data: &LatentData) -> (Latent, Latent) {
         let build = |codes: &Vec<Option<Vec<f32>>>| {
             let mut cells = Vec::new();
             let mut values = Vec::new();

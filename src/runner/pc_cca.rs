@@ -10,7 +10,7 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::cca::{LinearDecoder, PcCca, PcCcaConfig};
 use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::progress::{Event, Sink};
-use crate::session::{Experiment, NamedLatent, ResultDetail};
+use crate::session::Experiment;
 
 /// Cross-validates PC-CCA between the experiment's two modalities.
 pub(super) fn run(
@@ -89,26 +89,11 @@ pub(super) fn run(
         );
         sink.event(Event::Step { done: f as u64 + 1 });
     }
-    let mut metrics = pooled.metrics();
-    metrics.insert("paired_cells".into(), prepared.paired.len() as f64);
-    metrics.insert("folds".into(), folds as f64);
-    let (latent_t, latent_e) = pooled.latents(&prepared);
-    Ok(ModelOutcome {
-        metrics,
-        per_fold: pooled.per_fold("qda_acc_e_family"),
-        per_feature: Vec::new(),
-        genes: Vec::new(),
-        latent: Some(latent_t),
-        latents: vec![NamedLatent {
-            name: "z_E".into(),
-            latent: latent_e,
-        }],
-        curves: Vec::new(),
-        confusions: pooled.confusions(&analysis.levels, &prepared.class_names),
-        detail: ResultDetail::Latents {
-            fold_metrics: pooled.fold_metrics(),
-            coupling: "pc_cca".into(),
-            lambda: 0.0,
-        },
-    })
+    Ok(pooled.into_outcome(
+        &prepared,
+        &analysis.levels,
+        Vec::new(),
+        "pc_cca".into(),
+        0.0,
+    ))
 }
