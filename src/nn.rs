@@ -69,6 +69,7 @@ mod device;
 mod error;
 mod external;
 mod io;
+mod kernels;
 mod layers;
 pub mod loss;
 mod params;

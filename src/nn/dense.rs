@@ -23,6 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::NnError;
 use super::adam::AdamConfig;
+use super::kernels::{self, AdamUpdate};
 
 /// The activation after a dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -291,8 +292,7 @@ impl DenseNet {
                 true,
             );
             if layer.activation == Activation::Elu {
-                out.iter_mut()
-                    .for_each(|v| *v = if *v > 0.0 { *v } else { v.exp_m1() });
+                kernels::elu_in_place(out);
             }
         }
         Ok(())
@@ -344,12 +344,7 @@ impl DenseNet {
             let layer = &self.layers[l];
             let out = &ws.acts[l];
             if layer.activation == Activation::Elu {
-                // ELU'(z) = 1 for z > 0, else exp(z) = output + 1.
-                ws.delta.iter_mut().zip(out).for_each(|(d, &h)| {
-                    if h <= 0.0 {
-                        *d *= h + 1.0;
-                    }
-                });
+                kernels::elu_backward(&mut ws.delta, out);
             }
             let input: &[f32] = if l == from { x } else { &ws.acts[l - 1] };
             if layer.trainable {
@@ -369,9 +364,7 @@ impl DenseNet {
                 let gb = &mut grads.bias[l];
                 gb.clear();
                 gb.resize(layer.outputs, 0.0);
-                for row in ws.delta.chunks_exact(layer.outputs) {
-                    gb.iter_mut().zip(row).for_each(|(g, d)| *g += d);
-                }
+                kernels::add_rows(gb, &ws.delta);
             }
             if l > lowest {
                 ws.delta_below.resize(rows * layer.inputs, 0.0);
@@ -473,6 +466,9 @@ pub struct DenseAdam {
     config: AdamConfig,
     step: i32,
     moments: Vec<LayerMoments>,
+    /// Penalty value of each layer that has stayed frozen since it was last
+    /// computed (a frozen layer does not change, so it is computed once).
+    frozen_penalty: Vec<Option<(DensePenalties, f32)>>,
 }
 
 impl DenseAdam {
@@ -482,6 +478,7 @@ impl DenseAdam {
             config,
             step: 0,
             moments: Vec::new(),
+            frozen_penalty: Vec::new(),
         }
     }
 
@@ -511,7 +508,7 @@ impl DenseAdam {
             super::EpsilonStyle::Keras => (c.lr * correction2 / correction1, c.eps),
             super::EpsilonStyle::Paper => (c.lr * correction2 / correction1, c.eps * correction2),
         };
-        let update = Update {
+        let update = AdamUpdate {
             lr: lr_t as f32,
             beta1: c.beta1 as f32,
             beta2: c.beta2 as f32,
@@ -519,13 +516,26 @@ impl DenseAdam {
         };
         self.moments
             .resize_with(net.layers.len(), LayerMoments::default);
+        self.frozen_penalty.resize(net.layers.len(), None);
         let mut penalty = 0.0f32;
-        for (l, (layer, moments)) in net.layers.iter_mut().zip(&mut self.moments).enumerate() {
+        for (l, ((layer, moments), frozen)) in net
+            .layers
+            .iter_mut()
+            .zip(&mut self.moments)
+            .zip(&mut self.frozen_penalty)
+            .enumerate()
+        {
             let l2_factor = 2.0 * penalties.l2;
             if !layer.trainable {
-                penalty += penalty_value(layer, l == 0, penalties);
+                let value = match *frozen {
+                    Some((at, value)) if at == penalties => value,
+                    _ => penalty_value(layer, l == 0, penalties),
+                };
+                *frozen = Some((penalties, value));
+                penalty += value;
                 continue;
             }
+            *frozen = None;
             let (gw, gb) = match (grads.weight.get(l), grads.bias.get(l)) {
                 (Some(w), Some(b))
                     if w.len() == layer.weight.len() && b.len() == layer.bias.len() =>
@@ -553,7 +563,7 @@ impl DenseAdam {
                 .zip(moments.m_w.chunks_exact_mut(cols))
                 .zip(moments.v_w.chunks_exact_mut(cols))
             {
-                let sq: f32 = w.iter().map(|x| x * x).sum();
+                let sq = kernels::sum_of_squares(w);
                 penalty += penalties.l2 * sq;
                 let mut factor = l2_factor;
                 if lasso > 0.0 {
@@ -566,7 +576,7 @@ impl DenseAdam {
                 update.apply(w, g, m, v, factor);
             }
             let bias_factor = if layer.bias_l2 {
-                penalty += penalties.l2 * layer.bias.iter().map(|x| x * x).sum::<f32>();
+                penalty += penalties.l2 * kernels::sum_of_squares(&layer.bias);
                 l2_factor
             } else {
                 0.0
@@ -587,39 +597,16 @@ impl DenseAdam {
 fn penalty_value(layer: &DenseLayer, first: bool, penalties: DensePenalties) -> f32 {
     let mut total = 0.0;
     for row in layer.weight.chunks_exact(layer.outputs) {
-        let sq: f32 = row.iter().map(|x| x * x).sum();
+        let sq = kernels::sum_of_squares(row);
         total += penalties.l2 * sq;
         if first && penalties.group_lasso > 0.0 {
             total += penalties.group_lasso * (sq + penalties.eps).sqrt();
         }
     }
     if layer.bias_l2 {
-        total += penalties.l2 * layer.bias.iter().map(|x| x * x).sum::<f32>();
+        total += penalties.l2 * kernels::sum_of_squares(&layer.bias);
     }
     total
-}
-
-/// The element-wise Adam update with bias-corrected step size `lr`.
-#[derive(Debug, Clone, Copy)]
-struct Update {
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-}
-
-impl Update {
-    /// `g' = g + factor·w`, then the moment updates and `w −= lr · m / (sqrt(v) + eps)`.
-    #[inline]
-    fn apply(&self, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], factor: f32) {
-        let (b1, b2) = (self.beta1, self.beta2);
-        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g + factor * *w;
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *w -= self.lr * *m / (v.sqrt() + self.eps);
-        }
-    }
 }
 
 #[cfg(test)]
