@@ -76,6 +76,29 @@ fn batch_runs_unfinished_experiments_writes_results_and_prints_json() {
 }
 
 #[test]
+fn scored_folds_trains_and_scores_only_the_first_folds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::small_dataset(dir.path(), 3);
+    let session = common::srrr_session("rrr", 2).replace(
+        "scheme: Shuffled)",
+        "scheme: Shuffled, scored_folds: Some(2))",
+    );
+    std::fs::write(dir.path().join("s.ron"), session).expect("write session");
+    let output = patchbench(dir.path())
+        .args(["--batch", "s.ron"])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let saved = patchbench::session::load(&dir.path().join("s.ron")).expect("session");
+    let result = saved.experiments[0].result.as_ref().expect("result");
+    assert_eq!(result.per_fold.len(), 2);
+}
+
+#[test]
 fn out_leaves_the_input_untouched_and_rewrites_data_paths() {
     let dir = tempfile::tempdir().expect("tempdir");
     common::small_dataset(dir.path(), 4);

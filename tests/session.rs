@@ -78,6 +78,28 @@ fn invalid_model_settings_are_rejected_before_running() {
 }
 
 #[test]
+fn scored_folds_must_lie_between_one_and_the_fold_count() {
+    for bad in [0, 6] {
+        let text = common::srrr_session("rrr", 2).replace(
+            "scheme: Shuffled)",
+            &format!("scheme: Shuffled, scored_folds: Some({bad}))"),
+        );
+        let message = parse(&text).expect_err("out of range").to_string();
+        assert!(
+            message.contains("experiments[0].protocol.scored_folds")
+                && message.contains(&format!("got {bad}")),
+            "{message}"
+        );
+    }
+    let text = common::srrr_session("rrr", 2).replace(
+        "scheme: Shuffled)",
+        "scheme: Shuffled, scored_folds: Some(2))",
+    );
+    let parsed = parse(&text).expect("2 of 5 folds is valid");
+    assert_eq!(parsed.experiments[0].protocol.scored_folds, Some(2));
+}
+
+#[test]
 fn save_replaces_the_file_atomically_and_leaves_no_temporary_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.ron");

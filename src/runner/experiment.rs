@@ -81,7 +81,8 @@ pub fn run_experiment(
     })
 }
 
-/// The folds of `experiment`'s protocol over the cells `cells` of `dataset`.
+/// The folds of `experiment`'s protocol over the cells `cells` of `dataset`
+/// (only the first `scored_folds` of them when the protocol sets it).
 pub(super) fn folds_for(
     experiment: &Experiment,
     dataset: &PreparedDataset,
@@ -92,7 +93,7 @@ pub(super) fn folds_for(
         None => None,
         Some(column) => Some(label_indices(experiment, dataset, column, cells)?),
     };
-    k_fold(
+    let mut folds = k_fold(
         cells.len(),
         protocol.folds,
         protocol.seed,
@@ -102,7 +103,11 @@ pub(super) fn folds_for(
     .map_err(|source| RunError::Folds {
         experiment: experiment.name.clone(),
         source,
-    })
+    })?;
+    if let Some(scored) = protocol.scored_folds {
+        folds.truncate(scored);
+    }
+    Ok(folds)
 }
 
 /// Integer class of every cell for `column`, in order of first appearance.

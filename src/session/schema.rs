@@ -177,6 +177,11 @@ pub struct Protocol {
     pub scheme: FoldScheme,
     /// Metadata column to stratify by (required by the stratified scheme).
     pub stratify_by: Option<String>,
+    /// Train and score only the first this many folds of the split (e.g. 1:
+    /// one held-out 1/`folds` test set, as the reference code of Gala et al.
+    /// does for long runs); `None` scores every fold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scored_folds: Option<usize>,
 }
 
 impl Default for Protocol {
@@ -187,6 +192,7 @@ impl Default for Protocol {
             seed: 42,
             scheme: FoldScheme::NumpyContiguous,
             stratify_by: None,
+            scored_folds: None,
         }
     }
 }

@@ -112,6 +112,17 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                 format!("need at least 2 folds, got {}", protocol.folds),
             ));
         }
+        if let Some(scored) = protocol.scored_folds
+            && !(1..=protocol.folds).contains(&scored)
+        {
+            return Err(invalid(
+                field("protocol.scored_folds"),
+                format!(
+                    "must be between 1 and the {} folds, got {scored}",
+                    protocol.folds
+                ),
+            ));
+        }
         if protocol.scheme == FoldScheme::Stratified && protocol.stratify_by.is_none() {
             return Err(invalid(
                 field("protocol.stratify_by"),
