@@ -10,7 +10,7 @@ use crate::analysis::cv::{Fold, k_fold};
 use crate::analysis::scaling::FoldScaling;
 use crate::data::FeatureTable;
 use crate::prep::Standardise;
-use crate::progress::Sink;
+use crate::progress::{Event, Sink};
 use crate::session::{
     CrossModal, Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, NamedLatent,
     Provenance, ResultDetail,
@@ -43,7 +43,9 @@ pub fn run_experiment(
 }
 
 /// Runs `experiment` like [`run_experiment`] and saves its trained networks
-/// under `weights` (see [`WeightsTarget`]); the result lists the files.
+/// under `weights` (see [`WeightsTarget`]); the result lists the files. When
+/// they cannot be written the result comes back without them and the sink
+/// gets a message saying why.
 pub fn run_experiment_saving_weights(
     experiment: &Experiment,
     dataset: &PreparedDataset,
@@ -72,8 +74,14 @@ fn run(
         ModelSpec::MixVae(spec) => super::mixvae::run(experiment, spec, dataset, sink)?,
     };
     let seconds = start.elapsed().as_secs_f64();
-    let weights = match target {
-        Some(target) => weights::save(target, &experiment.name, &outcome.networks)?,
+    // A result is worth more than its weight files: when they cannot be
+    // written, the run still succeeds and says so.
+    let weights = match target.map(|t| weights::save(t, &experiment.name, &outcome.networks)) {
+        Some(Ok(files)) => files,
+        Some(Err(error)) => {
+            sink.event(Event::Message(format!("weights not saved: {error}")));
+            Vec::new()
+        }
         None => Vec::new(),
     };
     let mut metrics = outcome.metrics;

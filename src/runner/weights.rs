@@ -142,4 +142,31 @@ mod tests {
         let bare = WeightsTarget::beside(Path::new("s.ron"));
         assert_eq!(bare.resolve("s.weights/a"), Path::new("./s.weights/a"));
     }
+
+    #[test]
+    fn saving_replaces_an_earlier_run_and_names_the_path_on_failure() {
+        use crate::nn::dense::{Activation, DenseLayer};
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let target = WeightsTarget::beside(&dir.path().join("s.ron"));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let layer = DenseLayer::glorot(3, 2, Activation::Linear, &mut rng).unwrap();
+        let net = || NamedNetwork {
+            name: "final".into(),
+            network: Network::Dense(DenseNet::new(vec![layer.clone()]).unwrap(), BTreeMap::new()),
+        };
+        let stale = dir.path().join("s.weights/exp/fold9.safetensors");
+        std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+        std::fs::write(&stale, b"old").unwrap();
+        let files = save(&target, "exp", &[net()]).unwrap();
+        assert_eq!(files, ["s.weights/exp/final.safetensors"]);
+        assert!(!stale.exists(), "an earlier run's files are removed");
+        let (loaded, _) = DenseNet::load(&target.resolve(&files[0])).unwrap();
+        assert_eq!(loaded.layers[0].weight, layer.weight);
+
+        std::fs::write(dir.path().join("t.weights"), b"a file, not a folder").unwrap();
+        let blocked = WeightsTarget::beside(&dir.path().join("t.ron"));
+        let err = save(&blocked, "exp", &[net()]).unwrap_err().to_string();
+        assert!(err.contains("t.weights") && err.contains("`exp`"), "{err}");
+    }
 }
