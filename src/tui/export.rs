@@ -108,16 +108,47 @@ pub fn export(app: &App) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// Font families tried, in order, for the figures' `sans-serif` text.
+const SANS_SERIF: [&str; 6] = [
+    "Arial",
+    "Helvetica",
+    "DejaVu Sans",
+    "Liberation Sans",
+    "Noto Sans",
+    "FreeSans",
+];
+
 /// How much larger than the SVG's own size the PNG is drawn (for print).
 pub const PNG_SCALE: f32 = 2.0;
 
 /// Rasterises `svg` at `scale` times its size on a white background and
-/// encodes it as PNG. Text is set in the system's fonts; without any, the
-/// figure is drawn without its labels.
+/// encodes it as PNG. Text is set in an installed sans-serif font (Arial,
+/// Helvetica, DejaVu Sans, ... whichever is found first, else any); with no
+/// fonts at all, the figure is drawn without its labels.
 pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>> {
     use resvg::{tiny_skia, usvg};
     let mut options = usvg::Options::default();
-    options.fontdb_mut().load_system_fonts();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // The figures ask for `sans-serif`; point it at an installed family
+    // (fontdb's default, Arial, is often missing on Linux).
+    let installed = |name: &str| {
+        fonts
+            .faces()
+            .any(|face| face.families.iter().any(|(family, _)| family == name))
+    };
+    let sans = SANS_SERIF
+        .iter()
+        .find(|name| installed(name))
+        .map(|name| name.to_string())
+        .or_else(|| {
+            fonts
+                .faces()
+                .find_map(|face| face.families.first().map(|(family, _)| family.clone()))
+        });
+    if let Some(family) = sans {
+        fonts.set_sans_serif_family(family);
+    }
     let tree = usvg::Tree::from_str(svg, &options).context("cannot read the figure's SVG")?;
     let size = tree
         .size()

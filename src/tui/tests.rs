@@ -470,6 +470,22 @@ fn export_writes_svg_png_and_csv() {
     assert!(svg.contains("<circle") && svg.ends_with("</svg>\n"));
 }
 
+#[test]
+fn png_export_draws_the_labels_in_an_installed_font() {
+    let mut fonts = resvg::usvg::fontdb::Database::new();
+    fonts.load_system_fonts();
+    if fonts.is_empty() {
+        println!("skipped: no system fonts, so PNG figures carry no labels");
+        return;
+    }
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="40" font-family="sans-serif" font-size="20"><text x="5" y="30">Alpha</text></svg>"#;
+    let png = super::export::svg_to_png(svg, 1.0).unwrap();
+    let image = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+    assert_eq!((image.width(), image.height()), (100, 40));
+    let inked = image.pixels().iter().filter(|p| p.red() < 128).count();
+    assert!(inked > 30, "the text is drawn ({inked} dark pixels)");
+}
+
 fn snapshot_app() -> App {
     let mut app = App::new(Path::new("s.ron"), session());
     app.datasets
