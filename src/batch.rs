@@ -17,7 +17,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::progress::{Event, Sink};
-use crate::runner::{PreparedDataset, load_dataset, missing_files, run_experiment};
+use crate::runner::{
+    PreparedDataset, WeightsTarget, load_dataset, missing_files, run_experiment_saving_weights,
+};
 use crate::session::{self, Experiment, ExperimentResult, Session};
 
 /// What the user asked of a batch run.
@@ -58,13 +60,17 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
     }
     check_data(&session, &selected, &base)?;
 
+    let weights = WeightsTarget::beside(&target);
     let mut outcome = BatchOutcome::default();
     let mut datasets: BTreeMap<String, PreparedDataset> = BTreeMap::new();
     for index in selected {
         let experiment = &session.experiments[index];
         let mut sink = BatchSink::new(&experiment.name);
-        let result = prepared(&mut datasets, &session, experiment, &base)
-            .and_then(|dataset| Ok(run_experiment(experiment, dataset, &mut sink)?));
+        let result = prepared(&mut datasets, &session, experiment, &base).and_then(|dataset| {
+            Ok(run_experiment_saving_weights(
+                experiment, dataset, &mut sink, &weights,
+            )?)
+        });
         sink.finish();
         match result {
             Ok(mut result) => {

@@ -11,7 +11,9 @@ mod mixvae;
 mod pc_cca;
 mod sbnn;
 mod srrr;
+mod weights;
 
 pub use dataset::{PreparedDataset, load_dataset, missing_files};
 pub use error::RunError;
-pub use experiment::run_experiment;
+pub use experiment::{run_experiment, run_experiment_saving_weights};
+pub use weights::WeightsTarget;

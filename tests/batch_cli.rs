@@ -276,4 +276,125 @@ fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
             .iter()
             .any(|c| c.name.contains("z_E -> family"))
     );
+    cae_cross_modal_and_weights_reproduce_the_run(dir.path(), &saved);
+}
+
+/// The k-CAE result holds E observed and decoded from z_T for every tested
+/// cell, and its per-fold weight files give back the out-of-fold z_T.
+fn cae_cross_modal_and_weights_reproduce_the_run(dir: &Path, saved: &patchbench::session::Session) {
+    use patchbench::models::cae::CoupledAutoencoder;
+    use patchbench::session::ModelSpec;
+    let experiment = &saved.experiments[0];
+    let result = experiment.result.as_ref().expect("cae result");
+    let z_t = result.latent.as_ref().expect("z_T");
+    let cross = result
+        .cross_modal
+        .as_ref()
+        .expect("cross-modal predictions");
+    assert_eq!((cross.source.as_str(), cross.target.as_str()), ("T", "E"));
+    assert_eq!(
+        cross.cells, z_t.cells,
+        "every tested paired cell, in z_T order"
+    );
+    let features = cross.features.len();
+    assert!(features > 1, "{:?}", cross.features);
+    assert_eq!(cross.observed.len(), cross.cells.len() * features);
+    assert_eq!(cross.predicted.len(), cross.observed.len());
+    assert!(cross.predicted.iter().all(|v| v.is_finite()));
+    assert!(cross.predicted != cross.observed);
+
+    assert_eq!(
+        result.weights,
+        [
+            "s.weights/rrr/fold1.safetensors",
+            "s.weights/rrr/fold2.safetensors",
+            "s.weights/rrr/fold3.safetensors"
+        ]
+    );
+    let ModelSpec::Cae { model: config, .. } = &experiment.model else {
+        panic!("a cae experiment")
+    };
+    let dataset = patchbench::runner::load_dataset(&saved.datasets[0], dir).expect("data load");
+    let table = |name: &str| &dataset.data.modality(name).expect("modality").table;
+    let (t, e) = (table("T"), table("E"));
+    let rows: Vec<usize> = z_t
+        .cells
+        .iter()
+        .map(|c| t.cells.iter().position(|x| x == c).expect("cell in T"))
+        .collect();
+    let x_t = t.values.select(ndarray::Axis(0), &rows).mapv(|v| v as f32);
+    let mut best = vec![f32::INFINITY; z_t.cells.len()];
+    for file in &result.weights {
+        let mut model =
+            CoupledAutoencoder::new(config, &[t.features.len(), e.features.len()]).expect("model");
+        model.load_weights(&dir.join(file)).expect("weights load");
+        let codes = model.encode(0, &x_t).expect("encode");
+        for (cell, row) in codes.rows().into_iter().enumerate() {
+            let stored = &z_t.values[cell * z_t.dims..(cell + 1) * z_t.dims];
+            let gap = row
+                .iter()
+                .zip(stored)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            best[cell] = best[cell].min(gap);
+        }
+    }
+    let worst = best.iter().copied().fold(0.0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "a saved fold model gives every stored z_T ({worst})"
+    );
+}
+
+#[test]
+fn batch_saves_the_sbnn_beside_the_session_and_the_file_predicts_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::small_dataset(dir.path(), 5);
+    let session = common::srrr_session("net", 2)
+        .replace(
+            "model: Srrr(rank: 2, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8]),",
+            "model: Sbnn(encoder: [16], decoder: [16], clusters: 4, kmeans_restarts: 2, \
+             pretrain_epochs: 2, frozen_epochs: 2, unfrozen_epochs: 2, genes: 8, pruned_epochs: 3, \
+             pretrain_lr: 1e-3, frozen_lr: 1e-3, unfrozen_lr: 1e-3, pruned_lr: 1e-3, grid: 5),",
+        )
+        .replace("protocol: (folds: 5", "protocol: (folds: 2");
+    std::fs::write(dir.path().join("s.ron"), session).expect("write session");
+    std::fs::create_dir_all(dir.path().join("runs")).expect("output folder");
+    patchbench(dir.path())
+        .args(["--batch", "s.ron", "--out", "runs/out.ron"])
+        .assert()
+        .success();
+    let saved = patchbench::session::load(&dir.path().join("runs/out.ron")).expect("session");
+    let result = saved.experiments[0].result.as_ref().expect("sbnn result");
+    assert_eq!(result.weights, ["out.weights/net/final.safetensors"]);
+    let file = dir.path().join("runs").join(&result.weights[0]);
+    let (net, info) = patchbench::nn::dense::DenseNet::load(&file).expect("weights load");
+    let genes: Vec<&str> = info["inputs"].split(',').collect();
+    let names: Vec<&str> = result.genes.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(genes.len(), 8);
+    assert_eq!(net.inputs_of(0), 8);
+    let mut sorted = (genes.clone(), names.clone());
+    sorted.0.sort_unstable();
+    sorted.1.sort_unstable();
+    assert_eq!(sorted.0, sorted.1, "the inputs are the selected genes");
+    let patchbench::session::ResultDetail::Sbnn { grid, outputs, .. } = &result.detail else {
+        panic!("an sbnn result")
+    };
+    assert_eq!(info["outputs"], outputs.join(","));
+    let grid = grid.as_ref().expect("2-D latent grid");
+    let code_layers: usize = info["code_layers"].parse().expect("a count");
+    let mut codes = Vec::new();
+    for &a in &grid.x {
+        for &b in &grid.y {
+            codes.extend([a, b]);
+        }
+    }
+    let points = grid.x.len() * grid.y.len();
+    let predicted = net
+        .forward_range(&codes, points, code_layers, net.layers.len())
+        .expect("decode");
+    assert_eq!(
+        predicted, grid.values,
+        "the loaded decoder predicts the stored grid"
+    );
 }

@@ -1,8 +1,9 @@
 //! End-to-end test of the workbench in tmux: start `patchbench` on a generated
 //! session, train a small sRRR model from the keyboard, check that the plot
 //! and metrics are shown, edit the config from outside (the pane reloads),
-//! write an invalid config (the error shows, the app keeps running).
-//! Skipped with a message when tmux is not installed.
+//! write an invalid config (the error shows, the app keeps running), train an
+//! sBNN and capture its loss curves while it runs, then quit, reopen and find
+//! every result again. Skipped with a message when tmux is not installed.
 
 use std::path::Path;
 use std::process::Command;
@@ -79,10 +80,32 @@ fn write_session(dir: &Path) {
     modalities: ["T", "E"],
     model: Srrr(rank: 2, target_genes: 8, lambdas: [0.2, 0.5, 1.0, 2.0], tolerance: 100.0, max_iter: 30),
     protocol: (folds: 3, seed: 1),
+  ), (
+    name: "net",
+    dataset: "sim",
+    modalities: ["T", "E"],
+    model: Sbnn(encoder: [128, 64], decoder: [64, 128], clusters: 4, kmeans_restarts: 2,
+                pretrain_epochs: 5, frozen_epochs: 5, unfrozen_epochs: 5, genes: 8,
+                pruned_epochs: PRUNED, pretrain_lr: 1e-3, frozen_lr: 1e-3,
+                unfrozen_lr: 1e-3, pruned_lr: 1e-3),
+    protocol: (folds: 3, seed: 1),
   )],
 )
 "#;
+    // Long enough that the screen is captured mid-run many times over.
+    let session = session.replace("PRUNED", PRUNED_EPOCHS);
     std::fs::write(dir.join("s.ron"), session).unwrap();
+}
+
+/// The sBNN's epochs after pruning in the generated session.
+const PRUNED_EPOCHS: &str = "400";
+
+/// The line of the runs table that names `experiment`.
+fn row<'s>(screen: &'s str, experiment: &str) -> &'s str {
+    screen
+        .lines()
+        .find(|l| l.contains(&format!("┃{experiment} ")))
+        .unwrap_or("")
 }
 
 fn has_braille(screen: &str) -> bool {
@@ -163,7 +186,67 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
         s.contains("Help: any key closes")
     });
     pane.keys(&["Escape"]);
+    // Wait for the overlay to close: keys sent right after Escape would
+    // arrive as one Alt chord.
+    pane.wait_for("the help overlay to close", long, |s| {
+        !s.contains("Help: any key closes")
+    });
+
+    // The sBNN's curves are drawn while it trains (the curves tab, then run).
+    pane.keys(&["j", "2", "r"]);
+    let mid = pane.wait_for("live curves while the sBNN trains", long, |s| {
+        row(s, "net").contains("running")
+            && has_braille(s)
+            && s.contains("train_r2")
+            && s.contains("loss")
+    });
+    println!("mid-run capture (120x40):\n{mid}");
+    let screen = pane.wait_for("the sBNN to finish", long, |s| {
+        row(s, "net").contains("done")
+    });
+    assert!(has_braille(&screen), "the final curves:\n{screen}");
+    let weights = dir.path().join("s.weights/net/final.safetensors");
+    assert!(
+        weights.exists(),
+        "the trained network is saved beside the session"
+    );
     pane.keys(&["q"]);
     let session = std::fs::read_to_string(dir.path().join("s.ron")).unwrap();
     assert!(session.contains("cv_r2_mean"), "the result was autosaved");
+    assert!(session.contains("s.weights/net/final.safetensors"));
+
+    // Reopened, both results and their plots are there without retraining.
+    let alive = |name: &str| {
+        Command::new("tmux")
+            .args(["has-session", "-t", name])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let start = Instant::now();
+    while alive(&pane.0) && start.elapsed() < long {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let name = format!("{}-reopened", pane.0);
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &name,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-c",
+        &dir.path().display().to_string(),
+        &command,
+    ]);
+    let reopened = Pane(name);
+    reopened.wait_for("the reopened session with the sRRR plot", long, |s| {
+        row(s, "net").contains("done") && s.contains("colour: rna_family") && has_braille(s)
+    });
+    reopened.keys(&["j", "2"]);
+    reopened.wait_for("the sBNN curves after reopening", long, |s| {
+        s.contains("test_r2") && has_braille(s) && !row(s, "net").contains("running")
+    });
+    reopened.keys(&["q"]);
 }

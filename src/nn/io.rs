@@ -1,60 +1,202 @@
-//! Weight files in the safetensors format.
+//! Weight files in the safetensors format, written atomically (a temporary
+//! file in the same folder, then a rename), so a reader never sees half a file.
 //!
-//! Layout: one tensor per parameter, named exactly as the parameter
-//! (`"enc1.weight"`), dtype F32, little-endian, row-major, shape `[rows, cols]`
-//! for matrices and `[len]` for vectors. The header's `__metadata__` holds
-//! `"format": "patchbench-nn"`, `"version": "1"`, and for every parameter
-//! `"role:<name>"` (weight, bias, scale, shift, running_stat) and
-//! `"trainable:<name>"` (`true`/`false`).
+//! Parameter stores ([`ParamStore::save`]): one tensor per parameter, named
+//! exactly as the parameter (`"enc1.weight"`), dtype F32, little-endian,
+//! row-major, shape `[rows, cols]` for matrices and `[len]` for vectors. The
+//! header's `__metadata__` holds `"format": "patchbench-nn"`, `"version": "1"`,
+//! and for every parameter `"role:<name>"` (weight, bias, scale, shift,
+//! running_stat) and `"trainable:<name>"` (`true`/`false`).
+//!
+//! Dense stacks ([`DenseNet::save`]): tensors `"layer<i>.weight"` (shape
+//! `[inputs, outputs]`) and `"layer<i>.bias"` (`[outputs]`) for layers
+//! `i = 0, 1, ...`; metadata `"format": "patchbench-dense"`, `"version": "1"`,
+//! `"layers"` (the count), `"activation:<i>"` (`elu` or `linear`), plus any
+//! caller-given entries (e.g. the input feature names).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::NnError;
+use super::dense::{Activation, DenseLayer, DenseNet};
 use super::params::{ParamRole, ParamStore, Value};
 
 const FORMAT: &str = "patchbench-nn";
+const DENSE_FORMAT: &str = "patchbench-dense";
+
+/// Writes `bytes` to `path` through a temporary file in the same folder that
+/// replaces `path` by rename once it is flushed; on failure `path` is untouched.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
+    let io_error = |source| NnError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(source) = written.and_then(|()| std::fs::rename(&temp, path)) {
+        // The temporary file is ours; removing it is best effort.
+        let _ = std::fs::remove_file(&temp);
+        return Err(io_error(source));
+    }
+    Ok(())
+}
+
+/// Serialises `(name, shape, f32 values)` tensors with `meta` as the header metadata.
+fn encode(
+    path: &Path,
+    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    meta: HashMap<String, String>,
+) -> Result<Vec<u8>, NnError> {
+    let file_error = |reason: String| NnError::WeightFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let views = tensors
+        .iter()
+        .map(|(name, dims, bytes)| {
+            TensorView::new(Dtype::F32, dims.clone(), bytes)
+                .map(|v| (name.as_str(), v))
+                .map_err(|e| file_error(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| file_error(e.to_string()))
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+impl DenseNet {
+    /// Writes every layer's weights, biases and activation to `path`, with
+    /// `info` (free-form `key: value` pairs, e.g. input feature names) in the
+    /// header. [`DenseNet::load`] rebuilds the network from the file alone.
+    pub fn save(&self, path: &Path, info: &BTreeMap<String, String>) -> Result<(), NnError> {
+        let mut meta: HashMap<String, String> =
+            info.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        meta.insert("format".into(), DENSE_FORMAT.into());
+        meta.insert("version".into(), "1".into());
+        meta.insert("layers".into(), self.layers.len().to_string());
+        let mut tensors = Vec::with_capacity(2 * self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let activation = match layer.activation {
+                Activation::Elu => "elu",
+                Activation::Linear => "linear",
+            };
+            meta.insert(format!("activation:{i}"), activation.into());
+            tensors.push((
+                format!("layer{i}.weight"),
+                vec![layer.inputs, layer.outputs],
+                le_bytes(&layer.weight),
+            ));
+            tensors.push((
+                format!("layer{i}.bias"),
+                vec![layer.outputs],
+                le_bytes(&layer.bias),
+            ));
+        }
+        write_atomically(path, &encode(path, tensors, meta)?)
+    }
+
+    /// Reads a network written by [`DenseNet::save`], with the header's
+    /// metadata. The layers come back frozen (`trainable: false`).
+    pub fn load(path: &Path) -> Result<(DenseNet, BTreeMap<String, String>), NnError> {
+        let file_error = |reason: String| NnError::WeightFile {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|source| NnError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| file_error(format!("not a safetensors file: {e}")))?;
+        let meta: BTreeMap<String, String> = header
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        if meta.get("format").map(String::as_str) != Some(DENSE_FORMAT) {
+            return Err(file_error(format!(
+                "metadata field \"format\" must be \"{DENSE_FORMAT}\""
+            )));
+        }
+        let count: usize = meta
+            .get("layers")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| file_error("metadata field \"layers\" must be a count".into()))?;
+        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| file_error(e.to_string()))?;
+        let read = |name: &str, rank: usize| -> Result<(Vec<usize>, Vec<f32>), NnError> {
+            let view = tensors
+                .tensor(name)
+                .map_err(|_| file_error(format!("tensor \"{name}\" is missing")))?;
+            if view.dtype() != Dtype::F32 || view.shape().len() != rank {
+                return Err(file_error(format!(
+                    "tensor \"{name}\": expected rank-{rank} F32, found {:?} {:?}",
+                    view.dtype(),
+                    view.shape()
+                )));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            super::check_finite(name, &values)?;
+            Ok((view.shape().to_vec(), values))
+        };
+        let mut layers = Vec::with_capacity(count);
+        for i in 0..count {
+            let (shape, weight) = read(&format!("layer{i}.weight"), 2)?;
+            let (_, bias) = read(&format!("layer{i}.bias"), 1)?;
+            let activation = match meta.get(&format!("activation:{i}")).map(String::as_str) {
+                Some("elu") => Activation::Elu,
+                Some("linear") => Activation::Linear,
+                other => {
+                    return Err(file_error(format!(
+                        "activation:{i}: expected elu or linear, found {other:?}"
+                    )));
+                }
+            };
+            layers.push(DenseLayer {
+                inputs: shape[0],
+                outputs: shape[1],
+                weight,
+                bias,
+                activation,
+                trainable: false,
+                bias_l2: true,
+            });
+        }
+        Ok((DenseNet::new(layers)?, meta))
+    }
+}
 
 impl ParamStore {
-    /// Writes every parameter, its role and its trainable flag to `path`.
+    /// Writes every parameter, its role and its trainable flag to `path` (atomically).
     pub fn save(&self, path: &Path) -> Result<(), NnError> {
-        let mut buffers = Vec::with_capacity(self.params.len());
+        let mut tensors = Vec::with_capacity(self.params.len());
         let mut meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("version".to_string(), "1".to_string()),
         ]);
         for p in &self.params {
-            let bytes: Vec<u8> = p
-                .value
-                .to_vec()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            buffers.push((p.name.clone(), p.value.dims(), bytes));
+            tensors.push((p.name.clone(), p.value.dims(), le_bytes(&p.value.to_vec())));
             meta.insert(format!("role:{}", p.name), p.role.as_str().to_string());
             meta.insert(format!("trainable:{}", p.name), p.trainable.to_string());
         }
-        let file_error = |reason: String| NnError::WeightFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let views = buffers
-            .iter()
-            .map(|(name, dims, bytes)| {
-                TensorView::new(Dtype::F32, dims.clone(), bytes)
-                    .map(|v| (name.as_str(), v))
-                    .map_err(|e| file_error(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let encoded =
-            safetensors::serialize(views, Some(meta)).map_err(|e| file_error(e.to_string()))?;
-        std::fs::write(path, encoded).map_err(|source| NnError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_atomically(path, &encode(path, tensors, meta)?)
     }
 
     /// Reads the values (and roles' trainable flags) of every parameter of this
@@ -184,6 +326,31 @@ mod tests {
         let raw = std::fs::read(&path).unwrap();
         let st = SafeTensors::deserialize(&raw).unwrap();
         assert_eq!(st.tensor("enc.weight").unwrap().shape(), &[5, 3]);
+    }
+
+    #[test]
+    fn dense_nets_round_trip_with_their_predictions_and_info() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("net.safetensors");
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut first = DenseLayer::glorot(4, 3, Activation::Elu, &mut rng).unwrap();
+        first.bias = vec![0.1, -0.2, 0.3];
+        let second = DenseLayer::glorot(3, 2, Activation::Linear, &mut rng).unwrap();
+        let net = DenseNet::new(vec![first, second]).unwrap();
+        let info = BTreeMap::from([("inputs".to_string(), "a,b,c,d".to_string())]);
+        net.save(&path, &info).unwrap();
+        let (loaded, meta) = DenseNet::load(&path).unwrap();
+        assert_eq!(meta["inputs"], "a,b,c,d");
+        let x: Vec<f32> = (0..20).map(|i| (i as f32 * 0.37).sin()).collect();
+        let expected = net.forward_range(&x, 5, 0, 2).unwrap();
+        assert_eq!(loaded.forward_range(&x, 5, 0, 2).unwrap(), expected);
+        assert_eq!(loaded.layers[1].activation, Activation::Linear);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left");
+        let (store, _, _) = model(1);
+        store.save(&path).unwrap();
+        let err = DenseNet::load(&path).unwrap_err().to_string();
+        assert!(err.contains("patchbench-dense"), "{err}");
     }
 
     #[test]

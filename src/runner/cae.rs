@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 use super::experiment::ModelOutcome;
-use super::latents::{Pooled, prepare, relative_error};
+use super::latents::{LatentData, Pooled, prepare, relative_error};
+use super::weights::{NamedNetwork, Network};
 use super::{PreparedDataset, RunError};
 use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::models::cae::{CaeConfig, LossRecord, train};
 use crate::progress::Sink;
-use crate::session::{Curve, Experiment};
+use crate::session::{CrossModal, Curve, Experiment};
 
 /// Cross-validates a coupled autoencoder on the experiment's modalities.
 pub(super) fn run(
@@ -32,6 +33,9 @@ pub(super) fn run(
     let mut histories: Vec<Vec<LossRecord>> = Vec::new();
     let folds = prepared.folds.len();
     let features: Vec<usize> = prepared.data.matrices.iter().map(|m| m.ncols()).collect();
+    let mut networks = Vec::with_capacity(folds);
+    // Observed and predicted (from z_T) E rows of every paired test cell.
+    let mut e_rows: Vec<Option<(Vec<f32>, Vec<f32>)>> = vec![None; prepared.paired.len()];
     for (f, fold) in prepared.folds.iter().enumerate() {
         let fold_config = CaeConfig {
             seed: config.seed.wrapping_add(f as u64),
@@ -83,6 +87,11 @@ pub(super) fn run(
                 relative_error(x_e_test.view(), e_from_t.view()),
             ),
         ]);
+        for (row, &p) in fold.test.iter().enumerate() {
+            if let Some(slot) = e_rows.get_mut(p) {
+                *slot = Some((x_e_test.row(row).to_vec(), e_from_t.row(row).to_vec()));
+            }
+        }
         pooled.add(
             evaluation,
             extra,
@@ -90,6 +99,10 @@ pub(super) fn run(
             &latents.test_t,
             &latents.test_e,
         );
+        networks.push(NamedNetwork {
+            name: format!("fold{}", f + 1),
+            network: Network::Cae(Box::new(model)),
+        });
     }
     let coupling = config
         .coupling
@@ -102,7 +115,42 @@ pub(super) fn run(
     outcome
         .metrics
         .insert("cells".into(), prepared.ids.len() as f64);
+    outcome.cross_modal = Some(cross_modal(experiment, dataset, &prepared, e_rows));
+    outcome.networks = networks;
     Ok(outcome)
+}
+
+/// The second modality (E) of every paired test cell, observed and decoded
+/// from its `z_T` by the model of the fold that held it out.
+fn cross_modal(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    prepared: &LatentData,
+    rows: Vec<Option<(Vec<f32>, Vec<f32>)>>,
+) -> CrossModal {
+    let name = |i: usize| experiment.modalities.get(i).cloned().unwrap_or_default();
+    let (source, target) = (name(0), name(1));
+    let features = dataset
+        .data
+        .modality(&target)
+        .map(|m| m.table.features.clone())
+        .unwrap_or_default();
+    let mut cross = CrossModal {
+        source,
+        target,
+        features,
+        cells: Vec::new(),
+        observed: Vec::new(),
+        predicted: Vec::new(),
+    };
+    for (p, row) in rows.into_iter().enumerate() {
+        if let (Some((observed, predicted)), Some(&cell)) = (row, prepared.paired.get(p)) {
+            cross.cells.push(prepared.ids[cell].clone());
+            cross.observed.extend(observed);
+            cross.predicted.extend(predicted);
+        }
+    }
+    cross
 }
 
 /// Loss curves averaged over folds, one value per logging interval.

@@ -79,6 +79,16 @@ pub enum RunError {
         /// What went wrong.
         source: CaeError,
     },
+    /// A trained network could not be saved beside the session.
+    #[error("experiment `{experiment}`: cannot save weights to {}: {reason}", .path.display())]
+    Weights {
+        /// The experiment.
+        experiment: String,
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// The coupled mixture VAE failed.
     #[error("experiment `{experiment}`: {source}")]
     MixVae {

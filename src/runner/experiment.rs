@@ -3,16 +3,17 @@
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::weights::{self, NamedNetwork, WeightsTarget};
 use super::{PreparedDataset, RunError};
 use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::{Fold, k_fold};
 use crate::analysis::scaling::FoldScaling;
 use crate::data::FeatureTable;
 use crate::prep::Standardise;
-use crate::progress::Sink;
+use crate::progress::{Event, Sink};
 use crate::session::{
-    Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, NamedLatent, Provenance,
-    ResultDetail,
+    CrossModal, Curve, Experiment, ExperimentResult, FeatureScore, Latent, ModelSpec, NamedLatent,
+    Provenance, ResultDetail,
 };
 
 /// What a model run hands back before the runner adds timing and provenance.
@@ -23,16 +24,42 @@ pub(super) struct ModelOutcome {
     pub genes: Vec<FeatureScore>,
     pub latent: Option<Latent>,
     pub latents: Vec<NamedLatent>,
+    pub cross_modal: Option<CrossModal>,
     pub curves: Vec<Curve>,
     pub confusions: Vec<Confusion>,
     pub detail: ResultDetail,
+    /// Trained networks worth keeping beside the session.
+    pub networks: Vec<NamedNetwork>,
 }
 
 /// Runs `experiment` on its (already loaded and preprocessed) dataset.
+/// Trained networks are dropped; see [`run_experiment_saving_weights`].
 pub fn run_experiment(
     experiment: &Experiment,
     dataset: &PreparedDataset,
     sink: &mut dyn Sink,
+) -> Result<ExperimentResult, RunError> {
+    run(experiment, dataset, sink, None)
+}
+
+/// Runs `experiment` like [`run_experiment`] and saves its trained networks
+/// under `weights` (see [`WeightsTarget`]); the result lists the files. When
+/// they cannot be written the result comes back without them and the sink
+/// gets a message saying why.
+pub fn run_experiment_saving_weights(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    sink: &mut dyn Sink,
+    weights: &WeightsTarget,
+) -> Result<ExperimentResult, RunError> {
+    run(experiment, dataset, sink, Some(weights))
+}
+
+fn run(
+    experiment: &Experiment,
+    dataset: &PreparedDataset,
+    sink: &mut dyn Sink,
+    target: Option<&WeightsTarget>,
 ) -> Result<ExperimentResult, RunError> {
     let start = Instant::now();
     let outcome = match &experiment.model {
@@ -47,6 +74,16 @@ pub fn run_experiment(
         ModelSpec::MixVae(spec) => super::mixvae::run(experiment, spec, dataset, sink)?,
     };
     let seconds = start.elapsed().as_secs_f64();
+    // A result is worth more than its weight files: when they cannot be
+    // written, the run still succeeds and says so.
+    let weights = match target.map(|t| weights::save(t, &experiment.name, &outcome.networks)) {
+        Some(Ok(files)) => files,
+        Some(Err(error)) => {
+            sink.event(Event::Message(format!("weights not saved: {error}")));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     let mut metrics = outcome.metrics;
     metrics.insert("seconds".into(), seconds);
     let preprocessing = experiment
@@ -61,11 +98,12 @@ pub fn run_experiment(
         genes: outcome.genes,
         latent: outcome.latent,
         latents: outcome.latents,
-        cross_modal: None,
+        cross_modal: outcome.cross_modal,
         curves: outcome.curves,
         confusions: outcome.confusions,
         preprocessing,
         detail: outcome.detail,
+        weights,
         provenance: Provenance {
             patchbench: env!("CARGO_PKG_VERSION").into(),
             finished_at: SystemTime::now()

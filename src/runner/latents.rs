@@ -308,8 +308,10 @@ impl Pooled {
                 name: "z_E".into(),
                 latent: latent_e,
             }],
+            cross_modal: None,
             curves,
             confusions: self.confusions(levels, &data.class_names),
+            networks: Vec::new(),
             detail: ResultDetail::Latents {
                 fold_metrics: self.fold_metrics,
                 coupling,

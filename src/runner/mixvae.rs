@@ -163,6 +163,8 @@ pub(super) fn run(
             values: state.iter().copied().collect(),
         }),
         latents: Vec::new(),
+        cross_modal: None,
+        networks: Vec::new(),
         curves,
         confusions,
         detail: ResultDetail::MixVae {

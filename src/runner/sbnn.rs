@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::experiment::{ModelOutcome, PairedRegression, paired_regression};
+use super::weights::{NamedNetwork, Network};
 use super::{PreparedDataset, RunError};
+use crate::models::sbnn::network::bottleneck;
 use crate::models::sbnn::{SbnnConfig, cross_validate};
 use crate::progress::Sink;
 use crate::session::{Curve, Experiment, FeatureScore, Latent, ResultDetail};
@@ -47,6 +49,22 @@ pub(super) fn run(
         ("cv_r2_sd".into(), result.r2.sd),
         ("n_genes".into(), trained.genes.len() as f64),
     ]);
+    // The header says how to use the saved network: its inputs are the
+    // selected genes in this order, scaled as in training; layers
+    // `0..code_layers` give the latent code.
+    let info = BTreeMap::from([
+        ("inputs".to_string(), names(&trained.genes, &gene_name)),
+        ("outputs".to_string(), y.features.join(",")),
+        (
+            "code_layers".to_string(),
+            (bottleneck(config) + 1).to_string(),
+        ),
+        ("input_scaling".to_string(), format!("{scaling:?}")),
+    ]);
+    let final_network = NamedNetwork {
+        name: "final".into(),
+        network: Network::Dense(trained.net.clone(), info),
+    };
     let curve = |name: &str, values: &[f64]| Curve {
         name: name.into(),
         values: values.to_vec(),
@@ -78,6 +96,7 @@ pub(super) fn run(
             values: result.final_model.latent.clone(),
         }),
         latents: Vec::new(),
+        cross_modal: None,
         curves: vec![
             curve("train_r2", &result.train_curve),
             curve("test_r2", &result.test_curve),
@@ -95,5 +114,15 @@ pub(super) fn run(
             outputs: y.features.clone(),
             grid: result.final_model.grid,
         },
+        networks: vec![final_network],
     })
+}
+
+/// Comma-separated names of `indices`.
+fn names(indices: &[usize], name: &dyn Fn(usize) -> String) -> String {
+    indices
+        .iter()
+        .map(|&i| name(i))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -51,6 +51,8 @@ pub(super) fn run(
             genes: Vec::new(),
             latent: None,
             latents: Vec::new(),
+            cross_modal: None,
+            networks: Vec::new(),
             curves: Vec::new(),
             confusions: Vec::new(),
             detail: ResultDetail::Srrr {
@@ -93,6 +95,8 @@ pub(super) fn run(
             values: fit.latent.iter().flatten().map(|&v| v as f32).collect(),
         }),
         latents: Vec::new(),
+        cross_modal: None,
+        networks: Vec::new(),
         curves: lambda_curves(&result.lambdas),
         confusions: Vec::new(),
         detail: ResultDetail::Srrr {

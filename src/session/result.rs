@@ -45,6 +45,10 @@ pub struct ExperimentResult {
     pub preprocessing: BTreeMap<String, Report>,
     /// Model-specific detail (e.g. sRRR's whole λ path).
     pub detail: ResultDetail,
+    /// Weight files of the run's trained networks (safetensors), relative to
+    /// the session's folder (`<stem>.weights/<experiment>/<network>.safetensors`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<String>,
     /// What is needed to reproduce the run.
     pub provenance: Provenance,
 }

@@ -17,7 +17,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::keys::{Action, action_for};
 use crate::progress::Event;
-use crate::runner::PreparedDataset;
+use crate::runner::{PreparedDataset, WeightsTarget};
 use crate::session::{
     self, DatasetSpec, Experiment, ExperimentResult, Session, config_to_ron, fingerprint,
     numeric_parameters, parse_config,
@@ -331,6 +331,8 @@ pub struct RunJob {
     pub base: PathBuf,
     /// Set when the user cancels.
     pub cancel: Arc<AtomicBool>,
+    /// Where the run saves its trained networks (beside the session).
+    pub weights: WeightsTarget,
 }
 
 /// What a worker reports about a run.
@@ -921,6 +923,7 @@ impl App {
                 dataset,
                 base: self.base(),
                 cancel,
+                weights: WeightsTarget::beside(&self.path),
             });
         }
         None

@@ -1,6 +1,8 @@
 //! Exporting figures and tables from the view pane for papers: an SVG of the
-//! current plot (written by hand: a few shapes need no plotting crate), and
-//! CSV files of the latent coordinates with labels and of the metrics.
+//! current plot (written by hand: a few shapes need no plotting crate), the
+//! same figure as a PNG at twice its size (rasterised by resvg, text in the
+//! system's sans-serif font), and CSV files of the latent coordinates with
+//! labels and of the metrics.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -93,13 +95,75 @@ pub fn export(app: &App) -> Result<Vec<PathBuf>> {
     };
     if let Some(svg) = svg {
         let tab = app.view.tab.title().to_lowercase();
+        let png = svg_to_png(&svg, PNG_SCALE)?;
         write(
             with_suffix(&stem, &format!("-{tab}.svg")),
             svg,
             &mut written,
         )?;
+        let path = with_suffix(&stem, &format!("-{tab}.png"));
+        std::fs::write(&path, png).with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
     }
     Ok(written)
+}
+
+/// Font families tried, in order, for the figures' `sans-serif` text.
+const SANS_SERIF: [&str; 6] = [
+    "Arial",
+    "Helvetica",
+    "DejaVu Sans",
+    "Liberation Sans",
+    "Noto Sans",
+    "FreeSans",
+];
+
+/// How much larger than the SVG's own size the PNG is drawn (for print).
+pub const PNG_SCALE: f32 = 2.0;
+
+/// Rasterises `svg` at `scale` times its size on a white background and
+/// encodes it as PNG. Text is set in an installed sans-serif font (Arial,
+/// Helvetica, DejaVu Sans, ... whichever is found first, else any); with no
+/// fonts at all, the figure is drawn without its labels.
+pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>> {
+    use resvg::{tiny_skia, usvg};
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_system_fonts();
+    // The figures ask for `sans-serif`; point it at an installed family
+    // (fontdb's default, Arial, is often missing on Linux).
+    let installed = |name: &str| {
+        fonts
+            .faces()
+            .any(|face| face.families.iter().any(|(family, _)| family == name))
+    };
+    let sans = SANS_SERIF
+        .iter()
+        .find(|name| installed(name))
+        .map(|name| name.to_string())
+        .or_else(|| {
+            fonts
+                .faces()
+                .find_map(|face| face.families.first().map(|(family, _)| family.clone()))
+        });
+    if let Some(family) = sans {
+        fonts.set_sans_serif_family(family);
+    }
+    let tree = usvg::Tree::from_str(svg, &options).context("cannot read the figure's SVG")?;
+    let size = tree
+        .size()
+        .to_int_size()
+        .scale_by(scale)
+        .context("the figure has no area to draw")?;
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .context("the figure has no area to draw")?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(
+        &tree,
+        tiny_skia::Transform::from_scale(scale, scale),
+        &mut pixmap.as_mut(),
+    );
+    pixmap.encode_png().context("cannot encode the PNG")
 }
 
 fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {

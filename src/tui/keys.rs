@@ -54,7 +54,7 @@ pub enum Action {
     ItemNext,
     /// Previous confusion matrix or cell.
     ItemPrev,
-    /// Export the current plot (SVG) and the latents and metrics (CSV).
+    /// Export the current plot (SVG and PNG) and the latents and metrics (CSV).
     Export,
     /// Show the help overlay.
     Help,
@@ -281,7 +281,7 @@ pub const BINDINGS: &[Binding] = &[
         &[K::Char('x')],
         "x",
         A::Export,
-        "export the plot (SVG) and latents and metrics (CSV)",
+        "export the plot (SVG, PNG) and latents and metrics (CSV)",
         G,
         true,
     ),

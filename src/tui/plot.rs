@@ -149,14 +149,14 @@ fn zoomed([lo, hi]: [f64; 2], zoom: f64) -> [f64; 2] {
     [centre - half, centre + half]
 }
 
-/// Curves to plot: a result's stored curves, or the live ones of a run.
-/// Each is `(name, points)`.
+/// Curves to plot: a result's stored curves, or the live ones of a run
+/// (see [`live_curves`]). Each is `(name, points)`.
 pub fn curves(
     result: Option<&ExperimentResult>,
     live: Option<&BTreeMap<String, Vec<(f64, f64)>>>,
 ) -> Vec<(String, Vec<(f64, f64)>)> {
     if let Some(live) = live.filter(|l| !l.is_empty()) {
-        return live.iter().map(|(n, p)| (n.clone(), p.clone())).collect();
+        return live_curves(live);
     }
     result
         .map(|r| {
@@ -175,4 +175,36 @@ pub fn curves(
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// One curve per metric from the values a run reported so far. Reports named
+/// `<part>/<metric>` (one part per fold or model, as the sBNN sends them) count
+/// towards `<metric>`, and every metric is averaged over all its reports at the
+/// same step (folds that run one after another report the same steps again),
+/// so the pane shows the mean over the folds reported so far, like the curves
+/// stored with the finished result. Non-finite values are left out.
+pub fn live_curves(live: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut sums: BTreeMap<&str, BTreeMap<i64, (f64, f64, usize)>> = BTreeMap::new();
+    for (name, points) in live {
+        let metric = name.rsplit('/').next().unwrap_or(name);
+        let steps = sums.entry(metric).or_default();
+        for &(step, value) in points
+            .iter()
+            .filter(|(s, v)| s.is_finite() && v.is_finite())
+        {
+            let sum = steps.entry(step.round() as i64).or_insert((step, 0.0, 0));
+            sum.1 += value;
+            sum.2 += 1;
+        }
+    }
+    sums.into_iter()
+        .filter(|(_, steps)| !steps.is_empty())
+        .map(|(metric, steps)| {
+            let points = steps
+                .into_values()
+                .map(|(step, total, n)| (step, total / n as f64))
+                .collect();
+            (metric.to_string(), points)
+        })
+        .collect()
 }

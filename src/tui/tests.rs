@@ -118,6 +118,7 @@ fn result(r2: f64) -> ExperimentResult {
                 values: latent_values.iter().map(|v| -v).collect(),
             },
         }],
+        weights: vec![],
         cross_modal: Some(CrossModal {
             source: "T".into(),
             target: "E".into(),
@@ -431,7 +432,7 @@ fn the_session_file_edited_outside_is_reloaded() {
 }
 
 #[test]
-fn export_writes_svg_and_csv() {
+fn export_writes_svg_png_and_csv() {
     let (_dir, mut app) = app();
     for tab in ["1", "2", "3", "4"] {
         press(&mut app, tab);
@@ -443,12 +444,46 @@ fn export_writes_svg_and_csv() {
         assert!(names.contains(&"alpha-metrics.csv".to_string()));
         assert!(names.contains(&"alpha-latent.csv".to_string()));
         assert!(names.iter().any(|n| n.ends_with(".svg")), "{names:?}");
+        assert!(names.iter().any(|n| n.ends_with(".png")), "{names:?}");
     }
+    let png = std::fs::read(app.side_folder().join("exports/alpha-latent.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG signature");
+    let image = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+    assert_eq!(
+        (image.width(), image.height()),
+        (1280, 960),
+        "twice the SVG's 640x480"
+    );
+    let coloured = image
+        .pixels()
+        .iter()
+        .filter(|p| p.red() != p.green() || p.green() != p.blue())
+        .count();
+    assert!(
+        coloured > 500,
+        "the coloured points are drawn ({coloured} pixels)"
+    );
     let latent =
         std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.csv")).unwrap();
     assert!(latent.starts_with("cell,rna_family,z0,z1\nc00,Alpha,"));
     let svg = std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.svg")).unwrap();
     assert!(svg.contains("<circle") && svg.ends_with("</svg>\n"));
+}
+
+#[test]
+fn png_export_draws_the_labels_in_an_installed_font() {
+    let mut fonts = resvg::usvg::fontdb::Database::new();
+    fonts.load_system_fonts();
+    if fonts.is_empty() {
+        println!("skipped: no system fonts, so PNG figures carry no labels");
+        return;
+    }
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="40" font-family="sans-serif" font-size="20"><text x="5" y="30">Alpha</text></svg>"#;
+    let png = super::export::svg_to_png(svg, 1.0).unwrap();
+    let image = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+    assert_eq!((image.width(), image.height()), (100, 40));
+    let inked = image.pixels().iter().filter(|p| p.red() < 128).count();
+    assert!(inked > 30, "the text is drawn ({inked} dark pixels)");
 }
 
 fn snapshot_app() -> App {
@@ -504,6 +539,88 @@ fn snapshot_running_with_live_curve_and_help_overlay() {
     insta::assert_snapshot!(screen);
     press(&mut app, "?");
     insta::assert_snapshot!("help", render(&app, 100, 40));
+}
+
+#[test]
+fn live_curves_average_folds_per_metric_and_step() {
+    let live = BTreeMap::from([
+        ("fold0/loss".to_string(), vec![(0.0, 4.0), (1.0, 2.0)]),
+        ("fold1/loss".to_string(), vec![(0.0, 2.0), (1.0, f64::NAN)]),
+        ("final/train_r2".to_string(), vec![(0.0, 0.5)]),
+        ("coupling".to_string(), vec![(0.0, 1.0), (0.0, 3.0)]),
+    ]);
+    let curves = super::plot::live_curves(&live);
+    let by_name: BTreeMap<_, _> = curves.into_iter().collect();
+    assert_eq!(by_name["loss"], vec![(0.0, 3.0), (1.0, 2.0)]);
+    assert_eq!(by_name["train_r2"], vec![(0.0, 0.5)]);
+    assert_eq!(
+        by_name["coupling"],
+        vec![(0.0, 2.0)],
+        "a second fold's step 0"
+    );
+    assert_eq!(by_name.len(), 3);
+}
+
+/// An sBNN run as the worker reports it: per-fold `loss`, `train_r2` and
+/// `test_r2` every epoch. The curves tab draws them while the run still goes.
+#[test]
+fn sbnn_curves_are_drawn_while_the_run_is_going() {
+    let mut app = snapshot_app();
+    press(&mut app, "jj");
+    press(&mut app, "2");
+    press(&mut app, "r");
+    let _job = app.next_job().unwrap();
+    let send = |app: &mut App, name: String, step: u64, value: f64| {
+        app.handle(AppEvent::Run {
+            name: "gamma".into(),
+            update: RunUpdate::Progress(Event::Metric { name, step, value }),
+        })
+    };
+    app.handle(AppEvent::Run {
+        name: "gamma".into(),
+        update: RunUpdate::Progress(Event::Stage {
+            name: "sBNN: 2 folds + final model".into(),
+            total: 60,
+        }),
+    });
+    let before = render(&app, 120, 40);
+    assert!(before.contains("running"), "{before}");
+    for epoch in 0..12u64 {
+        for fold in ["fold0", "fold1"] {
+            let e = epoch as f64;
+            send(&mut app, format!("{fold}/loss"), epoch, 2.0 / (1.0 + e));
+            send(
+                &mut app,
+                format!("{fold}/train_r2"),
+                epoch,
+                0.7 * e / (2.0 + e),
+            );
+            send(
+                &mut app,
+                format!("{fold}/test_r2"),
+                epoch,
+                0.5 * e / (3.0 + e),
+            );
+        }
+    }
+    let screen = render(&app, 120, 40);
+    assert!(
+        screen.contains("running"),
+        "the run is still going:\n{screen}"
+    );
+    assert!(app.selected().unwrap().result.is_none());
+    for name in ["loss", "train_r2", "test_r2"] {
+        assert!(screen.contains(name), "legend names {name}:\n{screen}");
+    }
+    let braille = screen
+        .chars()
+        .filter(|c| ('\u{2801}'..='\u{28ff}').contains(c))
+        .count();
+    assert!(
+        braille > 20,
+        "the curves are drawn ({braille} dots):\n{screen}"
+    );
+    assert!(!screen.contains("fold0/"), "folds are averaged:\n{screen}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::thread;
 
 use super::app::{AppEvent, RunJob, RunUpdate};
 use crate::progress::{Event, Sink};
-use crate::runner::{load_dataset, run_experiment};
+use crate::runner::{load_dataset, run_experiment_saving_weights};
 use crate::session::DatasetSpec;
 
 /// A [`Sink`] that forwards a run's events to the app and reads its cancel flag.
@@ -77,7 +77,7 @@ fn run_job(job: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
     if sink.cancelled() {
         return RunUpdate::Failed("cancelled".into());
     }
-    match run_experiment(&job.experiment, dataset, sink) {
+    match run_experiment_saving_weights(&job.experiment, dataset, sink, &job.weights) {
         Ok(result) => RunUpdate::Finished(Box::new(result)),
         Err(_) if sink.cancelled() => RunUpdate::Failed("cancelled".into()),
         Err(error) => RunUpdate::Failed(error.to_string()),

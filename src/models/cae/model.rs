@@ -61,6 +61,18 @@ impl CoupledAutoencoder {
         &self.config
     }
 
+    /// Writes the trained weights (with batch-norm statistics) to `path` in
+    /// safetensors format; [`CoupledAutoencoder::load_weights`] reads them back
+    /// into a model built with the same settings and feature counts.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), CaeError> {
+        Ok(self.store.save(path)?)
+    }
+
+    /// Replaces the weights with those saved at `path` by [`CoupledAutoencoder::save`].
+    pub fn load_weights(&mut self, path: &std::path::Path) -> Result<(), CaeError> {
+        Ok(self.store.load_into(path)?)
+    }
+
     /// Number of agents.
     pub fn modalities(&self) -> usize {
         self.arms.len()

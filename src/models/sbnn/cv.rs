@@ -381,6 +381,11 @@ pub fn cross_validate(
                 format!("fold{job}")
             };
             sink.event(Event::Metric {
+                name: format!("{who}/loss"),
+                step: report.epoch as u64,
+                value: report.loss,
+            });
+            sink.event(Event::Metric {
                 name: format!("{who}/train_r2"),
                 step: report.epoch as u64,
                 value: report.train_r2,
