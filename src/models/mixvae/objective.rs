@@ -58,7 +58,7 @@ pub(crate) fn coupled_loss(
         }
         let (rows, categories) = pass.log_q.shape();
         let (log_q, for_q) = pass.log_q.fork();
-        let q = for_q.exp()?.add_scalar(-PROB_EPS)?;
+        let q = for_q.exp()?;
         let q = if config.balance_weight > 0.0 {
             let (q, for_balance) = q.fork();
             let balance = category_balance(for_balance, rows, categories)?;
