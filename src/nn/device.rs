@@ -41,6 +41,16 @@ impl Device {
         dev.try_enable_cache()?;
         Ok(Device { dev })
     }
+
+    /// Frees the buffers held by the allocation cache. Tensors built from host
+    /// data (inputs, noise, masks) hand their buffers to the cache when
+    /// dropped, but only the backend's own allocations take buffers out of it,
+    /// so a long training loop must empty it now and then (once per epoch) or
+    /// its memory grows with every step.
+    pub fn empty_cache(&self) -> Result<(), NnError> {
+        self.dev.try_empty_cache()?;
+        Ok(())
+    }
 }
 
 #[cfg(not(feature = "cuda"))]

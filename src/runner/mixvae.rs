@@ -15,6 +15,15 @@ use crate::models::mixvae::{MixVaeConfig, MixVaeFit, fit};
 use crate::progress::{Event, Sink};
 use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
 
+/// Scores also reported per seed, as `<name>_seed<seed>`.
+const PER_SEED: [&str; 5] = [
+    "accuracy",
+    "ari",
+    "agent_agreement",
+    "used_categories",
+    "min_category_size",
+];
+
 /// Known labels of the labelled cells: their row indices, classes and class names.
 struct Truth {
     rows: Vec<usize>,
@@ -98,8 +107,18 @@ pub(super) fn run(
                 continue;
             };
             metrics.insert(key.clone(), summary.mean);
-            if matches!(key.as_str(), "accuracy" | "ari" | "ami") {
+            if matches!(
+                key.as_str(),
+                "accuracy" | "ari" | "ami" | "used_categories" | "min_category_size"
+            ) {
                 metrics.insert(format!("{key}_sd"), summary.sd);
+            }
+        }
+    }
+    for (seed, score) in seeds.iter().zip(&scores) {
+        for key in PER_SEED {
+            if let Some(&value) = score.get(key) {
+                metrics.insert(format!("{key}_seed{seed}"), value);
             }
         }
     }

@@ -27,7 +27,7 @@ pub(crate) struct AgentNet {
 
 /// What one agent's forward pass produces.
 pub(crate) struct AgentPass {
-    /// `ln(q + ε)`, `(rows, K)`.
+    /// `ln q`, `(rows, K)`.
     pub log_q: Var,
     /// The reconstruction.
     pub reconstruction: Var,
@@ -120,11 +120,15 @@ impl AgentNet {
         }
         let (low, to_logits) = h.fork();
         let logits = self.logits.forward(store, to_logits)?;
-        let q = match config.softmax {
-            SoftmaxMode::Single => logits.softmax()?,
-            SoftmaxMode::Double { tau } => logits.softmax()?.scale(1.0 / tau)?.softmax()?,
+        // `ln q` straight from a log-softmax: MMIDAS' `ln(q + ε)` has no
+        // gradient wherever q < ε, which the sharp double softmax reaches
+        // for every non-chosen category, so the coupling could not pull
+        // disagreeing agents together.
+        let log_q = match config.softmax {
+            SoftmaxMode::Single => logits.log_softmax()?,
+            SoftmaxMode::Double { tau } => logits.softmax()?.scale(1.0 / tau)?.log_softmax()?,
         };
-        Ok((low, q.add_scalar(PROB_EPS)?.ln()?))
+        Ok((low, log_q))
     }
 
     /// Decodes `(c, s)`.
@@ -160,7 +164,11 @@ impl AgentNet {
         rng: &mut ChaCha8Rng,
     ) -> Result<AgentPass, NnError> {
         let (low, log_q) = self.encode(store, x, config, mode, rng)?;
-        let (log_q, for_c) = log_q.fork();
+        // `fork` leaves the history (the encoder's backward ops) with the
+        // first handle, so that handle must be the one that always reaches
+        // the loss: the category sample feeding the decoder. `log_q` is used
+        // only by the coupling terms, which a single agent does not have.
+        let (for_c, log_q) = log_q.fork();
         let c = match mode {
             Mode::Train => {
                 let soft = nn::gumbel_softmax(for_c, config.temperature, rng)?;

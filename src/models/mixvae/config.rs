@@ -152,7 +152,7 @@ pub struct MixVaeConfig {
     pub input_dropout: f32,
     /// Dropout on the state before decoding (MMIDAS: 0.2).
     pub state_dropout: f32,
-    /// ε added to the mini-batch variances (and to q before the log) in d_σ.
+    /// ε added to the mini-batch variances in d_σ.
     pub variance_eps: f32,
     /// Decoder output activation.
     pub output: Output,

@@ -1,9 +1,9 @@
 //! The coupled objective (paper Eq. 6 with the mini-batch variance scaling of
 //! §4.3, as MMIDAS implements it), and the distances on the simplex it uses.
 //!
-//! To minimise, with `A` agents and `ε` = [`PROB_EPS`]:
+//! To minimise, with `A` agents:
 //! `max(A − 1, 1) Σ_a [rec_a + β KL_a] + λ Σ_{a<b} d²_σ(a, b) − Σ_{a<b} (H_a + H_b)`,
-//! where `rec_a = ½ Σ_g (x̂ − x)²` and `H_a = −Σ_k q_k ln(q_k + ε)` are averaged
+//! where `rec_a = ½ Σ_g (x̂ − x)²` and `H_a = −Σ_k q_k ln q_k` are averaged
 //! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln q_ak − σ_bk⁻¹ ln q_bk)²`
 //! with `σ²_ak` the mini-batch variance of `q_·k` (plus `variance_eps`).
 //!
@@ -58,7 +58,7 @@ pub(crate) fn coupled_loss(
         }
         let (rows, categories) = pass.log_q.shape();
         let (log_q, for_q) = pass.log_q.fork();
-        let q = for_q.exp()?.add_scalar(-PROB_EPS)?;
+        let q = for_q.exp()?;
         let q = if config.balance_weight > 0.0 {
             let (q, for_balance) = q.fork();
             let balance = category_balance(for_balance, rows, categories)?;

@@ -95,6 +95,7 @@ pub fn fit(
             sum.add(&parts);
             steps += 1;
         }
+        agents.store.device().empty_cache()?;
         let mean = sum.scaled(1.0 / steps.max(1) as f64);
         epoch_seconds.push(start.elapsed().as_secs_f64());
         sink.event(Event::Metric {
