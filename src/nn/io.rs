@@ -28,6 +28,52 @@ use super::params::{ParamRole, ParamStore, Value};
 const FORMAT: &str = "patchbench-nn";
 const DENSE_FORMAT: &str = "patchbench-dense";
 
+/// A [`NnError::WeightFile`] for `path`.
+fn weight_file_error(path: &Path, reason: String) -> NnError {
+    NnError::WeightFile {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// The bytes of the safetensors file `path` and its header's metadata, which
+/// must name `format`.
+fn read_weight_file(
+    path: &Path,
+    format: &str,
+) -> Result<(Vec<u8>, BTreeMap<String, String>), NnError> {
+    let bytes = std::fs::read(path).map_err(|source| NnError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| weight_file_error(path, format!("not a safetensors file: {e}")))?;
+    let meta: BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    if meta.get("format").map(String::as_str) != Some(format) {
+        return Err(weight_file_error(
+            path,
+            format!("metadata field \"format\" must be \"{format}\""),
+        ));
+    }
+    Ok((bytes, meta))
+}
+
+/// The little-endian `f32` values of tensor `name`, checked to be finite.
+fn finite_values(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, NnError> {
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    super::check_finite(name, &values)?;
+    Ok(values)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder that
 /// replaces `path` by rename once it is flushed; on failure `path` is untouched.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
@@ -111,27 +157,8 @@ impl DenseNet {
     /// Reads a network written by [`DenseNet::save`], with the header's
     /// metadata. The layers come back frozen (`trainable: false`).
     pub fn load(path: &Path) -> Result<(DenseNet, BTreeMap<String, String>), NnError> {
-        let file_error = |reason: String| NnError::WeightFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|source| NnError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| file_error(format!("not a safetensors file: {e}")))?;
-        let meta: BTreeMap<String, String> = header
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        if meta.get("format").map(String::as_str) != Some(DENSE_FORMAT) {
-            return Err(file_error(format!(
-                "metadata field \"format\" must be \"{DENSE_FORMAT}\""
-            )));
-        }
+        let file_error = |reason: String| weight_file_error(path, reason);
+        let (bytes, meta) = read_weight_file(path, DENSE_FORMAT)?;
         let count: usize = meta
             .get("layers")
             .and_then(|n| n.parse().ok())
@@ -148,13 +175,7 @@ impl DenseNet {
                     view.shape()
                 )));
             }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            super::check_finite(name, &values)?;
-            Ok((view.shape().to_vec(), values))
+            Ok((view.shape().to_vec(), finite_values(name, &view)?))
         };
         let mut layers = Vec::with_capacity(count);
         for i in 0..count {
@@ -202,22 +223,8 @@ impl ParamStore {
     /// Reads the values (and roles' trainable flags) of every parameter of this
     /// store from `path`. The file must hold exactly these names with these shapes.
     pub fn load_into(&mut self, path: &Path) -> Result<(), NnError> {
-        let file_error = |reason: String| NnError::WeightFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let bytes = std::fs::read(path).map_err(|source| NnError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| file_error(format!("not a safetensors file: {e}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
-            return Err(file_error(format!(
-                "metadata field \"format\" must be \"{FORMAT}\""
-            )));
-        }
+        let file_error = |reason: String| weight_file_error(path, reason);
+        let (bytes, meta) = read_weight_file(path, FORMAT)?;
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| file_error(e.to_string()))?;
         if let Some(extra) = tensors.names().into_iter().find(|n| self.id(n).is_none()) {
             return Err(file_error(format!(
@@ -244,12 +251,7 @@ impl ParamStore {
                     view.shape()
                 )));
             }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            super::check_finite(&p.name, &values)?;
+            let values = finite_values(&p.name, &view)?;
             if let Some(role) = meta.get(&format!("role:{}", p.name))
                 && ParamRole::parse(role) != Some(p.role)
             {
