@@ -154,6 +154,12 @@ pub struct MixVaeConfig {
     pub state_dropout: f32,
     /// ε added to the mini-batch variances in d_σ.
     pub variance_eps: f32,
+    /// The zero replacement δ of the coupling: d²_σ compares `ln(q + δ)`
+    /// (MMIDAS: 1e-8). Log-ratios of compositions need positive parts; the
+    /// floor also makes two confident agents that agree a minimum of the
+    /// distance, where the unfloored `ln q` of the tails keeps growing with
+    /// confidence and rewards flat `q`.
+    pub log_floor: f32,
     /// Decoder output activation.
     pub output: Output,
     /// Whether all agents share one network (the paper's cpl-mixVAE*).
@@ -194,6 +200,7 @@ impl Default for MixVaeConfig {
             input_dropout: 0.5,
             state_dropout: 0.2,
             variance_eps: 1e-8,
+            log_floor: 1e-8,
             output: Output::Relu,
             shared: false,
             augmentation: Augmentation::None,
@@ -268,6 +275,13 @@ impl MixVaeConfig {
             if !(0.0..1.0).contains(&value) {
                 return bad(field, "a rate in [0, 1)", value.to_string());
             }
+        }
+        if !(self.log_floor > 0.0 && self.log_floor < 1.0) {
+            return bad(
+                "log_floor",
+                "a number in (0, 1)",
+                self.log_floor.to_string(),
+            );
         }
         if !(self.variance_eps > 0.0 && self.variance_eps.is_finite()) {
             return bad(

@@ -4,8 +4,9 @@
 //! To minimise, with `A` agents:
 //! `max(A − 1, 1) Σ_a [rec_a + β KL_a] + λ Σ_{a<b} d²_σ(a, b) − Σ_{a<b} (H_a + H_b)`,
 //! where `rec_a = ½ Σ_g (x̂ − x)²` and `H_a = −Σ_k q_k ln q_k` are averaged
-//! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln q_ak − σ_bk⁻¹ ln q_bk)²`
-//! with `σ²_ak` the mini-batch variance of `q_·k` (plus `variance_eps`).
+//! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln(q_ak + δ) − σ_bk⁻¹ ln(q_bk + δ))²`
+//! with `σ²_ak` the mini-batch variance of `q_·k` (plus `variance_eps`) and
+//! `δ` the zero replacement `log_floor`.
 //!
 //! Optionally (`balance_weight > 0`, not in the paper or MMIDAS) each agent also
 //! pays `balance_weight · KL(q̄ ‖ uniform)` for its mini-batch mean `q̄`, which
@@ -60,7 +61,9 @@ pub(crate) fn coupled_loss(
         let (log_q, for_q) = pass.log_q.fork();
         let q = for_q.exp()?;
         let q = if config.balance_weight > 0.0 {
-            let (q, for_balance) = q.fork();
+            // The balance term always reaches the loss, so it takes the
+            // handle that carries `exp`'s backward history.
+            let (for_balance, q) = q.fork();
             let balance = category_balance(for_balance, rows, categories)?;
             add(balance.scale(config.balance_weight)?)?;
             q
@@ -71,17 +74,18 @@ pub(crate) fn coupled_loss(
             continue;
         }
         let rows = rows as f32;
-        let (q1, q2) = q.fork();
-        let (lq1, lq2) = log_q.fork();
+        let (q1, q) = q.fork();
+        let (q2, q3) = q.fork();
         // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times.
-        let neg_entropy = q1.mul(lq1)?.sum()?.scale(1.0 / rows)?;
+        let neg_entropy = q1.mul(log_q)?.sum()?.scale(1.0 / rows)?;
         entropy -= neg_entropy.value()? as f64;
         add(neg_entropy.scale((agents - 1) as f32)?)?;
         let inv_sd = q2
             .column_variance()?
             .add_scalar(config.variance_eps)?
             .powf(-0.5)?;
-        let mut scaled = lq2.mul_broadcast_row(inv_sd)?;
+        let floored_log = q3.add_scalar(config.log_floor)?.ln()?;
+        let mut scaled = floored_log.mul_broadcast_row(inv_sd)?;
         let mut copies = Vec::with_capacity(agents - 1);
         for _ in 1..agents - 1 {
             let (a, b) = scaled.fork();
@@ -158,4 +162,116 @@ pub fn d_sigma_sq(a: &[f64], b: &[f64], sigma_a: &[f64], sigma_b: &[f64]) -> f64
             d * d
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Adam, AdamConfig, Device, DeviceChoice, Linear, ParamStore};
+    use ndarray::{Array1, Array2, Axis};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    const CELLS: usize = 64;
+
+    /// Every agent's `q(c | x)` after `steps` Adam steps on the coupled loss
+    /// alone, each agent's logits being free per-cell parameters that start
+    /// with `start` added to every cell's logits.
+    fn q_after(steps: usize, config: &MixVaeConfig, start: &[Array1<f32>]) -> Vec<Array2<f32>> {
+        let k = config.categories;
+        let device = Device::open(DeviceChoice::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut store = ParamStore::on(device.clone());
+        let agents: Vec<Linear> = (0..config.agents)
+            .map(|a| Linear::new(&mut store, &format!("a{a}"), CELLS, k, &mut rng).unwrap())
+            .collect();
+        for (a, bias) in start.iter().enumerate() {
+            let id = store.id(&format!("a{a}.bias")).unwrap();
+            store.set_vector(id, bias).unwrap();
+        }
+        let one_hot = Array2::<f32>::eye(CELLS);
+        let mut adam = Adam::new(AdamConfig::paper(0.05));
+        let log_qs = |store: &ParamStore| -> Vec<Var> {
+            agents
+                .iter()
+                .map(|lin| {
+                    let x = Var::from_array(&device, &one_hot).unwrap();
+                    lin.forward(store, x).unwrap().log_softmax().unwrap()
+                })
+                .collect()
+        };
+        for _ in 0..steps {
+            let zeros = || Var::from_array(&device, &Array2::zeros((CELLS, k))).unwrap();
+            // As in the agents' forward pass, the history travels with the
+            // handle that reaches the reconstruction (here a zero one).
+            let passes = log_qs(&store)
+                .into_iter()
+                .map(|log_q| {
+                    let (history, log_q) = log_q.fork();
+                    AgentPass {
+                        log_q,
+                        reconstruction: history.scale(0.0).unwrap(),
+                        kl: None,
+                        state_mean: zeros(),
+                    }
+                })
+                .collect();
+            let targets = (0..config.agents).map(|_| zeros()).collect();
+            let loss = coupled_loss(passes, targets, config).unwrap();
+            let mut grads = loss.total.backward().unwrap();
+            adam.step(&mut store, &mut grads).unwrap();
+        }
+        log_qs(&store)
+            .into_iter()
+            .map(|lq| lq.exp().unwrap().to_array().unwrap())
+            .collect()
+    }
+
+    fn categories(q: &Array2<f32>) -> Vec<usize> {
+        q.rows()
+            .into_iter()
+            .map(|r| super::super::agent::argmax(r.iter().copied()))
+            .collect()
+    }
+
+    fn agreement(q: &[Array2<f32>]) -> f64 {
+        let (a, b) = (categories(&q[0]), categories(&q[1]));
+        a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / CELLS as f64
+    }
+
+    #[test]
+    fn the_coupling_pulls_two_agents_to_the_same_categories() {
+        let config = MixVaeConfig {
+            categories: 5,
+            lambda: 1.0,
+            log_floor: 1e-3,
+            ..MixVaeConfig::default()
+        };
+        let before = agreement(&q_after(0, &config, &[]));
+        let after = agreement(&q_after(300, &config, &[]));
+        assert!(before < 0.4, "random logits agree on {before}");
+        assert!(after > 0.95, "after training on the coupling: {after}");
+    }
+
+    #[test]
+    fn the_balance_term_evens_out_the_mean_category_probabilities() {
+        let config = MixVaeConfig {
+            agents: 1,
+            categories: 4,
+            balance_weight: 1.0,
+            ..MixVaeConfig::default()
+        };
+        let skewed = [Array1::from(vec![2.0f32, 0.0, 0.0, 0.0])];
+        let largest_mean_q = |q: &[Array2<f32>]| {
+            q[0].mean_axis(Axis(0))
+                .unwrap()
+                .iter()
+                .copied()
+                .fold(0.0f32, f32::max)
+        };
+        let before = largest_mean_q(&q_after(0, &config, &skewed));
+        let after = largest_mean_q(&q_after(300, &config, &skewed));
+        assert!(before > 0.6, "start: {before}");
+        assert!(after < 0.27, "after balancing: {after}");
+    }
 }
