@@ -99,7 +99,13 @@ fn one_agent_trains_its_classifier_and_recovers_the_components() {
     // and at best a partial clustering (ARI well below 0.9, see the
     // two-agent test for why 0.9 demands every component).
     let (x, labels) = gaussian_mixture(4, 80, 20, 1.0, 11);
-    let fitted = fit(x.view(), &small_config(1, 4), &mut Quiet).unwrap();
+    // With the balance term, as in the example sessions: without it a
+    // single agent may leave a category empty (no coupling holds it back).
+    let config = MixVaeConfig {
+        balance_weight: 10.0,
+        ..small_config(1, 4)
+    };
+    let fitted = fit(x.view(), &config, &mut Quiet).unwrap();
     let ari = adjusted_rand_index(&fitted.consensus, &labels);
     assert!(ari > 0.9, "ARI {ari}, sizes {:?}", fitted.category_sizes);
     assert!(fitted.category_sizes.iter().all(|&n| n > 0));

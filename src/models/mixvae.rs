@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use config::{
-    Augmentation, GeneratorConfig, MixVaeConfig, Output, SoftmaxMode, StateNoise, StatePrior,
+    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, Output, SoftmaxMode, StateNoise,
+    StatePrior,
 };
 pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
 pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};

@@ -19,49 +19,92 @@ use super::var::Var;
 /// Inverted dropout: in [`Mode::Train`] zeroes each element with probability
 /// `rate` and scales the survivors by `1 / (1 − rate)`; identity in [`Mode::Eval`].
 pub fn dropout(x: Var, rate: f32, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Var, NnError> {
-    if !(0.0..1.0).contains(&rate) {
-        return Err(NnError::invalid(
-            "dropout rate",
-            format!("must be in [0, 1), got {rate}"),
-        ));
-    }
+    check_rate(rate)?;
     if mode == Mode::Eval || rate == 0.0 {
         return Ok(x);
     }
     let (r, c) = x.shape();
-    let keep = 1.0 / (1.0 - rate);
-    // An element is dropped when a uniform 32-bit draw falls below rate · 2³².
-    let threshold = (f64::from(rate) * 4_294_967_296.0) as u64;
-    let mut draws = layer_stream(rng);
-    let mut mask = vec![0.0f32; r * c];
-    for pair in mask.chunks_mut(2) {
-        let bits = draws.next_u64();
-        for (m, half) in pair.iter_mut().zip([bits & 0xffff_ffff, bits >> 32]) {
-            *m = if half < threshold { 0.0 } else { keep };
-        }
-    }
+    let mut mask = vec![1.0f32; r * c];
+    dropout_in_place(&mut mask, rate, rng)?;
     let mask = Var::from_vec(&x.device(), r, c, mask)?;
     x.mul(mask)
 }
 
+/// Inverted dropout on host values, in place: each value is zeroed with
+/// probability `rate` and the survivors are scaled by `1 / (1 − rate)`.
+/// For inputs that need no gradient this spares a tensor operation.
+pub fn dropout_in_place(
+    values: &mut [f32],
+    rate: f32,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), NnError> {
+    check_rate(rate)?;
+    if rate == 0.0 {
+        return Ok(());
+    }
+    let keep = 1.0 / (1.0 - rate);
+    // A value is dropped when a uniform 32-bit draw falls below rate · 2³².
+    let threshold = (f64::from(rate) * 4_294_967_296.0) as u64;
+    let mut draws = layer_stream(rng);
+    for pair in values.chunks_mut(2) {
+        let bits = draws.next_u64();
+        for (v, half) in pair.iter_mut().zip([bits & 0xffff_ffff, bits >> 32]) {
+            *v = if half < threshold { 0.0 } else { *v * keep };
+        }
+    }
+    Ok(())
+}
+
+fn check_rate(rate: f32) -> Result<(), NnError> {
+    if (0.0..1.0).contains(&rate) {
+        Ok(())
+    } else {
+        Err(NnError::invalid(
+            "dropout rate",
+            format!("must be in [0, 1), got {rate}"),
+        ))
+    }
+}
+
 /// Adds independent `N(0, std²)` noise in [`Mode::Train`]; identity in [`Mode::Eval`].
 pub fn gaussian_noise(x: Var, std: f32, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Var, NnError> {
-    if !(std >= 0.0 && std.is_finite()) {
-        return Err(NnError::invalid(
-            "noise std",
-            format!("must be finite and non-negative, got {std}"),
-        ));
-    }
+    check_std(std)?;
     if mode == Mode::Eval || std == 0.0 {
         return Ok(x);
     }
     let (r, c) = x.shape();
-    let mut draws = layer_stream(rng);
-    let noise: Vec<f32> = (0..r * c)
-        .map(|_| std * draws.sample::<f32, _>(StandardNormal))
-        .collect();
+    let mut noise = vec![0.0f32; r * c];
+    add_noise_in_place(&mut noise, std, rng)?;
     let noise = Var::from_vec(&x.device(), r, c, noise)?;
     x.add(noise)
+}
+
+/// Adds independent `N(0, std²)` noise to host values, in place.
+pub fn add_noise_in_place(
+    values: &mut [f32],
+    std: f32,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), NnError> {
+    check_std(std)?;
+    if std == 0.0 {
+        return Ok(());
+    }
+    let mut draws = layer_stream(rng);
+    for v in values.iter_mut() {
+        *v += std * draws.sample::<f32, _>(StandardNormal);
+    }
+    Ok(())
+}
+
+fn check_std(std: f32) -> Result<(), NnError> {
+    if std >= 0.0 && std.is_finite() {
+        Ok(())
+    } else {
+        Err(NnError::invalid(
+            "noise std",
+            format!("must be finite and non-negative, got {std}"),
+        ))
+    }
 }
 
 /// A relaxed one-hot sample per row: `softmax((logits + g) / temperature)` with

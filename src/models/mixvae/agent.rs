@@ -29,6 +29,8 @@ pub(crate) struct AgentNet {
 pub(crate) struct AgentPass {
     /// `ln q`, `(rows, K)`.
     pub log_q: Var,
+    /// The category sample `c` that was decoded.
+    pub sample: Var,
     /// The reconstruction.
     pub reconstruction: Var,
     /// The state's KL term (averaged over rows), `None` in evaluation.
@@ -104,16 +106,16 @@ impl AgentNet {
         })
     }
 
-    /// The encoder up to the low-dimensional embedding, then `ln(q + ε)`.
+    /// The encoder up to the low-dimensional embedding, then `ln q`. In
+    /// training the caller has already applied input dropout to `x`.
     fn encode(
         &self,
         store: &mut ParamStore,
         x: Var,
         config: &MixVaeConfig,
         mode: Mode,
-        rng: &mut ChaCha8Rng,
     ) -> Result<(Var, Var), NnError> {
-        let mut h = nn::dropout(x, config.input_dropout, mode, rng)?;
+        let mut h = x;
         for (lin, bn) in self.encoder.iter().chain(std::iter::once(&self.low)) {
             let z = lin.forward(store, h)?.relu()?;
             h = bn.forward(store, z, mode)?;
@@ -163,7 +165,7 @@ impl AgentNet {
         mode: Mode,
         rng: &mut ChaCha8Rng,
     ) -> Result<AgentPass, NnError> {
-        let (low, log_q) = self.encode(store, x, config, mode, rng)?;
+        let (low, log_q) = self.encode(store, x, config, mode)?;
         // `fork` leaves the history (the encoder's backward ops) with the
         // first handle, so that handle must be the one that always reaches
         // the loss: the category sample feeding the decoder. `log_q` is used
@@ -180,6 +182,7 @@ impl AgentNet {
             }
             Mode::Eval => one_hot_argmax(&for_c.to_array()?, &log_q.device())?,
         };
+        let (c, sample) = c.fork();
         let (c_state, rest) = c.fork();
         let (c_decode, c_prior) = rest.fork();
         let y = low.concat_cols(c_state)?;
@@ -221,6 +224,7 @@ impl AgentNet {
         let reconstruction = self.decode(store, c_decode, s, config, mode, rng)?;
         Ok(AgentPass {
             log_q,
+            sample,
             reconstruction,
             kl,
             state_mean: mu_out.detach(),

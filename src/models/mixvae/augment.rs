@@ -56,24 +56,30 @@ impl Augmenter {
         })
     }
 
-    /// One agent's copy of the batch `x` (a constant: no gradient flows back).
+    /// One agent's copy of the batch `x` (host values: no gradient flows back).
     pub(crate) fn augment(
         &self,
         x: &Array2<f32>,
         device: &Device,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Var, NnError> {
-        let xv = Var::from_array(device, x)?;
-        match self {
-            Augmenter::Identity => Ok(xv),
-            Augmenter::Dropout(rate) => nn::dropout(xv, *rate, Mode::Train, rng),
-            Augmenter::Noise(std) => nn::gaussian_noise(xv, *std, Mode::Train, rng),
+    ) -> Result<Array2<f32>, NnError> {
+        let mut copy = match self {
             Augmenter::Generator(g) => {
                 let mut store = g.store.clone();
-                let out = g.forward(&mut store, xv, Mode::Eval, rng)?;
-                Ok(out.noisy.detach())
+                let out = g.forward(&mut store, Var::from_array(device, x)?, Mode::Eval, rng)?;
+                return out.noisy.to_array();
             }
+            _ => x.to_owned(),
+        };
+        let values = copy
+            .as_slice_mut()
+            .ok_or_else(|| NnError::Backend("augmenting a non-contiguous batch".into()))?;
+        match self {
+            Augmenter::Dropout(rate) => nn::dropout_in_place(values, *rate, rng)?,
+            Augmenter::Noise(std) => nn::add_noise_in_place(values, *std, rng)?,
+            Augmenter::Identity | Augmenter::Generator(_) => {}
         }
+        Ok(copy)
     }
 }
 

@@ -16,6 +16,19 @@ pub enum SoftmaxMode {
     },
 }
 
+/// What the coupling's distance compares between two agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CouplingInput {
+    /// The relaxed category samples `c` (the paper: `E_q(c_a) E_q(c_b) d²(c_a, c_b)`,
+    /// with σ the mini-batch spread of `c`). Near one-hot samples make the
+    /// expected distance grow with the chance that the agents disagree, so
+    /// two agents settle on the same confident category.
+    Samples,
+    /// The probabilities `q(c | x)` (the MMIDAS code). Two disagreeing
+    /// agents lower the distance by both becoming unsure.
+    Probabilities,
+}
+
 /// The prior of the continuous state `s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StatePrior {
@@ -115,7 +128,9 @@ impl Default for GeneratorConfig {
 }
 
 /// Hyperparameters of a coupled mixture VAE fit. Fields left out of a RON
-/// text take the defaults shown (the MMIDAS settings where they exist).
+/// text take the defaults shown: the MMIDAS settings, except for the four
+/// coupling settings (`coupling_input`, `variance_eps`, `log_floor`,
+/// `same_init`) with which two agents beat one in our runs (README).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MixVaeConfig {
@@ -137,12 +152,17 @@ pub struct MixVaeConfig {
     pub hard: bool,
     /// How `q(c | x)` is computed.
     pub softmax: SoftmaxMode,
+    /// What the coupling compares.
+    pub coupling_input: CouplingInput,
     /// Weight λ of the Aitchison-distance coupling.
     pub lambda: f32,
     /// Weight β of the state KL (MMIDAS: 0.01).
     pub beta: f32,
-    /// Weight of `KL(q̄ ‖ uniform)` on each agent's mini-batch mean category
-    /// probabilities (0 = off, as in the paper; our addition against unused categories).
+    /// Weight of `KL(c̄ ‖ uniform)` on each agent's mini-batch mean of what
+    /// the coupling compares (the samples `c` or the probabilities `q`; 0 =
+    /// off, as in the paper; our addition against unused categories). On
+    /// near one-hot samples it evens out the categories' actual use, where
+    /// a balanced mean `q` still allows empty categories.
     pub balance_weight: f32,
     /// Prior of the state.
     pub state_prior: StatePrior,
@@ -152,10 +172,13 @@ pub struct MixVaeConfig {
     pub input_dropout: f32,
     /// Dropout on the state before decoding (MMIDAS: 0.2).
     pub state_dropout: f32,
-    /// ε added to the mini-batch variances in d_σ.
+    /// ε added to the mini-batch variances in d_σ, `σ_k = √(Var + ε)`
+    /// (MMIDAS: 1e-8). A small ε lets the weight `1/σ_k` of a rarely used
+    /// category reach 10⁴, and the distance is then ruled by mismatched
+    /// spreads instead of per-cell disagreement; ε = 1 keeps `1/σ_k` in (0.9, 1].
     pub variance_eps: f32,
-    /// The zero replacement δ of the coupling: d²_σ compares `ln(q + δ)`
-    /// (MMIDAS: 1e-8). Log-ratios of compositions need positive parts; the
+    /// The zero replacement δ of the coupling: d²_σ compares `ln(c + δ)`
+    /// (MMIDAS: 1e-8, on q). Log-ratios of compositions need positive parts; the
     /// floor also makes two confident agents that agree a minimum of the
     /// distance, where the unfloored `ln q` of the tails keeps growing with
     /// confidence and rewards flat `q`.
@@ -164,6 +187,10 @@ pub struct MixVaeConfig {
     pub output: Output,
     /// Whether all agents share one network (the paper's cpl-mixVAE*).
     pub shared: bool,
+    /// Whether the agents' separate networks start from the same random
+    /// weights, so that category k means the same to every agent from the
+    /// first step and the coupling need not first align their labellings.
+    pub same_init: bool,
     /// Each agent's type-preserving augmentation.
     pub augmentation: Augmentation,
     /// Training epochs.
@@ -192,6 +219,7 @@ impl Default for MixVaeConfig {
             temperature: 1.0,
             hard: false,
             softmax: SoftmaxMode::Single,
+            coupling_input: CouplingInput::Samples,
             lambda: 1.0,
             beta: 1.0,
             balance_weight: 0.0,
@@ -199,10 +227,11 @@ impl Default for MixVaeConfig {
             state_noise: StateNoise::Gaussian,
             input_dropout: 0.5,
             state_dropout: 0.2,
-            variance_eps: 1e-8,
-            log_floor: 1e-8,
+            variance_eps: 1.0,
+            log_floor: 1e-3,
             output: Output::Relu,
             shared: false,
+            same_init: true,
             augmentation: Augmentation::None,
             epochs: 100,
             batch_size: 256,

@@ -1,19 +1,20 @@
 //! The coupled objective (paper Eq. 6 with the mini-batch variance scaling of
-//! §4.3, as MMIDAS implements it), and the distances on the simplex it uses.
+//! §4.3), and the distances on the simplex it uses.
 //!
 //! To minimise, with `A` agents:
 //! `max(A − 1, 1) Σ_a [rec_a + β KL_a] + λ Σ_{a<b} d²_σ(a, b) − Σ_{a<b} (H_a + H_b)`,
 //! where `rec_a = ½ Σ_g (x̂ − x)²` and `H_a = −Σ_k q_k ln q_k` are averaged
-//! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln(q_ak + δ) − σ_bk⁻¹ ln(q_bk + δ))²`
-//! with `σ²_ak` the mini-batch variance of `q_·k` (plus `variance_eps`) and
-//! `δ` the zero replacement `log_floor`.
+//! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln(c_ak + δ) − σ_bk⁻¹ ln(c_bk + δ))²`
+//! with `c` the agents' category samples (the paper) or their probabilities
+//! `q` (MMIDAS), `σ²_ak` the mini-batch variance of `c_·k` plus
+//! `variance_eps`, and `δ` the zero replacement `log_floor`.
 //!
 //! Optionally (`balance_weight > 0`, not in the paper or MMIDAS) each agent also
-//! pays `balance_weight · KL(q̄ ‖ uniform)` for its mini-batch mean `q̄`, which
-//! keeps every category in use when training is short.
+//! pays `balance_weight · KL(c̄ ‖ uniform)` for its mini-batch mean `c̄`, which
+//! keeps every category in use.
 
 use super::agent::{AgentPass, PROB_EPS};
-use super::config::MixVaeConfig;
+use super::config::{CouplingInput, MixVaeConfig};
 use crate::nn::{self, NnError, Scalar, Var};
 
 /// The loss of one mini-batch and its parts (per-batch means).
@@ -60,10 +61,19 @@ pub(crate) fn coupled_loss(
         let (rows, categories) = pass.log_q.shape();
         let (log_q, for_q) = pass.log_q.fork();
         let q = for_q.exp()?;
+        let mut sample = pass.sample;
         let q = if config.balance_weight > 0.0 {
-            // The balance term always reaches the loss, so it takes the
-            // handle that carries `exp`'s backward history.
-            let (for_balance, q) = q.fork();
+            // The balance term sees what the coupling compares. It always
+            // reaches the loss, so it takes the handle that carries the
+            // backward history.
+            let (for_balance, q) = match config.coupling_input {
+                CouplingInput::Samples => {
+                    let (for_balance, rest) = sample.fork();
+                    sample = rest;
+                    (for_balance, q)
+                }
+                CouplingInput::Probabilities => q.fork(),
+            };
             let balance = category_balance(for_balance, rows, categories)?;
             add(balance.scale(config.balance_weight)?)?;
             q
@@ -74,17 +84,21 @@ pub(crate) fn coupled_loss(
             continue;
         }
         let rows = rows as f32;
-        let (q1, q) = q.fork();
-        let (q2, q3) = q.fork();
+        let (q, q_for_coupling) = q.fork();
         // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times.
-        let neg_entropy = q1.mul(log_q)?.sum()?.scale(1.0 / rows)?;
+        let neg_entropy = q.mul(log_q)?.sum()?.scale(1.0 / rows)?;
         entropy -= neg_entropy.value()? as f64;
         add(neg_entropy.scale((agents - 1) as f32)?)?;
-        let inv_sd = q2
+        let compared = match config.coupling_input {
+            CouplingInput::Samples => sample,
+            CouplingInput::Probabilities => q_for_coupling,
+        };
+        let (for_spread, compared) = compared.fork();
+        let inv_sd = for_spread
             .column_variance()?
             .add_scalar(config.variance_eps)?
             .powf(-0.5)?;
-        let floored_log = q3.add_scalar(config.log_floor)?.ln()?;
+        let floored_log = compared.add_scalar(config.log_floor)?.ln()?;
         let mut scaled = floored_log.mul_broadcast_row(inv_sd)?;
         let mut copies = Vec::with_capacity(agents - 1);
         for _ in 1..agents - 1 {
@@ -209,6 +223,7 @@ mod tests {
                 .map(|log_q| {
                     let (history, log_q) = log_q.fork();
                     AgentPass {
+                        sample: zeros(),
                         log_q,
                         reconstruction: history.scale(0.0).unwrap(),
                         kl: None,
@@ -245,6 +260,10 @@ mod tests {
             categories: 5,
             lambda: 1.0,
             log_floor: 1e-3,
+            // Near-uniform starting q: with MMIDAS' ε the scaled distance
+            // outweighs the entropy terms that favour uniform q.
+            variance_eps: 1e-8,
+            coupling_input: CouplingInput::Probabilities,
             ..MixVaeConfig::default()
         };
         let before = agreement(&q_after(0, &config, &[]));
@@ -259,6 +278,7 @@ mod tests {
             agents: 1,
             categories: 4,
             balance_weight: 1.0,
+            coupling_input: CouplingInput::Probabilities,
             ..MixVaeConfig::default()
         };
         let skewed = [Array1::from(vec![2.0f32, 0.0, 0.0, 0.0])];

@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::agent::AgentNet;
@@ -13,7 +13,7 @@ use super::config::MixVaeConfig;
 use super::objective::coupled_loss;
 use super::output::{MixVaeFit, evaluate};
 use super::{EpochLoss, MixVaeError};
-use crate::nn::{Adam, AdamConfig, Device, DeviceChoice, Mode, ParamStore};
+use crate::nn::{self, Adam, AdamConfig, Device, DeviceChoice, Mode, ParamStore, Var};
 use crate::progress::{Event, Sink};
 
 /// The trained networks of all agents (one shared network when `config.shared`).
@@ -60,8 +60,15 @@ pub fn fit(
     let augmenter = Augmenter::build(&config.augmentation, &x, &device, &mut rng, sink)?;
     let mut store = ParamStore::on(device.clone());
     let networks = if config.shared { 1 } else { config.agents };
+    // Agent a's weights come from stream a of one seed (stream 0 for all
+    // with `same_init`).
+    let init_seed: u64 = rng.random();
     let nets = (0..networks)
-        .map(|a| AgentNet::new(&mut store, &format!("agent{a}"), genes, config, &mut rng))
+        .map(|a| {
+            let mut init = ChaCha8Rng::seed_from_u64(init_seed);
+            init.set_stream(if config.same_init { 0 } else { a as u64 });
+            AgentNet::new(&mut store, &format!("agent{a}"), genes, config, &mut init)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut agents = Agents {
         store,
@@ -128,7 +135,15 @@ fn train_step(
     let mut passes = Vec::with_capacity(agents.count);
     let mut targets = Vec::with_capacity(agents.count);
     for a in 0..agents.count {
-        let (input, target) = augmenter.augment(xb, &device, rng)?.fork();
+        // The agent reconstructs its augmented copy from that copy after
+        // input dropout, both built on the host.
+        let mut copy = augmenter.augment(xb, &device, rng)?;
+        let target = Var::from_array(&device, &copy)?;
+        let values = copy
+            .as_slice_mut()
+            .ok_or_else(|| MixVaeError::Data("a non-contiguous batch".into()))?;
+        nn::dropout_in_place(values, config.input_dropout, rng)?;
+        let input = Var::from_array(&device, &copy)?;
         let net = agents.net(a).clone();
         passes.push(net.forward(&mut agents.store, input, config, Mode::Train, rng)?);
         targets.push(target);
