@@ -155,7 +155,10 @@ impl Var {
     /// A constant matrix with the values of `a`.
     pub fn from_array(device: &Device, a: &Array2<f32>) -> Result<Var, NnError> {
         let (r, c) = a.dim();
-        let data: Vec<f32> = a.iter().copied().collect();
+        let data: Vec<f32> = match a.as_slice() {
+            Some(values) => values.to_vec(),
+            None => a.iter().copied().collect(),
+        };
         Ok(Var {
             node: Node::Const(device.dev.try_tensor_from_vec(data, (r, c))?),
         })

@@ -143,7 +143,8 @@ fn train_step(
             .as_slice_mut()
             .ok_or_else(|| MixVaeError::Data("a non-contiguous batch".into()))?;
         nn::dropout_in_place(values, config.input_dropout, rng)?;
-        let input = Var::from_array(&device, &copy)?;
+        let (rows, cols) = copy.dim();
+        let input = Var::from_vec(&device, rows, cols, copy.into_raw_vec_and_offset().0)?;
         let net = agents.net(a).clone();
         passes.push(net.forward(&mut agents.store, input, config, Mode::Train, rng)?);
         targets.push(target);
