@@ -208,13 +208,12 @@ fn a_malformed_session_is_reported_with_line_and_column() {
 fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     common::small_dataset(dir.path(), 4);
-    let session = common::srrr_session("rrr", 2)
-        .replace(
-            "model: Srrr(rank: 2, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8]),",
-            "model: Cae(model: (steps: 60, batch_size: 32, paired_per_batch: 24, \
-             arms: [(hidden: [16]), (hidden: [16])]), analysis: (gmm_components: [3])),",
-        )
-        .replace("protocol: (folds: 5", "protocol: (folds: 3");
+    let session = common::session_with_model(
+        "rrr",
+        "Cae(model: (steps: 60, batch_size: 32, paired_per_batch: 24, \
+         arms: [(hidden: [16]), (hidden: [16])]), analysis: (gmm_components: [3]))",
+        3,
+    );
     let pc_cca = "    (\n      name: \"cca\",\n      dataset: \"sim\",\n      modalities: [\"T\", \"E\"],\n      \
                   model: PcCca(model: (pcs_a: 5, pcs_b: 5, components: 2), analysis: (gmm_components: [3])),\n      \
                   protocol: (folds: 3, seed: 1, scheme: Shuffled),\n    ),\n  ],\n)\n";
@@ -350,14 +349,13 @@ fn cae_cross_modal_and_weights_reproduce_the_run(dir: &Path, saved: &patchbench:
 fn batch_saves_the_sbnn_beside_the_session_and_the_file_predicts_the_same() {
     let dir = tempfile::tempdir().expect("tempdir");
     common::small_dataset(dir.path(), 5);
-    let session = common::srrr_session("net", 2)
-        .replace(
-            "model: Srrr(rank: 2, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8]),",
-            "model: Sbnn(encoder: [16], decoder: [16], clusters: 4, kmeans_restarts: 2, \
-             pretrain_epochs: 2, frozen_epochs: 2, unfrozen_epochs: 2, genes: 8, pruned_epochs: 3, \
-             pretrain_lr: 1e-3, frozen_lr: 1e-3, unfrozen_lr: 1e-3, pruned_lr: 1e-3, grid: 5),",
-        )
-        .replace("protocol: (folds: 5", "protocol: (folds: 2");
+    let session = common::session_with_model(
+        "net",
+        "Sbnn(encoder: [16], decoder: [16], clusters: 4, kmeans_restarts: 2, \
+         pretrain_epochs: 2, frozen_epochs: 2, unfrozen_epochs: 2, genes: 8, pruned_epochs: 3, \
+         pretrain_lr: 1e-3, frozen_lr: 1e-3, unfrozen_lr: 1e-3, pruned_lr: 1e-3, grid: 5)",
+        2,
+    );
     std::fs::write(dir.path().join("s.ron"), session).expect("write session");
     std::fs::create_dir_all(dir.path().join("runs")).expect("output folder");
     patchbench(dir.path())

@@ -20,6 +20,24 @@ fn tmux(args: &[&str]) -> String {
 struct Pane(String);
 
 impl Pane {
+    /// Starts `command` in a detached 120x40 tmux session `name`, in `dir`.
+    fn open(name: String, dir: &Path, command: &str) -> Pane {
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            &dir.display().to_string(),
+            command,
+        ]);
+        Pane(name)
+    }
+
     fn capture(&self) -> String {
         tmux(&["capture-pane", "-p", "-t", &self.0])
     }
@@ -124,20 +142,7 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
     write_session(dir.path());
     let name = format!("patchbench-test-{}", std::process::id());
     let command = format!("EDITOR=true {BIN} s.ron");
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        &dir.path().display().to_string(),
-        &command,
-    ]);
-    let pane = Pane(name);
+    let pane = Pane::open(name, dir.path(), &command);
     let long = Duration::from_secs(120);
     pane.wait_for("the workbench", long, |s| {
         s.contains("Experiments & runs") && s.contains("labels:")
@@ -227,20 +232,7 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let name = format!("{}-reopened", pane.0);
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &name,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "-c",
-        &dir.path().display().to_string(),
-        &command,
-    ]);
-    let reopened = Pane(name);
+    let reopened = Pane::open(name, dir.path(), &command);
     reopened.wait_for("the reopened session with the sRRR plot", long, |s| {
         row(s, "net").contains("done") && s.contains("colour: rna_family") && has_braille(s)
     });

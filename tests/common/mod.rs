@@ -20,6 +20,16 @@ pub fn small_dataset(dir: &Path, seed: u64) -> PathBuf {
 
 /// A session over `data/` (relative to the session file) with one sRRR experiment.
 pub fn srrr_session(name: &str, rank: usize) -> String {
+    session_with_model(
+        name,
+        &format!("Srrr(rank: {rank}, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8])"),
+        5,
+    )
+}
+
+/// A session over `data/` with one experiment `name` of `model` (RON text)
+/// on T and E, evaluated with `folds` shuffled folds.
+pub fn session_with_model(name: &str, model: &str, folds: usize) -> String {
     format!(
         r#"(
   version: 1,
@@ -41,8 +51,8 @@ pub fn srrr_session(name: &str, rank: usize) -> String {
       name: "{name}",
       dataset: "sim",
       modalities: ["T", "E"],
-      model: Srrr(rank: {rank}, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8]),
-      protocol: (folds: 5, seed: 1, scheme: Shuffled),
+      model: {model},
+      protocol: (folds: {folds}, seed: 1, scheme: Shuffled),
     ),
   ],
 )

@@ -24,8 +24,9 @@ pub enum CouplingInput {
     /// expected distance grow with the chance that the agents disagree, so
     /// two agents settle on the same confident category.
     Samples,
-    /// The probabilities `q(c | x)` (the MMIDAS code). Two disagreeing
-    /// agents lower the distance by both becoming unsure.
+    /// The probabilities `q(c | x)` (the MMIDAS code). With the default
+    /// `variance_eps` and `log_floor` it did about as well as `Samples` on
+    /// the digits (README).
     Probabilities,
 }
 
