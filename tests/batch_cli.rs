@@ -13,6 +13,18 @@ fn patchbench(dir: &Path) -> Command {
     command
 }
 
+/// Runs patchbench with `args` in `dir`, fails the test with its stderr
+/// unless it succeeds, and returns its stdout.
+fn run_ok(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let output = patchbench(dir).args(args).output().expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 #[test]
 fn batch_runs_unfinished_experiments_writes_results_and_prints_json() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -20,16 +32,8 @@ fn batch_runs_unfinished_experiments_writes_results_and_prints_json() {
     std::fs::write(dir.path().join("s.ron"), common::srrr_session("rrr", 2))
         .expect("write session");
 
-    let output = patchbench(dir.path())
-        .args(["--batch", "s.ron", "--json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).expect("utf8");
+    let stdout =
+        String::from_utf8(run_ok(dir.path(), &["--batch", "s.ron", "--json"])).expect("utf8");
     let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert_eq!(line["experiment"], "rrr");
     assert_eq!(line["model"], "srrr");
@@ -52,23 +56,15 @@ fn batch_runs_unfinished_experiments_writes_results_and_prints_json() {
     assert_eq!(result.latent.as_ref().expect("latent").dims, 2);
 
     // A second batch has nothing left to do and leaves the result as it was.
-    let output = patchbench(dir.path())
-        .args(["--batch", "s.ron", "--json"])
-        .output()
-        .expect("run");
-    assert!(output.status.success());
-    assert!(output.stdout.is_empty(), "nothing should run again");
+    let stdout = run_ok(dir.path(), &["--batch", "s.ron", "--json"]);
+    assert!(stdout.is_empty(), "nothing should run again");
     let again = patchbench::session::load(&dir.path().join("s.ron")).expect("valid");
     assert_eq!(again, saved);
 
     // --rerun runs it again; the fixed seeds give the same numbers.
-    let output = patchbench(dir.path())
-        .args(["--batch", "s.ron", "--json", "--rerun"])
-        .output()
-        .expect("run");
-    assert!(output.status.success());
+    let stdout = run_ok(dir.path(), &["--batch", "s.ron", "--json", "--rerun"]);
     let rerun: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&output.stdout).trim()).expect("json");
+        serde_json::from_str(String::from_utf8_lossy(&stdout).trim()).expect("json");
     assert_eq!(
         rerun["metrics"]["cv_r2_mean"],
         line["metrics"]["cv_r2_mean"]
@@ -84,15 +80,7 @@ fn scored_folds_trains_and_scores_only_the_first_folds() {
         "scheme: Shuffled, scored_folds: Some(2))",
     );
     std::fs::write(dir.path().join("s.ron"), session).expect("write session");
-    let output = patchbench(dir.path())
-        .args(["--batch", "s.ron"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_ok(dir.path(), &["--batch", "s.ron"]);
     let saved = patchbench::session::load(&dir.path().join("s.ron")).expect("session");
     let result = saved.experiments[0].result.as_ref().expect("result");
     assert_eq!(result.per_fold.len(), 2);
@@ -219,16 +207,8 @@ fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
                   protocol: (folds: 3, seed: 1, scheme: Shuffled),\n    ),\n  ],\n)\n";
     let session = session.replace("  ],\n)\n", "") + pc_cca;
     std::fs::write(dir.path().join("s.ron"), session).expect("write session");
-    let output = patchbench(dir.path())
-        .args(["--batch", "s.ron", "--json"])
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).expect("utf8");
+    let stdout =
+        String::from_utf8(run_ok(dir.path(), &["--batch", "s.ron", "--json"])).expect("utf8");
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
