@@ -117,6 +117,50 @@ fn one_agent_trains_its_classifier_and_recovers_the_components() {
 }
 
 #[test]
+fn empty_categories_are_re_seeded_when_k_exceeds_the_components() {
+    // Three components and six categories: the balance term alone leaves
+    // some categories without cells; re-seeding splits the largest.
+    let (x, labels) = gaussian_mixture(3, 80, 20, 1.0, 5);
+    let sizes_with = |revive_every: usize| {
+        let config = MixVaeConfig {
+            revive_every,
+            ..small_config(2, 6)
+        };
+        fit(x.view(), &config, &mut Quiet).unwrap()
+    };
+    let without = sizes_with(0);
+    assert_eq!(without.revived, 0);
+    assert!(
+        without.category_sizes.contains(&0),
+        "no empty category to re-seed: {:?}",
+        without.category_sizes
+    );
+    let with = sizes_with(10);
+    assert!(with.revived > 0);
+    assert!(
+        with.category_sizes.iter().all(|&n| n > 0),
+        "sizes {:?} after {} re-seedings",
+        with.category_sizes,
+        with.revived
+    );
+    // Splitting components keeps them apart: every category is mostly one component.
+    for category in 0..6 {
+        let mut counts = [0usize; 3];
+        for (c, &l) in with.consensus.iter().zip(&labels) {
+            if *c == category {
+                counts[l] += 1;
+            }
+        }
+        let total: usize = counts.iter().sum();
+        let top = counts.iter().copied().max().unwrap_or(0);
+        assert!(
+            top * 10 >= total * 9,
+            "category {category} mixes {counts:?}"
+        );
+    }
+}
+
+#[test]
 fn the_generator_augmenter_trains_and_feeds_the_agents() {
     let (x, labels) = gaussian_mixture(3, 40, 12, 1.0, 5);
     let config = MixVaeConfig {

@@ -18,6 +18,7 @@ mod augment;
 mod config;
 mod objective;
 mod output;
+mod revive;
 mod train;
 
 use serde::{Deserialize, Serialize};

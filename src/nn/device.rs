@@ -27,6 +27,10 @@ pub enum DeviceChoice {
 }
 
 /// An opened compute device. Cheap to clone: clones share the device.
+///
+/// Clones also share the allocation cache, which is not safe to use from two
+/// threads at once (dfdx 0.13 looks a cached buffer up and takes it under
+/// separate locks), so work that runs in parallel opens one device per thread.
 #[derive(Debug, Clone)]
 pub struct Device {
     pub(crate) dev: Dev,

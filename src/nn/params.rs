@@ -129,6 +129,30 @@ impl ParamStore {
         &self.device
     }
 
+    /// A copy of the store whose parameters live on `device`.
+    pub fn moved_to(&self, device: &Device) -> Result<ParamStore, NnError> {
+        let mut moved = ParamStore {
+            device: device.clone(),
+            params: Vec::with_capacity(self.params.len()),
+            by_name: self.by_name.clone(),
+        };
+        for param in &self.params {
+            let value = match &param.value {
+                Value::Matrix(t) => {
+                    Value::Matrix(device.dev.try_tensor_from_vec(t.as_vec(), *t.shape())?)
+                }
+                Value::Vector(t) => {
+                    Value::Vector(device.dev.try_tensor_from_vec(t.as_vec(), *t.shape())?)
+                }
+            };
+            moved.params.push(Param {
+                value,
+                ..param.clone()
+            });
+        }
+        Ok(moved)
+    }
+
     /// Registers a matrix parameter with the given values (trainable unless it is a running statistic).
     pub fn add_matrix(
         &mut self,

@@ -16,12 +16,13 @@ use crate::progress::{Event, Sink};
 use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
 
 /// Scores also reported per seed, as `<name>_seed<seed>`.
-const PER_SEED: [&str; 5] = [
+const PER_SEED: [&str; 6] = [
     "accuracy",
     "ari",
     "agent_agreement",
     "used_categories",
     "min_category_size",
+    "revived_categories",
 ];
 
 /// Known labels of the labelled cells: their row indices, classes and class names.
@@ -214,6 +215,7 @@ fn score(fit: &MixVaeFit, truth: Option<&Truth>) -> BTreeMap<String, f64> {
     m.insert("agent_agreement".into(), fit.agreement);
     let used = fit.category_sizes.iter().filter(|&&n| n > 0).count();
     m.insert("used_categories".into(), used as f64);
+    m.insert("revived_categories".into(), fit.revived as f64);
     m.insert(
         "min_category_size".into(),
         fit.category_sizes.iter().copied().min().unwrap_or(0) as f64,

@@ -133,6 +133,66 @@ impl AgentNet {
         Ok((low, log_q))
     }
 
+    /// The low-dimensional embedding (the classifier's input) and `q(c | x)`
+    /// of `x`, in evaluation mode.
+    pub(crate) fn embed(
+        &self,
+        store: &mut ParamStore,
+        x: Var,
+        config: &MixVaeConfig,
+    ) -> Result<(Array2<f32>, Array2<f32>), NnError> {
+        let (low, log_q) = self.encode(store, x, config, Mode::Eval)?;
+        Ok((low.to_array()?, log_q.exp()?.to_array()?))
+    }
+
+    /// Makes category `to` a copy of category `from` wherever a category
+    /// enters the network (state encoder, state prior, decoder), and gives it
+    /// the classifier logit of `from` plus `direction · h − threshold` for
+    /// the embedding `h`: `to` takes the cells of `from` on the positive side.
+    pub(crate) fn split_category(
+        &self,
+        store: &mut ParamStore,
+        from: usize,
+        to: usize,
+        direction: &[f32],
+        threshold: f32,
+    ) -> Result<(), NnError> {
+        let mut weight = store.matrix(self.logits.weight)?;
+        let mut bias = store.vector(self.logits.bias)?;
+        if direction.len() != weight.nrows() {
+            return Err(NnError::shape(
+                "split_category",
+                format!("a direction of {} values", weight.nrows()),
+                direction.len(),
+            ));
+        }
+        for (i, &d) in direction.iter().enumerate() {
+            weight[[i, to]] = weight[[i, from]] + d;
+        }
+        bias[to] = bias[from] - threshold;
+        store.set_matrix(self.logits.weight, &weight)?;
+        store.set_vector(self.logits.bias, &bias)?;
+        // Input rows that belong to the category: after the embedding's
+        // `low_dim` rows in the state encoder, first in the decoder and prior.
+        let low_dim = direction.len();
+        let mut rows = vec![
+            (self.state_mean.weight, low_dim),
+            (self.state_var.weight, low_dim),
+            (self.decoder[0].weight, 0),
+        ];
+        if let Some((mean, log_var)) = &self.prior {
+            rows.push((mean.weight, 0));
+            rows.push((log_var.weight, 0));
+        }
+        for (id, offset) in rows {
+            let mut w = store.matrix(id)?;
+            let source = w.row(offset + from).to_owned();
+            w.row_mut(offset + to).assign(&source);
+            store.set_matrix(id, &w)?;
+        }
+        Ok(())
+    }
+
     /// Decodes `(c, s)`.
     pub(crate) fn decode(
         &self,

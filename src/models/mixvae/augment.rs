@@ -56,6 +56,17 @@ impl Augmenter {
         })
     }
 
+    /// The same augmenter with its parameters (if any) on `device`.
+    pub(crate) fn on(&self, device: &Device) -> Result<Augmenter, NnError> {
+        Ok(match self {
+            Augmenter::Generator(g) => Augmenter::Generator(Box::new(Generator {
+                store: g.store.moved_to(device)?,
+                ..(**g).clone()
+            })),
+            other => other.clone(),
+        })
+    }
+
     /// One agent's copy of the batch `x` (host values: no gradient flows back).
     pub(crate) fn augment(
         &self,

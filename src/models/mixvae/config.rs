@@ -192,6 +192,11 @@ pub struct MixVaeConfig {
     /// weights, so that category k means the same to every agent from the
     /// first step and the coupling need not first align their labellings.
     pub same_init: bool,
+    /// Every this many epochs in the second half of training, each category
+    /// that no cell falls in is re-seeded by splitting the largest one (0:
+    /// never; not in the paper or MMIDAS). Without it, a K larger than the
+    /// data supports leaves some categories empty (README).
+    pub revive_every: usize,
     /// Each agent's type-preserving augmentation.
     pub augmentation: Augmentation,
     /// Training epochs.
@@ -233,6 +238,7 @@ impl Default for MixVaeConfig {
             output: Output::Relu,
             shared: false,
             same_init: true,
+            revive_every: 10,
             augmentation: Augmentation::None,
             epochs: 100,
             batch_size: 256,

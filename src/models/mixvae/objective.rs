@@ -13,120 +13,151 @@
 //! pays `balance_weight · KL(c̄ ‖ uniform)` for its mini-batch mean `c̄`, which
 //! keeps every category in use.
 
+use ndarray::Array2;
+
+use super::EpochLoss;
 use super::agent::{AgentPass, PROB_EPS};
 use super::config::{CouplingInput, MixVaeConfig};
 use crate::nn::{self, NnError, Scalar, Var};
 
-/// The loss of one mini-batch and its parts (per-batch means).
-pub(crate) struct CoupledLoss {
-    /// What is minimised.
-    pub total: Scalar,
-    /// Sum over agents of the reconstruction terms.
-    pub reconstruction: f64,
-    /// Sum over agents of the state KL terms.
-    pub kl: f64,
-    /// Sum over pairs of d²_σ.
-    pub distance: f64,
-    /// Sum over agents of the category entropy `H(c | x)`.
-    pub entropy: f64,
+/// One agent's own terms of the objective, and its side of the coupling.
+///
+/// The agents' passes run on separate threads, so the only term that joins
+/// them, `λ Σ_{a<b} d²_σ(a, b)`, is split: each agent hands the host values
+/// of its scaled logarithms `u_a = σ_a⁻¹ ln(c_a + δ)` to [`coupling`], which
+/// returns `∂(λ Σ d²_σ)/∂u_a`; [`with_coupling_gradient`] then adds
+/// `Σ u_a ⊙ g_a` (with `g_a` constant) to the agent's own loss, whose
+/// gradient is the full objective's with respect to that agent's parameters.
+pub(crate) struct AgentLoss {
+    /// `max(A − 1, 1) [rec + β KL] + balance + (A − 1)(−H)`.
+    pub own: Scalar,
+    /// The value parts of `own` (`distance` is 0: see [`coupling`]).
+    pub parts: EpochLoss,
+    /// `u_a`, traced, when there are other agents to compare with.
+    pub coupled: Option<Var>,
 }
 
-/// The coupled loss of the agents' passes against their own inputs.
-pub(crate) fn coupled_loss(
-    passes: Vec<AgentPass>,
-    targets: Vec<Var>,
+/// One agent's own loss against its input `target`, among `agents` agents.
+pub(crate) fn agent_loss(
+    pass: AgentPass,
+    target: Var,
+    agents: usize,
     config: &MixVaeConfig,
-) -> Result<CoupledLoss, NnError> {
-    let agents = passes.len();
+) -> Result<AgentLoss, NnError> {
     let weight = (agents.max(2) - 1) as f32;
-    let mut total: Option<Scalar> = None;
-    let mut add = |term: Scalar| -> Result<(), NnError> {
-        total = Some(match total.take() {
-            None => term,
-            Some(t) => t.add(term)?,
-        });
-        Ok(())
+    let mut parts = EpochLoss::default();
+    let genes = target.shape().1 as f32;
+    let rec = nn::loss::mse(pass.reconstruction, target)?.scale(0.5 * genes)?;
+    parts.reconstruction = rec.value()? as f64;
+    let mut own = rec.scale(weight)?;
+    if let Some(kl) = pass.kl {
+        parts.kl = kl.value()? as f64;
+        own = own.add(kl.scale(weight * config.beta)?)?;
+    }
+    let (rows, categories) = pass.log_q.shape();
+    let (log_q, for_q) = pass.log_q.fork();
+    let q = for_q.exp()?;
+    let mut sample = pass.sample;
+    let q = if config.balance_weight > 0.0 {
+        // The balance term sees what the coupling compares. It always
+        // reaches the loss, so it takes the handle that carries the
+        // backward history.
+        let (for_balance, q) = match config.coupling_input {
+            CouplingInput::Samples => {
+                let (for_balance, rest) = sample.fork();
+                sample = rest;
+                (for_balance, q)
+            }
+            CouplingInput::Probabilities => q.fork(),
+        };
+        let balance = category_balance(for_balance, rows, categories)?;
+        own = own.add(balance.scale(config.balance_weight)?)?;
+        q
+    } else {
+        q
     };
-    let (mut reconstruction, mut kl_sum, mut distance, mut entropy) = (0.0, 0.0, 0.0, 0.0);
-    let mut scaled_logs: Vec<Vec<Var>> = Vec::new();
-    for (pass, target) in passes.into_iter().zip(targets) {
-        let genes = target.shape().1 as f32;
-        let rec = nn::loss::mse(pass.reconstruction, target)?.scale(0.5 * genes)?;
-        reconstruction += rec.value()? as f64;
-        add(rec.scale(weight)?)?;
-        if let Some(kl) = pass.kl {
-            kl_sum += kl.value()? as f64;
-            add(kl.scale(weight * config.beta)?)?;
-        }
-        let (rows, categories) = pass.log_q.shape();
-        let (log_q, for_q) = pass.log_q.fork();
-        let q = for_q.exp()?;
-        let mut sample = pass.sample;
-        let q = if config.balance_weight > 0.0 {
-            // The balance term sees what the coupling compares. It always
-            // reaches the loss, so it takes the handle that carries the
-            // backward history.
-            let (for_balance, q) = match config.coupling_input {
-                CouplingInput::Samples => {
-                    let (for_balance, rest) = sample.fork();
-                    sample = rest;
-                    (for_balance, q)
-                }
-                CouplingInput::Probabilities => q.fork(),
-            };
-            let balance = category_balance(for_balance, rows, categories)?;
-            add(balance.scale(config.balance_weight)?)?;
-            q
-        } else {
-            q
-        };
-        if agents < 2 {
-            continue;
-        }
-        let rows = rows as f32;
-        let (q, q_for_coupling) = q.fork();
-        // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times.
-        let neg_entropy = q.mul(log_q)?.sum()?.scale(1.0 / rows)?;
-        entropy -= neg_entropy.value()? as f64;
-        add(neg_entropy.scale((agents - 1) as f32)?)?;
-        let compared = match config.coupling_input {
-            CouplingInput::Samples => sample,
-            CouplingInput::Probabilities => q_for_coupling,
-        };
-        let (for_spread, compared) = compared.fork();
-        let inv_sd = for_spread
-            .column_variance()?
-            .add_scalar(config.variance_eps)?
-            .powf(-0.5)?;
-        let floored_log = compared.add_scalar(config.log_floor)?.ln()?;
-        let mut scaled = floored_log.mul_broadcast_row(inv_sd)?;
-        let mut copies = Vec::with_capacity(agents - 1);
-        for _ in 1..agents - 1 {
-            let (a, b) = scaled.fork();
-            copies.push(a);
-            scaled = b;
-        }
-        copies.push(scaled);
-        scaled_logs.push(copies);
+    if agents < 2 {
+        parts.total = own.value()? as f64;
+        return Ok(AgentLoss {
+            own,
+            parts,
+            coupled: None,
+        });
     }
-    for a in 0..scaled_logs.len() {
-        for b in a + 1..scaled_logs.len() {
-            let ua = take(&mut scaled_logs, a)?;
-            let ub = take(&mut scaled_logs, b)?;
-            let rows = ua.shape().0 as f32;
-            let d2 = ua.sub(ub)?.square()?.sum()?.scale(1.0 / rows)?;
-            distance += d2.value()? as f64;
-            add(d2.scale(config.lambda)?)?;
-        }
-    }
-    let total = total.ok_or(NnError::NoGradient)?;
-    Ok(CoupledLoss {
-        total,
-        reconstruction,
-        kl: kl_sum,
-        distance,
-        entropy,
+    let (q, q_for_coupling) = q.fork();
+    // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times.
+    let neg_entropy = q.mul(log_q)?.sum()?.scale(1.0 / rows as f32)?;
+    parts.entropy = -neg_entropy.value()? as f64;
+    own = own.add(neg_entropy.scale((agents - 1) as f32)?)?;
+    parts.total = own.value()? as f64;
+    let compared = match config.coupling_input {
+        CouplingInput::Samples => sample,
+        CouplingInput::Probabilities => q_for_coupling,
+    };
+    let (for_spread, compared) = compared.fork();
+    let inv_sd = for_spread
+        .column_variance()?
+        .add_scalar(config.variance_eps)?
+        .powf(-0.5)?;
+    let floored_log = compared.add_scalar(config.log_floor)?.ln()?;
+    Ok(AgentLoss {
+        own,
+        parts,
+        coupled: Some(floored_log.mul_broadcast_row(inv_sd)?),
     })
+}
+
+/// The coupling term `λ Σ_{a<b} d²_σ(a, b)` with `d²_σ(a, b) = ‖u_a − u_b‖² / rows`.
+pub(crate) struct Coupling {
+    /// `Σ_{a<b} d²_σ(a, b)` (without λ).
+    pub distance: f64,
+    /// `∂(λ Σ_{a<b} d²_σ)/∂u_a` for every agent `a`.
+    pub gradients: Vec<Array2<f32>>,
+}
+
+/// The coupling term of the agents' scaled logarithms `u` (all the same shape).
+pub(crate) fn coupling(u: &[Array2<f32>], lambda: f32) -> Result<Coupling, NnError> {
+    let Some(first) = u.first() else {
+        return Ok(Coupling {
+            distance: 0.0,
+            gradients: Vec::new(),
+        });
+    };
+    let dim = first.dim();
+    if let Some(other) = u.iter().find(|v| v.dim() != dim) {
+        return Err(NnError::shape(
+            "coupling",
+            format!("{dim:?} for every agent"),
+            format!("{:?}", other.dim()),
+        ));
+    }
+    let rows = dim.0.max(1) as f64;
+    let mut distance = 0.0f64;
+    let mut gradients = vec![Array2::<f32>::zeros(dim); u.len()];
+    for a in 0..u.len() {
+        for b in a + 1..u.len() {
+            let diff = &u[a] - &u[b];
+            distance += diff.iter().map(|&d| (d as f64) * (d as f64)).sum::<f64>() / rows;
+            let step = (2.0 * lambda as f64 / rows) as f32;
+            gradients[a].scaled_add(step, &diff);
+            gradients[b].scaled_add(-step, &diff);
+        }
+    }
+    Ok(Coupling {
+        distance,
+        gradients,
+    })
+}
+
+/// `own + Σ u ⊙ g` for a constant `g`: a loss whose gradient adds `g`'s
+/// chain through `u` to `own`'s.
+pub(crate) fn with_coupling_gradient(
+    own: Scalar,
+    u: Var,
+    gradient: &Array2<f32>,
+) -> Result<Scalar, NnError> {
+    let g = Var::from_array(&u.device(), gradient)?;
+    own.add(u.mul(g)?.sum()?)
 }
 
 /// `KL(q̄ ‖ uniform)` of the mini-batch's mean category probabilities `q̄`:
@@ -140,13 +171,6 @@ fn category_balance(q: Var, rows: usize, categories: usize) -> Result<Scalar, Nn
             .add_scalar((categories as f32).ln())?,
     )?
     .sum()
-}
-
-fn take(copies: &mut [Vec<Var>], agent: usize) -> Result<Var, NnError> {
-    copies
-        .get_mut(agent)
-        .and_then(Vec::pop)
-        .ok_or_else(|| NnError::Backend(format!("no copy of agent {agent}'s log q left")))
 }
 
 /// The centred log-ratio transform `clr(c)_k = ln c_k − (1/K) Σ_j ln c_j`.
@@ -183,7 +207,7 @@ mod tests {
     use super::*;
     use crate::nn::{Adam, AdamConfig, Device, DeviceChoice, Linear, ParamStore};
     use ndarray::{Array1, Array2, Axis};
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     const CELLS: usize = 64;
@@ -230,10 +254,29 @@ mod tests {
                         state_mean: zeros(),
                     }
                 })
+                .collect::<Vec<_>>();
+            // The training step's split: own terms, then the host-side coupling.
+            let losses: Vec<AgentLoss> = passes
+                .into_iter()
+                .map(|pass| agent_loss(pass, zeros(), config.agents, config).unwrap())
                 .collect();
-            let targets = (0..config.agents).map(|_| zeros()).collect();
-            let loss = coupled_loss(passes, targets, config).unwrap();
-            let mut grads = loss.total.backward().unwrap();
+            let u: Vec<Array2<f32>> = losses
+                .iter()
+                .filter_map(|l| l.coupled.as_ref().map(|u| u.to_array().unwrap()))
+                .collect();
+            let mut gradients = coupling(&u, config.lambda).unwrap().gradients.into_iter();
+            let mut total: Option<Scalar> = None;
+            for loss in losses {
+                let mut own = loss.own;
+                if let Some(u) = loss.coupled {
+                    own = with_coupling_gradient(own, u, &gradients.next().unwrap()).unwrap();
+                }
+                total = Some(match total {
+                    None => own,
+                    Some(t) => t.add(own).unwrap(),
+                });
+            }
+            let mut grads = total.unwrap().backward().unwrap();
             adam.step(&mut store, &mut grads).unwrap();
         }
         log_qs(&store)
@@ -252,6 +295,40 @@ mod tests {
     fn agreement(q: &[Array2<f32>]) -> f64 {
         let (a, b) = (categories(&q[0]), categories(&q[1]));
         a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / CELLS as f64
+    }
+
+    #[test]
+    fn the_coupling_gradient_matches_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let u: Vec<Array2<f32>> = (0..3)
+            .map(|_| Array2::from_shape_simple_fn((4, 3), || rng.random_range(-2.0..2.0)))
+            .collect();
+        let lambda = 0.7f32;
+        let exact = coupling(&u, lambda).unwrap();
+        let pairs = [(0, 1), (0, 2), (1, 2)];
+        let by_hand: f64 = pairs
+            .iter()
+            .map(|&(a, b)| (&u[a] - &u[b]).mapv(|d| (d as f64).powi(2)).sum() / 4.0)
+            .sum();
+        assert!((exact.distance - by_hand).abs() < 1e-9);
+        let h = 1e-2f32;
+        for a in 0..3 {
+            for i in 0..4 {
+                for k in 0..3 {
+                    let moved = |delta: f32| {
+                        let mut v = u.clone();
+                        v[a][[i, k]] += delta;
+                        lambda as f64 * coupling(&v, lambda).unwrap().distance
+                    };
+                    let numeric = (moved(h) - moved(-h)) / (2.0 * h as f64);
+                    let analytic = exact.gradients[a][[i, k]] as f64;
+                    assert!(
+                        (numeric - analytic).abs() < 1e-3 * (1.0 + analytic.abs()),
+                        "agent {a} [{i}, {k}]: {numeric} by differences, {analytic} returned"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,12 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use super::agent::argmax;
 use super::config::MixVaeConfig;
-use super::train::Agents;
+use super::train::{Agents, Network};
 use super::{EpochLoss, MixVaeError};
 use crate::nn::{Mode, Var};
 
 /// Rows evaluated at once.
-const EVAL_CHUNK: usize = 1024;
+pub(crate) const EVAL_CHUNK: usize = 1024;
 
 /// One agent's view of every cell (evaluation mode: no noise, no dropout).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +68,8 @@ pub struct MixVaeFit {
     pub losses: Vec<EpochLoss>,
     /// Wall-clock seconds of every training epoch.
     pub epoch_seconds: Vec<f64>,
+    /// How many times an empty category was re-seeded during training.
+    pub revived: usize,
 }
 
 impl MixVaeFit {
@@ -114,11 +116,11 @@ pub(crate) fn evaluate(
     config: &MixVaeConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<MixVaeFit, MixVaeError> {
-    let device = agents.store.device().clone();
     let cells = x.nrows();
     let mut per_agent = Vec::with_capacity(agents.count);
     for a in 0..agents.count {
-        let net = agents.net(a).clone();
+        let Network { net, store, .. } = agents.network_mut(a);
+        let device = store.device().clone();
         let mut probabilities = Array2::<f32>::zeros((cells, config.categories));
         let mut state = Array2::<f32>::zeros((cells, config.state_dim));
         for start in (0..cells).step_by(EVAL_CHUNK) {
@@ -127,7 +129,7 @@ pub(crate) fn evaluate(
                 &device,
                 &x.slice_axis(Axis(0), Slice::from(start..end)).to_owned(),
             )?;
-            let pass = net.forward(&mut agents.store, xb, config, Mode::Eval, rng)?;
+            let pass = net.forward(store, xb, config, Mode::Eval, rng)?;
             let q = pass.log_q.exp()?.to_array()?;
             probabilities
                 .slice_axis_mut(Axis(0), Slice::from(start..end))
@@ -175,6 +177,7 @@ pub(crate) fn evaluate(
         traversals,
         losses: Vec::new(),
         epoch_seconds: Vec::new(),
+        revived: 0,
     })
 }
 
@@ -205,8 +208,8 @@ fn traversals(
     config: &MixVaeConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<Traversal>, MixVaeError> {
-    let device = agents.store.device().clone();
-    let net = agents.net(0).clone();
+    let Network { net, store, .. } = agents.network_mut(0);
+    let device = store.device().clone();
     let (k, dims, steps) = (config.categories, config.state_dim, config.traversal_steps);
     let mut out = Vec::new();
     for category in 0..k {
@@ -239,7 +242,7 @@ fn traversals(
             }
             let decoded = net
                 .decode(
-                    &agents.store,
+                    store,
                     Var::from_array(&device, &c_grid)?,
                     Var::from_array(&device, &s_grid)?,
                     config,
