@@ -9,7 +9,10 @@
 //! objective in [`objective`]: reconstruction and state KL per agent, entropy
 //! confidence terms, and λ times the Aitchison distance between their
 //! categorical assignments with the mini-batch variance scaling d_σ that
-//! prevents mode collapse. [`fit`] trains them and returns a [`MixVaeFit`]:
+//! prevents mode collapse. Each agent's network trains on its own thread
+//! and device; the host joins them once per step for the coupling term
+//! ([`train`]). Categories left empty are re-seeded from the largest
+//! ([`revive`]). [`fit`] trains them and returns a [`MixVaeFit`]:
 //! consensus and per-agent categories, confidences, states, agreement and
 //! per-category state traversals.
 

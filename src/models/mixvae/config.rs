@@ -165,6 +165,9 @@ pub struct MixVaeConfig {
     /// near one-hot samples it evens out the categories' actual use, where
     /// a balanced mean `q` still allows empty categories.
     pub balance_weight: f32,
+    /// Weight of the category entropy terms `H(c | x)` (1 = the paper's
+    /// confidence penalty; a single agent keeps it as its ELBO's categorical KL).
+    pub entropy_weight: f32,
     /// Prior of the state.
     pub state_prior: StatePrior,
     /// Reparameterisation noise of the state.
@@ -229,6 +232,7 @@ impl Default for MixVaeConfig {
             lambda: 1.0,
             beta: 1.0,
             balance_weight: 0.0,
+            entropy_weight: 1.0,
             state_prior: StatePrior::PerCategory,
             state_noise: StateNoise::Gaussian,
             input_dropout: 0.5,
@@ -299,6 +303,7 @@ impl MixVaeConfig {
             ("lambda", self.lambda),
             ("beta", self.beta),
             ("balance_weight", self.balance_weight),
+            ("entropy_weight", self.entropy_weight),
         ] {
             if !(value >= 0.0 && value.is_finite()) {
                 return bad(field, "a finite non-negative number", value.to_string());

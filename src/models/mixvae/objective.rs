@@ -2,9 +2,10 @@
 //! §4.3), and the distances on the simplex it uses.
 //!
 //! To minimise, with `A` agents:
-//! `max(A − 1, 1) Σ_a [rec_a + β KL_a] + λ Σ_{a<b} d²_σ(a, b) − Σ_{a<b} (H_a + H_b)`,
+//! `max(A − 1, 1) Σ_a [rec_a + β KL_a − η H_a] + λ Σ_{a<b} d²_σ(a, b)`
+//! (for A ≥ 2, `(A − 1) Σ_a H_a = Σ_{a<b} (H_a + H_b)`),
 //! where `rec_a = ½ Σ_g (x̂ − x)²` and `H_a = −Σ_k q_k ln q_k` are averaged
-//! over the mini-batch, and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln(c_ak + δ) − σ_bk⁻¹ ln(c_bk + δ))²`
+//! over the mini-batch, η is `entropy_weight` (1 in the paper), and `d²_σ(a, b) = Σ_k (σ_ak⁻¹ ln(c_ak + δ) − σ_bk⁻¹ ln(c_bk + δ))²`
 //! with `c` the agents' category samples (the paper) or their probabilities
 //! `q` (MMIDAS), `σ²_ak` the mini-batch variance of `c_·k` plus
 //! `variance_eps`, and `δ` the zero replacement `log_floor`.
@@ -29,7 +30,7 @@ use crate::nn::{self, NnError, Scalar, Var};
 /// `Σ u_a ⊙ g_a` (with `g_a` constant) to the agent's own loss, whose
 /// gradient is the full objective's with respect to that agent's parameters.
 pub(crate) struct AgentLoss {
-    /// `max(A − 1, 1) [rec + β KL] + balance + (A − 1)(−H)`.
+    /// `max(A − 1, 1) [rec + β KL − H] + balance`.
     pub own: Scalar,
     /// The value parts of `own` (`distance` is 0: see [`coupling`]).
     pub parts: EpochLoss,
@@ -76,20 +77,20 @@ pub(crate) fn agent_loss(
     } else {
         q
     };
+    let (q, q_for_coupling) = q.fork();
+    // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times; a single
+    // agent keeps its ELBO's `KL(q(c|x) ‖ uniform) = ln K − H` (Eq. 4).
+    let neg_entropy = q.mul(log_q)?.sum()?.scale(1.0 / rows as f32)?;
+    parts.entropy = -neg_entropy.value()? as f64;
+    own = own.add(neg_entropy.scale(weight * config.entropy_weight)?)?;
+    parts.total = own.value()? as f64;
     if agents < 2 {
-        parts.total = own.value()? as f64;
         return Ok(AgentLoss {
             own,
             parts,
             coupled: None,
         });
     }
-    let (q, q_for_coupling) = q.fork();
-    // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times.
-    let neg_entropy = q.mul(log_q)?.sum()?.scale(1.0 / rows as f32)?;
-    parts.entropy = -neg_entropy.value()? as f64;
-    own = own.add(neg_entropy.scale((agents - 1) as f32)?)?;
-    parts.total = own.value()? as f64;
     let compared = match config.coupling_input {
         CouplingInput::Samples => sample,
         CouplingInput::Probabilities => q_for_coupling,

@@ -32,7 +32,7 @@ const MARGIN: f32 = 0.05;
 /// hold cells after 10 epochs), and splitting then cost accuracy.
 pub(crate) fn revival_due(epochs_done: usize, config: &MixVaeConfig) -> bool {
     config.revive_every > 0
-        && epochs_done % config.revive_every == 0
+        && epochs_done.is_multiple_of(config.revive_every)
         && 2 * epochs_done > config.epochs
 }
 
