@@ -21,6 +21,8 @@ mod augment;
 mod config;
 mod objective;
 mod output;
+#[cfg(not(feature = "cuda"))]
+mod parallel;
 mod revive;
 mod train;
 

@@ -1,13 +1,11 @@
 //! Training the agents on mini-batches with the coupled objective.
 
-use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use super::agent::AgentNet;
 use super::augment::Augmenter;
@@ -101,7 +99,7 @@ pub fn fit(
             })
         })
         .collect::<Result<Vec<_>, NnError>>()?;
-    let pools = worker_pools(networks.len())?;
+    let stepper = Stepper::new(networks.len())?;
     let mut agents = Agents {
         networks,
         count: config.agents,
@@ -129,7 +127,7 @@ pub fn fit(
                 continue;
             }
             let xb = x.select(Axis(0), chunk);
-            let parts = train_step(&mut agents, &pools, &xb, config, &mut rng)?;
+            let parts = stepper.step(&mut agents, &xb, config, &mut rng)?;
             sum.add(&parts);
             steps += 1;
         }
@@ -161,169 +159,147 @@ pub fn fit(
     Ok(fit)
 }
 
-/// One thread pool per network, splitting the machine's cores between them,
-/// so that each network's matrix products stay on its own cores.
-fn worker_pools(networks: usize) -> Result<Vec<ThreadPool>, MixVaeError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_network = (cores / networks.max(1)).max(1);
-    (0..networks)
-        .map(|w| {
-            ThreadPoolBuilder::new()
-                .num_threads(per_network)
-                .thread_name(move |i| format!("mixvae-net{w}-{i}"))
-                .build()
-                .map_err(|e| MixVaeError::Nn(NnError::Backend(format!("thread pool: {e}"))))
+/// Runs the networks' halves of a training step: on parallel threads in a
+/// CPU build with several networks, one after another otherwise (a single
+/// network, or CUDA, whose device handles cannot move between threads).
+struct Stepper {
+    #[cfg(not(feature = "cuda"))]
+    pools: Vec<rayon::ThreadPool>,
+}
+
+impl Stepper {
+    fn new(networks: usize) -> Result<Stepper, MixVaeError> {
+        #[cfg(feature = "cuda")]
+        let _ = networks;
+        Ok(Stepper {
+            #[cfg(not(feature = "cuda"))]
+            pools: if networks > 1 {
+                super::parallel::pools(networks)?
+            } else {
+                Vec::new()
+            },
         })
-        .collect()
-}
-
-/// What a network's worker hands the host after its forward passes: the
-/// scaled logarithms `u_a` of its agents, or `None` when it failed (its
-/// result then says why).
-type Coupled = Option<Vec<(usize, Array2<f32>)>>;
-
-/// Sends `None` to the host if the worker stops (by an error or a panic)
-/// before handing over its values, so the host never waits for them.
-struct HandOver {
-    to_host: Option<Sender<Coupled>>,
-}
-
-impl HandOver {
-    fn send(&mut self, values: Vec<(usize, Array2<f32>)>) {
-        if let Some(tx) = self.to_host.take() {
-            // The host only stops listening after an error it reports itself.
-            let _ = tx.send(Some(values));
-        }
     }
-}
 
-impl Drop for HandOver {
-    fn drop(&mut self) {
-        if let Some(tx) = self.to_host.take() {
-            let _ = tx.send(None);
-        }
-    }
-}
-
-/// One optimisation step on the batch `xb`; returns the loss parts.
-///
-/// Each network runs its agents' passes and its backward pass on its own
-/// thread pool; the host meets them in between to compute the coupling term
-/// (see [`super::objective::AgentLoss`]). Every agent draws from its own
-/// stream seeded from `rng`, so results do not depend on thread timing.
-fn train_step(
-    agents: &mut Agents,
-    pools: &[ThreadPool],
-    xb: &Array2<f32>,
-    config: &MixVaeConfig,
-    rng: &mut ChaCha8Rng,
-) -> Result<EpochLoss, MixVaeError> {
-    let count = agents.count;
-    let seeds: Vec<u64> = (0..count).map(|_| rng.random()).collect();
-    let runs: Vec<Vec<usize>> = (0..agents.networks.len())
-        .map(|w| agents.run_by(w))
-        .collect();
-    let (to_host, from_workers) = mpsc::channel::<Coupled>();
-    std::thread::scope(|scope| {
-        let mut replies = Vec::with_capacity(runs.len());
-        let mut workers = Vec::with_capacity(runs.len());
-        for ((network, pool), run) in agents.networks.iter_mut().zip(pools).zip(&runs) {
-            let (to_worker, from_host) = mpsc::channel::<Vec<Array2<f32>>>();
-            replies.push(to_worker);
-            let job = WorkerJob {
+    /// One optimisation step on the batch `xb`; returns the loss parts.
+    ///
+    /// Each network runs its agents' forward passes, the host computes the
+    /// coupling term from them (see [`super::objective::AgentLoss`]), and
+    /// each network runs its backward pass and optimiser step. Every agent
+    /// draws from its own stream seeded from `rng`, so results do not depend
+    /// on the order or timing of the networks' work.
+    fn step(
+        &self,
+        agents: &mut Agents,
+        xb: &Array2<f32>,
+        config: &MixVaeConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<EpochLoss, MixVaeError> {
+        let count = agents.count;
+        let seeds: Vec<u64> = (0..count).map(|_| rng.random()).collect();
+        let runs: Vec<Vec<usize>> = (0..agents.networks.len())
+            .map(|w| agents.run_by(w))
+            .collect();
+        let jobs: Vec<Job> = runs
+            .iter()
+            .map(|run| Job {
                 run,
                 seeds: &seeds,
                 count,
                 xb,
                 config,
-            };
-            let hand_over = HandOver {
-                to_host: Some(to_host.clone()),
-            };
-            workers.push(
-                scope.spawn(move || pool.install(move || job.step(network, hand_over, from_host))),
-            );
+            })
+            .collect();
+        #[cfg(not(feature = "cuda"))]
+        if !self.pools.is_empty() {
+            return super::parallel::step(&self.pools, &mut agents.networks, jobs, config);
         }
-        drop(to_host);
-        let distance = meet_workers(&from_workers, &replies, &runs, count, config.lambda);
-        drop(replies);
+        let mut forwards = Vec::with_capacity(jobs.len());
+        for (network, job) in agents.networks.iter_mut().zip(&jobs) {
+            forwards.push(job.forward(network)?);
+        }
+        let mut values = Vec::new();
+        for forward in &forwards {
+            values.extend(forward.values()?);
+        }
+        let coupling = couple(values, &runs, count, config.lambda)?;
         let mut parts = EpochLoss::default();
-        let mut failure = None;
-        for worker in workers {
-            match worker.join() {
-                Ok(Ok(p)) => parts.add(&p),
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+        for ((network, forward), g) in agents
+            .networks
+            .iter_mut()
+            .zip(forwards)
+            .zip(coupling.by_network)
+        {
+            parts.add(&forward.finish(network, &g)?);
         }
-        // A worker's own error explains a failed meeting better than the host's.
-        if let Some(e) = failure {
-            return Err(MixVaeError::Nn(e));
-        }
-        let distance = distance?;
-        parts.distance = distance;
-        parts.total += config.lambda as f64 * distance;
+        parts.distance = coupling.distance;
+        parts.total += config.lambda as f64 * coupling.distance;
         Ok(parts)
-    })
+    }
 }
 
-/// The host's side of a step: gathers every agent's `u_a`, computes the
-/// coupling, and sends each worker the gradients of its agents. Returns
-/// `Σ_{a<b} d²_σ`.
-fn meet_workers(
-    from_workers: &Receiver<Coupled>,
-    replies: &[Sender<Vec<Array2<f32>>>],
+/// The coupling term of a step, as the networks need it.
+pub(crate) struct StepCoupling {
+    /// `Σ_{a<b} d²_σ`.
+    pub distance: f64,
+    /// For each network, the coupling gradients of its agents.
+    pub by_network: Vec<Vec<Array2<f32>>>,
+}
+
+/// The host's part of a step, from every agent's `u_a` (tagged with the
+/// agent); each network's gradients come in the order of its run in `runs`.
+pub(crate) fn couple(
+    values: Vec<(usize, Array2<f32>)>,
     runs: &[Vec<usize>],
     count: usize,
     lambda: f32,
-) -> Result<f64, NnError> {
+) -> Result<StepCoupling, NnError> {
     let mut u: Vec<Option<Array2<f32>>> = vec![None; count];
-    for _ in 0..replies.len() {
-        let values = from_workers
-            .recv()
-            .ok()
-            .flatten()
-            .ok_or_else(|| NnError::Backend("a network's worker stopped".into()))?;
-        for (a, values) in values {
-            u[a] = Some(values);
+    for (a, v) in values {
+        if let Some(slot) = u.get_mut(a) {
+            *slot = Some(v);
         }
     }
     let u: Vec<Array2<f32>> = u.into_iter().flatten().collect();
     let coupling = coupling(&u, lambda)?;
-    let mut gradients = coupling.gradients.into_iter().map(Some).collect::<Vec<_>>();
-    for (reply, run) in replies.iter().zip(runs) {
-        let mine = run
-            .iter()
-            .filter_map(|&a| gradients.get_mut(a).and_then(Option::take))
-            .collect();
-        reply
-            .send(mine)
-            .map_err(|_| NnError::Backend("a network's worker stopped".into()))?;
-    }
-    Ok(coupling.distance)
+    let mut gradients: Vec<Option<Array2<f32>>> =
+        coupling.gradients.into_iter().map(Some).collect();
+    let by_network = runs
+        .iter()
+        .map(|run| {
+            run.iter()
+                .filter_map(|&a| gradients.get_mut(a).and_then(Option::take))
+                .collect()
+        })
+        .collect();
+    Ok(StepCoupling {
+        distance: coupling.distance,
+        by_network,
+    })
 }
 
-/// What one network's worker needs for a step.
-struct WorkerJob<'a> {
+/// What one network does in a step.
+pub(crate) struct Job<'a> {
     /// The agents it runs.
-    run: &'a [usize],
+    pub run: &'a [usize],
     /// Every agent's random seed for this step.
     seeds: &'a [u64],
     /// How many agents there are in all.
-    count: usize,
+    pub count: usize,
     xb: &'a Array2<f32>,
     config: &'a MixVaeConfig,
 }
 
-impl WorkerJob<'_> {
-    /// Forward passes of the job's agents, the hand-over to the host, then
-    /// the backward pass and the optimiser step of `network`.
-    fn step(
-        self,
-        network: &mut Network,
-        mut hand_over: HandOver,
-        from_host: Receiver<Vec<Array2<f32>>>,
-    ) -> Result<EpochLoss, NnError> {
+/// What a network's forward passes leave for its backward pass.
+pub(crate) struct Forward {
+    parts: EpochLoss,
+    own: Scalar,
+    coupled: Vec<(usize, Var)>,
+}
+
+impl Job<'_> {
+    /// The forward passes of the job's agents on `network`.
+    pub(crate) fn forward(&self, network: &mut Network) -> Result<Forward, NnError> {
         let config = self.config;
         let device = network.store.device().clone();
         let mut parts = EpochLoss::default();
@@ -355,20 +331,37 @@ impl WorkerJob<'_> {
                 coupled.push((a, u));
             }
         }
-        let values = coupled
+        Ok(Forward {
+            parts,
+            own: own.ok_or(NnError::NoGradient)?,
+            coupled,
+        })
+    }
+}
+
+impl Forward {
+    /// The host values of the agents' `u_a`, tagged with the agent.
+    pub(crate) fn values(&self) -> Result<Vec<(usize, Array2<f32>)>, NnError> {
+        self.coupled
             .iter()
             .map(|(a, u)| Ok((*a, u.to_array()?)))
-            .collect::<Result<Vec<_>, NnError>>()?;
-        hand_over.send(values);
-        let gradients = from_host
-            .recv()
-            .map_err(|_| NnError::Backend("the coupling step stopped".into()))?;
-        let mut total = own.ok_or(NnError::NoGradient)?;
-        for ((_, u), g) in coupled.into_iter().zip(&gradients) {
+            .collect()
+    }
+
+    /// The backward pass of the own losses plus `Σ u_a ⊙ g_a` for the
+    /// coupling gradients `gradients` (one per coupled agent), then the
+    /// optimiser step of `network`; returns the loss parts.
+    pub(crate) fn finish(
+        self,
+        network: &mut Network,
+        gradients: &[Array2<f32>],
+    ) -> Result<EpochLoss, NnError> {
+        let mut total = self.own;
+        for ((_, u), g) in self.coupled.into_iter().zip(gradients) {
             total = with_coupling_gradient(total, u, g)?;
         }
         let mut grads = total.backward()?;
         network.adam.step(&mut network.store, &mut grads)?;
-        Ok(parts)
+        Ok(self.parts)
     }
 }
