@@ -77,6 +77,12 @@ pub struct EpochLoss {
 }
 
 impl EpochLoss {
+    /// Adds the pairs' `Σ d²_σ`, weighted by `lambda` in the total.
+    fn add_coupling(&mut self, distance: f64, lambda: f32) {
+        self.distance += distance;
+        self.total += lambda as f64 * distance;
+    }
+
     fn add(&mut self, other: &EpochLoss) {
         self.total += other.total;
         self.reconstruction += other.reconstruction;

@@ -12,7 +12,7 @@ use super::{EpochLoss, MixVaeError};
 use crate::nn::{Mode, Var};
 
 /// Rows evaluated at once.
-pub(crate) const EVAL_CHUNK: usize = 1024;
+const EVAL_CHUNK: usize = 1024;
 
 /// One agent's view of every cell (evaluation mode: no noise, no dropout).
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +109,42 @@ impl MixVaeFit {
     }
 }
 
+/// The rows of `x` in chunks of at most [`EVAL_CHUNK`], each with its row range.
+pub(crate) fn eval_chunks(
+    x: &Array2<f32>,
+) -> impl Iterator<Item = (std::ops::Range<usize>, Array2<f32>)> + '_ {
+    (0..x.nrows()).step_by(EVAL_CHUNK).map(|start| {
+        let end = (start + EVAL_CHUNK).min(x.nrows());
+        (
+            start..end,
+            x.slice_axis(Axis(0), Slice::from(start..end)).to_owned(),
+        )
+    })
+}
+
+/// The consensus category of every cell: the argmax of the agents' mean
+/// `q` (all `(cells, K)`), and how many cells each of the K categories holds.
+pub(crate) fn consensus<'a>(
+    probabilities: impl IntoIterator<Item = &'a Array2<f32>>,
+    cells: usize,
+    categories: usize,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut mean_q = Array2::<f32>::zeros((cells, categories));
+    for q in probabilities {
+        mean_q += q;
+    }
+    let consensus: Vec<usize> = mean_q
+        .rows()
+        .into_iter()
+        .map(|r| argmax(r.iter().copied()))
+        .collect();
+    let mut sizes = vec![0usize; categories];
+    for &c in &consensus {
+        sizes[c] += 1;
+    }
+    (consensus, sizes)
+}
+
 /// Evaluates every agent on all cells and derives consensus, agreement and traversals.
 pub(crate) fn evaluate(
     agents: &mut Agents,
@@ -123,19 +159,15 @@ pub(crate) fn evaluate(
         let device = store.device().clone();
         let mut probabilities = Array2::<f32>::zeros((cells, config.categories));
         let mut state = Array2::<f32>::zeros((cells, config.state_dim));
-        for start in (0..cells).step_by(EVAL_CHUNK) {
-            let end = (start + EVAL_CHUNK).min(cells);
-            let xb = Var::from_array(
-                &device,
-                &x.slice_axis(Axis(0), Slice::from(start..end)).to_owned(),
-            )?;
+        for (rows, chunk) in eval_chunks(x) {
+            let xb = Var::from_array(&device, &chunk)?;
             let pass = net.forward(store, xb, config, Mode::Eval, rng)?;
             let q = pass.log_q.exp()?.to_array()?;
             probabilities
-                .slice_axis_mut(Axis(0), Slice::from(start..end))
+                .slice_axis_mut(Axis(0), Slice::from(rows.clone()))
                 .assign(&q);
             state
-                .slice_axis_mut(Axis(0), Slice::from(start..end))
+                .slice_axis_mut(Axis(0), Slice::from(rows))
                 .assign(&pass.state_mean.to_array()?);
         }
         let category: Vec<usize> = probabilities
@@ -155,19 +187,11 @@ pub(crate) fn evaluate(
             state,
         });
     }
-    let mut mean_q = Array2::<f32>::zeros((cells, config.categories));
-    for agent in &per_agent {
-        mean_q += &agent.probabilities;
-    }
-    let consensus: Vec<usize> = mean_q
-        .rows()
-        .into_iter()
-        .map(|r| argmax(r.iter().copied()))
-        .collect();
-    let mut category_sizes = vec![0usize; config.categories];
-    for &c in &consensus {
-        category_sizes[c] += 1;
-    }
+    let (consensus, category_sizes) = consensus(
+        per_agent.iter().map(|a| &a.probabilities),
+        cells,
+        config.categories,
+    );
     let traversals = traversals(agents, &per_agent[0], config, rng)?;
     Ok(MixVaeFit {
         agreement: agreement(&per_agent),

@@ -99,9 +99,7 @@ pub(crate) fn step(
         if let Some(e) = failure {
             return Err(MixVaeError::Nn(e));
         }
-        let distance = distance?;
-        parts.distance = distance;
-        parts.total += config.lambda as f64 * distance;
+        parts.add_coupling(distance?, config.lambda);
         Ok(parts)
     })
 }

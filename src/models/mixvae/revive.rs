@@ -9,11 +9,11 @@
 //! (see [`AgentNet::split_category`](super::agent::AgentNet::split_category)).
 //! Training then pulls the halves apart or lets one die again.
 
-use ndarray::{Array1, Array2, Axis, Slice};
+use ndarray::{Array1, Array2, Axis};
 
 use super::agent::argmax;
 use super::config::MixVaeConfig;
-use super::output::EVAL_CHUNK;
+use super::output::{consensus, eval_chunks};
 use super::train::{Agents, Network};
 use crate::nn::{NnError, Var};
 
@@ -68,21 +68,13 @@ fn revive_pass(
 ) -> Result<usize, NnError> {
     let k = config.categories;
     let mut embeddings = Vec::with_capacity(agents.count);
-    let mut mean_q = Array2::<f32>::zeros((x.nrows(), k));
+    let mut probabilities = Vec::with_capacity(agents.count);
     for a in 0..agents.count {
         let (low, q) = embed_all(agents.network_mut(a), x, config)?;
-        mean_q += &q;
         embeddings.push(low);
+        probabilities.push(q);
     }
-    let mut consensus: Vec<usize> = mean_q
-        .rows()
-        .into_iter()
-        .map(|r| argmax(r.iter().copied()))
-        .collect();
-    let mut sizes = vec![0usize; k];
-    for &c in &consensus {
-        sizes[c] += 1;
-    }
+    let (mut consensus, mut sizes) = consensus(&probabilities, x.nrows(), k);
     // A category split once is not split again in the same pass: a second
     // split of it would compete with the first for the same cells.
     let mut split = vec![false; k];
@@ -136,9 +128,7 @@ fn embed_all(
     let device = network.store.device().clone();
     let mut lows = Vec::new();
     let mut qs = Vec::new();
-    for start in (0..x.nrows()).step_by(EVAL_CHUNK) {
-        let end = (start + EVAL_CHUNK).min(x.nrows());
-        let chunk = x.slice_axis(Axis(0), Slice::from(start..end)).to_owned();
+    for (_, chunk) in eval_chunks(x) {
         let (low, q) = network.net.embed(
             &mut network.store,
             Var::from_array(&device, &chunk)?,

@@ -232,8 +232,7 @@ impl Stepper {
         {
             parts.add(&forward.finish(network, &g)?);
         }
-        parts.distance = coupling.distance;
-        parts.total += config.lambda as f64 * coupling.distance;
+        parts.add_coupling(coupling.distance, config.lambda);
         Ok(parts)
     }
 }
