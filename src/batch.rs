@@ -8,6 +8,7 @@
 //! ends with a summary table. A failed experiment is recorded and the batch
 //! goes on; the exit status says whether everything succeeded.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::nn::DeviceChoice;
 use crate::progress::{Event, Sink};
 use crate::runner::{
     PreparedDataset, WeightsTarget, load_dataset, missing_files, run_experiment_saving_weights,
@@ -35,6 +37,8 @@ pub struct BatchOptions {
     pub out: Option<PathBuf>,
     /// Print one JSON object per finished experiment on stdout.
     pub json: bool,
+    /// Train on this device instead of each experiment's `protocol.device`.
+    pub device: Option<DeviceChoice>,
 }
 
 /// How a batch run ended.
@@ -66,9 +70,10 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
     for index in selected {
         let experiment = &session.experiments[index];
         let mut sink = BatchSink::new(&experiment.name);
+        let on_device = on_device(experiment, options.device);
         let result = prepared(&mut datasets, &session, experiment, &base).and_then(|dataset| {
             Ok(run_experiment_saving_weights(
-                experiment, dataset, &mut sink, &weights,
+                &on_device, dataset, &mut sink, &weights,
             )?)
         });
         sink.finish();
@@ -101,6 +106,18 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
         print!("{summary}")
     }
     Ok(outcome)
+}
+
+/// `experiment` set to train on `device` when one is given.
+fn on_device(experiment: &Experiment, device: Option<DeviceChoice>) -> Cow<'_, Experiment> {
+    match device {
+        Some(device) if device != experiment.protocol.device => {
+            let mut moved = experiment.clone();
+            moved.protocol.device = device;
+            Cow::Owned(moved)
+        }
+        _ => Cow::Borrowed(experiment),
+    }
 }
 
 /// Indices of the experiments to run, in session order.

@@ -15,6 +15,7 @@
 
 pub mod analysis;
 pub mod batch;
+pub mod cluster;
 pub mod data;
 pub mod models;
 pub mod nn;

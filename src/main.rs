@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use patchbench::batch::{self, BatchOptions};
 use patchbench::data::simulate::{SimulationConfig, simulate};
+use patchbench::nn::DeviceChoice;
 
 /// The demo session opened when no session is named.
 const DEMO_SESSION: &str = "sessions/demo.ron";
@@ -42,6 +43,10 @@ struct BatchFlags {
     /// With --batch: print one JSON object per finished experiment on stdout.
     #[arg(long, requires = "batch")]
     json: bool,
+    /// With --batch: train on this device (cpu, cuda or cuda:N) instead of
+    /// each experiment's `protocol.device`.
+    #[arg(long, value_name = "DEVICE", requires = "batch")]
+    device: Option<DeviceChoice>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +94,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             only: flags.only,
             out: flags.out,
             json: flags.json,
+            device: flags.device,
         };
         let outcome = batch::run(&options)?;
         return Ok(if outcome.failed.is_empty() {

@@ -4,6 +4,7 @@
 
 mod cae;
 mod dataset;
+mod device;
 mod error;
 mod experiment;
 mod latents;

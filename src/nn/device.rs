@@ -4,6 +4,9 @@
 //! type is the alias `Dev`: dfdx's `Cpu` in a default build, dfdx's `Cuda`
 //! when the crate is built with the `cuda` feature.
 
+use std::fmt;
+use std::str::FromStr;
+
 use dfdx::tensor::Cache;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +27,36 @@ pub enum DeviceChoice {
     Cpu,
     /// The CUDA GPU with this ordinal (needs a build with the `cuda` feature).
     Cuda(usize),
+}
+
+impl fmt::Display for DeviceChoice {
+    /// `cpu` or `cuda:N`, the form [`DeviceChoice::from_str`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(ordinal) => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    /// Reads `cpu`, `cuda` (the first GPU) or `cuda:N`, in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lower = text.trim().to_ascii_lowercase();
+        let expected =
+            || format!("expected `cpu`, `cuda` or `cuda:N` (N a GPU number), got `{text}`");
+        match lower.split_once(':') {
+            None if lower == "cpu" => Ok(DeviceChoice::Cpu),
+            None if lower == "cuda" => Ok(DeviceChoice::Cuda(0)),
+            Some(("cuda", ordinal)) => ordinal
+                .parse()
+                .map(DeviceChoice::Cuda)
+                .map_err(|_| expected()),
+            _ => Err(expected()),
+        }
+    }
 }
 
 /// An opened compute device. Cheap to clone: clones share the device.
@@ -63,7 +96,9 @@ fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
         DeviceChoice::Cpu => Ok(Dev::default()),
         DeviceChoice::Cuda(ordinal) => Err(NnError::DeviceUnavailable {
             device: format!("cuda:{ordinal}"),
-            reason: "patchbench was built without the `cuda` feature".to_string(),
+            reason: "patchbench was built without the `cuda` feature \
+                     (build with `--features cuda`; README, section GPU)"
+                .to_string(),
         }),
     }
 }
@@ -95,6 +130,24 @@ mod tests {
         let text = ron::to_string(&DeviceChoice::Cuda(1)).unwrap();
         let back: DeviceChoice = ron::from_str(&text).unwrap();
         assert_eq!(back, DeviceChoice::Cuda(1));
+    }
+
+    #[test]
+    fn choices_parse_from_the_command_line_form() {
+        assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
+        assert_eq!("CUDA".parse(), Ok(DeviceChoice::Cuda(0)));
+        assert_eq!("cuda:2".parse(), Ok(DeviceChoice::Cuda(2)));
+        for choice in [DeviceChoice::Cpu, DeviceChoice::Cuda(3)] {
+            assert_eq!(choice.to_string().parse(), Ok(choice));
+        }
+        for bad in ["gpu", "cuda:", "cuda:-1", "cuda:x", "cpu:0", ""] {
+            let err = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(
+                err.contains("expected `cpu`, `cuda` or `cuda:N`"),
+                "{bad}: {err}"
+            );
+            assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        }
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -61,6 +61,7 @@ fn run(
     sink: &mut dyn Sink,
     target: Option<&WeightsTarget>,
 ) -> Result<ExperimentResult, RunError> {
+    let device = super::device::resolve(experiment, sink)?;
     let start = Instant::now();
     let outcome = match &experiment.model {
         ModelSpec::Srrr(config) => super::srrr::run(experiment, config, dataset, sink)?,
@@ -114,6 +115,7 @@ fn run(
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            device,
             config: None,
         },
     })

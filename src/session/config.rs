@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::extensions;
 use super::{DatasetSpec, Experiment, ModelSpec, Protocol, Session, SessionError, validate};
+use crate::nn::DeviceChoice;
 
 /// The editable part of an [`Experiment`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +102,11 @@ pub fn parse_config(text: &str, path: &Path) -> Result<ExperimentConfig, Session
 /// configuration and its dataset's files and recipes. Stable across runs and
 /// platforms (FNV-1a over the RON text).
 pub fn fingerprint(experiment: &Experiment, dataset: Option<&DatasetSpec>) -> String {
-    let config = ron::to_string(&ExperimentConfig::of(experiment)).unwrap_or_default();
+    let mut config = ExperimentConfig::of(experiment);
+    // Where a run executes is not what it computes: the result's provenance
+    // records the device, and moving to another device keeps results current.
+    config.protocol.device = DeviceChoice::Cpu;
+    let config = ron::to_string(&config).unwrap_or_default();
     let data = dataset
         .and_then(|d| ron::to_string(d).ok())
         .unwrap_or_default();

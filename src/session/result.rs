@@ -6,6 +6,7 @@ use crate::analysis::confusion::Confusion;
 use crate::models::mixvae::Traversal;
 use crate::models::sbnn::LatentGrid;
 use crate::models::srrr::LambdaRow;
+use crate::nn::DeviceChoice;
 use crate::prep::Report;
 
 /// What an experiment's last run produced. Stored in the session so that every
@@ -196,6 +197,10 @@ pub struct Provenance {
     pub seconds: f64,
     /// Worker threads used.
     pub threads: usize,
+    /// The device the run's networks trained on (`Cpu` for models that have
+    /// no GPU path); results saved before this field existed ran on the CPU.
+    #[serde(default)]
+    pub device: DeviceChoice,
     /// [`super::fingerprint`] of the experiment's configuration when it ran;
     /// a result whose fingerprint differs from the current one is stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ use crate::models::cae::CaeConfig;
 use crate::models::mixvae::MixVaeConfig;
 use crate::models::sbnn::SbnnConfig;
 use crate::models::srrr::SrrrConfig;
+use crate::nn::DeviceChoice;
 use crate::prep::Recipe;
 
 /// The session format version this build reads and writes.
@@ -182,6 +183,16 @@ pub struct Protocol {
     /// does for long runs); `None` scores every fold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scored_folds: Option<usize>,
+    /// Where the networks train: `Cpu` (the default) or `Cuda(0)`, a GPU
+    /// (needs a build with the `cuda` feature); `--batch --device` overrides
+    /// it. Each result's provenance records the device it ran on; the
+    /// device is not part of the configuration's fingerprint.
+    #[serde(skip_serializing_if = "is_cpu")]
+    pub device: DeviceChoice,
+}
+
+fn is_cpu(device: &DeviceChoice) -> bool {
+    *device == DeviceChoice::Cpu
 }
 
 impl Default for Protocol {
@@ -193,6 +204,7 @@ impl Default for Protocol {
             scheme: FoldScheme::NumpyContiguous,
             stratify_by: None,
             scored_folds: None,
+            device: DeviceChoice::Cpu,
         }
     }
 }

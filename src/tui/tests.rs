@@ -156,6 +156,7 @@ fn result(r2: f64) -> ExperimentResult {
             finished_at: 0,
             seconds: 1.5,
             threads: 2,
+            device: crate::nn::DeviceChoice::Cpu,
             config: None,
         },
     }
