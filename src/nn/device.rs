@@ -107,10 +107,20 @@ fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
 fn open_backend(choice: DeviceChoice) -> Result<Dev, NnError> {
     match choice {
         DeviceChoice::Cuda(ordinal) => {
-            Dev::try_build(ordinal, 0).map_err(|e| NnError::DeviceUnavailable {
-                device: format!("cuda:{ordinal}"),
-                reason: format!("{e:?}"),
-            })
+            let unavailable = |reason: String| NnError::DeviceUnavailable {
+                device: choice.to_string(),
+                reason,
+            };
+            // dfdx's constructor unwraps the driver's first answers (cudarc
+            // 0.9 panics without a driver, a GPU or that ordinal): ask first.
+            use cudarc::driver::result as driver;
+            driver::init()
+                .map_err(|e| unavailable(format!("the CUDA driver did not start: {e}")))?;
+            let count = driver::device::get_count().map_err(|e| unavailable(e.to_string()))?;
+            if !usize::try_from(count).is_ok_and(|count| ordinal < count) {
+                return Err(unavailable(format!("this machine has {count} CUDA GPU(s)")));
+            }
+            Dev::try_build(ordinal, 0).map_err(|e| unavailable(format!("{e:?}")))
         }
         DeviceChoice::Cpu => Err(NnError::DeviceUnavailable {
             device: "cpu".to_string(),
