@@ -20,6 +20,7 @@ pub use fit::{SrrrFit, fit};
 
 use serde::{Deserialize, Serialize};
 
+use super::{Headline, Method, SettingError, method};
 use crate::analysis::r2::R2Error;
 use crate::analysis::scaling::ScalingError;
 
@@ -114,6 +115,33 @@ impl SrrrConfig {
             });
         }
         Ok(())
+    }
+}
+
+impl Method for SrrrConfig {
+    fn kind(&self) -> &'static str {
+        "srrr"
+    }
+
+    fn modality_count(&self) -> usize {
+        2
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        SrrrConfig::validate(self).map_err(|error| {
+            let field = match &error {
+                SrrrError::ZeroRank | SrrrError::RankExceedsResponses { .. } => "rank".into(),
+                SrrrError::InvalidLambda { index, .. } => format!("lambdas[{index}]"),
+                SrrrError::AlphaOutOfRange { .. } => "alpha".into(),
+                SrrrError::InvalidSetting { field, .. } => (*field).into(),
+                _ => "lambdas".into(),
+            };
+            SettingError::new(field, error.to_string())
+        })
+    }
+
+    fn headline(&self) -> &'static [Headline] {
+        method::REGRESSION_HEADLINE
     }
 }
 

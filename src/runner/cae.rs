@@ -9,10 +9,10 @@ use ndarray::Array2;
 
 use super::experiment::ModelOutcome;
 use super::latents::{LatentData, Pooled, prepare, relative_error};
-use super::weights::{NamedNetwork, Network};
+use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
 use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
-use crate::models::cae::{CaeConfig, LossRecord, train};
+use crate::models::cae::{CaeConfig, CaeError, LossRecord, train};
 use crate::progress::Sink;
 use crate::session::{CrossModal, Curve, Experiment};
 
@@ -24,10 +24,7 @@ pub(super) fn run(
     dataset: &PreparedDataset,
     sink: &mut dyn Sink,
 ) -> Result<ModelOutcome, RunError> {
-    let cae_err = |source| RunError::Cae {
-        experiment: experiment.name.clone(),
-        source,
-    };
+    let cae_err = |source: CaeError| RunError::model(&experiment.name, source);
     let prepared = prepare(experiment, analysis, dataset)?;
     let mut pooled = Pooled::new(prepared.paired.len(), config.latent_dims);
     let mut histories: Vec<Vec<LossRecord>> = Vec::new();
@@ -101,7 +98,7 @@ pub(super) fn run(
         );
         networks.push(NamedNetwork {
             name: format!("fold{}", f + 1),
-            network: Network::Cae(Box::new(model)),
+            network: Box::new(model),
         });
     }
     let coupling = config

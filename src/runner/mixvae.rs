@@ -93,10 +93,8 @@ pub(super) fn run(
             seed,
             ..spec.model.clone()
         };
-        let fitted = fit(x.view(), &config, sink).map_err(|source| RunError::MixVae {
-            experiment: experiment.name.clone(),
-            source,
-        })?;
+        let fitted = fit(x.view(), &config, sink)
+            .map_err(|source| RunError::model(&experiment.name, source))?;
         scores.push(score(&fitted, truth.as_ref()));
         fits.push(fitted);
     }
