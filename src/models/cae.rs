@@ -56,6 +56,9 @@ pub enum CaeError {
     /// The user stopped the run.
     #[error("cae training was cancelled")]
     Cancelled,
+    /// A fold's worker thread stopped unexpectedly.
+    #[error("a k-CAE fold's worker thread stopped unexpectedly")]
+    WorkerFailed,
     /// The neural layer failed.
     #[error(transparent)]
     Nn(#[from] NnError),

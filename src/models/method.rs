@@ -106,7 +106,7 @@ pub trait Method {
 }
 
 /// A trained network that is kept beside the session as a safetensors file.
-pub trait Weights: Send {
+pub trait Weights {
     /// Writes the network to `path`.
     fn save(&self, path: &Path) -> Result<(), NnError>;
 

@@ -956,7 +956,9 @@ impl App {
                         progress.stage_started = now;
                     }
                     Event::Step { done } => progress.done = done,
-                    Event::Metric { name, step, value } => {
+                    Event::Metric {
+                        name, step, value, ..
+                    } => {
                         run.live.entry(name).or_default().push((step as f64, value));
                     }
                     Event::Message(text) => progress.message = Some(text),

@@ -151,17 +151,20 @@ pub fn train(
             let s = step as u64;
             sink.event(Event::Step { done: s });
             sink.event(Event::Metric {
+                fold: None,
                 name: "loss".into(),
                 step: s,
                 value: record.total,
             });
             sink.event(Event::Metric {
+                fold: None,
                 name: "coupling".into(),
                 step: s,
                 value: record.coupling,
             });
             for (i, r) in record.recon.iter().enumerate() {
                 sink.event(Event::Metric {
+                    fold: None,
                     name: format!("recon_{i}"),
                     step: s,
                     value: *r,
