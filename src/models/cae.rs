@@ -48,10 +48,14 @@ pub enum CaeError {
     #[error("cae data: {0}")]
     Data(String),
     /// The loss became NaN or infinite.
-    #[error("cae training diverged: the loss is not finite at step {step}")]
+    #[error(
+        "cae training diverged: the loss is not finite at step {step}; try a smaller `learning_rate` (now {learning_rate})"
+    )]
     NonFinite {
         /// The step.
         step: usize,
+        /// The learning rate it trained with.
+        learning_rate: f64,
     },
     /// The user stopped the run.
     #[error("cae training was cancelled")]

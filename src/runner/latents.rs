@@ -10,6 +10,7 @@ use super::experiment::{ModelOutcome, folds_for};
 use super::{PreparedDataset, RunError};
 use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::Fold;
+use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::latent_eval::{FoldEvaluation, LatentEvalConfig, Tally};
 use crate::models::cae::MultiModal;
 use crate::session::{Curve, Experiment, Latent, NamedLatent, ResultDetail};
@@ -96,15 +97,9 @@ pub(super) fn prepare(
             .data
             .labels(column, &paired_ids)
             .ok_or_else(|| unsuitable(format!("the metadata has no label column `{column}`")))?;
-        let mut names: Vec<String> = raw.iter().flatten().cloned().collect();
-        names.sort();
-        names.dedup();
-        let encoded = raw
-            .iter()
-            .map(|l| l.as_ref().and_then(|l| names.binary_search(l).ok()))
-            .collect();
-        class_names.push(names);
-        labels.push(encoded);
+        let classes = encode_labels(&raw, ClassOrder::Sorted);
+        class_names.push(classes.names);
+        labels.push(classes.codes);
     }
     Ok(LatentData {
         data,

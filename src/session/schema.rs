@@ -218,3 +218,69 @@ impl Default for Protocol {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One spec of every model kind, with default settings. The match below
+    /// stops compiling when a kind is added, so the list stays complete.
+    fn every_kind() -> Vec<ModelSpec> {
+        let all = vec![
+            ModelSpec::Srrr(SrrrConfig::default()),
+            ModelSpec::Sbnn(SbnnConfig::default()),
+            ModelSpec::Cae {
+                model: CaeConfig::default(),
+                analysis: LatentEvalConfig::default(),
+            },
+            ModelSpec::PcCca {
+                model: PcCcaConfig::default(),
+                analysis: LatentEvalConfig::default(),
+            },
+            ModelSpec::MixVae(MixVaeSpec {
+                labels: Some("rna_type".into()),
+                seeds: vec![1],
+                model: Default::default(),
+            }),
+        ];
+        for spec in &all {
+            match spec {
+                ModelSpec::Srrr(_)
+                | ModelSpec::Sbnn(_)
+                | ModelSpec::Cae { .. }
+                | ModelSpec::PcCca { .. }
+                | ModelSpec::MixVae(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_model_kind_rejects_unknown_fields_at_every_level() {
+        let opening = regex::Regex::new(r"\((?:[a-z_]+:)").unwrap();
+        for spec in every_kind() {
+            let text = ron::to_string(&spec).unwrap();
+            assert_eq!(ron::from_str::<ModelSpec>(&text).unwrap(), spec);
+            let openings: Vec<usize> = opening.find_iter(&text).map(|m| m.start() + 1).collect();
+            assert!(!openings.is_empty(), "{text}");
+            for at in openings {
+                let bad = format!("{}bogus_field:1,{}", &text[..at], &text[at..]);
+                let error = ron::from_str::<ModelSpec>(&bad)
+                    .expect_err(&format!("{} accepted an unknown field: {bad}", spec.kind()));
+                assert!(error.to_string().contains("bogus_field"), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_seam_gives_every_kind_a_name_modalities_and_a_headline() {
+        let kinds: Vec<&str> = every_kind().iter().map(ModelSpec::kind).collect();
+        assert_eq!(kinds, ["srrr", "sbnn", "cae", "pc_cca", "mixvae"]);
+        for spec in every_kind() {
+            let method = spec.method();
+            assert!(method.validate().is_ok(), "{} defaults", spec.kind());
+            assert!(!method.headline().is_empty(), "{}", spec.kind());
+            assert!(method.modality_count() >= 1);
+        }
+    }
+}

@@ -317,7 +317,7 @@ pub fn cross_validate(
     sink: &mut dyn Sink,
 ) -> Result<SrrrCvResult, SrrrError> {
     check_inputs(x, y)?;
-    config.validate_for(y.ncols())?;
+    config.validate_for(x.ncols(), y.ncols())?;
     if folds.is_empty() {
         return Err(SrrrError::NoFolds);
     }
