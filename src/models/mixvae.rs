@@ -55,7 +55,7 @@ pub enum MixVaeError {
     #[error("mixVAE data: {0}")]
     Data(String),
     /// The neural layer failed (including a NaN or infinite loss).
-    #[error("mixVAE training: {0}")]
+    #[error("mixVAE training")]
     Nn(#[from] NnError),
     /// The user stopped the run.
     #[error("mixVAE training was cancelled")]

@@ -71,13 +71,13 @@ pub enum SbnnError {
     #[error("sBNN pre-training: {0}")]
     Pretraining(String),
     /// The neural layer failed.
-    #[error("sBNN network: {0}")]
+    #[error("sBNN network")]
     Nn(#[from] NnError),
     /// k-means failed.
-    #[error("sBNN k-means labels: {0}")]
+    #[error("sBNN k-means labels")]
     KMeans(#[from] KMeansError),
     /// A fold could not be scaled.
-    #[error("{}: {source}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
+    #[error("{}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
     Scaling {
         /// The fold; None for the final fit.
         fold: Option<usize>,
@@ -85,7 +85,7 @@ pub enum SbnnError {
         source: ScalingError,
     },
     /// Scoring failed.
-    #[error("fold {fold}: {source}")]
+    #[error("fold {fold}")]
     Score {
         /// The fold.
         fold: usize,

@@ -143,7 +143,11 @@ impl Method for SrrrConfig {
 }
 
 /// A rank of at most the number of predictors and of responses.
-pub(crate) fn check_rank(rank: usize, predictors: usize, responses: usize) -> Result<(), SrrrError> {
+pub(crate) fn check_rank(
+    rank: usize,
+    predictors: usize,
+    responses: usize,
+) -> Result<(), SrrrError> {
     if rank == 0 {
         return Err(SrrrError::ZeroRank);
     }
@@ -248,7 +252,7 @@ pub enum SrrrError {
         reason: String,
     },
     /// A fold scaling failed.
-    #[error("{}: {source}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
+    #[error("{}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
     Scaling {
         /// The fold's index; None for the final fit on all cells.
         fold: Option<usize>,
@@ -256,7 +260,7 @@ pub enum SrrrError {
         source: ScalingError,
     },
     /// Scoring failed.
-    #[error("fold {fold}: {source}")]
+    #[error("fold {fold}")]
     Score {
         /// The fold's index.
         fold: usize,

@@ -38,6 +38,7 @@ pub(super) fn check_outcome(
             return Err(format!("`{name}` is {value}; {DIVERGED_HINT}"));
         }
         if let Some((low, high)) = range(name)
+            && !value.is_nan()
             && !(low - ROUNDING..=high + ROUNDING).contains(&value)
         {
             return Err(format!(
@@ -50,7 +51,10 @@ pub(super) fn check_outcome(
             ));
         }
     }
-    for metric in headline.iter().flat_map(|h| std::iter::once(h.metric).chain(h.sd)) {
+    for metric in headline
+        .iter()
+        .flat_map(|h| std::iter::once(h.metric).chain(h.sd))
+    {
         if metrics.get(metric).is_some_and(|v| v.is_nan()) {
             return Err(format!(
                 "`{metric}` is undefined (NaN): the data are too few or degenerate for this model"
@@ -85,7 +89,9 @@ fn range(name: &str) -> Option<(f64, f64)> {
         Some((0.0, 1.0))
     } else if name.contains("acc") || name == "agent_agreement" || name == "mean_confidence" {
         Some((0.0, 1.0))
-    } else if name.starts_with("ari") || name.starts_with("ami") || name.starts_with("consensus_ari")
+    } else if name.starts_with("ari")
+        || name.starts_with("ami")
+        || name.starts_with("consensus_ari")
     {
         Some((-1.0, 1.0))
     } else if name.contains("r2") {
@@ -137,7 +143,10 @@ mod tests {
         let message = reject(&[("canonical_correlation_2", 1.0000001)], &[]);
         assert!(message.contains("canonical_correlation_2"), "{message}");
         let message = reject(&[("recon_e", 5470.0)], &[]);
-        assert!(message.contains("recon_e") && message.contains("learning rate"), "{message}");
+        assert!(
+            message.contains("recon_e") && message.contains("learning rate"),
+            "{message}"
+        );
         let message = reject(&[("cv_r2_mean", f64::NAN)], &[]);
         assert!(message.contains("undefined"), "{message}");
         let message = reject(&[("loss", f64::INFINITY)], &[]);

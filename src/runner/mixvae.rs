@@ -9,8 +9,8 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::clustering::{
     adjusted_mutual_information, adjusted_rand_index, matched_accuracy,
 };
-use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::confusion::Confusion;
+use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
 use crate::models::mixvae::{MixVaeConfig, MixVaeFit, fit};
 use crate::progress::{Event, Sink};

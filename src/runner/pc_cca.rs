@@ -26,6 +26,22 @@ pub(super) fn run(
     let prepared = prepare(experiment, analysis, dataset)?;
     let mut pooled = Pooled::new(prepared.paired.len(), config.components);
     let folds = prepared.folds.len();
+    let smallest = prepared
+        .folds
+        .iter()
+        .map(|f| f.train.len())
+        .min()
+        .unwrap_or(0);
+    if config.pcs_a + config.pcs_b >= smallest {
+        // With as many PCs as cells, CCA correlates noise perfectly.
+        return Err(RunError::Unsuitable {
+            experiment: experiment.name.clone(),
+            message: format!(
+                "`model.pcs_a` + `model.pcs_b` = {} + {} must be fewer than the {smallest} training cells of the smallest fold",
+                config.pcs_a, config.pcs_b
+            ),
+        });
+    }
     let fitted = run_fits(
         &Fit::plan(folds, false),
         &format!("{} (PC-CCA)", experiment.name),

@@ -122,6 +122,17 @@ struct StepTally {
 }
 
 impl StepTally {
+    /// Reports the run's one stage to `sink` and counts from zero.
+    fn start(fits: &[Fit], stage: &str, total: u64, sink: &mut dyn Sink) -> Self {
+        sink.event(Event::Stage {
+            name: stage.to_string(),
+            total,
+        });
+        StepTally {
+            done: vec![0; fits.len()],
+        }
+    }
+
     /// Forwards a job's event to `sink`; a job's own stages are dropped.
     fn forward(&mut self, job: usize, event: Event, sink: &mut dyn Sink) {
         match event {
@@ -154,10 +165,7 @@ where
     E: Send,
     F: Fn(Fit, &mut dyn Sink) -> Result<T, E> + Sync,
 {
-    sink.event(Event::Stage {
-        name: stage.to_string(),
-        total,
-    });
+    let mut tally = StepTally::start(fits, stage, total, sink);
     let shared = Shared {
         stop: AtomicBool::new(false),
         first_error: Mutex::new(None),
@@ -167,9 +175,6 @@ where
         .clamp(1, fits.len().max(1));
     let next = AtomicUsize::new(0);
     let (sender, receiver) = mpsc::channel::<(usize, Event)>();
-    let mut tally = StepTally {
-        done: vec![0; fits.len()],
-    };
     let joined = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -246,13 +251,7 @@ pub fn run_fits_in_turn<T, E, F>(
 where
     F: Fn(Fit, &mut dyn Sink) -> Result<T, E>,
 {
-    sink.event(Event::Stage {
-        name: stage.to_string(),
-        total,
-    });
-    let mut tally = StepTally {
-        done: vec![0; fits.len()],
-    };
+    let mut tally = StepTally::start(fits, stage, total, sink);
     let mut results = Vec::with_capacity(fits.len());
     for (index, &fit) in fits.iter().enumerate() {
         let mut relay = InTurn {
