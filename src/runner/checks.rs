@@ -85,9 +85,11 @@ fn range(name: &str) -> Option<(f64, f64)> {
     if name.ends_with("_sd") {
         return Some((0.0, f64::INFINITY));
     }
-    if name.starts_with("canonical_correlation") {
-        Some((0.0, 1.0))
-    } else if name.contains("acc") || name == "agent_agreement" || name == "mean_confidence" {
+    if name.starts_with("canonical_correlation")
+        || name.contains("acc")
+        || name == "agent_agreement"
+        || name == "mean_confidence"
+    {
         Some((0.0, 1.0))
     } else if name.starts_with("ari")
         || name.starts_with("ami")
