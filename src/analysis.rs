@@ -17,6 +17,7 @@ pub mod confusion;
 pub mod cv;
 pub mod gmm;
 pub mod kmeans;
+pub mod labels;
 pub mod latent_eval;
 pub mod neighbours;
 pub mod numpy_rng;

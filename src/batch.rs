@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::models::Headline;
 use crate::nn::DeviceChoice;
 use crate::progress::{Event, Sink};
 use crate::runner::{
@@ -99,7 +100,7 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
             }
         }
     }
-    let summary = summary_table(&output);
+    let summary = summary_table(&output, &outcome.failed);
     if options.json {
         eprint!("{summary}")
     } else {
@@ -233,38 +234,39 @@ pub fn json_line(experiment: &Experiment, result: &ExperimentResult) -> serde_js
     })
 }
 
-/// A plain-text table of every experiment's status and main metrics.
-pub fn summary_table(session: &Session) -> String {
+/// A plain-text table of every experiment's status and headline metrics
+/// (each model's own, see [`crate::models::Method::headline`]); an experiment
+/// in `failed` (name, reason) shows `failed` and the reason instead.
+pub fn summary_table(session: &Session, failed: &[(String, String)]) -> String {
     let mut rows = vec![[
         "experiment".to_string(),
         "model".into(),
-        "CV R² (mean ± SD)".into(),
-        "genes".into(),
+        "status".into(),
+        "headline metrics".into(),
         "seconds".into(),
     ]];
     for experiment in &session.experiments {
-        let metric = |name: &str| {
-            experiment
-                .result
-                .as_ref()
-                .and_then(|r| r.metrics.get(name).copied())
+        let failure = failed
+            .iter()
+            .find(|(name, _)| *name == experiment.name)
+            .map(|(_, reason)| reason);
+        let (status, metrics, seconds) = match (failure, &experiment.result) {
+            (Some(reason), _) => ("failed", reason.clone(), "-".to_string()),
+            (None, None) => ("not run", String::new(), "-".to_string()),
+            (None, Some(result)) => (
+                "done",
+                headline(experiment.model.method().headline(), &result.metrics),
+                result
+                    .metrics
+                    .get("seconds")
+                    .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+            ),
         };
-        let r2 = match (metric("cv_r2_mean"), metric("cv_r2_sd")) {
-            (Some(m), Some(s)) => format!("{m:.3} ± {s:.3}"),
-            _ if experiment.result.is_none() => "not run".into(),
-            _ => "-".into(),
-        };
-        let genes = metric("n_genes")
-            .map(|g| format!("{g:.0}"))
-            .unwrap_or_else(|| "-".into());
-        let seconds = metric("seconds")
-            .map(|s| format!("{s:.1}"))
-            .unwrap_or_else(|| "-".into());
         rows.push([
             experiment.name.clone(),
             experiment.model.kind().into(),
-            r2,
-            genes,
+            status.into(),
+            metrics,
             seconds,
         ]);
     }
@@ -282,6 +284,23 @@ pub fn summary_table(session: &Session) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `label value [± sd]` of every headline metric, `-` for those the result lacks.
+fn headline(metrics_shown: &[Headline], metrics: &BTreeMap<String, f64>) -> String {
+    metrics_shown
+        .iter()
+        .map(|h| {
+            let value = match (metrics.get(h.metric), h.sd.and_then(|sd| metrics.get(sd))) {
+                (Some(m), Some(s)) => format!("{m:.3} ± {s:.3}"),
+                (Some(m), None) if m.fract() == 0.0 => format!("{m:.0}"),
+                (Some(m), None) => format!("{m:.3}"),
+                (None, _) => "-".into(),
+            };
+            format!("{} {value}", h.label)
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// Progress on stderr: a bar on a terminal, a log line per stage otherwise.

@@ -14,7 +14,7 @@ pub mod simulate;
 mod source;
 mod table;
 
-pub use dataset::{Dataset, Modality, PairCounts, Pairing};
+pub use dataset::{CellIndex, Dataset, Modality, PairCounts, Pairing};
 pub use error::DataError;
 pub use metadata::{Metadata, read_metadata};
 pub use read::read_table;

@@ -21,6 +21,9 @@ pub enum Event {
     },
     /// A scalar measured at a step of the current stage (loss, R², ...).
     Metric {
+        /// The cross-validation fold (0-based) whose model measured it; `None`
+        /// for a model fitted on all cells or a method without folds.
+        fold: Option<usize>,
         /// Name of the metric (`train_r2`, `loss`, ...).
         name: String,
         /// The step it was measured at.

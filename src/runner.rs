@@ -3,6 +3,7 @@
 //! session. Progress goes to a [`crate::progress::Sink`]; nothing here draws.
 
 mod cae;
+mod checks;
 mod dataset;
 mod device;
 mod error;

@@ -16,6 +16,7 @@ mod schema;
 mod sweep;
 mod validate;
 
+pub use crate::models::mixvae::MixVaeSpec;
 pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
@@ -24,7 +25,7 @@ pub use result::{
     Provenance, ResultDetail,
 };
 pub use schema::{
-    DatasetSpec, Experiment, MetadataSpec, MixVaeSpec, ModalitySpec, ModelSpec, Protocol,
-    SESSION_VERSION, Session,
+    DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
+    Session,
 };
 pub use sweep::{Sweep, SweepError, SweepValues, numeric_parameters, with_parameter};

@@ -99,7 +99,7 @@ fn training_learns_prunes_and_reports_everything() {
     let tests = recorder
         .events
         .iter()
-        .filter(|e| matches!(e, Event::Metric { name, .. } if name.ends_with("/test_r2")))
+        .filter(|e| matches!(e, Event::Metric { fold: Some(_), name, .. } if name == "test_r2"))
         .count();
     assert_eq!(tests, 3 * epochs);
 }

@@ -165,23 +165,6 @@ pub fn matched_accuracy(clusters: &[usize], classes: &[usize]) -> f64 {
     correct as f64 / n as f64
 }
 
-/// Class indices (`0..k`, in order of first appearance) for string labels,
-/// with the class names.
-pub fn encode_labels(labels: &[String]) -> (Vec<usize>, Vec<String>) {
-    let mut names: Vec<String> = Vec::new();
-    let codes = labels
-        .iter()
-        .map(|label| match names.iter().position(|n| n == label) {
-            Some(i) => i,
-            None => {
-                names.push(label.clone());
-                names.len() - 1
-            }
-        })
-        .collect();
-    (codes, names)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,13 +198,5 @@ mod tests {
             vec![Some(1), Some(0), None]
         );
         assert!((matched_accuracy(&clusters, &classes) - 4.0 / 6.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn encodes_labels_in_order_of_appearance() {
-        let labels: Vec<String> = ["b", "a", "b"].iter().map(|s| s.to_string()).collect();
-        let (codes, names) = encode_labels(&labels);
-        assert_eq!(codes, vec![0, 1, 0]);
-        assert_eq!(names, vec!["b".to_string(), "a".to_string()]);
     }
 }

@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::numpy_rng::LegacyRandomState;
 
+mod driver;
+
+pub use driver::{Fit, FitsError, run_fits, run_fits_in_turn};
+
 /// One train/test split: row indices into the full data set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fold {

@@ -88,34 +88,47 @@ pub struct PairCounts {
     pub only_b: usize,
 }
 
+/// The cells of several tables matched by id: the one pairing routine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CellIndex {
+    /// Every cell once, in order of first appearance (the first table's
+    /// cells in its order, then the cells new in the second, ...).
+    pub ids: Vec<String>,
+    /// `rows[cell][table]`: the cell's row in each table, `None` where absent.
+    pub rows: Vec<Vec<Option<usize>>>,
+}
+
+impl CellIndex {
+    /// Matches the rows of `tables` by cell id.
+    pub fn of(tables: &[&FeatureTable]) -> Self {
+        let mut index = CellIndex::default();
+        let mut position: HashMap<&str, usize> = HashMap::new();
+        for (t, table) in tables.iter().enumerate() {
+            for (row, cell) in table.cells.iter().enumerate() {
+                let unit = *position.entry(cell.as_str()).or_insert_with(|| {
+                    index.ids.push(cell.clone());
+                    index.rows.push(vec![None; tables.len()]);
+                    index.ids.len() - 1
+                });
+                index.rows[unit][t] = Some(row);
+            }
+        }
+        index
+    }
+}
+
 impl Pairing {
     /// Matches the rows of `a` and `b` by cell id.
     pub fn between(a: &FeatureTable, b: &FeatureTable) -> Self {
-        let b_rows: HashMap<&str, usize> = b
-            .cells
-            .iter()
-            .enumerate()
-            .map(|(row, cell)| (cell.as_str(), row))
-            .collect();
         let mut pairing = Pairing::default();
-        let mut matched_b = vec![false; b.cells.len()];
-        for (row_a, cell) in a.cells.iter().enumerate() {
-            match b_rows.get(cell.as_str()) {
-                Some(&row_b) => {
-                    pairing.paired.push((row_a, row_b));
-                    if let Some(flag) = matched_b.get_mut(row_b) {
-                        *flag = true;
-                    }
-                }
-                None => pairing.only_a.push(row_a),
+        for rows in CellIndex::of(&[a, b]).rows {
+            match rows[..] {
+                [Some(row_a), Some(row_b)] => pairing.paired.push((row_a, row_b)),
+                [Some(row_a), None] => pairing.only_a.push(row_a),
+                [None, Some(row_b)] => pairing.only_b.push(row_b),
+                _ => {}
             }
         }
-        pairing.only_b = matched_b
-            .iter()
-            .enumerate()
-            .filter(|&(_, &matched)| !matched)
-            .map(|(row, _)| row)
-            .collect();
         pairing
     }
 

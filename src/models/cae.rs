@@ -28,6 +28,9 @@ pub use data::MultiModal;
 pub use model::CoupledAutoencoder;
 pub use train::{LossRecord, Trained, train};
 
+use std::path::Path;
+
+use super::{Headline, Method, SettingError, Weights, method};
 use crate::nn::NnError;
 
 /// Why a coupled autoencoder could not be built or trained.
@@ -45,15 +48,54 @@ pub enum CaeError {
     #[error("cae data: {0}")]
     Data(String),
     /// The loss became NaN or infinite.
-    #[error("cae training diverged: the loss is not finite at step {step}")]
+    #[error(
+        "cae training diverged: the loss is not finite at step {step}; try a smaller `learning_rate` (now {learning_rate})"
+    )]
     NonFinite {
         /// The step.
         step: usize,
+        /// The learning rate it trained with.
+        learning_rate: f64,
     },
     /// The user stopped the run.
     #[error("cae training was cancelled")]
     Cancelled,
+    /// A fold's worker thread stopped unexpectedly.
+    #[error("a k-CAE fold's worker thread stopped unexpectedly")]
+    WorkerFailed,
     /// The neural layer failed.
     #[error(transparent)]
     Nn(#[from] NnError),
+}
+
+impl Method for CaeConfig {
+    fn kind(&self) -> &'static str {
+        "cae"
+    }
+
+    /// One arm per modality; the default arms are for two.
+    fn modality_count(&self) -> usize {
+        self.arms.len().max(2)
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        CaeConfig::validate(self, self.modality_count()).map_err(|error| match error {
+            CaeError::Config { field, message } => SettingError::new(field, message),
+            other => SettingError::new("arms", other.to_string()),
+        })
+    }
+
+    fn headline(&self) -> &'static [Headline] {
+        method::LATENT_HEADLINE
+    }
+}
+
+impl Weights for CoupledAutoencoder {
+    fn save(&self, path: &Path) -> Result<(), NnError> {
+        self.store.save(path)
+    }
+
+    fn restore(&mut self, path: &Path) -> Result<(), NnError> {
+        self.store.load_into(path)
+    }
 }

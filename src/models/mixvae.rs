@@ -37,6 +37,7 @@ pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
 pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};
 pub use train::fit;
 
+use super::{Headline, Method, SettingError};
 use crate::nn::NnError;
 
 /// Why a mixture VAE fit failed.
@@ -54,7 +55,7 @@ pub enum MixVaeError {
     #[error("mixVAE data: {0}")]
     Data(String),
     /// The neural layer failed (including a NaN or infinite loss).
-    #[error("mixVAE training: {0}")]
+    #[error("mixVAE training")]
     Nn(#[from] NnError),
     /// The user stopped the run.
     #[error("mixVAE training was cancelled")]
@@ -99,5 +100,53 @@ impl EpochLoss {
             distance: self.distance * f,
             entropy: self.entropy * f,
         }
+    }
+}
+
+/// A coupled-mixture-VAE experiment: the model, the metadata column its
+/// categories are scored against, and the seeds it is repeated with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixVaeSpec {
+    /// Metadata column with the known types (for accuracy, ARI, AMI, confusion).
+    #[serde(default)]
+    pub labels: Option<String>,
+    /// Seeds to repeat the fit with (metrics are averaged); empty = `model.seed` once.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
+    /// The model's hyperparameters.
+    #[serde(default)]
+    pub model: MixVaeConfig,
+}
+
+impl Method for MixVaeSpec {
+    fn kind(&self) -> &'static str {
+        "mixvae"
+    }
+
+    fn modality_count(&self) -> usize {
+        1
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        self.model.validate().map_err(|error| match error {
+            MixVaeError::Config { field, message } => {
+                SettingError::new(format!("model.{field}"), message)
+            }
+            other => SettingError::new("model", other.to_string()),
+        })
+    }
+
+    fn label_columns(&self) -> Vec<(&'static str, &str)> {
+        self.labels.iter().map(|c| ("labels", c.as_str())).collect()
+    }
+
+    fn headline(&self) -> &'static [Headline] {
+        const HEADLINE: &[Headline] = &[
+            Headline::with_sd("accuracy", "accuracy", "accuracy_sd"),
+            Headline::with_sd("ARI", "ari", "ari_sd"),
+            Headline::plain("categories used", "used_categories"),
+        ];
+        HEADLINE
     }
 }

@@ -17,10 +17,15 @@ pub use config::{PretrainWeights, SbnnConfig};
 pub use cv::{FinalModel, LatentGrid, SbnnCvResult, cross_validate, fit_all_cells};
 pub use train::{EpochReport, Rows, TrainInput, TrainedSbnn, train};
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{Headline, Method, SettingError, Weights, method};
 use crate::analysis::kmeans::KMeansError;
 use crate::analysis::r2::R2Error;
 use crate::analysis::scaling::ScalingError;
 use crate::nn::NnError;
+use crate::nn::dense::DenseNet;
 
 /// Everything that can go wrong in an sBNN run.
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +71,13 @@ pub enum SbnnError {
     #[error("sBNN pre-training: {0}")]
     Pretraining(String),
     /// The neural layer failed.
-    #[error("sBNN network: {0}")]
+    #[error("sBNN network")]
     Nn(#[from] NnError),
     /// k-means failed.
-    #[error("sBNN k-means labels: {0}")]
+    #[error("sBNN k-means labels")]
     KMeans(#[from] KMeansError),
     /// A fold could not be scaled.
-    #[error("{}: {source}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
+    #[error("{}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
     Scaling {
         /// The fold; None for the final fit.
         fold: Option<usize>,
@@ -80,7 +85,7 @@ pub enum SbnnError {
         source: ScalingError,
     },
     /// Scoring failed.
-    #[error("fold {fold}: {source}")]
+    #[error("fold {fold}")]
     Score {
         /// The fold.
         fold: usize,
@@ -96,4 +101,51 @@ pub enum SbnnError {
     /// A worker thread died.
     #[error("an sBNN worker thread stopped unexpectedly")]
     WorkerFailed,
+}
+
+impl Method for SbnnConfig {
+    fn kind(&self) -> &'static str {
+        "sbnn"
+    }
+
+    fn modality_count(&self) -> usize {
+        2
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        SbnnConfig::validate(self).map_err(|error| {
+            let field = match &error {
+                SbnnError::InvalidSetting { field, .. } => *field,
+                _ => "genes",
+            };
+            SettingError::new(field, error.to_string())
+        })
+    }
+
+    fn headline(&self) -> &'static [Headline] {
+        method::REGRESSION_HEADLINE
+    }
+}
+
+/// A trained sBNN as saved beside the session: the fused dense network and
+/// its header (input genes in order, outputs, `code_layers`, input scaling).
+#[derive(Debug, Clone)]
+pub struct SbnnWeights {
+    /// The network.
+    pub net: DenseNet,
+    /// The safetensors header entries that say how to use it.
+    pub info: BTreeMap<String, String>,
+}
+
+impl Weights for SbnnWeights {
+    fn save(&self, path: &Path) -> Result<(), NnError> {
+        self.net.save(path, &self.info)
+    }
+
+    fn restore(&mut self, path: &Path) -> Result<(), NnError> {
+        let (net, info) = DenseNet::load(path)?;
+        self.net = net;
+        self.info = info;
+        Ok(())
+    }
 }

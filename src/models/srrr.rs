@@ -20,6 +20,7 @@ pub use fit::{SrrrFit, fit};
 
 use serde::{Deserialize, Serialize};
 
+use super::{Headline, Method, SettingError, method};
 use crate::analysis::r2::R2Error;
 use crate::analysis::scaling::ScalingError;
 
@@ -61,16 +62,11 @@ impl Default for SrrrConfig {
 }
 
 impl SrrrConfig {
-    /// Checks the settings against a response with `responses` columns.
-    pub fn validate_for(&self, responses: usize) -> Result<(), SrrrError> {
+    /// Checks the settings against data with `predictors` columns (genes
+    /// after preprocessing) and `responses` columns.
+    pub fn validate_for(&self, predictors: usize, responses: usize) -> Result<(), SrrrError> {
         self.validate()?;
-        if self.rank > responses {
-            return Err(SrrrError::RankExceedsResponses {
-                rank: self.rank,
-                responses,
-            });
-        }
-        Ok(())
+        check_rank(self.rank, predictors, responses)
     }
 
     /// Checks the settings that do not depend on the data.
@@ -117,12 +113,69 @@ impl SrrrConfig {
     }
 }
 
+impl Method for SrrrConfig {
+    fn kind(&self) -> &'static str {
+        "srrr"
+    }
+
+    fn modality_count(&self) -> usize {
+        2
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        SrrrConfig::validate(self).map_err(|error| {
+            let field = match &error {
+                SrrrError::ZeroRank
+                | SrrrError::RankExceedsPredictors { .. }
+                | SrrrError::RankExceedsResponses { .. } => "rank".into(),
+                SrrrError::InvalidLambda { index, .. } => format!("lambdas[{index}]"),
+                SrrrError::AlphaOutOfRange { .. } => "alpha".into(),
+                SrrrError::InvalidSetting { field, .. } => (*field).into(),
+                _ => "lambdas".into(),
+            };
+            SettingError::new(field, error.to_string())
+        })
+    }
+
+    fn headline(&self) -> &'static [Headline] {
+        method::REGRESSION_HEADLINE
+    }
+}
+
+/// A rank of at most the number of predictors and of responses.
+pub(crate) fn check_rank(
+    rank: usize,
+    predictors: usize,
+    responses: usize,
+) -> Result<(), SrrrError> {
+    if rank == 0 {
+        return Err(SrrrError::ZeroRank);
+    }
+    if rank > predictors {
+        return Err(SrrrError::RankExceedsPredictors { rank, predictors });
+    }
+    if rank > responses {
+        return Err(SrrrError::RankExceedsResponses { rank, responses });
+    }
+    Ok(())
+}
+
 /// Everything that can go wrong in sRRR.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SrrrError {
     /// `rank` is zero.
     #[error("sRRR rank must be at least 1, got 0")]
     ZeroRank,
+    /// `rank` exceeds the number of predictors (genes after preprocessing).
+    #[error(
+        "sRRR setting `rank` = {rank} exceeds the number of genes after preprocessing ({predictors}); lower `rank` or keep more genes"
+    )]
+    RankExceedsPredictors {
+        /// The requested rank.
+        rank: usize,
+        /// Columns of X.
+        predictors: usize,
+    },
     /// `rank` exceeds the number of response columns.
     #[error("sRRR rank {rank} exceeds the number of response features ({responses})")]
     RankExceedsResponses {
@@ -199,7 +252,7 @@ pub enum SrrrError {
         reason: String,
     },
     /// A fold scaling failed.
-    #[error("{}: {source}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
+    #[error("{}", fold.map_or("final fit on all cells".to_string(), |f| format!("fold {f}")))]
     Scaling {
         /// The fold's index; None for the final fit on all cells.
         fold: Option<usize>,
@@ -207,7 +260,7 @@ pub enum SrrrError {
         source: ScalingError,
     },
     /// Scoring failed.
-    #[error("fold {fold}: {source}")]
+    #[error("fold {fold}")]
     Score {
         /// The fold's index.
         fold: usize,
@@ -237,7 +290,7 @@ mod tests {
         assert_eq!(config.lambdas[18], 1.9);
         assert_eq!((config.target_genes, config.tolerance), (25, 3.0));
         assert!(config.relaxed && config.alpha == 1.0 && config.max_iter == 100);
-        assert!(config.validate_for(16).is_ok());
+        assert!(config.validate_for(1000, 16).is_ok());
     }
 
     #[test]
@@ -246,7 +299,7 @@ mod tests {
         let with = |f: &dyn Fn(&mut SrrrConfig)| {
             let mut c = ok.clone();
             f(&mut c);
-            c.validate_for(16)
+            c.validate_for(1000, 16)
         };
         assert_eq!(with(&|c| c.rank = 0), Err(SrrrError::ZeroRank));
         assert_eq!(
@@ -254,6 +307,13 @@ mod tests {
             Err(SrrrError::RankExceedsResponses {
                 rank: 17,
                 responses: 16
+            })
+        );
+        assert_eq!(
+            ok.validate_for(1, 16),
+            Err(SrrrError::RankExceedsPredictors {
+                rank: 2,
+                predictors: 1
             })
         );
         assert_eq!(

@@ -56,7 +56,7 @@ pub enum NnError {
     #[error("tensor backend error: {0}")]
     Backend(String),
     /// A weight file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,

@@ -173,6 +173,17 @@ pub enum PrepError {
         /// Number of cells.
         cells: usize,
     },
+    /// A feature's values are too large to z-score: their spread overflows.
+    #[error(
+        "feature {feature:?} has values too large to standardise (largest magnitude {max_abs:e}): \
+         their variance overflows; rescale or log-transform the feature"
+    )]
+    TooLarge {
+        /// The feature name.
+        feature: String,
+        /// Its largest absolute value.
+        max_abs: f64,
+    },
     /// A missing or infinite value is left after all steps.
     #[error(
         "after all steps, cell {cell:?}, feature {feature:?} is {value}; a model matrix must \

@@ -59,6 +59,17 @@ pub(super) fn is_constant(stats: &ColumnStats) -> bool {
 /// Z-scores every column of `table` in place over all its cells.
 pub(super) fn zscore_all_cells(table: &mut FeatureTable) -> Result<(), PrepError> {
     let stats = column_stats(&table.values);
+    // Finite values whose mean or spread is not: the sums overflowed.
+    let overflowed = |(j, s): &(usize, &ColumnStats)| {
+        !(s.mean.is_finite() && s.sd.is_finite())
+            && table.values.column(*j).iter().all(|v| v.is_finite())
+    };
+    if let Some((j, s)) = stats.iter().enumerate().find(overflowed) {
+        return Err(PrepError::TooLarge {
+            feature: table.features.get(j).cloned().unwrap_or_default(),
+            max_abs: s.max_abs,
+        });
+    }
     if let Some(j) = stats.iter().position(is_constant) {
         return Err(PrepError::ZeroVariance {
             feature: table.features.get(j).cloned().unwrap_or_default(),

@@ -9,14 +9,23 @@ use ndarray::Array2;
 
 use super::experiment::ModelOutcome;
 use super::latents::{LatentData, Pooled, prepare, relative_error};
-use super::weights::{NamedNetwork, Network};
+use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
-use crate::analysis::latent_eval::{FoldLatents, LatentEvalConfig, evaluate_fold};
-use crate::models::cae::{CaeConfig, LossRecord, train};
+use crate::analysis::cv::Fit;
+use crate::analysis::latent_eval::{FoldEvaluation, FoldLatents, LatentEvalConfig, evaluate_fold};
+use crate::models::cae::{CaeConfig, CaeError, CoupledAutoencoder, LossRecord, train};
 use crate::progress::Sink;
 use crate::session::{CrossModal, Curve, Experiment};
 
-/// Cross-validates a coupled autoencoder on the experiment's modalities.
+/// The folds train in parallel on the CPU; a CUDA build's models cannot
+/// leave their thread, so there they train one after another.
+#[cfg(not(feature = "cuda"))]
+use crate::analysis::cv::run_fits as run_cae_fits;
+#[cfg(feature = "cuda")]
+use crate::analysis::cv::run_fits_in_turn as run_cae_fits;
+
+/// Cross-validates a coupled autoencoder on the experiment's modalities; the
+/// folds train in parallel, each seeded by its index.
 pub(super) fn run(
     experiment: &Experiment,
     config: &CaeConfig,
@@ -24,84 +33,45 @@ pub(super) fn run(
     dataset: &PreparedDataset,
     sink: &mut dyn Sink,
 ) -> Result<ModelOutcome, RunError> {
-    let cae_err = |source| RunError::Cae {
-        experiment: experiment.name.clone(),
-        source,
-    };
     let prepared = prepare(experiment, analysis, dataset)?;
     let mut pooled = Pooled::new(prepared.paired.len(), config.latent_dims);
-    let mut histories: Vec<Vec<LossRecord>> = Vec::new();
     let folds = prepared.folds.len();
-    let features: Vec<usize> = prepared.data.matrices.iter().map(|m| m.ncols()).collect();
+    let trained = run_cae_fits(
+        &Fit::plan(folds, false),
+        &format!("{}: k-CAE, {folds} folds", experiment.name),
+        (folds * config.steps) as u64,
+        sink,
+        |fit, sink: &mut dyn Sink| {
+            let f = fit.fold().ok_or(CaeError::WorkerFailed)?;
+            train_fold(config, analysis, &prepared, f, sink)
+        },
+    )
+    .map_err(|e| e.into_model_error(CaeError::Cancelled, CaeError::WorkerFailed))
+    .map_err(|source| RunError::model(&experiment.name, source))?;
+    let mut histories: Vec<Vec<LossRecord>> = Vec::with_capacity(folds);
     let mut networks = Vec::with_capacity(folds);
     // Observed and predicted (from z_T) E rows of every paired test cell.
     let mut e_rows: Vec<Option<(Vec<f32>, Vec<f32>)>> = vec![None; prepared.paired.len()];
-    for (f, fold) in prepared.folds.iter().enumerate() {
-        let fold_config = CaeConfig {
-            seed: config.seed.wrapping_add(f as u64),
-            ..config.clone()
-        };
-        let train_cells = prepared.cells_except(&fold.test);
-        let stage = format!("{} fold {}/{folds}", experiment.name, f + 1);
-        let trained =
-            train(&fold_config, &prepared.data, &train_cells, &stage, sink).map_err(cae_err)?;
-        let mut model = trained.model;
-        histories.push(trained.history);
-        let x_t_train = prepared.paired_rows(0, &fold.train);
-        let x_e_train = prepared.paired_rows(1, &fold.train);
-        let x_t_test = prepared.paired_rows(0, &fold.test);
-        let x_e_test = prepared.paired_rows(1, &fold.test);
-        let mut encode = |i: usize, x: &Array2<f32>| model.encode(i, x).map(|z| z.mapv(f64::from));
-        let latents = FoldLatents {
-            train_t: encode(0, &x_t_train).map_err(cae_err)?,
-            train_e: encode(1, &x_e_train).map_err(cae_err)?,
-            test_t: encode(0, &x_t_test).map_err(cae_err)?,
-            test_e: encode(1, &x_e_test).map_err(cae_err)?,
-            train_labels: prepared.labels_of(&fold.train),
-            test_labels: prepared.labels_of(&fold.test),
-        };
-        let evaluation = evaluate_fold(&latents, analysis);
-        let (p_t, p_e) = (features[0], features[1]);
-        let mut predict = |source: usize, target: usize, x: &Array2<f32>, p: usize| {
-            model.predict(source, target, x, p).map_err(cae_err)
-        };
-        let t_from_t = predict(0, 0, &x_t_test, p_t)?;
-        let e_from_e = predict(1, 1, &x_e_test, p_e)?;
-        let t_from_e = predict(1, 0, &x_e_test, p_t)?;
-        let e_from_t = predict(0, 1, &x_t_test, p_e)?;
-        let extra = BTreeMap::from([
-            (
-                "recon_t".to_string(),
-                relative_error(x_t_test.view(), t_from_t.view()),
-            ),
-            (
-                "recon_e".to_string(),
-                relative_error(x_e_test.view(), e_from_e.view()),
-            ),
-            (
-                "cross_t_from_e".to_string(),
-                relative_error(x_t_test.view(), t_from_e.view()),
-            ),
-            (
-                "cross_e_from_t".to_string(),
-                relative_error(x_e_test.view(), e_from_t.view()),
-            ),
-        ]);
+    for (f, (fold, trained)) in prepared.folds.iter().zip(trained).enumerate() {
         for (row, &p) in fold.test.iter().enumerate() {
             if let Some(slot) = e_rows.get_mut(p) {
-                *slot = Some((x_e_test.row(row).to_vec(), e_from_t.row(row).to_vec()));
+                *slot = Some((
+                    trained.x_e_test.row(row).to_vec(),
+                    trained.e_from_t.row(row).to_vec(),
+                ));
             }
         }
         pooled.add(
-            evaluation,
-            extra,
+            trained.evaluation,
+            trained.errors,
             &fold.test,
-            &latents.test_t,
-            &latents.test_e,
+            &trained.test_t,
+            &trained.test_e,
         );
+        histories.push(trained.history);
         networks.push(NamedNetwork {
             name: format!("fold{}", f + 1),
-            network: Network::Cae(Box::new(model)),
+            network: Box::new(trained.model),
         });
     }
     let coupling = config
@@ -118,6 +88,87 @@ pub(super) fn run(
     outcome.cross_modal = Some(cross_modal(experiment, dataset, &prepared, e_rows));
     outcome.networks = networks;
     Ok(outcome)
+}
+
+/// Fold `f`'s model and what it says about the fold's test cells.
+struct TrainedFold {
+    model: CoupledAutoencoder,
+    history: Vec<LossRecord>,
+    evaluation: FoldEvaluation,
+    /// Reconstruction and cross-modal prediction errors on the test cells.
+    errors: BTreeMap<String, f64>,
+    test_t: Array2<f64>,
+    test_e: Array2<f64>,
+    /// Observed E of the test cells, and E decoded from their z_T.
+    x_e_test: Array2<f32>,
+    e_from_t: Array2<f32>,
+}
+
+/// Trains fold `f` (seed `config.seed + f`) on every cell except the fold's
+/// paired test cells, and judges its latents and predictions on them.
+fn train_fold(
+    config: &CaeConfig,
+    analysis: &LatentEvalConfig,
+    prepared: &LatentData,
+    f: usize,
+    sink: &mut dyn Sink,
+) -> Result<TrainedFold, CaeError> {
+    let fold = &prepared.folds[f];
+    let fold_config = CaeConfig {
+        seed: config.seed.wrapping_add(f as u64),
+        ..config.clone()
+    };
+    let train_cells = prepared.cells_except(&fold.test);
+    let stage = format!("fold {}", f + 1);
+    let trained = train(&fold_config, &prepared.data, &train_cells, &stage, sink)?;
+    let mut model = trained.model;
+    let x_t_train = prepared.paired_rows(0, &fold.train);
+    let x_e_train = prepared.paired_rows(1, &fold.train);
+    let x_t_test = prepared.paired_rows(0, &fold.test);
+    let x_e_test = prepared.paired_rows(1, &fold.test);
+    let mut encode = |i: usize, x: &Array2<f32>| model.encode(i, x).map(|z| z.mapv(f64::from));
+    let latents = FoldLatents {
+        train_t: encode(0, &x_t_train)?,
+        train_e: encode(1, &x_e_train)?,
+        test_t: encode(0, &x_t_test)?,
+        test_e: encode(1, &x_e_test)?,
+        train_labels: prepared.labels_of(&fold.train),
+        test_labels: prepared.labels_of(&fold.test),
+    };
+    let evaluation = evaluate_fold(&latents, analysis);
+    let (p_t, p_e) = (x_t_test.ncols(), x_e_test.ncols());
+    let t_from_t = model.predict(0, 0, &x_t_test, p_t)?;
+    let e_from_e = model.predict(1, 1, &x_e_test, p_e)?;
+    let t_from_e = model.predict(1, 0, &x_e_test, p_t)?;
+    let e_from_t = model.predict(0, 1, &x_t_test, p_e)?;
+    let errors = BTreeMap::from([
+        (
+            "recon_t".to_string(),
+            relative_error(x_t_test.view(), t_from_t.view()),
+        ),
+        (
+            "recon_e".to_string(),
+            relative_error(x_e_test.view(), e_from_e.view()),
+        ),
+        (
+            "cross_t_from_e".to_string(),
+            relative_error(x_t_test.view(), t_from_e.view()),
+        ),
+        (
+            "cross_e_from_t".to_string(),
+            relative_error(x_e_test.view(), e_from_t.view()),
+        ),
+    ]);
+    Ok(TrainedFold {
+        model,
+        history: trained.history,
+        evaluation,
+        errors,
+        test_t: latents.test_t,
+        test_e: latents.test_e,
+        x_e_test,
+        e_from_t,
+    })
 }
 
 /// The second modality (E) of every paired test cell, observed and decoded

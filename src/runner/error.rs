@@ -2,10 +2,6 @@ use std::path::PathBuf;
 
 use crate::analysis::cv::CvError;
 use crate::data::DataError;
-use crate::models::cae::CaeError;
-use crate::models::mixvae::MixVaeError;
-use crate::models::sbnn::SbnnError;
-use crate::models::srrr::SrrrError;
 use crate::prep::PrepError;
 
 /// Why an experiment could not run to the end.
@@ -22,7 +18,7 @@ pub enum RunError {
         hint: Option<String>,
     },
     /// A data file could not be loaded.
-    #[error("dataset `{dataset}`: {source}")]
+    #[error("dataset `{dataset}`")]
     Data {
         /// The dataset.
         dataset: String,
@@ -30,7 +26,7 @@ pub enum RunError {
         source: Box<DataError>,
     },
     /// Preprocessing failed.
-    #[error("dataset `{dataset}`, modality `{modality}`: {source}")]
+    #[error("dataset `{dataset}`, modality `{modality}`")]
     Prep {
         /// The dataset.
         dataset: String,
@@ -48,36 +44,29 @@ pub enum RunError {
         message: String,
     },
     /// Cross-validation folds could not be made.
-    #[error("experiment `{experiment}`: {source}")]
+    #[error("experiment `{experiment}`")]
     Folds {
         /// The experiment.
         experiment: String,
         /// What went wrong.
         source: CvError,
     },
-    /// Sparse reduced-rank regression failed.
-    #[error("experiment `{experiment}`: {source}")]
-    Srrr {
+    /// The model failed (to validate, to train, or to score).
+    #[error("experiment `{experiment}`")]
+    Model {
         /// The experiment.
         experiment: String,
-        /// What went wrong.
-        source: SrrrError,
+        /// What went wrong, from the model's own error type.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The sparse bottleneck network failed.
-    #[error("experiment `{experiment}`: {source}")]
-    Sbnn {
+    /// Training finished, but its result is not believable (not finite, out of
+    /// the statistic's range, or a loss that exploded); nothing is stored.
+    #[error("experiment `{experiment}`: result rejected: {reason}")]
+    Rejected {
         /// The experiment.
         experiment: String,
-        /// What went wrong.
-        source: SbnnError,
-    },
-    /// A coupled autoencoder failed to train.
-    #[error("experiment `{experiment}`: {source}")]
-    Cae {
-        /// The experiment.
-        experiment: String,
-        /// What went wrong.
-        source: CaeError,
+        /// Which value is wrong and what probably caused it.
+        reason: String,
     },
     /// A trained network could not be saved beside the session.
     #[error("experiment `{experiment}`: cannot save weights to {}: {reason}", .path.display())]
@@ -89,14 +78,16 @@ pub enum RunError {
         /// What went wrong.
         reason: String,
     },
-    /// The coupled mixture VAE failed.
-    #[error("experiment `{experiment}`: {source}")]
-    MixVae {
-        /// The experiment.
-        experiment: String,
-        /// What went wrong.
-        source: MixVaeError,
-    },
+}
+
+impl RunError {
+    /// The model error `source` of `experiment`.
+    pub fn model(experiment: &str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        RunError::Model {
+            experiment: experiment.to_string(),
+            source: Box::new(source),
+        }
+    }
 }
 
 fn list_paths(files: &[PathBuf]) -> String {

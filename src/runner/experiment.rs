@@ -3,10 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::checks::check_outcome;
 use super::weights::{self, NamedNetwork, WeightsTarget};
 use super::{PreparedDataset, RunError};
 use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::{Fold, k_fold};
+use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::scaling::FoldScaling;
 use crate::data::FeatureTable;
 use crate::prep::Standardise;
@@ -74,6 +76,15 @@ fn run(
         }
         ModelSpec::MixVae(spec) => super::mixvae::run(experiment, spec, dataset, sink)?,
     };
+    check_outcome(
+        &outcome.metrics,
+        &outcome.curves,
+        experiment.model.method().headline(),
+    )
+    .map_err(|reason| RunError::Rejected {
+        experiment: experiment.name.clone(),
+        reason,
+    })?;
     let seconds = start.elapsed().as_secs_f64();
     // A result is worth more than its weight files: when they cannot be
     // written, the run still succeeds and says so.
@@ -121,6 +132,9 @@ fn run(
     })
 }
 
+/// The fewest cells a fold may train or test on.
+const MIN_FOLD_CELLS: usize = 2;
+
 /// The folds of `experiment`'s protocol over the cells `cells` of `dataset`
 /// (only the first `scored_folds` of them when the protocol sets it).
 pub(super) fn folds_for(
@@ -147,10 +161,23 @@ pub(super) fn folds_for(
     if let Some(scored) = protocol.scored_folds {
         folds.truncate(scored);
     }
+    if let Some(smallest) = folds.iter().map(|f| f.test.len().min(f.train.len())).min()
+        && smallest < MIN_FOLD_CELLS
+    {
+        return Err(RunError::Unsuitable {
+            experiment: experiment.name.clone(),
+            message: format!(
+                "{} cells are too few for {} folds: every fold needs at least {MIN_FOLD_CELLS} training and {MIN_FOLD_CELLS} test cells (R² and accuracies are undefined on fewer); use more cells or fewer folds (`protocol.folds`)",
+                cells.len(),
+                protocol.folds
+            ),
+        });
+    }
     Ok(folds)
 }
 
-/// Integer class of every cell for `column`, in order of first appearance.
+/// Integer class of every cell for the `protocol.stratify_by` column
+/// `column`, in order of first appearance.
 fn label_indices(
     experiment: &Experiment,
     dataset: &PreparedDataset,
@@ -161,25 +188,30 @@ fn label_indices(
         experiment: experiment.name.clone(),
         message,
     };
-    let labels = dataset.data.labels(column, cells).ok_or_else(|| {
-        unsuitable(format!(
-            "the metadata has no column `{column}` to stratify by"
-        ))
-    })?;
-    let mut classes: Vec<String> = Vec::new();
-    labels
-        .into_iter()
+    let Some(labels) = dataset.data.labels(column, cells) else {
+        let message = match &dataset.data.metadata {
+            Some(metadata) => format!(
+                "`protocol.stratify_by`: the metadata file {} has no column `{column}`; it has {}",
+                metadata.path.display(),
+                metadata.columns.join(", ")
+            ),
+            None => format!(
+                "`protocol.stratify_by`: dataset `{}` has no metadata file to take `{column}` from",
+                dataset.name
+            ),
+        };
+        return Err(unsuitable(message));
+    };
+    let classes = encode_labels(&labels, ClassOrder::FirstSeen);
+    classes
+        .codes
+        .iter()
         .zip(cells)
-        .map(|(label, cell)| {
-            let label = label.ok_or_else(|| {
-                unsuitable(format!("cell `{cell}` has no value in column `{column}`"))
-            })?;
-            Ok(match classes.iter().position(|c| *c == label) {
-                Some(i) => i,
-                None => {
-                    classes.push(label);
-                    classes.len() - 1
-                }
+        .map(|(code, cell)| {
+            code.ok_or_else(|| {
+                unsuitable(format!(
+                    "`protocol.stratify_by`: cell `{cell}` has no value in column `{column}`"
+                ))
             })
         })
         .collect()

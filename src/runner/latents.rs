@@ -2,7 +2,7 @@
 //! modality matched by id, labels at each level, per-fold reconstruction
 //! errors, and pooling fold results into metrics, confusions and latents.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayView2};
 
@@ -10,7 +10,9 @@ use super::experiment::{ModelOutcome, folds_for};
 use super::{PreparedDataset, RunError};
 use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::Fold;
+use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::latent_eval::{FoldEvaluation, LatentEvalConfig, Tally};
+use crate::data::CellIndex;
 use crate::models::cae::MultiModal;
 use crate::session::{Curve, Experiment, Latent, NamedLatent, ResultDetail};
 
@@ -44,10 +46,7 @@ pub(super) fn prepare(
     if experiment.modalities.len() < 2 {
         return Err(unsuitable("needs at least two modalities".into()));
     }
-    let mut ids: Vec<String> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut matrices = Vec::new();
-    let mut rows_per_modality = Vec::new();
+    let mut tables = Vec::with_capacity(experiment.modalities.len());
     for name in &experiment.modalities {
         let modality = dataset.data.modality(name).ok_or_else(|| {
             unsuitable(format!(
@@ -55,25 +54,10 @@ pub(super) fn prepare(
                 dataset.name
             ))
         })?;
-        let table = &modality.table;
-        matrices.push(table.values.mapv(|v| v as f32));
-        let mut rows = Vec::with_capacity(table.cells.len());
-        for cell in &table.cells {
-            let unit = *index.entry(cell.clone()).or_insert_with(|| {
-                ids.push(cell.clone());
-                ids.len() - 1
-            });
-            rows.push(unit);
-        }
-        rows_per_modality.push(rows);
+        tables.push(&modality.table);
     }
-    let k = matrices.len();
-    let mut cells = vec![vec![None; k]; ids.len()];
-    for (i, rows) in rows_per_modality.iter().enumerate() {
-        for (row, &unit) in rows.iter().enumerate() {
-            cells[unit][i] = Some(row);
-        }
-    }
+    let matrices = tables.iter().map(|t| t.values.mapv(|v| v as f32)).collect();
+    let CellIndex { ids, rows: cells } = CellIndex::of(&tables);
     let data = MultiModal { matrices, cells };
     data.validate().map_err(|e| unsuitable(e.to_string()))?;
     let paired: Vec<usize> = (0..ids.len())
@@ -96,15 +80,9 @@ pub(super) fn prepare(
             .data
             .labels(column, &paired_ids)
             .ok_or_else(|| unsuitable(format!("the metadata has no label column `{column}`")))?;
-        let mut names: Vec<String> = raw.iter().flatten().cloned().collect();
-        names.sort();
-        names.dedup();
-        let encoded = raw
-            .iter()
-            .map(|l| l.as_ref().and_then(|l| names.binary_search(l).ok()))
-            .collect();
-        class_names.push(names);
-        labels.push(encoded);
+        let classes = encode_labels(&raw, ClassOrder::Sorted);
+        class_names.push(classes.names);
+        labels.push(classes.codes);
     }
     Ok(LatentData {
         data,

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use super::experiment::ModelOutcome;
 use super::{PreparedDataset, RunError};
 use crate::analysis::clustering::{
-    adjusted_mutual_information, adjusted_rand_index, encode_labels, matched_accuracy,
+    adjusted_mutual_information, adjusted_rand_index, matched_accuracy,
 };
 use crate::analysis::confusion::Confusion;
+use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
 use crate::models::mixvae::{MixVaeConfig, MixVaeFit, fit};
 use crate::progress::{Event, Sink};
@@ -63,12 +64,14 @@ pub(super) fn run(
                 .data
                 .labels(column, &table.cells)
                 .ok_or_else(|| unsuitable(format!("the metadata has no column `{column}`")))?;
-            let (rows, known): (Vec<usize>, Vec<String>) = labels
-                .into_iter()
+            let encoded = encode_labels(&labels, ClassOrder::FirstSeen);
+            let (rows, classes): (Vec<usize>, Vec<usize>) = encoded
+                .codes
+                .iter()
                 .enumerate()
-                .filter_map(|(i, l)| l.map(|l| (i, l)))
+                .filter_map(|(i, c)| c.map(|c| (i, c)))
                 .unzip();
-            let (classes, names) = encode_labels(&known);
+            let names = encoded.names;
             Some(Truth {
                 rows,
                 classes,
@@ -93,10 +96,8 @@ pub(super) fn run(
             seed,
             ..spec.model.clone()
         };
-        let fitted = fit(x.view(), &config, sink).map_err(|source| RunError::MixVae {
-            experiment: experiment.name.clone(),
-            source,
-        })?;
+        let fitted = fit(x.view(), &config, sink)
+            .map_err(|source| RunError::model(&experiment.name, source))?;
         scores.push(score(&fitted, truth.as_ref()));
         fits.push(fitted);
     }

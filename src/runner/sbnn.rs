@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::experiment::{ModelOutcome, PairedRegression, paired_regression};
-use super::weights::{NamedNetwork, Network};
+use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
 use crate::models::sbnn::network::bottleneck;
-use crate::models::sbnn::{SbnnConfig, cross_validate};
+use crate::models::sbnn::{SbnnConfig, SbnnWeights, cross_validate};
 use crate::progress::Sink;
 use crate::session::{Curve, Experiment, FeatureScore, Latent, ResultDetail};
 
@@ -37,10 +37,7 @@ pub(super) fn run(
         config,
         sink,
     )
-    .map_err(|source| RunError::Sbnn {
-        experiment: experiment.name.clone(),
-        source,
-    })?;
+    .map_err(|source| RunError::model(&experiment.name, source))?;
     let gene_name = |g: usize| x.features.get(g).cloned().unwrap_or_default();
     let trained = &result.final_model.trained;
     let metrics = BTreeMap::from([
@@ -63,7 +60,10 @@ pub(super) fn run(
     ]);
     let final_network = NamedNetwork {
         name: "final".into(),
-        network: Network::Dense(trained.net.clone(), info),
+        network: Box::new(SbnnWeights {
+            net: trained.net.clone(),
+            info,
+        }),
     };
     let curve = |name: &str, values: &[f64]| Curve {
         name: name.into(),

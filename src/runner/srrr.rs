@@ -26,10 +26,7 @@ pub(super) fn run(
         dataset,
         "sRRR needs exactly two modalities: predictors, then targets",
     )?;
-    let srrr_err = |source| RunError::Srrr {
-        experiment: experiment.name.clone(),
-        source,
-    };
+    let srrr_err = |source| RunError::model(&experiment.name, source);
     let result = cross_validate(
         x.values.view(),
         y.values.view(),

@@ -6,27 +6,17 @@
 //! for the k-CAE's per-fold models). The result records these paths relative
 //! to the session's folder. A rerun replaces the experiment's folder.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::RunError;
-use crate::models::cae::CoupledAutoencoder;
-use crate::nn::dense::DenseNet;
-
-/// A trained network a run hands back for saving.
-pub(super) enum Network {
-    /// A fused dense stack (the sBNN), with free-form header entries.
-    Dense(DenseNet, BTreeMap<String, String>),
-    /// A coupled autoencoder.
-    Cae(Box<CoupledAutoencoder>),
-}
+use crate::models::Weights;
 
 /// A trained network and its file stem (`final`, `fold1`, ...).
 pub(super) struct NamedNetwork {
     /// File stem of the network.
     pub name: String,
-    /// The network.
-    pub network: Network,
+    /// The network, saved through its model's side of the seam.
+    pub network: Box<dyn Weights>,
 }
 
 /// Where runs save their trained networks.
@@ -102,14 +92,10 @@ pub(super) fn save(
     for named in networks {
         let file = format!("{}.safetensors", file_name(&named.name));
         let path = folder.join(&file);
-        match &named.network {
-            Network::Dense(net, info) => net
-                .save(&path, info)
-                .map_err(|e| failed(&path, e.to_string()))?,
-            Network::Cae(model) => model
-                .save(&path)
-                .map_err(|e| failed(&path, e.to_string()))?,
-        }
+        named
+            .network
+            .save(&path)
+            .map_err(|e| failed(&path, e.to_string()))?;
         recorded.push(
             relative_folder
                 .join(&file)
@@ -145,7 +131,10 @@ mod tests {
 
     #[test]
     fn saving_replaces_an_earlier_run_and_names_the_path_on_failure() {
-        use crate::nn::dense::{Activation, DenseLayer};
+        use std::collections::BTreeMap;
+
+        use crate::models::sbnn::SbnnWeights;
+        use crate::nn::dense::{Activation, DenseLayer, DenseNet};
         use rand::SeedableRng;
         let dir = tempfile::tempdir().unwrap();
         let target = WeightsTarget::beside(&dir.path().join("s.ron"));
@@ -153,7 +142,10 @@ mod tests {
         let layer = DenseLayer::glorot(3, 2, Activation::Linear, &mut rng).unwrap();
         let net = || NamedNetwork {
             name: "final".into(),
-            network: Network::Dense(DenseNet::new(vec![layer.clone()]).unwrap(), BTreeMap::new()),
+            network: Box::new(SbnnWeights {
+                net: DenseNet::new(vec![layer.clone()]).unwrap(),
+                info: BTreeMap::from([("inputs".to_string(), "g1,g2,g3".to_string())]),
+            }),
         };
         let stale = dir.path().join("s.weights/exp/fold9.safetensors");
         std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
@@ -161,8 +153,15 @@ mod tests {
         let files = save(&target, "exp", &[net()]).unwrap();
         assert_eq!(files, ["s.weights/exp/final.safetensors"]);
         assert!(!stale.exists(), "an earlier run's files are removed");
-        let (loaded, _) = DenseNet::load(&target.resolve(&files[0])).unwrap();
-        assert_eq!(loaded.layers[0].weight, layer.weight);
+        let other = DenseLayer::glorot(3, 2, Activation::Linear, &mut rng).unwrap();
+        assert_ne!(other.weight, layer.weight);
+        let mut restored = SbnnWeights {
+            net: DenseNet::new(vec![other]).unwrap(),
+            info: BTreeMap::new(),
+        };
+        restored.restore(&target.resolve(&files[0])).unwrap();
+        assert_eq!(restored.net.layers[0].weight, layer.weight);
+        assert_eq!(restored.info["inputs"], "g1,g2,g3");
 
         std::fs::write(dir.path().join("t.weights"), b"a file, not a folder").unwrap();
         let blocked = WeightsTarget::beside(&dir.path().join("t.ron"));

@@ -7,8 +7,9 @@ use crate::analysis::cca::PcCcaConfig;
 use crate::analysis::cv::FoldScheme;
 use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::data::Orientation;
+use crate::models::Method;
 use crate::models::cae::CaeConfig;
-use crate::models::mixvae::MixVaeConfig;
+use crate::models::mixvae::MixVaeSpec;
 use crate::models::sbnn::SbnnConfig;
 use crate::models::srrr::SrrrConfig;
 use crate::nn::DeviceChoice;
@@ -96,8 +97,10 @@ pub struct Experiment {
     pub result: Option<ExperimentResult>,
 }
 
-/// The methods patchbench implements, with their hyperparameters.
+/// The methods patchbench implements, with their hyperparameters. Unknown
+/// fields are refused in every variant (also inside `Cae(...)` and `PcCca(...)`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum ModelSpec {
     /// Sparse reduced-rank regression (Bernaerts et al. 2021 baseline).
     Srrr(SrrrConfig),
@@ -127,42 +130,61 @@ pub enum ModelSpec {
     MixVae(MixVaeSpec),
 }
 
-/// A coupled-mixture-VAE experiment: the model, the metadata column its
-/// categories are scored against, and the seeds it is repeated with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MixVaeSpec {
-    /// Metadata column with the known types (for accuracy, ARI, AMI, confusion).
-    #[serde(default)]
-    pub labels: Option<String>,
-    /// Seeds to repeat the fit with (metrics are averaged); empty = `model.seed` once.
-    #[serde(default)]
-    pub seeds: Vec<u64>,
-    /// The model's hyperparameters.
-    #[serde(default)]
-    pub model: MixVaeConfig,
+impl Session {
+    /// Every metric name of every result, in the order the runs table shows
+    /// them: the models' headline metrics (each followed by its SD) in the
+    /// order of the experiments, then `seconds`, then the rest alphabetically.
+    pub fn metric_names(&self) -> Vec<String> {
+        let mut first: Vec<&str> = Vec::new();
+        for experiment in &self.experiments {
+            for headline in experiment.model.method().headline() {
+                for name in std::iter::once(headline.metric).chain(headline.sd) {
+                    if !first.contains(&name) {
+                        first.push(name);
+                    }
+                }
+            }
+        }
+        first.push("seconds");
+        let mut names: Vec<String> = Vec::new();
+        for result in self.experiments.iter().filter_map(|e| e.result.as_ref()) {
+            for name in result.metrics.keys() {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        names.sort_by_key(|n| {
+            (
+                first.iter().position(|f| f == n).unwrap_or(first.len()),
+                n.clone(),
+            )
+        });
+        names
+    }
 }
 
 impl ModelSpec {
+    /// The method's side of the seam (kind, modalities, validation, headline
+    /// metrics); the only match on the kind of model outside the runner's dispatch.
+    pub fn method(&self) -> &dyn Method {
+        match self {
+            ModelSpec::Srrr(config) => config,
+            ModelSpec::Sbnn(config) => config,
+            ModelSpec::Cae { model, .. } => model,
+            ModelSpec::PcCca { model, .. } => model,
+            ModelSpec::MixVae(spec) => spec,
+        }
+    }
+
     /// Short lower-case name of the method, as in `--json` output.
     pub fn kind(&self) -> &'static str {
-        match self {
-            ModelSpec::Srrr(_) => "srrr",
-            ModelSpec::Sbnn(_) => "sbnn",
-            ModelSpec::Cae { .. } => "cae",
-            ModelSpec::PcCca { .. } => "pc_cca",
-            ModelSpec::MixVae(_) => "mixvae",
-        }
+        self.method().kind()
     }
 
     /// How many modalities the model needs.
     pub fn modality_count(&self) -> usize {
-        match self {
-            ModelSpec::Srrr(_) | ModelSpec::Sbnn(_) | ModelSpec::PcCca { .. } => 2,
-            // One arm per modality; the default arms are for two.
-            ModelSpec::Cae { model, .. } => model.arms.len().max(2),
-            ModelSpec::MixVae(_) => 1,
-        }
+        self.method().modality_count()
     }
 }
 
@@ -205,6 +227,72 @@ impl Default for Protocol {
             stratify_by: None,
             scored_folds: None,
             device: DeviceChoice::Cpu,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One spec of every model kind, with default settings. The match below
+    /// stops compiling when a kind is added, so the list stays complete.
+    fn every_kind() -> Vec<ModelSpec> {
+        let all = vec![
+            ModelSpec::Srrr(SrrrConfig::default()),
+            ModelSpec::Sbnn(SbnnConfig::default()),
+            ModelSpec::Cae {
+                model: CaeConfig::default(),
+                analysis: LatentEvalConfig::default(),
+            },
+            ModelSpec::PcCca {
+                model: PcCcaConfig::default(),
+                analysis: LatentEvalConfig::default(),
+            },
+            ModelSpec::MixVae(MixVaeSpec {
+                labels: Some("rna_type".into()),
+                seeds: vec![1],
+                model: Default::default(),
+            }),
+        ];
+        for spec in &all {
+            match spec {
+                ModelSpec::Srrr(_)
+                | ModelSpec::Sbnn(_)
+                | ModelSpec::Cae { .. }
+                | ModelSpec::PcCca { .. }
+                | ModelSpec::MixVae(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_model_kind_rejects_unknown_fields_at_every_level() {
+        let opening = regex::Regex::new(r"\((?:[a-z_]+:)").unwrap();
+        for spec in every_kind() {
+            let text = ron::to_string(&spec).unwrap();
+            assert_eq!(ron::from_str::<ModelSpec>(&text).unwrap(), spec);
+            let openings: Vec<usize> = opening.find_iter(&text).map(|m| m.start() + 1).collect();
+            assert!(!openings.is_empty(), "{text}");
+            for at in openings {
+                let bad = format!("{}bogus_field:1,{}", &text[..at], &text[at..]);
+                let error = ron::from_str::<ModelSpec>(&bad)
+                    .expect_err(&format!("{} accepted an unknown field: {bad}", spec.kind()));
+                assert!(error.to_string().contains("bogus_field"), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_seam_gives_every_kind_a_name_modalities_and_a_headline() {
+        let kinds: Vec<&str> = every_kind().iter().map(ModelSpec::kind).collect();
+        assert_eq!(kinds, ["srrr", "sbnn", "cae", "pc_cca", "mixvae"]);
+        for spec in every_kind() {
+            let method = spec.method();
+            assert!(method.validate().is_ok(), "{} defaults", spec.kind());
+            assert!(!method.headline().is_empty(), "{}", spec.kind());
+            assert!(method.modality_count() >= 1);
         }
     }
 }

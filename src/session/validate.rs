@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{ModelSpec, SESSION_VERSION, Session, SessionError};
+use super::{SESSION_VERSION, Session, SessionError};
 use crate::analysis::cv::FoldScheme;
 
 /// Returns the first problem found, naming the field that holds it.
@@ -136,45 +136,21 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                 format!("dataset `{}` has no metadata to stratify by", dataset.name),
             ));
         }
-        match &experiment.model {
-            ModelSpec::Srrr(config) => {
-                config
-                    .validate()
-                    .map_err(|e| invalid(field("model"), e.to_string()))?;
-            }
-            ModelSpec::Sbnn(config) => {
-                config
-                    .validate()
-                    .map_err(|e| invalid(field("model"), e.to_string()))?;
-            }
-            ModelSpec::Cae { model, .. } => {
-                model
-                    .validate(experiment.modalities.len())
-                    .map_err(|e| invalid(field("model"), e.to_string()))?;
-            }
-            ModelSpec::PcCca { model, .. } => {
-                if model.components == 0 || model.components > model.pcs_a.min(model.pcs_b) {
-                    return Err(invalid(
-                        field("model.components"),
-                        format!(
-                            "must be between 1 and the smaller PC count ({}), got {}",
-                            model.pcs_a.min(model.pcs_b),
-                            model.components
-                        ),
-                    ));
-                }
-            }
-            ModelSpec::MixVae(spec) => {
-                spec.model
-                    .validate()
-                    .map_err(|e| invalid(field("model"), e.to_string()))?;
-                if spec.labels.is_some() && dataset.metadata.is_none() {
-                    return Err(invalid(
-                        field("model.labels"),
-                        format!("dataset `{}` has no metadata with labels", dataset.name),
-                    ));
-                }
-            }
+        experiment
+            .model
+            .method()
+            .validate()
+            .map_err(|e| invalid(field(&format!("model.{}", e.field)), e.message))?;
+        if let Some((name, column)) = experiment.model.method().label_columns().first()
+            && dataset.metadata.is_none()
+        {
+            return Err(invalid(
+                field(&format!("model.{name}")),
+                format!(
+                    "dataset `{}` has no metadata with the labels `{column}`",
+                    dataset.name
+                ),
+            ));
         }
     }
     Ok(())

@@ -554,27 +554,10 @@ impl App {
         self.session.experiments.get(index)
     }
 
-    /// Every metric name of every result, in a useful order: the common
-    /// ones first, then the rest alphabetically.
+    /// Every metric name of every result, headline metrics first (see
+    /// [`Session::metric_names`]).
     pub fn metric_names(&self) -> Vec<String> {
-        const FIRST: [&str; 4] = ["cv_r2_mean", "cv_r2_sd", "n_genes", "seconds"];
-        let mut names: Vec<String> = Vec::new();
-        for experiment in &self.session.experiments {
-            if let Some(result) = &experiment.result {
-                for name in result.metrics.keys() {
-                    if !names.contains(name) {
-                        names.push(name.clone());
-                    }
-                }
-            }
-        }
-        names.sort_by_key(|n| {
-            (
-                FIRST.iter().position(|f| f == n).unwrap_or(FIRST.len()),
-                n.clone(),
-            )
-        });
-        names
+        self.session.metric_names()
     }
 
     /// The loaded dataset of `experiment`, if loaded.
@@ -973,7 +956,9 @@ impl App {
                         progress.stage_started = now;
                     }
                     Event::Step { done } => progress.done = done,
-                    Event::Metric { name, step, value } => {
+                    Event::Metric {
+                        name, step, value, ..
+                    } => {
                         run.live.entry(name).or_default().push((step as f64, value));
                     }
                     Event::Message(text) => progress.message = Some(text),

@@ -177,16 +177,14 @@ pub fn curves(
         .unwrap_or_default()
 }
 
-/// One curve per metric from the values a run reported so far. Reports named
-/// `<part>/<metric>` (one part per fold or model, as the sBNN sends them) count
-/// towards `<metric>`, and every metric is averaged over all its reports at the
-/// same step (folds that run one after another report the same steps again),
-/// so the pane shows the mean over the folds reported so far, like the curves
-/// stored with the finished result. Non-finite values are left out.
+/// One curve per metric from the values a run reported so far (by metric
+/// name, whatever fold reported them): every metric is averaged over all its
+/// reports at the same step, so the pane shows the mean over the folds
+/// reported so far, like the curves stored with the finished result.
+/// Non-finite values are left out.
 pub fn live_curves(live: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut sums: BTreeMap<&str, BTreeMap<i64, (f64, f64, usize)>> = BTreeMap::new();
-    for (name, points) in live {
-        let metric = name.rsplit('/').next().unwrap_or(name);
+    for (metric, points) in live {
         let steps = sums.entry(metric).or_default();
         for &(step, value) in points
             .iter()

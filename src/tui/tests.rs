@@ -310,6 +310,7 @@ fn a_run_reports_progress_saves_its_result_and_survives_reopening() {
     }));
     app.handle(progress(Event::Step { done: 5 }));
     app.handle(progress(Event::Metric {
+        fold: None,
         name: "loss".into(),
         step: 1,
         value: 0.5,
@@ -528,6 +529,7 @@ fn snapshot_running_with_live_curve_and_help_overlay() {
         app.handle(AppEvent::Run {
             name: "gamma".into(),
             update: RunUpdate::Progress(Event::Metric {
+                fold: None,
                 name: "loss".into(),
                 step,
                 value: 1.0 / (1.0 + step as f64),
@@ -544,10 +546,13 @@ fn snapshot_running_with_live_curve_and_help_overlay() {
 
 #[test]
 fn live_curves_average_folds_per_metric_and_step() {
+    // Two folds' losses, in the order they arrived, and a metric reported twice at step 0.
     let live = BTreeMap::from([
-        ("fold0/loss".to_string(), vec![(0.0, 4.0), (1.0, 2.0)]),
-        ("fold1/loss".to_string(), vec![(0.0, 2.0), (1.0, f64::NAN)]),
-        ("final/train_r2".to_string(), vec![(0.0, 0.5)]),
+        (
+            "loss".to_string(),
+            vec![(0.0, 4.0), (0.0, 2.0), (1.0, 2.0), (1.0, f64::NAN)],
+        ),
+        ("train_r2".to_string(), vec![(0.0, 0.5)]),
         ("coupling".to_string(), vec![(0.0, 1.0), (0.0, 3.0)]),
     ]);
     let curves = super::plot::live_curves(&live);
@@ -571,10 +576,15 @@ fn sbnn_curves_are_drawn_while_the_run_is_going() {
     press(&mut app, "2");
     press(&mut app, "r");
     let _job = app.next_job().unwrap();
-    let send = |app: &mut App, name: String, step: u64, value: f64| {
+    let send = |app: &mut App, (fold, name): (usize, &str), step: u64, value: f64| {
         app.handle(AppEvent::Run {
             name: "gamma".into(),
-            update: RunUpdate::Progress(Event::Metric { name, step, value }),
+            update: RunUpdate::Progress(Event::Metric {
+                fold: Some(fold),
+                name: name.into(),
+                step,
+                value,
+            }),
         })
     };
     app.handle(AppEvent::Run {
@@ -587,21 +597,11 @@ fn sbnn_curves_are_drawn_while_the_run_is_going() {
     let before = render(&app, 120, 40);
     assert!(before.contains("running"), "{before}");
     for epoch in 0..12u64 {
-        for fold in ["fold0", "fold1"] {
+        for fold in [0, 1] {
             let e = epoch as f64;
-            send(&mut app, format!("{fold}/loss"), epoch, 2.0 / (1.0 + e));
-            send(
-                &mut app,
-                format!("{fold}/train_r2"),
-                epoch,
-                0.7 * e / (2.0 + e),
-            );
-            send(
-                &mut app,
-                format!("{fold}/test_r2"),
-                epoch,
-                0.5 * e / (3.0 + e),
-            );
+            send(&mut app, (fold, "loss"), epoch, 2.0 / (1.0 + e));
+            send(&mut app, (fold, "train_r2"), epoch, 0.7 * e / (2.0 + e));
+            send(&mut app, (fold, "test_r2"), epoch, 0.5 * e / (3.0 + e));
         }
     }
     let screen = render(&app, 120, 40);

@@ -70,7 +70,7 @@ fn run_job(job: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
                     loaded = data;
                     &loaded
                 }
-                Err(error) => return RunUpdate::Failed(error.to_string()),
+                Err(error) => return RunUpdate::Failed(format!("{:#}", anyhow::Error::new(error))),
             }
         }
     };
@@ -80,7 +80,7 @@ fn run_job(job: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
     match run_experiment_saving_weights(&job.experiment, dataset, sink, &job.weights) {
         Ok(result) => RunUpdate::Finished(Box::new(result)),
         Err(_) if sink.cancelled() => RunUpdate::Failed("cancelled".into()),
-        Err(error) => RunUpdate::Failed(error.to_string()),
+        Err(error) => RunUpdate::Failed(format!("{:#}", anyhow::Error::new(error))),
     }
 }
 
@@ -89,7 +89,7 @@ pub fn spawn_load(spec: DatasetSpec, base: PathBuf, sender: Sender<AppEvent>) {
     thread::spawn(move || {
         let outcome = load_dataset(&spec, &base)
             .map(Arc::new)
-            .map_err(|e| e.to_string());
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)));
         let _ = sender.send(AppEvent::Dataset {
             name: spec.name,
             outcome,

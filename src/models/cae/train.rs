@@ -92,6 +92,13 @@ pub fn train(
             terms.push(recon.scale(weights[i] as f32)?);
             codes.push(z_keep);
         }
+        let diverged = CaeError::NonFinite {
+            step,
+            learning_rate: config.learning_rate,
+        };
+        if !acc_recon.iter().all(|r| r.is_finite()) {
+            return Err(diverged);
+        }
         let mut coupling_value = 0.0;
         let values: Vec<Array2<f64>> = codes
             .iter()
@@ -115,6 +122,9 @@ pub fn train(
                     grads[b] += &cost.grad_b;
                 }
             }
+            if !coupling_value.is_finite() {
+                return Err(diverged);
+            }
             let lambda = config.lambda;
             let scaled: Vec<Array2<f32>> = grads
                 .iter()
@@ -129,7 +139,7 @@ pub fn train(
         }
         let total_value = f64::from(total.value()?);
         if !total_value.is_finite() {
-            return Err(CaeError::NonFinite { step });
+            return Err(diverged);
         }
         let mut grads = total.backward()?;
         adam.step(&mut model.store, &mut grads)?;
@@ -151,17 +161,20 @@ pub fn train(
             let s = step as u64;
             sink.event(Event::Step { done: s });
             sink.event(Event::Metric {
+                fold: None,
                 name: "loss".into(),
                 step: s,
                 value: record.total,
             });
             sink.event(Event::Metric {
+                fold: None,
                 name: "coupling".into(),
                 step: s,
                 value: record.coupling,
             });
             for (i, r) in record.recon.iter().enumerate() {
                 sink.event(Event::Metric {
+                    fold: None,
                     name: format!("recon_{i}"),
                     step: s,
                     value: *r,

@@ -334,6 +334,7 @@ impl Generator {
                 gen_adam.step(&mut store, &mut grads)?;
             }
             sink.event(Event::Metric {
+                fold: None,
                 name: "augmenter_loss".into(),
                 step: epoch as u64,
                 value: epoch_loss / steps.max(1) as f64,

@@ -60,6 +60,7 @@ pub enum Output {
 
 /// How each agent's own copy of a sample is made (type-preserving augmentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Augmentation {
     /// Every agent sees the same sample.
     None,

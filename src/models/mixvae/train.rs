@@ -140,6 +140,7 @@ pub fn fit(
         let mean = sum.scaled(1.0 / steps.max(1) as f64);
         epoch_seconds.push(start.elapsed().as_secs_f64());
         sink.event(Event::Metric {
+            fold: None,
             name: "loss".into(),
             step: epoch as u64,
             value: mean.total,

@@ -4,14 +4,10 @@
 //! its own training targets (unless the reference's leak is asked for), and is
 //! trained with the full schedule; its test R² (Eq. 3) is taken on the whole
 //! test fold at the last epoch. The folds and the final model run as
-//! independent jobs on up to `available_parallelism` scoped threads, each
+//! independent jobs under [`crate::analysis::cv::run_fits`], each
 //! single-threaded and seeded by its job index, so results do not depend on the
-//! thread count. The calling thread forwards per-epoch metrics to the [`Sink`]
-//! (`fold3/train_r2`, `fold3/test_r2`, `final/train_r2`, step = epoch) and
-//! relays cancellation.
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+//! thread count. Every epoch reports `loss`, `train_r2` and `test_r2` (step =
+//! epoch) as metrics of its fold (none for the final model).
 
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -21,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::network::bottleneck;
 use super::train::{EpochReport, Rows, TrainInput, TrainedSbnn, train};
 use super::{SbnnConfig, SbnnError};
-use crate::analysis::cv::Fold;
+use crate::analysis::cv::{Fit, Fold, run_fits};
 use crate::analysis::kmeans::{KMeansConfig, kmeans};
 use crate::analysis::r2::{MeanSd, mean_sd, r2, r2_per_feature};
 use crate::analysis::scaling::{FoldScaling, scale_all, scale_fold};
@@ -116,16 +112,39 @@ struct Shared<'a> {
     config: &'a SbnnConfig,
     /// k-means labels of all cells (the final model's, and the folds' under the leak).
     all_labels: Option<&'a [usize]>,
-    stop: &'a AtomicBool,
 }
 
-/// A progress message: job index and the epoch it finished.
-type Progress = (usize, EpochReport);
+/// What one job of the cross-validation produces.
+enum JobOutcome {
+    /// A fold's scores.
+    Fold(FoldOutcome),
+    /// The model fitted on all cells.
+    Final(Box<FinalModel>),
+}
+
+/// Reports an epoch to `sink` (its metrics, and `done` epochs of this job so
+/// far); true while the run should go on.
+fn report_epoch(sink: &mut dyn Sink, report: &EpochReport, done: u64) -> bool {
+    let step = report.epoch as u64;
+    let metric = |name: &str, value: f64| Event::Metric {
+        fold: None,
+        name: name.into(),
+        step,
+        value,
+    };
+    sink.event(metric("loss", report.loss));
+    sink.event(metric("train_r2", report.train_r2));
+    if let Some(test) = report.test_r2 {
+        sink.event(metric("test_r2", test));
+    }
+    sink.event(Event::Step { done });
+    !sink.cancelled()
+}
 
 fn run_fold(
     shared: &Shared<'_>,
     index: usize,
-    progress: &mpsc::Sender<Progress>,
+    sink: &mut dyn Sink,
 ) -> Result<FoldOutcome, SbnnError> {
     let fold = &shared.folds[index];
     let scale = |data| {
@@ -157,9 +176,10 @@ fn run_fold(
         labels: labels.as_deref(),
     };
     let mut rng = job_rng(shared.config, index);
+    let mut done = 0;
     let trained = train(&input, shared.config, &mut rng, &mut |report| {
-        let _ = progress.send((index, *report));
-        !shared.stop.load(Ordering::Relaxed)
+        done += 1;
+        report_epoch(sink, report, done)
     })?;
     let prediction = trained
         .test_prediction
@@ -309,13 +329,7 @@ pub fn cross_validate(
     } else {
         None
     };
-    let jobs = folds.len() + 1;
     let epochs = config.regression_epochs() as u64;
-    sink.event(Event::Stage {
-        name: format!("sBNN: {} folds + final model", folds.len()),
-        total: jobs as u64 * epochs,
-    });
-    let stop = AtomicBool::new(false);
     let shared = Shared {
         x,
         y,
@@ -323,105 +337,43 @@ pub fn cross_validate(
         scaling,
         config,
         all_labels: all_labels.as_deref(),
-        stop: &stop,
     };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, jobs);
-    let next = AtomicUsize::new(0);
-    let (sender, receiver) = mpsc::channel::<Progress>();
-    let (mut fold_results, final_result) = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                let sender = sender.clone();
-                let (shared, next) = (&shared, &next);
-                scope.spawn(move || {
-                    let mut folds_done = Vec::new();
-                    let mut final_model = None;
-                    loop {
-                        let job = next.fetch_add(1, Ordering::Relaxed);
-                        if job >= jobs || shared.stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        if job == shared.folds.len() {
-                            let outcome = fit_all_cells(
-                                shared.x,
-                                shared.y,
-                                shared.scaling,
-                                shared.config,
-                                shared.all_labels,
-                                job,
-                                &mut |report| {
-                                    let _ = sender.send((job, *report));
-                                    !shared.stop.load(Ordering::Relaxed)
-                                },
-                            );
-                            if outcome.is_err() {
-                                shared.stop.store(true, Ordering::Relaxed);
-                            }
-                            final_model = Some(outcome);
-                        } else {
-                            let outcome = run_fold(shared, job, &sender);
-                            if outcome.is_err() {
-                                shared.stop.store(true, Ordering::Relaxed);
-                            }
-                            folds_done.push((job, outcome));
-                        }
-                    }
-                    (folds_done, final_model)
-                })
-            })
-            .collect();
-        drop(sender);
-        for (done, (job, report)) in (1u64..).zip(receiver) {
-            let who = if job == folds.len() {
-                "final".to_string()
-            } else {
-                format!("fold{job}")
-            };
-            sink.event(Event::Metric {
-                name: format!("{who}/loss"),
-                step: report.epoch as u64,
-                value: report.loss,
-            });
-            sink.event(Event::Metric {
-                name: format!("{who}/train_r2"),
-                step: report.epoch as u64,
-                value: report.train_r2,
-            });
-            if let Some(test) = report.test_r2 {
-                sink.event(Event::Metric {
-                    name: format!("{who}/test_r2"),
-                    step: report.epoch as u64,
-                    value: test,
-                });
+    let fits = Fit::plan(folds.len(), true);
+    let jobs = run_fits(
+        &fits,
+        &format!("sBNN: {} folds + final model", folds.len()),
+        fits.len() as u64 * epochs,
+        sink,
+        |fit, sink: &mut dyn Sink| match fit {
+            Fit::Fold(index) => run_fold(&shared, index, sink).map(JobOutcome::Fold),
+            Fit::AllCells => {
+                let mut done = 0;
+                fit_all_cells(
+                    x,
+                    y,
+                    scaling,
+                    config,
+                    shared.all_labels,
+                    folds.len(),
+                    &mut |report| {
+                        done += 1;
+                        report_epoch(sink, report, done)
+                    },
+                )
+                .map(|model| JobOutcome::Final(Box::new(model)))
             }
-            sink.event(Event::Step { done });
-            if sink.cancelled() {
-                stop.store(true, Ordering::Relaxed);
-            }
-        }
-        let mut fold_results = Vec::new();
-        let mut final_result = None;
-        for handle in handles {
-            let (folds_done, final_model) = handle.join().map_err(|_| SbnnError::WorkerFailed)?;
-            fold_results.extend(folds_done);
-            if final_model.is_some() {
-                final_result = final_model;
-            }
-        }
-        Ok::<_, SbnnError>((fold_results, final_result))
-    })?;
-    fold_results.sort_by_key(|(job, _)| *job);
+        },
+    )
+    .map_err(|e| e.into_model_error(SbnnError::Cancelled, SbnnError::WorkerFailed))?;
     let mut outcomes = Vec::with_capacity(folds.len());
-    for (_, outcome) in fold_results {
-        outcomes.push(outcome?);
+    let mut final_model = None;
+    for job in jobs {
+        match job {
+            JobOutcome::Fold(outcome) => outcomes.push(outcome),
+            JobOutcome::Final(model) => final_model = Some(*model),
+        }
     }
-    let final_model = final_result.ok_or(SbnnError::Cancelled)??;
-    if outcomes.len() != folds.len() {
-        return Err(SbnnError::Cancelled);
-    }
+    let final_model = final_model.ok_or(SbnnError::Cancelled)?;
     let r2_per_fold: Vec<f64> = outcomes.iter().map(|o| o.r2).collect();
     let features = outcomes.first().map_or(0, |o| o.per_feature.len());
     let r2_per_feature = (0..features)

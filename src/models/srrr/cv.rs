@@ -5,12 +5,8 @@
 //! Each fold is scaled with its training statistics, reduced to covariance form
 //! once (for centring only, by removing the test block from whole-data sums,
 //! which is ten times cheaper than a fresh `XᵀX`), and fitted along the λ path from the largest λ down with warm starts.
-//! Folds run on up to `available_parallelism` scoped threads; the calling
-//! thread forwards their progress to the [`Sink`] and relays cancellation.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+//! Folds run in parallel under [`crate::analysis::cv::run_fits`], which
+//! forwards their progress to the [`Sink`] and relays cancellation.
 
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -18,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::fit::{FitOptions, WarmStart, fit_moments, relax};
 use super::moments::{MomentSums, Moments, check_inputs};
 use super::{SrrrConfig, SrrrError};
-use crate::analysis::cv::Fold;
+use crate::analysis::cv::{Fit, Fold, run_fits};
 use crate::analysis::r2::{MeanSd, mean_sd, r2, r2_per_feature};
 use crate::analysis::scaling::{FoldScaling, scale_all, scale_fold};
 use crate::progress::{Event, Sink};
@@ -104,7 +100,6 @@ struct Job<'a> {
     config: &'a SrrrConfig,
     /// λ values, ascending.
     lambdas: &'a [f64],
-    stop: &'a AtomicBool,
     /// Whole-data sums for fast centred fold moments (centring only).
     sums: Option<&'a MomentSums>,
 }
@@ -140,7 +135,7 @@ fn run_fold(
     job: &Job<'_>,
     fold_index: usize,
     fold: &Fold,
-    steps: &mpsc::Sender<()>,
+    sink: &mut dyn Sink,
 ) -> Result<Vec<FoldScore>, SrrrError> {
     let scale = |data| {
         scale_fold(data, fold, job.scaling).map_err(|source| SrrrError::Scaling {
@@ -168,7 +163,7 @@ fn run_fold(
     let mut warm = WarmStart::cold(moments.p, rank);
     let mut scores = vec![FoldScore::default(); job.lambdas.len()];
     for (slot, &lambda) in job.lambdas.iter().enumerate().rev() {
-        if job.stop.load(Ordering::Relaxed) {
+        if sink.cancelled() {
             return Err(SrrrError::Cancelled);
         }
         let fit = fit_moments(&moments, rank, lambda, job.config.alpha, options, &mut warm)?;
@@ -194,97 +189,39 @@ fn run_fold(
             entry.per_feature_relaxed = Some(per_feature);
         }
         scores[slot] = entry;
-        // The receiver only disappears once the run is over.
-        let _ = steps.send(());
+        sink.event(Event::Step {
+            done: (job.lambdas.len() - slot) as u64,
+        });
     }
     Ok(scores)
 }
 
-/// Runs every fold, on up to `available_parallelism` threads, forwarding
-/// progress to `sink`. Returns the scores indexed `[fold][lambda]`.
+/// Runs every fold in parallel, forwarding progress to `sink` as one stage.
+/// Returns the scores indexed `[fold][lambda]`.
 fn run_folds(
     job: &Job<'_>,
     folds: &[Fold],
     sink: &mut dyn Sink,
 ) -> Result<Vec<Vec<FoldScore>>, SrrrError> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, folds.len());
-    let (sender, receiver) = mpsc::channel::<()>();
-    let outcomes = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|worker| {
-                let sender = sender.clone();
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    for index in (worker..folds.len()).step_by(threads) {
-                        let outcome = folds
-                            .get(index)
-                            .ok_or(SrrrError::WorkerFailed)
-                            .and_then(|fold| run_fold(job, index, fold, &sender));
-                        if outcome.is_err() {
-                            job.stop.store(true, Ordering::Relaxed);
-                        }
-                        done.push((index, outcome));
-                    }
-                    done
-                })
-            })
-            .collect();
-        drop(sender);
-        let mut steps = 0_u64;
-        loop {
-            match receiver.recv_timeout(Duration::from_millis(50)) {
-                Ok(()) => {
-                    steps += 1;
-                    sink.event(Event::Step { done: steps });
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if sink.cancelled() {
-                job.stop.store(true, Ordering::Relaxed);
-            }
-        }
-        handles
-            .into_iter()
-            .map(|handle| handle.join().map_err(|_| SrrrError::WorkerFailed))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    let mut by_fold: Vec<Option<Result<Vec<FoldScore>, SrrrError>>> =
-        (0..folds.len()).map(|_| None).collect();
-    for (index, outcome) in outcomes.into_iter().flatten() {
-        if let Some(slot) = by_fold.get_mut(index) {
-            *slot = Some(outcome);
-        }
-    }
-    if sink.cancelled() {
-        return Err(SrrrError::Cancelled);
-    }
-    // Report a real failure in preference to the cancellations it caused.
-    let mut first_error = None;
-    let mut scores = Vec::with_capacity(folds.len());
-    for outcome in by_fold {
-        match outcome {
-            Some(Ok(fold_scores)) => scores.push(fold_scores),
-            Some(Err(SrrrError::Cancelled)) => {
-                first_error.get_or_insert(SrrrError::Cancelled);
-            }
-            Some(Err(error)) => {
-                if matches!(first_error, None | Some(SrrrError::Cancelled)) {
-                    first_error = Some(error);
-                }
-            }
-            None => {
-                first_error.get_or_insert(SrrrError::WorkerFailed);
-            }
-        }
-    }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(scores),
-    }
+    let stage = format!(
+        "sRRR rank {}: {} folds x {} lambdas",
+        job.config.rank,
+        folds.len(),
+        job.lambdas.len()
+    );
+    let total = (folds.len() * job.lambdas.len()) as u64;
+    run_fits(
+        &Fit::plan(folds.len(), false),
+        &stage,
+        total,
+        sink,
+        |fit, sink: &mut dyn Sink| {
+            let index = fit.fold().ok_or(SrrrError::WorkerFailed)?;
+            let fold = folds.get(index).ok_or(SrrrError::WorkerFailed)?;
+            run_fold(job, index, fold, sink)
+        },
+    )
+    .map_err(|e| e.into_model_error(SrrrError::Cancelled, SrrrError::WorkerFailed))
 }
 
 /// Collects `value` from every fold; None if any fold lacks it.
@@ -380,22 +317,12 @@ pub fn cross_validate(
     sink: &mut dyn Sink,
 ) -> Result<SrrrCvResult, SrrrError> {
     check_inputs(x, y)?;
-    config.validate_for(y.ncols())?;
+    config.validate_for(x.ncols(), y.ncols())?;
     if folds.is_empty() {
         return Err(SrrrError::NoFolds);
     }
     let mut lambdas = config.lambdas.clone();
     lambdas.sort_by(f64::total_cmp);
-    sink.event(Event::Stage {
-        name: format!(
-            "sRRR rank {}: {} folds x {} lambdas",
-            config.rank,
-            folds.len(),
-            lambdas.len()
-        ),
-        total: (folds.len() * lambdas.len()) as u64,
-    });
-    let stop = AtomicBool::new(false);
     let sums = match scaling {
         FoldScaling::CentreOnly => Some(MomentSums::from_data(x, y)?),
         FoldScaling::ZScore => None,
@@ -407,7 +334,6 @@ pub fn cross_validate(
         scaling,
         config,
         lambdas: &lambdas,
-        stop: &stop,
     };
     let scores = run_folds(&job, folds, sink)?;
     let rows: Vec<LambdaRow> = lambdas

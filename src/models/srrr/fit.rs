@@ -168,15 +168,7 @@ fn check_arguments(
     lambda: f64,
     alpha: f64,
 ) -> Result<(), SrrrError> {
-    if rank == 0 {
-        return Err(SrrrError::ZeroRank);
-    }
-    if rank > moments.q {
-        return Err(SrrrError::RankExceedsResponses {
-            rank,
-            responses: moments.q,
-        });
-    }
+    super::check_rank(rank, moments.p, moments.q)?;
     if !(lambda.is_finite() && lambda >= 0.0) {
         return Err(SrrrError::InvalidLambda {
             index: 0,
