@@ -11,14 +11,20 @@
 mod config;
 mod error;
 mod file;
+mod lock;
+mod merge;
 mod result;
+mod ron_text;
 mod schema;
+mod store;
 mod sweep;
 mod validate;
 
 pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
+pub use lock::{OwnerLock, SaveLock, remove_stale_temp_files};
+pub use merge::Change;
 pub use result::{
     AgentCategories, CrossModal, Curve, ExperimentResult, FeatureScore, Latent, NamedLatent,
     Provenance, ResultDetail,
@@ -27,4 +33,5 @@ pub use schema::{
     DatasetSpec, Experiment, MetadataSpec, MixVaeSpec, ModalitySpec, ModelSpec, Protocol,
     SESSION_VERSION, Session,
 };
+pub use store::{SaveReport, SessionStore};
 pub use sweep::{Sweep, SweepError, SweepValues, numeric_parameters, with_parameter};
