@@ -16,6 +16,7 @@
 pub mod analysis;
 pub mod batch;
 pub mod data;
+pub mod figures;
 pub mod models;
 pub mod nn;
 pub mod prep;

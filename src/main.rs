@@ -42,6 +42,10 @@ struct BatchFlags {
     /// With --batch: print one JSON object per finished experiment on stdout.
     #[arg(long, requires = "batch")]
     json: bool,
+    /// With --batch: write each finished experiment's metrics and latents
+    /// (CSV) and figures (SVG, PNG) into DIR.
+    #[arg(long, value_name = "DIR", requires = "batch")]
+    export: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +93,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             only: flags.only,
             out: flags.out,
             json: flags.json,
+            export: flags.export,
         };
         let outcome = batch::run(&options)?;
         return Ok(if outcome.failed.is_empty() {

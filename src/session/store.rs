@@ -67,6 +67,19 @@ impl SessionStore {
         Ok(store)
     }
 
+    /// A store for `session`, not read from `path`: the first save writes it
+    /// whole when no file is there, else merges into the file as usual.
+    pub fn new(path: &Path, session: Session) -> SessionStore {
+        SessionStore {
+            path: path.to_path_buf(),
+            session,
+            text: String::new(),
+            pending: Vec::new(),
+            owner: None,
+            read_only: None,
+        }
+    }
+
     /// Writes `session` as a new file at `path` (replacing any) and opens it.
     pub fn create(path: &Path, session: Session) -> Result<SessionStore, SessionError> {
         let text = to_ron(&session)?;
