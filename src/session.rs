@@ -6,7 +6,9 @@
 //! into the session. Experiments pair a model configuration with a validation
 //! protocol and, once run, hold their result. Saving is atomic (write a
 //! temporary file in the same folder, then rename), so a crash or Ctrl-C while
-//! saving leaves the previous good session in place.
+//! saving leaves the previous good session in place. Programs that write a
+//! session go through [`SessionStore`], which merges their own changes into
+//! the file as it is on disk, under a lock, keeping the user's comments.
 
 mod config;
 mod error;

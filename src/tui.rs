@@ -1,12 +1,17 @@
 //! The terminal workbench: `patchbench [SESSION]`.
 //!
 //! One screen of four panes (datasets, experiments and runs, config, view)
-//! over a session. The module is split by job: [`app`] holds the state and
-//! changes it in one place, [`keys`] is the key map that also drives the
-//! hints and help, [`ui`] and [`panes`] draw from the state without changing
-//! it, [`worker`] runs experiments and loads data on threads, [`watch`]
-//! reports edits to the session and config files, and the
-//! library's [`crate::figures`] writes figures and tables. This is the only module of the crate that uses ratatui.
+//! over a session. The module is split by job: [`app`] holds the view
+//! state and handles keys (its submodules: the run queue's glue, saving and
+//! hot reload and `$EDITOR`, what commands do), [`state`] has its types,
+//! [`command`] is the `:` command table and parser, [`sweep_dialog`] and
+//! [`line_edit`] the dialogs, [`keys`] the key map that also drives the hints
+//! and help, [`ui`] and [`panes`] draw from the state without changing it,
+//! [`worker`] runs experiments and loads data on threads, and [`watch`]
+//! reports edits to the session and config files. Runs are booked by the
+//! library's [`crate::runner::RunQueue`], saved through
+//! [`crate::session::SessionStore`] and exported by [`crate::figures`]. This
+//! is the only module of the crate that uses ratatui.
 
 pub mod app;
 pub mod command;

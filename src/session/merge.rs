@@ -28,7 +28,7 @@ pub enum Change {
         /// The experiment's name.
         experiment: String,
         /// Its new configuration.
-        config: ExperimentConfig,
+        config: Box<ExperimentConfig>,
     },
     /// A new sweep.
     Sweep(Sweep),

@@ -114,7 +114,7 @@ fn config_edits_sweeps_and_new_experiments_keep_the_comments() {
     store
         .change(Change::Config {
             experiment: base.name.clone(),
-            config,
+            config: Box::new(config),
         })
         .unwrap();
     let mut copy = base.clone();

@@ -123,7 +123,7 @@ impl App {
                 }
                 let change = Change::Config {
                     experiment: name.clone(),
-                    config,
+                    config: Box::new(config),
                 };
                 if let Err(error) = self.store.change(change) {
                     self.error(error);
