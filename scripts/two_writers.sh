@@ -27,7 +27,7 @@ for i in $(seq "$runs"); do
   "$bin" --batch "$session" --only srrr_rank2 > "$work/second.log" 2>&1
   if kill -0 "$first" 2>/dev/null; then overlapped=$((overlapped + 1)); fi
   wait "$first"
-  results=$(grep -c '^      result: (' "$session" || true)
+  results=$(grep -c 'result: (' "$session" || true)
   if [ "$results" != 2 ]; then
     lost=$((lost + 2 - results))
     echo "run $i: $results of 2 results kept"

@@ -172,19 +172,23 @@ fn pretty<T: serde::Serialize + ?Sized>(value: &T) -> Option<String> {
 }
 
 /// The text to write for `merged`: `disk_text` with `changes` spliced in when
-/// that reads back as `merged`, else the whole session written anew.
+/// that reads back exactly as the whole session written anew would, else the
+/// whole session written anew.
 pub(super) fn merged_text(
     disk_text: &str,
     merged: &Session,
     changes: &[Change],
 ) -> Result<String, SessionError> {
     let full = super::to_ron(merged)?;
-    if let Some(spliced) = splice(disk_text, merged, changes) {
+    let reread = |text: &str| {
         let options = ron::Options::default().with_default_extension(super::file::extensions());
-        let reread: Option<Session> = options.from_str(&spliced).ok();
-        if reread.and_then(|s| super::to_ron(&s).ok()).as_deref() == Some(full.as_str()) {
-            return Ok(spliced);
-        }
+        let session: Session = options.from_str(text).ok()?;
+        super::to_ron(&session).ok()
+    };
+    if let Some(spliced) = splice(disk_text, merged, changes)
+        && reread(&spliced).is_some_and(|s| Some(s) == reread(&full))
+    {
+        return Ok(spliced);
     }
     Ok(full)
 }

@@ -56,7 +56,7 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
                 i = quoted_end(bytes, i, b'\'')?;
                 Kind::Atom
             }
-            b'r' if matches!(bytes.get(i + 1), Some(b'"' | b'#')) => {
+            b'r' if is_raw_string(bytes, i) => {
                 i = raw_string_end(bytes, i)?;
                 Kind::Atom
             }
@@ -131,6 +131,13 @@ fn quoted_end(bytes: &[u8], mut i: usize, quote: u8) -> Option<usize> {
         }
     }
     None
+}
+
+/// Whether a raw string (`r"..."`, `r#"..."#`) starts at `i`, rather than
+/// a raw identifier (`r#None`) or a plain one.
+fn is_raw_string(bytes: &[u8], i: usize) -> bool {
+    let hashes = bytes[i + 1..].iter().take_while(|&&b| b == b'#').count();
+    bytes.get(i + 1 + hashes) == Some(&b'"')
 }
 
 /// The end of the raw string `r#"..."#` starting at `i`.
@@ -384,7 +391,7 @@ mod tests {
       name: "a(b",  // the name
       model: Srrr(rank: 2),
     ),
-    (name: r#"x"y"#, model: Sbnn(genes: 3))
+    (name: r#"x"y"#, model: Sbnn(genes: 3), detail: r#None)
   ],
 )
 "##;
@@ -403,7 +410,12 @@ mod tests {
         assert_eq!(doc.slice(first[1].value.clone()), "Srrr(rank: 2)");
         let second = doc.fields(items[1].1.unwrap());
         assert_eq!(doc.slice(second[0].value.clone()), "r#\"x\"y\"#");
-        assert!(!second[1].comma);
+        assert_eq!(
+            doc.slice(second[2].value.clone()),
+            "r#None",
+            "a raw identifier"
+        );
+        assert!(!second[2].comma);
     }
 
     #[test]
@@ -415,7 +427,7 @@ mod tests {
         let second = doc.items(group)[1].1.unwrap();
         doc.add_field(second, "result", "(\n  x: 1,\n)").unwrap();
         let doc_text = doc.into_text();
-        assert!(doc_text.contains("model: Sbnn(genes: 3),\n    result: (\n      x: 1,\n    ),"));
+        assert!(doc_text.contains("detail: r#None,\n    result: (\n      x: 1,\n    ),"));
 
         let mut doc = RonText::new(&doc_text).unwrap();
         let root = doc.root().unwrap();

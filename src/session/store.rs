@@ -43,14 +43,7 @@ impl SessionStore {
             })?;
             (parse(&text, path)?, text)
         };
-        Ok(SessionStore {
-            path: path.to_path_buf(),
-            session,
-            text,
-            pending: Vec::new(),
-            owner: None,
-            read_only: None,
-        })
+        Ok(SessionStore::with_text(path, session, text))
     }
 
     /// Opens the session at `path` for the workbench: like [`open`], and
@@ -70,14 +63,7 @@ impl SessionStore {
     /// A store for `session`, not read from `path`: the first save writes it
     /// whole when no file is there, else merges into the file as usual.
     pub fn new(path: &Path, session: Session) -> SessionStore {
-        SessionStore {
-            path: path.to_path_buf(),
-            session,
-            text: String::new(),
-            pending: Vec::new(),
-            owner: None,
-            read_only: None,
-        }
+        SessionStore::with_text(path, session, String::new())
     }
 
     /// Writes `session` as a new file at `path` (replacing any) and opens it.
@@ -87,14 +73,18 @@ impl SessionStore {
             let _lock = SaveLock::acquire(path)?;
             write_atomic(path, &text)?;
         }
-        Ok(SessionStore {
+        Ok(SessionStore::with_text(path, session, text))
+    }
+
+    fn with_text(path: &Path, session: Session, text: String) -> SessionStore {
+        SessionStore {
             path: path.to_path_buf(),
             session,
             text,
             pending: Vec::new(),
             owner: None,
             read_only: None,
-        })
+        }
     }
 
     /// The session: the file as last read or written, with this program's

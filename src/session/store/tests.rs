@@ -1,38 +1,17 @@
-use std::collections::BTreeMap;
-
 use super::*;
-use crate::session::{ExperimentConfig, Provenance, ResultDetail, Sweep};
+use crate::session::{ExperimentConfig, Sweep};
 
 const DEMO: &str = include_str!("../../../sessions/demo.ron");
 
 fn result(value: f64) -> ExperimentResult {
-    ExperimentResult {
-        metrics: BTreeMap::from([("cv_r2_mean".to_string(), value)]),
-        per_fold: vec![value],
-        per_feature: vec![],
-        genes: vec![],
-        latent: None,
-        latents: vec![],
-        cross_modal: None,
-        curves: vec![],
-        confusions: vec![],
-        preprocessing: BTreeMap::new(),
-        detail: ResultDetail::Srrr {
-            rank: 2,
-            lambdas: vec![],
-            chosen_lambda: None,
-            loadings: vec![],
-            unconverged_fits: 0,
-        },
-        weights: vec![],
-        provenance: Provenance {
-            patchbench: "test".into(),
-            finished_at: 0,
-            seconds: 0.0,
-            threads: 1,
-            config: None,
-        },
-    }
+    let text = format!(
+        "(metrics: {{\"cv_r2_mean\": {value:?}}}, per_fold: [], \
+         preprocessing: {{\"T\": (input_cells: 2, input_features: 2, steps: [], \
+         standardise: None, output_cells: 2, output_features: 2)}}, \
+         detail: Srrr(rank: 1, lambdas: [], chosen_lambda: None, loadings: [], unconverged_fits: 0), \
+         provenance: (patchbench: \"test\", finished_at: 0, seconds: 0.0, threads: 1))"
+    );
+    ron::from_str(&text).unwrap()
 }
 
 /// The demo session's text in a fresh folder.
