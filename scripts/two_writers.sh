@@ -3,10 +3,14 @@
 # an sRRR batch on one copy of the demo session, the second started 0.3 s
 # after the first. Prints how many runs lost a result (0 expected) and checks
 # that the session's comments survive.
-#   scripts/two_writers.sh [RUNS]      (BIN=path/to/patchbench to choose the binary)
+#   scripts/two_writers.sh [RUNS]
+# BIN: the binary (default target/debug/patchbench); EPOCHS: the sBNN's
+# pretrain,frozen,unfrozen,pruned epochs (default the issue's 300,300,300,400;
+# fewer still overlap the sRRR batch when the machine is fast).
 set -euo pipefail
 runs=${1:-20}
-bin=${BIN:-target/release/patchbench}
+bin=${BIN:-target/debug/patchbench}
+IFS=, read -r pretrain frozen unfrozen pruned <<< "${EPOCHS:-300,300,300,400}"
 root=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -16,10 +20,10 @@ overlapped=0
 for i in $(seq "$runs"); do
   session="$work/tw.ron"
   sed -e "s#\.\./data/demo#$root/data/demo#g" \
-      -e 's/pretrain_epochs: 10,/pretrain_epochs: 300,/' \
-      -e 's/  frozen_epochs: 10,/  frozen_epochs: 300,/' \
-      -e 's/unfrozen_epochs: 10,/unfrozen_epochs: 300,/' \
-      -e 's/pruned_epochs: 20,/pruned_epochs: 400,/' \
+      -e "s/pretrain_epochs: 10,/pretrain_epochs: $pretrain,/" \
+      -e "s/  frozen_epochs: 10,/  frozen_epochs: $frozen,/" \
+      -e "s/unfrozen_epochs: 10,/unfrozen_epochs: $unfrozen,/" \
+      -e "s/pruned_epochs: 20,/pruned_epochs: $pruned,/" \
       sessions/demo.ron > "$session"
   "$bin" --batch "$session" --only sbnn > "$work/first.log" 2>&1 &
   first=$!

@@ -2,7 +2,7 @@
 //! moments while saving leave a session that reads, holds every result they
 //! reported saved, and no temporary file after the next open.
 //!
-//! Run with `cargo test --release --test session_crash -- --ignored
+//! Run with `cargo test --test session_crash -- --ignored
 //! kill_nine_during_saves --nocapture` (`PATCHBENCH_KILLS`, default 1000).
 //! The writer is this test binary itself, started in its child mode.
 
