@@ -83,7 +83,21 @@ fn export_writes_csvs_and_every_figure_of_each_finished_experiment() {
     let latent = std::fs::read_to_string(out.join("a-latent.csv")).expect("read");
     let header = latent.lines().next().expect("a header");
     assert!(header.starts_with("cell,"), "{header}");
-    assert_eq!(latent.lines().count(), 161, "a row per cell");
+    let saved = patchbench::session::load(&dir.path().join("s.ron")).expect("valid");
+    let cells = saved.experiments[0]
+        .result
+        .as_ref()
+        .expect("a result")
+        .latent
+        .as_ref()
+        .expect("a latent")
+        .cells
+        .len();
+    assert_eq!(
+        latent.lines().count(),
+        cells + 1,
+        "a row per cell of the latent"
+    );
     let metrics = std::fs::read_to_string(out.join("a-metrics.csv")).expect("read");
     assert!(metrics.contains("cv_r2_mean,"));
     let png = std::fs::read(out.join("a-latent.png")).expect("read");
