@@ -4,8 +4,11 @@
 //! or one), shows progress on stderr (a progress bar on a terminal, log lines
 //! otherwise), writes each result back into the session as soon as it is
 //! finished (atomically, so an interrupted batch keeps every finished result),
-//! optionally prints one JSON object per finished experiment on stdout, and
-//! ends with a summary table. A failed experiment is recorded and the batch
+//! optionally prints one JSON object per finished experiment on stdout and
+//! exports its CSVs and figures (`--export DIR`), and ends with a summary
+//! table. Results are merged into the session file as it is on disk at that
+//! moment, under a lock ([`SessionStore`]), so another batch or the
+//! workbench writing the same session loses nothing. A failed experiment is recorded and the batch
 //! goes on; the exit status says whether everything succeeded.
 
 use std::borrow::Cow;
@@ -17,13 +20,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::figures::{self, ExportOptions, Figure, default_label_column};
 use crate::models::Headline;
 use crate::nn::DeviceChoice;
 use crate::progress::{Event, Sink};
 use crate::runner::{
-    PreparedDataset, WeightsTarget, load_dataset, missing_files, run_experiment_saving_weights,
+    PreparedDataset, RunQueue, WeightsTarget, load_dataset, missing_files,
+    run_experiment_saving_weights,
 };
-use crate::session::{self, Experiment, ExperimentResult, Session};
+use crate::session::{self, DatasetSpec, Experiment, ExperimentResult, Session, SessionStore};
 
 /// What the user asked of a batch run.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +45,8 @@ pub struct BatchOptions {
     pub json: bool,
     /// Train on this device instead of each experiment's `protocol.device`.
     pub device: Option<DeviceChoice>,
+    /// Write each finished experiment's CSVs and figures into this folder.
+    pub export: Option<PathBuf>,
 }
 
 /// How a batch run ended.
@@ -54,53 +61,59 @@ pub struct BatchOutcome {
 /// Runs a session headless as `options` says.
 pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
     let input = &options.session;
-    let session = session::load(input)?;
+    let mut store = SessionStore::open(input)?;
+    // The experiments run as they were when the batch started; results are
+    // merged into the file as it is when each one finishes.
+    let session = store.session().clone();
     let base = folder_of(input);
     let selected = select(&session, options)?;
-    let target = options.out.clone().unwrap_or_else(|| input.clone());
-    let mut output = session.clone();
-    if options.out.is_some() {
-        session::relocate(&mut output, &base, &folder_of(&target));
-        session::save(&output, &target)?;
+    if let Some(out) = &options.out {
+        let mut output = session.clone();
+        session::relocate(&mut output, &base, &folder_of(out));
+        store = SessionStore::create(out, output)?;
     }
     check_data(&session, &selected, &base)?;
 
-    let weights = WeightsTarget::beside(&target);
+    let weights = WeightsTarget::beside(store.path());
+    let mut queue = RunQueue::default();
+    for index in selected {
+        queue.enqueue(&session, &session.experiments[index].name)?;
+    }
     let mut outcome = BatchOutcome::default();
     let mut datasets: BTreeMap<String, PreparedDataset> = BTreeMap::new();
-    for index in selected {
-        let experiment = &session.experiments[index];
-        let mut sink = BatchSink::new(&experiment.name);
-        let on_device = on_device(experiment, options.device);
-        let result = prepared(&mut datasets, &session, experiment, &base).and_then(|dataset| {
+    while let Some(job) = queue.next(&session) {
+        let name = job.experiment.name.clone();
+        let mut sink = BatchSink::new(&name);
+        let on_device = on_device(&job.experiment, options.device);
+        let result = prepared(&mut datasets, &job.dataset, &base).and_then(|dataset| {
             Ok(run_experiment_saving_weights(
                 &on_device, dataset, &mut sink, &weights,
             )?)
         });
         sink.finish();
         match result {
-            Ok(mut result) => {
-                let dataset = session
-                    .datasets
-                    .iter()
-                    .find(|d| d.name == experiment.dataset);
-                result.provenance.config = Some(session::fingerprint(experiment, dataset));
+            Ok(result) => {
                 if options.json {
-                    println!("{}", json_line(experiment, &result));
+                    println!("{}", json_line(&job.experiment, &result));
                 }
-                output.experiments[index].result = Some(result);
-                session::save(&output, &target)?;
-                outcome.finished.push(experiment.name.clone());
+                if let Some(folder) = &options.export {
+                    export(&name, &result, datasets.get(&job.dataset.name), folder);
+                }
+                let report = store.record_result(&name, job.fingerprint, result)?;
+                for dropped in report.dropped {
+                    eprintln!("warning: result not stored: {dropped}");
+                }
+                queue.finish(&name, Ok(()));
+                outcome.finished.push(name);
             }
             Err(error) => {
                 eprintln!("error: {error:#}");
-                outcome
-                    .failed
-                    .push((experiment.name.clone(), format!("{error:#}")));
+                queue.finish(&name, Err(format!("{error:#}")));
+                outcome.failed.push((name, format!("{error:#}")));
             }
         }
     }
-    let summary = summary_table(&output, &outcome.failed);
+    let summary = summary_table(store.session(), &outcome.failed);
     if options.json {
         eprint!("{summary}")
     } else {
@@ -118,6 +131,29 @@ fn on_device(experiment: &Experiment, device: Option<DeviceChoice>) -> Cow<'_, E
             Cow::Owned(moved)
         }
         _ => Cow::Borrowed(experiment),
+    }
+}
+
+/// Writes `result`'s CSVs and every figure into `folder`; a failed export is
+/// reported and the batch goes on (the result is kept in the session).
+fn export(name: &str, result: &ExperimentResult, dataset: Option<&PreparedDataset>, folder: &Path) {
+    let columns = dataset
+        .and_then(|d| d.data.metadata.as_ref())
+        .map(|m| m.columns.clone())
+        .unwrap_or_default();
+    let options = ExportOptions {
+        dataset,
+        label_column: default_label_column(&columns),
+        figures: Figure::all(result),
+        live: None,
+    };
+    match figures::export(name, result, &options, folder) {
+        Ok(files) => eprintln!(
+            "[{name}] exported {} files to {}",
+            files.len(),
+            folder.display()
+        ),
+        Err(error) => eprintln!("warning: [{name}] export failed: {error:#}"),
     }
 }
 
@@ -179,24 +215,16 @@ fn check_data(session: &Session, selected: &[usize], base: &Path) -> Result<()> 
     Ok(())
 }
 
-/// The experiment's dataset, loaded and preprocessed once per batch.
+/// The dataset `spec`, loaded and preprocessed once per batch.
 fn prepared<'a>(
     cache: &'a mut BTreeMap<String, PreparedDataset>,
-    session: &Session,
-    experiment: &Experiment,
+    spec: &DatasetSpec,
     base: &Path,
 ) -> Result<&'a PreparedDataset> {
-    if !cache.contains_key(&experiment.dataset) {
-        let spec = session
-            .datasets
-            .iter()
-            .find(|d| d.name == experiment.dataset)
-            .with_context(|| format!("unknown dataset `{}`", experiment.dataset))?;
+    if !cache.contains_key(&spec.name) {
         cache.insert(spec.name.clone(), load_dataset(spec, base)?);
     }
-    cache
-        .get(&experiment.dataset)
-        .context("dataset cache lost an entry")
+    cache.get(&spec.name).context("dataset cache lost an entry")
 }
 
 fn folder_of(path: &Path) -> PathBuf {

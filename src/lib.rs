@@ -17,6 +17,7 @@ pub mod analysis;
 pub mod batch;
 pub mod cluster;
 pub mod data;
+pub mod figures;
 pub mod models;
 pub mod nn;
 pub mod prep;

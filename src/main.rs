@@ -47,6 +47,10 @@ struct BatchFlags {
     /// each experiment's `protocol.device`.
     #[arg(long, value_name = "DEVICE", requires = "batch")]
     device: Option<DeviceChoice>,
+    /// With --batch: write each finished experiment's metrics and latents
+    /// (CSV) and figures (SVG, PNG) into DIR.
+    #[arg(long, value_name = "DIR", requires = "batch")]
+    export: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out: flags.out,
             json: flags.json,
             device: flags.device,
+            export: flags.export,
         };
         let outcome = batch::run(&options)?;
         return Ok(if outcome.failed.is_empty() {

@@ -6,13 +6,19 @@
 //! into the session. Experiments pair a model configuration with a validation
 //! protocol and, once run, hold their result. Saving is atomic (write a
 //! temporary file in the same folder, then rename), so a crash or Ctrl-C while
-//! saving leaves the previous good session in place.
+//! saving leaves the previous good session in place. Programs that write a
+//! session go through [`SessionStore`], which merges their own changes into
+//! the file as it is on disk, under a lock, keeping the user's comments.
 
 mod config;
 mod error;
 mod file;
+mod lock;
+mod merge;
 mod result;
+mod ron_text;
 mod schema;
+mod store;
 mod sweep;
 mod validate;
 
@@ -20,6 +26,8 @@ pub use crate::models::mixvae::MixVaeSpec;
 pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron};
+pub use lock::{OwnerLock, SaveLock, remove_stale_temp_files};
+pub use merge::Change;
 pub use result::{
     AgentCategories, CrossModal, Curve, ExperimentResult, FeatureScore, Latent, NamedLatent,
     Provenance, ResultDetail,
@@ -28,4 +36,5 @@ pub use schema::{
     DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
     Session,
 };
+pub use store::{SaveReport, SessionStore};
 pub use sweep::{Sweep, SweepError, SweepValues, numeric_parameters, with_parameter};

@@ -1,18 +1,25 @@
 //! The terminal workbench: `patchbench [SESSION]`.
 //!
 //! One screen of four panes (datasets, experiments and runs, config, view)
-//! over a session. The module is split by job: [`app`] holds the state and
-//! changes it in one place, [`keys`] is the key map that also drives the
-//! hints and help, [`ui`] and [`panes`] draw from the state without changing
-//! it, [`worker`] runs experiments and loads data on threads, [`watch`]
-//! reports edits to the session and config files, and [`export`] writes
-//! figures and tables. This is the only module of the crate that uses ratatui.
+//! over a session. The module is split by job: [`app`] holds the view
+//! state and handles keys (its submodules: the run queue's glue, saving and
+//! hot reload and `$EDITOR`, what commands do), [`state`] has its types,
+//! [`command`] is the `:` command table and parser, [`sweep_dialog`] and
+//! [`line_edit`] the dialogs, [`keys`] the key map that also drives the hints
+//! and help, [`ui`] and [`panes`] draw from the state without changing it,
+//! [`worker`] runs experiments and loads data on threads, and [`watch`]
+//! reports edits to the session and config files. Runs are booked by the
+//! library's [`crate::runner::RunQueue`], saved through
+//! [`crate::session::SessionStore`] and exported by [`crate::figures`]. This
+//! is the only module of the crate that uses ratatui.
 
 pub mod app;
-pub mod export;
+pub mod command;
 pub mod keys;
+pub mod line_edit;
 pub mod panes;
-pub mod plot;
+pub mod state;
+pub mod sweep_dialog;
 pub mod ui;
 pub mod watch;
 pub mod worker;
@@ -29,7 +36,8 @@ use anyhow::{Context, Result};
 use ratatui::DefaultTerminal;
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyEventKind};
 
-use app::{App, AppEvent, Effect};
+use app::App;
+use state::{AppEvent, Effect};
 
 /// How long the loop waits for a key before looking at background events.
 const TICK: Duration = Duration::from_millis(50);
@@ -92,7 +100,7 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
                     edit(terminal, &file)?;
                     app.file_changed(&file);
                 }
-                Effect::Export => match export::export(app) {
+                Effect::Export => match app.export() {
                     Ok(files) => app.exported(&files),
                     Err(error) => app.handle_export_error(&format!("{error:#}")),
                 },

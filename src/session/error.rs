@@ -38,4 +38,24 @@ pub enum SessionError {
     /// The session could not be serialised (a bug, reported rather than hidden).
     #[error("cannot serialise the session: {0}")]
     Serialise(String),
+    /// Another workbench holds the session; this one may not write it.
+    #[error(
+        "{path} is open in another workbench ({holder}); opened read-only, changes are not saved",
+        path = .path.display()
+    )]
+    ReadOnly {
+        /// The session file.
+        path: PathBuf,
+        /// Who holds it (`pid 123 on host`).
+        holder: String,
+    },
+    /// The file on disk no longer reads as a session (e.g. a half-done edit),
+    /// so it is not overwritten; the changes are written once it is fixed.
+    #[error(
+        "not saved, the session file on disk is invalid (fix it and the changes are saved): {error}"
+    )]
+    DiskInvalid {
+        /// Why the file does not read.
+        error: Box<SessionError>,
+    },
 }

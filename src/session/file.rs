@@ -37,37 +37,54 @@ pub fn parse(text: &str, path: &Path) -> Result<Session, SessionError> {
 
 /// The session as pretty-printed RON, in the form [`parse`] reads back.
 pub fn to_ron(session: &Session) -> Result<String, SessionError> {
+    let mut text = to_pretty_ron(session)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Any part of a session as pretty RON in the session file's style, written
+/// from column 0 without a final newline.
+pub(super) fn to_pretty_ron<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<String, SessionError> {
     let pretty = ron::ser::PrettyConfig::new()
         .struct_names(false)
         .extensions(extensions())
         .indentor("  ")
         .compact_arrays(true);
-    let mut text = ron::Options::default()
-        .to_string_pretty(session, pretty)
-        .map_err(|e| SessionError::Serialise(e.to_string()))?;
-    text.push('\n');
-    Ok(text)
+    ron::Options::default()
+        .to_string_pretty(value, pretty)
+        .map_err(|e| SessionError::Serialise(e.to_string()))
 }
 
-/// Writes the session to `path` atomically: the text goes to a temporary file
-/// in the same folder, is flushed to disk, and then replaces `path` by rename.
-/// If anything fails, the file at `path` is left as it was.
+/// Writes the session to `path` atomically (see [`write_atomic`]).
 pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
-    let text = to_ron(session)?;
-    let io_err = |action, source| SessionError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
-    };
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    write_atomic(path, &to_ron(session)?)
+}
+
+/// The temporary file a save by process `pid` writes before renaming it
+/// over `path`: `.NAME.PID.tmp` in the same folder.
+pub(super) fn temp_path(path: &Path, pid: u32) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
+    folder_of(path).join(format!(".{name}.{pid}.tmp"))
+}
+
+/// The folder holding `path` (`.` for a bare file name).
+pub(super) fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Writes `text` to `path` atomically: the text goes to a temporary file in
+/// the same folder, is flushed to disk, and then replaces `path` by rename.
+/// If anything fails, the file at `path` is left as it was.
+pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), SessionError> {
+    let temp = temp_path(path, std::process::id());
     let written = std::fs::File::create(&temp).and_then(|mut file| {
         file.write_all(text.as_bytes())?;
         file.sync_all()
@@ -75,7 +92,11 @@ pub fn save(session: &Session, path: &Path) -> Result<(), SessionError> {
     if let Err(source) = written.and_then(|()| std::fs::rename(&temp, path)) {
         // The temporary file is ours; removing it is best effort.
         let _ = std::fs::remove_file(&temp);
-        return Err(io_err("cannot write", source));
+        return Err(SessionError::Io {
+            path: path.to_path_buf(),
+            action: "cannot write",
+            source,
+        });
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::Pane;
+use super::state::Pane;
 
 /// Something the user can ask for with a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,32 +302,6 @@ pub const BINDINGS: &[Binding] = &[
         G,
         true,
     ),
-];
-
-/// The commands of the `:` command line, with their descriptions.
-pub const COMMANDS: &[(&str, &str)] = &[
-    ("run [NAME]", "run the selected (or named) experiment"),
-    ("runall", "run every experiment without a current result"),
-    ("cancel", "cancel the selected run"),
-    (
-        "sweep PARAM VALUES",
-        "sweep, e.g. `sweep rank 1,2,4` or `sweep alpha log 0.01..1:3`",
-    ),
-    (
-        "sort COLUMN",
-        "sort the runs table by a metric, `name` or `status`",
-    ),
-    (
-        "label COLUMN",
-        "colour the latent plot by a metadata column",
-    ),
-    (
-        "tab NAME",
-        "show a view tab: latent, curves, confusion, genes, cross",
-    ),
-    ("export", "export the current plot and CSVs"),
-    ("edit", "edit the selected experiment's config"),
-    ("q", "quit"),
 ];
 
 /// The action `key` triggers in normal mode with `focus`, if any.

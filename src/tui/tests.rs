@@ -10,7 +10,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::{App, AppEvent, DatasetState, Effect, Mode, Pane, RunUpdate, Status, ViewTab};
+use super::app::App;
+use super::state::{AppEvent, DatasetState, Effect, Mode, Pane, RunUpdate, Status, ViewTab};
 use super::ui;
 use crate::analysis::confusion::Confusion;
 use crate::data::{Dataset, FeatureTable, Metadata, Modality, Orientation};
@@ -203,6 +204,12 @@ fn app() -> (tempfile::TempDir, App) {
     (dir, app)
 }
 
+/// The fingerprint a run of `name` records: its configuration now.
+fn job_fingerprint(app: &App, name: &str) -> String {
+    let experiment = app.session().experiments.iter().find(|e| e.name == name);
+    session::fingerprint(experiment.unwrap(), Some(&app.session().datasets[0]))
+}
+
 fn press(app: &mut App, keys: &str) {
     for c in keys.chars() {
         let code = match c {
@@ -275,14 +282,14 @@ fn sorting_cycles_through_columns_and_reverses() {
     let names: Vec<_> = app
         .rows()
         .iter()
-        .map(|&i| app.session.experiments[i].name.clone())
+        .map(|&i| app.session().experiments[i].name.clone())
         .collect();
     assert_eq!(names, ["beta", "alpha", "gamma"]);
     press(&mut app, "S");
     let names: Vec<_> = app
         .rows()
         .iter()
-        .map(|&i| app.session.experiments[i].name.clone())
+        .map(|&i| app.session().experiments[i].name.clone())
         .collect();
     assert_eq!(
         names,
@@ -298,7 +305,7 @@ fn a_run_reports_progress_saves_its_result_and_survives_reopening() {
     press(&mut app, "r");
     assert_eq!(app.status(app.selected().unwrap()), Status::Queued);
     let job = app.next_job().unwrap();
-    assert_eq!(job.experiment.name, "gamma");
+    assert_eq!(job.job.experiment.name, "gamma");
     assert!(app.next_job().is_none(), "one run at a time");
     let progress = |event| AppEvent::Run {
         name: "gamma".into(),
@@ -316,20 +323,26 @@ fn a_run_reports_progress_saves_its_result_and_survives_reopening() {
         value: 0.5,
     }));
     assert_eq!(app.status(app.selected().unwrap()), Status::Running(0.5));
-    assert_eq!(app.runs["gamma"].live["loss"], vec![(1.0, 0.5)]);
+    assert_eq!(
+        app.runs.run("gamma").unwrap().live["loss"],
+        vec![(1.0, 0.5)]
+    );
     press(&mut app, "q");
     assert_eq!(app.mode, Mode::ConfirmQuit, "quitting asks while runs go");
     press(&mut app, "n");
     assert!(!app.quit);
     app.handle(AppEvent::Run {
         name: "gamma".into(),
-        update: RunUpdate::Finished(Box::new(result(0.33))),
+        update: RunUpdate::Finished {
+            fingerprint: job_fingerprint(&app, "gamma"),
+            result: Box::new(result(0.33)),
+        },
     });
     assert_eq!(app.status(app.selected().unwrap()), Status::Done);
     press(&mut app, "q");
     assert!(app.quit);
     let reopened = App::open(&dir.path().join("s.ron")).unwrap();
-    let gamma = &reopened.session.experiments[2];
+    let gamma = &reopened.session().experiments[2];
     assert_eq!(gamma.result.as_ref().unwrap().metrics["cv_r2_mean"], 0.33);
     assert_eq!(reopened.status(gamma), Status::Done);
 }
@@ -340,7 +353,7 @@ fn cancel_sets_the_flag_and_a_cancelled_run_is_recorded_as_failed() {
     press(&mut app, "r");
     let job = app.next_job().unwrap();
     press(&mut app, "c");
-    assert!(job.cancel.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(job.job.cancel.load(std::sync::atomic::Ordering::Relaxed));
     app.handle(AppEvent::Run {
         name: "alpha".into(),
         update: RunUpdate::Failed("cancelled".into()),
@@ -353,26 +366,37 @@ fn cancel_sets_the_flag_and_a_cancelled_run_is_recorded_as_failed() {
 fn a_sweep_from_the_keyboard_queues_runs_and_resumes_after_reopening() {
     let (dir, mut app) = app();
     press(&mut app, "w");
-    let Mode::Sweep(super::app::SweepDialog::Parameter { choices, .. }) = app.mode.clone() else {
+    let Mode::Sweep(super::sweep_dialog::SweepDialog::Parameter { choices, .. }) = app.mode.clone()
+    else {
         panic!("sweep dialog expected, got {:?}", app.mode);
     };
     let rank = choices.iter().position(|(p, _)| p == "rank").unwrap();
     press(&mut app, &"j".repeat(rank));
     press(&mut app, "\n1,2,3\n");
     assert_eq!(app.mode, Mode::Normal);
-    assert_eq!(app.session.experiments.len(), 6);
-    assert_eq!(app.session.sweeps.len(), 1);
-    assert_eq!(app.queue.len(), 3);
+    assert_eq!(app.session().experiments.len(), 6);
+    assert_eq!(app.session().sweeps.len(), 1);
+    assert_eq!(app.runs.waiting().count(), 3);
     // Finish one run, then "quit" and reopen: the other two are queued again.
     let job = app.next_job().unwrap();
     app.handle(AppEvent::Run {
-        name: job.experiment.name.clone(),
-        update: RunUpdate::Finished(Box::new(result(0.2))),
+        name: job.job.experiment.name.clone(),
+        update: RunUpdate::Finished {
+            fingerprint: job_fingerprint(&app, &job.job.experiment.name),
+            result: Box::new(result(0.2)),
+        },
     });
+    // "Quit" (the session is free again), then reopen.
+    drop(app);
     let reopened = App::open(&dir.path().join("s.ron")).unwrap();
-    assert_eq!(reopened.session.sweeps[0].runs.len(), 3);
-    assert_eq!(reopened.queue.len(), 2);
-    assert!(!reopened.queue.contains(&job.experiment.name));
+    assert_eq!(reopened.session().sweeps[0].runs.len(), 3);
+    assert_eq!(reopened.runs.waiting().count(), 2);
+    assert!(
+        !reopened
+            .runs
+            .waiting()
+            .any(|n| n == job.job.experiment.name)
+    );
 }
 
 #[test]
@@ -385,7 +409,10 @@ fn config_edits_reload_valid_and_report_invalid_with_line_and_column() {
     // A result made with the current config, then an edit of the rank.
     app.handle(AppEvent::Run {
         name: "alpha".into(),
-        update: RunUpdate::Finished(Box::new(result(0.4))),
+        update: RunUpdate::Finished {
+            fingerprint: job_fingerprint(&app, "alpha"),
+            result: Box::new(result(0.4)),
+        },
     });
     assert_eq!(app.status(app.selected().unwrap()), Status::Done);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -420,17 +447,122 @@ fn config_edits_reload_valid_and_report_invalid_with_line_and_column() {
 }
 
 #[test]
+fn a_finished_run_keeps_the_comments_of_the_demo_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.ron");
+    let demo = include_str!("../../sessions/demo.ron");
+    std::fs::write(&path, demo).unwrap();
+    let mut app = App::open(&path).unwrap();
+    app.enqueue("sbnn");
+    let job = app.next_job().unwrap();
+    app.handle(AppEvent::Run {
+        name: "sbnn".into(),
+        update: RunUpdate::Finished {
+            fingerprint: job.job.fingerprint,
+            result: Box::new(result(0.3)),
+        },
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    let comments = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.trim_start().starts_with("//"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(comments(&text), comments(demo));
+    assert_eq!(app.status(&app.session().experiments[2]), Status::Done);
+    let saved = session::load(&path).unwrap();
+    assert!(saved.experiments[2].result.is_some());
+}
+
+#[test]
+fn another_writer_and_the_workbench_keep_each_others_results() {
+    let (dir, mut app) = app();
+    let path = dir.path().join("s.ron");
+    // A batch on the same session stores beta's result while gamma runs here.
+    app.enqueue("gamma");
+    let job = app.next_job().unwrap();
+    let mut batch = session::SessionStore::open(&path).unwrap();
+    let beta = job_fingerprint(&app, "beta");
+    batch.record_result("beta", beta, result(0.9)).unwrap();
+    app.handle(AppEvent::Run {
+        name: "gamma".into(),
+        update: RunUpdate::Finished {
+            fingerprint: job.job.fingerprint,
+            result: Box::new(result(0.1)),
+        },
+    });
+    let saved = session::load(&path).unwrap();
+    let r2 = |i: usize| saved.experiments[i].result.as_ref().unwrap().metrics["cv_r2_mean"];
+    assert_eq!((r2(1), r2(2)), (0.9, 0.1));
+    assert_eq!(app.session(), &saved, "the workbench shows both");
+}
+
+#[test]
+fn a_second_workbench_opens_read_only_and_names_the_holder() {
+    let (dir, _app) = app();
+    let mut second = App::open(&dir.path().join("s.ron")).unwrap();
+    let (message, _) = second.message.clone().unwrap();
+    assert!(message.starts_with("read-only: pid "), "{message}");
+    second.save();
+    second.handle(AppEvent::Run {
+        name: "gamma".into(),
+        update: RunUpdate::Finished {
+            fingerprint: "x".into(),
+            result: Box::new(result(0.1)),
+        },
+    });
+    let (message, _) = second.message.clone().unwrap();
+    assert!(message.contains("read-only"), "{message}");
+    assert!(
+        session::load(&dir.path().join("s.ron"))
+            .unwrap()
+            .experiments[2]
+            .result
+            .is_none()
+    );
+}
+
+#[test]
+fn an_invalid_session_on_disk_stops_autosave_until_it_is_fixed() {
+    let (_dir, mut app) = app();
+    let path = app.path.clone();
+    let good = std::fs::read_to_string(&path).unwrap();
+    let broken = good.replacen("version: 1,", "version: 1,,", 1);
+    std::fs::write(&path, &broken).unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    assert!(app.config_error.is_some());
+    // A config edit meanwhile is not written over the user's text.
+    press(&mut app, "e");
+    let Some(Effect::Edit(config)) = app.effects.pop() else {
+        panic!("an edit effect expected");
+    };
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("rank: 2", "rank: 5")).unwrap();
+    app.handle(AppEvent::FilesChanged(vec![config]));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    assert!(app.message.clone().unwrap().0.contains("not saved"));
+    // The user fixes the file: the pending edit is saved into it.
+    std::fs::write(&path, &good).unwrap();
+    app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    let ModelSpec::Srrr(config) = &session::load(&path).unwrap().experiments[0].model else {
+        panic!("an sRRR model")
+    };
+    assert_eq!(config.rank, 5);
+}
+
+#[test]
 fn the_session_file_edited_outside_is_reloaded() {
     let (_dir, mut app) = app();
     let path = app.path.clone();
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("\"gamma\"", "\"delta\"")).unwrap();
     app.handle(AppEvent::FilesChanged(vec![path.clone()]));
-    assert_eq!(app.session.experiments[2].name, "delta");
+    assert_eq!(app.session().experiments[2].name, "delta");
     std::fs::write(&path, "(version: 1, datasets: [ oops ])").unwrap();
     app.handle(AppEvent::FilesChanged(vec![path]));
     assert!(app.config_error.is_some());
-    assert_eq!(app.session.experiments.len(), 3);
+    assert_eq!(app.session().experiments.len(), 3);
 }
 
 #[test]
@@ -438,7 +570,7 @@ fn export_writes_svg_png_and_csv() {
     let (_dir, mut app) = app();
     for tab in ["1", "2", "3", "4"] {
         press(&mut app, tab);
-        let files = super::export::export(&app).unwrap();
+        let files = app.export().unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
@@ -481,7 +613,7 @@ fn png_export_draws_the_labels_in_an_installed_font() {
         return;
     }
     let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="40" font-family="sans-serif" font-size="20"><text x="5" y="30">Alpha</text></svg>"#;
-    let png = super::export::svg_to_png(svg, 1.0).unwrap();
+    let png = crate::figures::svg::svg_to_png(svg, 1.0).unwrap();
     let image = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
     assert_eq!((image.width(), image.height()), (100, 40));
     let inked = image.pixels().iter().filter(|p| p.red() < 128).count();
@@ -555,7 +687,7 @@ fn live_curves_average_folds_per_metric_and_step() {
         ("train_r2".to_string(), vec![(0.0, 0.5)]),
         ("coupling".to_string(), vec![(0.0, 1.0), (0.0, 3.0)]),
     ]);
-    let curves = super::plot::live_curves(&live);
+    let curves = crate::figures::plot::live_curves(&live);
     let by_name: BTreeMap<_, _> = curves.into_iter().collect();
     assert_eq!(by_name["loss"], vec![(0.0, 3.0), (1.0, 2.0)]);
     assert_eq!(by_name["train_r2"], vec![(0.0, 0.5)]);

@@ -6,9 +6,12 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, List, ListItem, Paragraph, Wrap};
 
-use super::app::{App, Mode, Pane, Severity, SweepDialog};
-use super::keys::{BINDINGS, COMMANDS, hints};
+use super::app::App;
+use super::command::COMMANDS;
+use super::keys::{BINDINGS, hints};
 use super::panes;
+use super::state::{Mode, Pane, Severity};
+use super::sweep_dialog::SweepDialog;
 
 /// Draws the app into `frame`.
 pub fn draw(frame: &mut Frame, app: &App) {
@@ -56,7 +59,7 @@ pub fn pane_block(app: &App, pane: Pane, title: String) -> Block<'static> {
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let focused = match app.focus {
         Pane::Datasets => app
-            .session
+            .session()
             .datasets
             .get(app.dataset_cursor)
             .map(|d| format!("dataset {}", d.name)),
@@ -142,10 +145,10 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     ]));
     lines.push(Line::from(""));
     lines.push(Line::from("Commands (after :)".bold()));
-    for (command, desc) in COMMANDS {
+    for command in COMMANDS {
         lines.push(Line::from(vec![
-            Span::styled(format!("  {command:<20}"), Style::new().yellow()),
-            Span::raw(*desc),
+            Span::styled(format!("  {:<20}", command.usage), Style::new().yellow()),
+            Span::raw(command.description),
         ]));
     }
     let popup = centred(area, 84, lines.len() as u16 + 2);

@@ -10,7 +10,7 @@ use std::sync::mpsc::Sender;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use super::app::AppEvent;
+use super::state::AppEvent;
 
 /// Starts watching the folder of `session` and `side_folder` (created if
 /// missing). The watcher stops when the returned value is dropped.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::thread;
 
-use super::app::{AppEvent, RunJob, RunUpdate};
+use super::state::{AppEvent, RunJob, RunUpdate};
 use crate::progress::{Event, Sink};
 use crate::runner::{load_dataset, run_experiment_saving_weights};
 use crate::session::DatasetSpec;
@@ -49,23 +49,24 @@ impl Sink for ChannelSink {
 /// Runs `job` on a new thread, reporting to `sender`.
 pub fn spawn_run(job: RunJob, sender: Sender<AppEvent>) {
     thread::spawn(move || {
-        let name = job.experiment.name.clone();
-        let mut sink = ChannelSink::new(&name, sender.clone(), job.cancel.clone());
+        let name = job.job.experiment.name.clone();
+        let mut sink = ChannelSink::new(&name, sender.clone(), job.job.cancel.clone());
         let update = run_job(&job, &mut sink);
         let _ = sender.send(AppEvent::Run { name, update });
     });
 }
 
-fn run_job(job: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
+fn run_job(run: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
+    let job = &run.job;
     let loaded;
-    let dataset = match &job.prepared {
+    let dataset = match &run.prepared {
         Some(data) => data.as_ref(),
         None => {
             sink.event(Event::Stage {
                 name: format!("loading dataset {}", job.dataset.name),
                 total: 0,
             });
-            match load_dataset(&job.dataset, &job.base) {
+            match load_dataset(&job.dataset, &run.base) {
                 Ok(data) => {
                     loaded = data;
                     &loaded
@@ -77,8 +78,11 @@ fn run_job(job: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
     if sink.cancelled() {
         return RunUpdate::Failed("cancelled".into());
     }
-    match run_experiment_saving_weights(&job.experiment, dataset, sink, &job.weights) {
-        Ok(result) => RunUpdate::Finished(Box::new(result)),
+    match run_experiment_saving_weights(&job.experiment, dataset, sink, &run.weights) {
+        Ok(result) => RunUpdate::Finished {
+            fingerprint: job.fingerprint.clone(),
+            result: Box::new(result),
+        },
         Err(_) if sink.cancelled() => RunUpdate::Failed("cancelled".into()),
         Err(error) => RunUpdate::Failed(format!("{:#}", anyhow::Error::new(error))),
     }

@@ -8,7 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::session::config_to_ron;
-use crate::tui::app::{App, Pane};
+use crate::tui::app::App;
+use crate::tui::state::Pane;
 use crate::tui::ui::pane_block;
 
 /// Draws the config pane.
@@ -46,7 +47,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     .dark_gray(),
                 ));
             }
-            if let Some(reason) = app.failures.get(&experiment.name) {
+            if let Some(reason) = app.runs.failure(&experiment.name) {
                 lines.push(Line::from(Span::styled(
                     format!("last run failed: {reason}"),
                     Style::new().red(),

@@ -6,16 +6,17 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::tui::app::{App, DatasetState, Pane};
+use crate::tui::app::App;
+use crate::tui::state::{DatasetState, Pane};
 use crate::tui::ui::pane_block;
 
 /// Draws the datasets pane.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut lines: Vec<Line> = Vec::new();
-    if app.session.datasets.is_empty() {
+    if app.session().datasets.is_empty() {
         lines.push(Line::from("no datasets in this session".dark_gray()));
     }
-    for (i, spec) in app.session.datasets.iter().enumerate() {
+    for (i, spec) in app.session().datasets.iter().enumerate() {
         let marker = if i == app.dataset_cursor {
             "▶ "
         } else {
@@ -65,7 +66,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let title = format!(
         "{} ({})",
         Pane::Datasets.title(),
-        app.session.datasets.len()
+        app.session().datasets.len()
     );
     frame.render_widget(
         Paragraph::new(lines)

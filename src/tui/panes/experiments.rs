@@ -9,7 +9,8 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Cell, Row, Table, TableState};
 
-use crate::tui::app::{App, Pane, SortColumn, Status};
+use crate::tui::app::App;
+use crate::tui::state::{Pane, SortColumn, Status};
 use crate::tui::ui::pane_block;
 
 /// Draws the experiments pane.
@@ -17,11 +18,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let title = format!(
         "{} ({}) · sort: {}",
         Pane::Experiments.title(),
-        app.session.experiments.len(),
+        app.session().experiments.len(),
         app.sort_label()
     );
     let block = pane_block(app, Pane::Experiments, title);
-    if app.session.experiments.is_empty() {
+    if app.session().experiments.is_empty() {
         frame.render_widget(
             ratatui::widgets::Paragraph::new(Line::from(
                 "no experiments: add one to the session file".dark_gray(),
@@ -37,7 +38,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         _ => None,
     };
     let name_width = app
-        .session
+        .session()
         .experiments
         .iter()
         .map(|e| e.name.chars().count())
@@ -73,9 +74,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .rows()
         .into_iter()
         .map(|i| {
-            let experiment = &app.session.experiments[i];
+            let experiment = &app.session().experiments[i];
             let status = app.status(experiment);
-            let status_text = match (&status, app.runs.get(&experiment.name)) {
+            let status_text = match (&status, app.runs.run(&experiment.name)) {
                 (Status::Running(_), Some(run)) => match &run.progress {
                     Some(p) => match p.eta(now) {
                         Some(eta) => format!("{} {}s", status.text(), eta.as_secs()),
@@ -133,8 +134,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
 /// `name: stage done/total ETA` of the active run, drawn on the bottom border.
 fn progress_line(app: &App, now: Instant) -> Option<Line<'static>> {
-    let name = app.active.as_ref()?;
-    let progress = app.runs.get(name)?.progress.as_ref()?;
+    let name = app.runs.active()?;
+    let progress = app.runs.run(name)?.progress.as_ref()?;
     let eta = progress
         .eta(now)
         .map(|d| format!(" · ETA {}s", d.as_secs()))

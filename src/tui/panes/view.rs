@@ -12,9 +12,10 @@ use ratatui::widgets::{
 };
 
 use crate::analysis::confusion::Confusion;
+use crate::figures::plot::{self, PALETTE};
 use crate::session::ExperimentResult;
-use crate::tui::app::{App, Pane, ViewTab};
-use crate::tui::plot::{self, color};
+use crate::tui::app::App;
+use crate::tui::state::{Pane, ViewTab};
 use crate::tui::ui::pane_block;
 
 /// Draws the view pane.
@@ -49,13 +50,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let Some(experiment) = app.selected() else {
         return message(frame, body, "no experiment selected");
     };
-    let live = app.runs.get(&experiment.name).map(|r| &r.live);
+    let live = app.runs.run(&experiment.name).map(|r| &r.live);
     let result = experiment.result.as_ref();
     if app.view.tab == ViewTab::Curves {
         return draw_curves(frame, body, result, live);
     }
     let Some(result) = result else {
-        let text = if app.runs.contains_key(&experiment.name) {
+        let text = if app.runs.run(&experiment.name).is_some() {
             "training… (curves appear under 2 Curves as the model reports them)"
         } else {
             "not run yet: press r to run it"
@@ -378,4 +379,10 @@ fn draw_cross_modal(frame: &mut Frame, area: Rect, result: &ExperimentResult, ce
     .x_axis(Axis::default().title("observed").bounds(b))
     .y_axis(Axis::default().title("predicted").bounds(b));
     frame.render_widget(chart, chart_area);
+}
+
+/// The terminal colour of palette entry `index` (wrapping).
+fn color(index: usize) -> Color {
+    let (r, g, b) = PALETTE[index % PALETTE.len()];
+    Color::Rgb(r, g, b)
 }

@@ -1,112 +1,17 @@
-//! Exporting figures and tables from the view pane for papers: an SVG of the
-//! current plot (written by hand: a few shapes need no plotting crate), the
-//! same figure as a PNG at twice its size (rasterised by resvg, text in the
-//! system's sans-serif font), and CSV files of the latent coordinates with
-//! labels and of the metrics.
+//! Figures as SVG (written by hand: a few shapes need no plotting crate) and
+//! as PNG at twice their size (rasterised by resvg, text in the system's
+//! sans-serif font).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::app::{App, ViewTab};
 use super::plot::{self, PALETTE};
 use crate::session::ExperimentResult;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 480.0;
 const MARGIN: f64 = 50.0;
-
-/// Writes the selected experiment's current plot and CSVs into the exports
-/// folder beside the session; returns the files written.
-pub fn export(app: &App) -> Result<Vec<PathBuf>> {
-    let experiment = app.selected().context("no experiment selected")?;
-    let result = experiment
-        .result
-        .as_ref()
-        .with_context(|| format!("{} has no result to export", experiment.name))?;
-    let folder = app.side_folder().join("exports");
-    std::fs::create_dir_all(&folder)
-        .with_context(|| format!("cannot create {}", folder.display()))?;
-    let stem = folder.join(&experiment.name);
-    let mut written = Vec::new();
-    let write = |path: PathBuf, text: String, written: &mut Vec<PathBuf>| -> Result<()> {
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(path);
-        Ok(())
-    };
-    write(
-        with_suffix(&stem, "-metrics.csv"),
-        metrics_csv(result),
-        &mut written,
-    )?;
-    let dataset = app.prepared(&experiment.dataset).map(|d| d.as_ref());
-    let column = app.label_column();
-    for (index, (name, latent)) in plot::latents(result).into_iter().enumerate() {
-        let labels = match (dataset, column.as_deref()) {
-            (Some(d), Some(c)) => d.data.labels(c, &latent.cells),
-            _ => None,
-        };
-        let mut csv = format!("cell,{}", column.as_deref().unwrap_or("label"));
-        for d in 0..latent.dims {
-            let _ = write!(csv, ",{name}{d}");
-        }
-        csv.push('\n');
-        let rows = latent.values.chunks(latent.dims.max(1));
-        for (index, (cell, row)) in latent.cells.iter().zip(rows).enumerate() {
-            let label = labels
-                .as_ref()
-                .and_then(|l| l.get(index).cloned().flatten())
-                .unwrap_or_default();
-            let _ = write!(csv, "{},{}", quote(cell), quote(&label));
-            for v in row {
-                let _ = write!(csv, ",{v}");
-            }
-            csv.push('\n');
-        }
-        let suffix = if index == 0 {
-            "-latent.csv".to_string()
-        } else {
-            format!("-latent-{name}.csv")
-        };
-        write(with_suffix(&stem, &suffix), csv, &mut written)?;
-    }
-    let svg = match app.view.tab {
-        ViewTab::Latent => plot::scatter(
-            result,
-            app.view.latent_index,
-            app.view.dims,
-            dataset,
-            column.as_deref(),
-            app.view.zoom,
-        )
-        .map(|s| scatter_svg(&s)),
-        ViewTab::Curves => {
-            let live = app.runs.get(&experiment.name).map(|r| &r.live);
-            let curves = plot::curves(Some(result), live);
-            (!curves.is_empty()).then(|| curves_svg(&experiment.name, &curves))
-        }
-        ViewTab::Genes => (!result.genes.is_empty()).then(|| genes_svg(result)),
-        ViewTab::Confusion => result
-            .confusions
-            .get(app.view.confusion_index)
-            .map(confusion_svg),
-        ViewTab::CrossModal => None,
-    };
-    if let Some(svg) = svg {
-        let tab = app.view.tab.title().to_lowercase();
-        let png = svg_to_png(&svg, PNG_SCALE)?;
-        write(
-            with_suffix(&stem, &format!("-{tab}.svg")),
-            svg,
-            &mut written,
-        )?;
-        let path = with_suffix(&stem, &format!("-{tab}.png"));
-        std::fs::write(&path, png).with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
-}
 
 /// Font families tried, in order, for the figures' `sans-serif` text.
 const SANS_SERIF: [&str; 6] = [
@@ -164,35 +69,6 @@ pub fn svg_to_png(svg: &str, scale: f32) -> Result<Vec<u8>> {
         &mut pixmap.as_mut(),
     );
     pixmap.encode_png().context("cannot encode the PNG")
-}
-
-fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
-    let mut name = stem.file_name().unwrap_or_default().to_os_string();
-    name.push(suffix);
-    stem.with_file_name(name)
-}
-
-fn quote(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-/// `metric,value` rows, then the per-fold and per-feature scores.
-pub fn metrics_csv(result: &ExperimentResult) -> String {
-    let mut csv = String::from("metric,value\n");
-    for (name, value) in &result.metrics {
-        let _ = writeln!(csv, "{},{value}", quote(name));
-    }
-    for (fold, value) in result.per_fold.iter().enumerate() {
-        let _ = writeln!(csv, "fold_{fold},{value}");
-    }
-    for feature in &result.per_feature {
-        let _ = writeln!(csv, "feature:{},{}", quote(&feature.name), feature.score);
-    }
-    csv
 }
 
 fn escape(text: &str) -> String {

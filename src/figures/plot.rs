@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use ratatui::style::Color;
-
 use crate::runner::PreparedDataset;
 use crate::session::{ExperimentResult, Latent};
 
@@ -23,12 +21,6 @@ pub const PALETTE: [(u8, u8, u8); 12] = [
     (255, 187, 120),
     (152, 223, 138),
 ];
-
-/// The terminal colour of palette entry `index` (wrapping).
-pub fn color(index: usize) -> Color {
-    let (r, g, b) = PALETTE[index % PALETTE.len()];
-    Color::Rgb(r, g, b)
-}
 
 /// One label's points.
 #[derive(Debug, Clone, PartialEq)]
