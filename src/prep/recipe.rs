@@ -13,7 +13,7 @@ use super::standardise::zscore_all_cells;
 use super::subset::Outcome;
 use super::transform::{library_size_normalise, ln_features, log2p1};
 use super::{PrepError, Report, StepId, StepReport};
-use crate::data::FeatureTable;
+use crate::data::{FeatureTable, LoadedTable};
 
 /// A preprocessing recipe: steps run in order, then optional z-scoring.
 ///
@@ -198,6 +198,12 @@ impl Recipe {
             steps: Vec::new(),
             standardise: Standardise::AllCells,
         }
+    }
+
+    /// Runs the recipe on a table as a reader returned it: a dense one with
+    /// [`Recipe::apply`], a sparse one densified first.
+    pub fn apply_loaded(&self, table: LoadedTable) -> Result<Prepared, PrepError> {
+        self.apply(table.into_dense())
     }
 
     /// Runs the steps in order on `table`, checks that every value left is
