@@ -120,6 +120,39 @@ impl SparseTable {
     }
 }
 
+impl SparseTable {
+    /// The table restricted to the given rows (cells), in the given order;
+    /// indices out of range are left out.
+    pub fn keep_rows(self, rows: &[usize]) -> Self {
+        let rows: Vec<usize> = rows
+            .iter()
+            .copied()
+            .filter(|&i| i < self.cells.len())
+            .collect();
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        indptr.push(0);
+        for &i in &rows {
+            if let Some(row) = self.values.outer_view(i) {
+                indices.extend(row.indices());
+                data.extend(row.data());
+            }
+            indptr.push(indices.len());
+        }
+        let cells: Vec<String> = rows
+            .iter()
+            .filter_map(|&i| self.cells.get(i).cloned())
+            .collect();
+        let values = Csr::new((cells.len(), self.features.len()), indptr, indices, data);
+        Self {
+            cells,
+            features: self.features,
+            values,
+        }
+    }
+}
+
 /// A dense matrix as CSR (zeros left out).
 pub fn csr_from_dense(values: &Array2<f64>) -> Csr {
     let mut indptr = Vec::with_capacity(values.nrows() + 1);
