@@ -220,8 +220,8 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
             .map_err(|e| ctx.error(&member(part), &format!("missing: {e}")))
     };
     let data = numbers(ctx, &dataset("data")?, &member("data"))?;
-    let indices: Vec<u64> = integers(ctx, &dataset("indices")?, &member("indices"))?;
-    let indptr: Vec<u64> = integers(ctx, &dataset("indptr")?, &member("indptr"))?;
+    let indices: Vec<u32> = read_indices(ctx, &dataset("indices")?, &member("indices"))?;
+    let indptr: Vec<u64> = read_indices(ctx, &dataset("indptr")?, &member("indptr"))?;
     let (outer, inner) = if csc {
         (columns, rows)
     } else {
@@ -261,22 +261,12 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
             ),
         ));
     }
-    if let Some(&bad) = indices.iter().find(|&&i| to_usize(i) >= inner) {
+    if let Some(&bad) = indices.iter().find(|&&i| i as usize >= inner) {
         return Err(ctx.error(
             &member("indices"),
             &format!("holds the index {bad}; expected indices below {inner}"),
         ));
     }
-    if inner > u32::MAX as usize {
-        return Err(ctx.error(
-            name,
-            &format!(
-                "has {inner} inner dimensions; at most {} are supported",
-                u32::MAX
-            ),
-        ));
-    }
-    let indices: Vec<u32> = indices.into_iter().map(|i| i as u32).collect();
     let indptr: Vec<usize> = indptr.into_iter().map(to_usize).collect();
     let shape = (outer, inner);
     let matrix = Csr::new_from_unsorted(shape, indptr, indices, data).map_err(|(_, _, _, e)| {

@@ -86,8 +86,8 @@ pub fn write_h5ad(
     })
 }
 
-/// Writes a CSR matrix group `name` (anndata's `csr_matrix` encoding).
-pub(crate) fn write_csr(
+/// Writes a CSR matrix group `name` (anndata's `csr_matrix` encoding) in one go.
+fn write_csr(
     parent: &Group,
     name: &str,
     shape: (usize, usize),
@@ -95,26 +95,93 @@ pub(crate) fn write_csr(
     indices: &[u32],
     data: &[f32],
 ) -> hdf5::Result<()> {
-    let group = parent.create_group(name)?;
-    encode(&group, "csr_matrix", "0.1.0")?;
-    let shape = [shape.0 as i64, shape.1 as i64];
-    group.new_attr_builder().with_data(&shape).create("shape")?;
-    let indptr: Vec<i64> = indptr.iter().map(|&p| p as i64).collect();
-    let indices: Vec<i32> = indices.iter().map(|&i| i as i32).collect();
-    group.new_dataset_builder().with_data(data).create("data")?;
-    group
-        .new_dataset_builder()
-        .with_data(&indices)
-        .create("indices")?;
-    group
-        .new_dataset_builder()
-        .with_data(&indptr)
-        .create("indptr")?;
-    Ok(())
+    let mut writer = CsrWriter::new(parent, name, shape.1)?;
+    writer.append(indptr, indices, data)?;
+    writer.finish()
+}
+
+/// Rows per HDF5 chunk of a streamed CSR matrix's arrays.
+const CHUNK: usize = 1 << 16;
+
+/// A CSR matrix written block of rows by block of rows, so a matrix larger
+/// than memory can be streamed into an `.h5ad` (extendible, chunked arrays).
+pub struct CsrWriter {
+    group: Group,
+    columns: usize,
+    rows: usize,
+    stored: usize,
+    data: hdf5::Dataset,
+    indices: hdf5::Dataset,
+    indptr: hdf5::Dataset,
+}
+
+impl CsrWriter {
+    /// Starts the group `name` in `parent` for a matrix of `columns` columns.
+    pub fn new(parent: &Group, name: &str, columns: usize) -> hdf5::Result<Self> {
+        let group = parent.create_group(name)?;
+        encode(&group, "csr_matrix", "0.1.0")?;
+        let data = group
+            .new_dataset::<f32>()
+            .chunk(CHUNK)
+            .shape(0..)
+            .create("data")?;
+        let indices = group
+            .new_dataset::<i32>()
+            .chunk(CHUNK)
+            .shape(0..)
+            .create("indices")?;
+        let indptr = group
+            .new_dataset::<i64>()
+            .chunk(CHUNK)
+            .shape(1..)
+            .create("indptr")?;
+        indptr.write_slice(&[0_i64], 0..1)?;
+        Ok(Self {
+            group,
+            columns,
+            rows: 0,
+            stored: 0,
+            data,
+            indices,
+            indptr,
+        })
+    }
+
+    /// Appends rows given as a block-local CSR (`indptr` starts at 0 and has one entry per row plus one).
+    pub fn append(&mut self, indptr: &[usize], indices: &[u32], data: &[f32]) -> hdf5::Result<()> {
+        let rows = indptr.len().saturating_sub(1);
+        let stored = self.stored + data.len();
+        self.data.resize(stored)?;
+        self.data.write_slice(data, self.stored..stored)?;
+        let indices: Vec<i32> = indices.iter().map(|&i| i as i32).collect();
+        self.indices.resize(stored)?;
+        self.indices.write_slice(&indices, self.stored..stored)?;
+        let pointers: Vec<i64> = indptr
+            .iter()
+            .skip(1)
+            .map(|&p| (self.stored + p) as i64)
+            .collect();
+        self.indptr.resize(self.rows + rows + 1)?;
+        self.indptr
+            .write_slice(&pointers, self.rows + 1..self.rows + rows + 1)?;
+        self.rows += rows;
+        self.stored = stored;
+        Ok(())
+    }
+
+    /// Writes the `shape` attribute; the matrix is complete.
+    pub fn finish(self) -> hdf5::Result<()> {
+        let shape = [self.rows as i64, self.columns as i64];
+        self.group
+            .new_attr_builder()
+            .with_data(&shape)
+            .create("shape")?;
+        Ok(())
+    }
 }
 
 /// Writes `file` at a temporary path beside `path` with `fill`, then renames it into place.
-pub(crate) fn atomically(
+pub fn atomically(
     path: &Path,
     fill: impl FnOnce(&File) -> hdf5::Result<()>,
 ) -> Result<(), DataError> {
@@ -168,7 +235,8 @@ fn encode(location: &Location, kind: &str, version: &str) -> hdf5::Result<()> {
     string_attr(location, "encoding-version", version)
 }
 
-fn dict(parent: &Group, name: &str) -> hdf5::Result<Group> {
+/// An empty `dict` element (anndata's mapping), e.g. `layers`.
+pub fn dict(parent: &Group, name: &str) -> hdf5::Result<Group> {
     let group = parent.create_group(name)?;
     encode(&group, "dict", "0.1.0")?;
     Ok(group)
@@ -191,7 +259,7 @@ fn write_strings(parent: &Group, name: &str, values: &[VarLenUnicode]) -> hdf5::
 }
 
 /// A data frame of string columns; missing values become categorical code -1.
-fn write_frame(
+pub fn write_frame(
     parent: &Group,
     name: &str,
     index: &[String],
