@@ -285,3 +285,72 @@ fn corrupt_or_truncated_files_are_errors_not_panics() {
     let result = read_matrix(&MatrixSource::new(&path, Orientation::CellsByFeatures));
     assert!(result.is_err(), "corrupted metadata should not read");
 }
+
+/// A copy of `dense.h5ad` in `dir`, changed by `edit` through the HDF5 library.
+fn edited_copy(dir: &TempDir, edit: impl FnOnce(&hdf5::File)) -> PathBuf {
+    let path = dir.path().join("edited.h5ad");
+    std::fs::copy(fixture("anndata/dense.h5ad"), &path).unwrap();
+    let file = hdf5::File::open_rw(&path).unwrap();
+    edit(&file);
+    file.close().unwrap();
+    path
+}
+
+fn error_of(path: &Path, selection: H5adSelection) -> String {
+    read_h5ad(path, &selection).unwrap_err().to_string()
+}
+
+#[test]
+fn unsupported_encodings_duplicates_and_non_finite_values_are_named() {
+    let dir = TempDir::new().unwrap();
+    let path = edited_copy(&dir, |file| {
+        let layers = file.group("layers").unwrap();
+        let odd = layers.create_group("ragged").unwrap();
+        odd.new_attr::<hdf5::types::VarLenUnicode>()
+            .shape(())
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(
+                &"awkward-array"
+                    .parse::<hdf5::types::VarLenUnicode>()
+                    .unwrap(),
+            )
+            .unwrap();
+        let mut values = ndarray::Array2::<f64>::ones((6, 5));
+        values[(3, 1)] = f64::NAN;
+        layers
+            .new_dataset_builder()
+            .with_data(&values)
+            .create("bad")
+            .unwrap();
+        let symbols = file.dataset("var/symbol").unwrap();
+        let repeated: Vec<hdf5::types::VarLenUnicode> = ["Gad1", "Vip", "Gad1", "Pvalb", "Lamp5"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        symbols.write_raw(&repeated).unwrap();
+    });
+    let layer = |name: &str| H5adSelection {
+        layer: Some(name.into()),
+        ..H5adSelection::default()
+    };
+    let text = error_of(&path, layer("ragged"));
+    assert!(
+        text.contains("edited.h5ad: /layers/ragged: unsupported encoding 'awkward-array'"),
+        "{text}"
+    );
+    let text = error_of(&path, layer("bad"));
+    assert!(
+        text.contains("/layers/bad: holds the non-finite value NaN at row 4, column 2"),
+        "{text}"
+    );
+    let symbols = H5adSelection {
+        var_column: Some("symbol".into()),
+        ..H5adSelection::default()
+    };
+    let text = error_of(&path, symbols);
+    assert!(
+        text.contains("/var: the feature name 'Gad1' occurs twice (entries 1 and 3)"),
+        "{text}"
+    );
+}

@@ -305,19 +305,45 @@ pub(super) fn numbers(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Ve
     }
 }
 
-/// An integer dataset (indices, codes) as `u64`; negative values are refused.
-fn integers(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Vec<u64>, DataError> {
-    signed_integers(ctx, dataset, name)?
-        .into_iter()
-        .map(|v| {
-            u64::try_from(v).map_err(|_| {
+/// Entries read at a time when converting an index array.
+const INDEX_BLOCK: usize = 1 << 22;
+
+/// A 1-D integer dataset of indices as `T` (`u32` or `u64`), read in blocks
+/// so that only one block is held at 64 bits; negative values and values
+/// that do not fit `T` are refused.
+fn read_indices<T: TryFrom<i64>>(
+    ctx: &Context,
+    dataset: &Dataset,
+    name: &str,
+) -> Result<Vec<T>, DataError> {
+    match dataset.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {}
+        Ok(other) => {
+            return Err(ctx.error(name, &format!("holds {other:?} values; expected integers")));
+        }
+        Err(e) => return Err(ctx.hdf5(name, &e)),
+    }
+    let total = dataset.size();
+    let mut values = Vec::with_capacity(total);
+    for start in (0..total).step_by(INDEX_BLOCK) {
+        let end = (start + INDEX_BLOCK).min(total);
+        let block = dataset
+            .as_reader()
+            .conversion(Conversion::Hard)
+            .read_slice_1d::<i64, _>(start..end)
+            .map_err(|e| ctx.hdf5(name, &e))?;
+        for &v in &block {
+            values.push(T::try_from(v).map_err(|_| {
                 ctx.error(
                     name,
-                    &format!("holds the negative index {v}; expected indices >= 0"),
+                    &format!(
+                        "holds the index {v}; expected a non-negative index that fits the matrix"
+                    ),
                 )
-            })
-        })
-        .collect()
+            })?);
+        }
+    }
+    Ok(values)
 }
 
 /// An integer dataset as `i64`.
