@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing patchbench needs on a fresh machine:
-# a Rust toolchain with rustfmt and clippy, and tmux for the end-to-end test
-# of the workbench (tests/tui_tmux.rs). Everything else comes from crates.io.
+# a Rust toolchain with rustfmt and clippy, the HDF5 C library and pkg-config
+# (the .h5ad reader links Debian's libhdf5-dev), tmux for the end-to-end test
+# of the workbench (tests/tui_tmux.rs), and Python's anndata for the .h5ad
+# round-trip test (tests/anndata_output.rs skips without it). Everything else
+# comes from crates.io.
 set -euo pipefail
 if ! command -v cargo >/dev/null 2>&1; then
     if ! command -v curl >/dev/null 2>&1; then
@@ -15,14 +18,23 @@ fi
 if command -v rustup >/dev/null 2>&1; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
-if ! command -v tmux >/dev/null 2>&1; then
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
+    sudo_cmd="sudo"
+fi
+missing=()
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+if ! pkg-config --exists hdf5 2>/dev/null; then
+    missing+=(libhdf5-dev)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
-        sudo_cmd=""
-        if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then
-            sudo_cmd="sudo"
-        fi
-        $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq tmux
+        $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}"
     else
-        echo "tmux not found and apt-get unavailable: the tmux test will be skipped" >&2
+        echo "missing ${missing[*]} and apt-get unavailable: install them by hand" >&2
     fi
+fi
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import anndata" >/dev/null 2>&1; then
+    python3 -m pip install -q anndata || echo "pip could not install anndata: the .h5ad round-trip test will be skipped" >&2
 fi

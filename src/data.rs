@@ -1,4 +1,5 @@
-//! Loading cells-by-features tables and per-cell metadata, and the [`Dataset`]
+//! Loading cells-by-features tables (CSV/TSV, AnnData `.h5ad`, Matrix Market
+//! and 10x folders; dense or sparse) and per-cell metadata, and the [`Dataset`]
 //! that pairs modalities by cell id.
 //!
 //! Every loader returns plain values (`f64`, `NaN` for a missing entry) and a
@@ -8,14 +9,21 @@
 
 mod dataset;
 mod error;
+pub mod h5ad;
+mod matrix;
 mod metadata;
+mod mtx;
 mod read;
 pub mod simulate;
 mod source;
+mod sparse;
 mod table;
 
-pub use dataset::{CellIndex, Dataset, Modality, PairCounts, Pairing};
+pub use dataset::{CellIndex, Dataset, Modality, ModalityIds, PairCounts, Pairing, check_ids};
 pub use error::DataError;
+pub use matrix::{MatrixFormat, MatrixSource, detect_format, read_matrix};
 pub use metadata::{Metadata, read_metadata};
+pub use mtx::{MtxFiles, read_mtx};
 pub use read::read_table;
+pub use sparse::{Csr, LoadedTable, SparseTable, csr_from_dense};
 pub use table::{FeatureTable, Orientation, write_table};

@@ -11,9 +11,11 @@
 
 mod error;
 mod filter;
+mod hvg;
 mod recipe;
 mod report;
 mod select;
+mod sparse;
 mod standardise;
 mod subset;
 mod transform;

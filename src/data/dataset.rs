@@ -145,31 +145,11 @@ impl Pairing {
 impl Dataset {
     /// Checks that the modalities and metadata fit together (see the module docs) and bundles them.
     pub fn new(modalities: Vec<Modality>, metadata: Option<Metadata>) -> Result<Self, DataError> {
-        for (index, modality) in modalities.iter().enumerate() {
-            check_table(modality)?;
-            if let Some(earlier) = modalities
-                .iter()
-                .take(index)
-                .find(|m| m.name == modality.name)
-            {
-                return Err(DataError::DuplicateModality {
-                    name: modality.name.clone(),
-                    first: earlier.path.clone(),
-                    second: modality.path.clone(),
-                });
-            }
+        for modality in &modalities {
+            check_shape(modality)?;
         }
-        let ids: Vec<IdSets<'_>> = modalities.iter().map(IdSets::of).collect();
-        let metadata_cells: Option<HashSet<&str>> = metadata
-            .as_ref()
-            .map(|m| m.cells.iter().map(String::as_str).collect());
-        check_orientations(&modalities, &ids, metadata_cells.as_ref())?;
-        check_shared_cells(
-            &modalities,
-            &ids,
-            metadata.as_ref(),
-            metadata_cells.as_ref(),
-        )?;
+        let ids: Vec<ModalityIds<'_>> = modalities.iter().map(ModalityIds::of).collect();
+        check_ids(&ids, metadata.as_ref())?;
         Ok(Self {
             modalities,
             metadata,
@@ -206,6 +186,63 @@ impl Dataset {
     }
 }
 
+/// What [`check_ids`] needs of a modality: its name, file, layout and ids.
+#[derive(Debug, Clone, Copy)]
+pub struct ModalityIds<'a> {
+    /// The modality's name.
+    pub name: &'a str,
+    /// Its file.
+    pub path: &'a Path,
+    /// The layout it was read with.
+    pub orientation: Orientation,
+    /// Its cell ids, one per row.
+    pub cells: &'a [String],
+    /// Its feature names, one per column.
+    pub features: &'a [String],
+}
+
+impl<'a> ModalityIds<'a> {
+    /// The ids of a loaded modality.
+    pub fn of(modality: &'a Modality) -> Self {
+        Self {
+            name: &modality.name,
+            path: &modality.path,
+            orientation: modality.orientation,
+            cells: &modality.table.cells,
+            features: &modality.table.features,
+        }
+    }
+}
+
+/// Checks, on ids alone, that modalities and metadata fit together: unique
+/// modality names, unique ids within each modality, no swapped orientation,
+/// and every source sharing cells with another (see the module docs). It
+/// runs before preprocessing, on tables however they are stored.
+pub fn check_ids(
+    modalities: &[ModalityIds<'_>],
+    metadata: Option<&Metadata>,
+) -> Result<(), DataError> {
+    for (index, modality) in modalities.iter().enumerate() {
+        check_unique_ids(modality)?;
+        if let Some(earlier) = modalities
+            .iter()
+            .take(index)
+            .find(|m| m.name == modality.name)
+        {
+            return Err(DataError::DuplicateModality {
+                name: modality.name.to_owned(),
+                first: earlier.path.to_path_buf(),
+                second: modality.path.to_path_buf(),
+            });
+        }
+    }
+    let ids: Vec<IdSets<'_>> = modalities.iter().map(IdSets::of).collect();
+    let metadata_cells: Option<HashSet<&str>> =
+        metadata.map(|m| m.cells.iter().map(String::as_str).collect());
+    check_orientations(modalities, &ids, metadata_cells.as_ref())?;
+    check_shared_cells(modalities, &ids, metadata, metadata_cells.as_ref())
+}
+
 /// A modality's cell ids and feature names as sets.
 struct IdSets<'a> {
     cells: HashSet<&'a str>,
@@ -213,49 +250,58 @@ struct IdSets<'a> {
 }
 
 impl<'a> IdSets<'a> {
-    fn of(modality: &'a Modality) -> Self {
+    fn of(modality: &ModalityIds<'a>) -> Self {
         Self {
-            cells: modality.table.cells.iter().map(String::as_str).collect(),
-            features: modality.table.features.iter().map(String::as_str).collect(),
+            cells: modality.cells.iter().map(String::as_str).collect(),
+            features: modality.features.iter().map(String::as_str).collect(),
         }
     }
 }
 
-fn check_table(modality: &Modality) -> Result<(), DataError> {
+fn check_shape(modality: &Modality) -> Result<(), DataError> {
     let table = &modality.table;
-    let invalid = |message: String| DataError::Invalid {
-        path: modality.path.clone(),
-        message,
-    };
     if table.values.dim() != (table.cells.len(), table.features.len()) {
-        return Err(invalid(format!(
-            "modality '{}' has {} cell ids and {} feature names but a {:?} matrix",
-            modality.name,
-            table.cells.len(),
-            table.features.len(),
-            table.values.dim()
-        )));
+        return Err(DataError::Invalid {
+            path: modality.path.clone(),
+            message: format!(
+                "modality '{}' has {} cell ids and {} feature names but a {:?} matrix",
+                modality.name,
+                table.cells.len(),
+                table.features.len(),
+                table.values.dim()
+            ),
+        });
     }
-    for (what, ids) in [("cell id", &table.cells), ("feature name", &table.features)] {
+    Ok(())
+}
+
+fn check_unique_ids(modality: &ModalityIds<'_>) -> Result<(), DataError> {
+    for (what, ids) in [
+        ("cell id", modality.cells),
+        ("feature name", modality.features),
+    ] {
         let mut seen = HashSet::with_capacity(ids.len());
         if let Some(repeated) = ids.iter().find(|id| !seen.insert(id.as_str())) {
-            return Err(invalid(format!(
-                "modality '{}' has the {what} '{repeated}' twice",
-                modality.name
-            )));
+            return Err(DataError::Invalid {
+                path: modality.path.to_path_buf(),
+                message: format!(
+                    "modality '{}' has the {what} '{repeated}' twice",
+                    modality.name
+                ),
+            });
         }
     }
     Ok(())
 }
 
 fn check_orientations(
-    modalities: &[Modality],
+    modalities: &[ModalityIds<'_>],
     ids: &[IdSets<'_>],
     metadata_cells: Option<&HashSet<&str>>,
 ) -> Result<(), DataError> {
-    let wrong = |modality: &Modality, other: String| DataError::WrongOrientation {
-        path: modality.path.clone(),
-        modality: modality.name.clone(),
+    let wrong = |modality: &ModalityIds<'_>, other: String| DataError::WrongOrientation {
+        path: modality.path.to_path_buf(),
+        modality: modality.name.to_owned(),
         other,
         used: modality.orientation,
         suggested: modality.orientation.flipped(),
@@ -282,7 +328,7 @@ fn check_orientations(
 }
 
 fn check_shared_cells(
-    modalities: &[Modality],
+    modalities: &[ModalityIds<'_>],
     ids: &[IdSets<'_>],
     metadata: Option<&Metadata>,
     metadata_cells: Option<&HashSet<&str>>,
@@ -299,7 +345,7 @@ fn check_shared_cells(
             metadata_cells.is_some_and(|cells| !ids_i.cells.is_disjoint(cells));
         if !shares_with_modality && !shares_with_metadata {
             return Err(DataError::NoSharedCells {
-                path: modality.path.clone(),
+                path: modality.path.to_path_buf(),
                 source_name: format!("modality '{}'", modality.name),
             });
         }

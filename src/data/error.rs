@@ -86,6 +86,17 @@ pub enum DataError {
         /// The columns the header does have.
         available: Vec<String>,
     },
+    /// An object inside a container file (an `.h5ad` element such as
+    /// `/layers/counts`, or a line of a Matrix Market file) is missing or wrong.
+    #[error("{path}: {object}: {message}", path = .path.display())]
+    Object {
+        /// The file.
+        path: PathBuf,
+        /// The object inside it (`/X`, `/obs/cell_type`, `line 12`).
+        object: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// The file as a whole does not fit what was asked of it.
     #[error("{path}: {message}", path = .path.display())]
     Invalid {

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
 
-use super::DataError;
+use super::h5ad::read_h5ad_obs;
 use super::source::{TextSource, column_number, line_of};
+use super::{DataError, MatrixFormat, detect_format};
 
 /// Per-cell text annotations (labels such as `rna_family`), keyed by cell id.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +74,13 @@ fn non_empty(value: Option<&String>) -> Option<&str> {
     value.map(String::as_str).filter(|text| !text.is_empty())
 }
 
-/// Reads a metadata table (CSV or TSV, plain or gzip) whose `id_column` holds cell ids.
+/// Reads a metadata table (CSV or TSV, plain or gzip) whose `id_column` holds
+/// cell ids, or the `obs` data frame of an `.h5ad` (told apart by content;
+/// `id_column` is then `obs_names`, the index's name, or an obs column).
 pub fn read_metadata(path: &Path, id_column: &str) -> Result<Metadata, DataError> {
+    if detect_format(path)? == MatrixFormat::H5ad {
+        return read_h5ad_obs(path, id_column);
+    }
     let mut source = TextSource::open(path)?;
     let Some((header, header_line)) = source.header()? else {
         return Err(DataError::Invalid {

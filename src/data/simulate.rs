@@ -1,4 +1,5 @@
-//! Seeded synthetic Patch-seq data with known ground truth.
+//! Seeded synthetic Patch-seq data with known ground truth, and atlas-scale
+//! sparse count matrices streamed into `.h5ad` files for scale tests.
 //!
 //! [`simulate`] turns a [`SimulationConfig`] into a [`SimulatedData`]: cells of
 //! a two-level type hierarchy (family -> type), each with a continuous
@@ -17,6 +18,7 @@ mod ephys;
 mod expression;
 mod hierarchy;
 mod output;
+mod sparse_counts;
 
 use std::path::PathBuf;
 
@@ -28,6 +30,7 @@ pub use ephys::{EphysFeature, EphysKind, StateShape};
 pub use expression::{ExpressionTruth, StateGene};
 pub use hierarchy::{CellType, Hierarchy, SimulatedCell};
 pub use output::FILE_NAMES;
+pub use sparse_counts::{SparseCountsConfig, write_sparse_counts_h5ad};
 
 use crate::data::{DataError, FeatureTable};
 

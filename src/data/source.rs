@@ -29,32 +29,7 @@ pub(super) struct TextSource {
 impl TextSource {
     /// Opens `path`, decompressing gzip data and detecting the delimiter.
     pub(super) fn open(path: &Path) -> Result<Self, DataError> {
-        let file = File::open(path).map_err(|source| DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut raw = BufReader::with_capacity(READ_BUFFER, file);
-        let gzip = starts_with_gzip_magic(&mut raw, path)?;
-        let named_gz = path
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
-        if named_gz && !gzip {
-            return Err(DataError::Gzip {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "the name ends in .gz but the file does not start with the gzip magic bytes",
-                ),
-            });
-        }
-        let mut text: Box<dyn BufRead> = if gzip {
-            Box::new(BufReader::with_capacity(
-                READ_BUFFER,
-                flate2::bufread::MultiGzDecoder::new(raw),
-            ))
-        } else {
-            Box::new(raw)
-        };
+        let (mut text, gzip) = open_decompressed(path)?;
         let mut first_line = Vec::new();
         text.read_until(b'\n', &mut first_line)
             .map_err(|source| read_error(path, gzip, source))?;
@@ -134,6 +109,39 @@ impl TextSource {
     }
 }
 
+/// Opens `path` for reading, decompressing it when it starts with the gzip
+/// magic bytes; also says whether it was gzip. A name ending in `.gz`
+/// without the magic bytes is an error.
+pub(super) fn open_decompressed(path: &Path) -> Result<(Box<dyn BufRead>, bool), DataError> {
+    let file = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut raw = BufReader::with_capacity(READ_BUFFER, file);
+    let gzip = starts_with_gzip_magic(&mut raw, path)?;
+    let named_gz = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+    if named_gz && !gzip {
+        return Err(DataError::Gzip {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the name ends in .gz but the file does not start with the gzip magic bytes",
+            ),
+        });
+    }
+    let text: Box<dyn BufRead> = if gzip {
+        Box::new(BufReader::with_capacity(
+            READ_BUFFER,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        ))
+    } else {
+        Box::new(raw)
+    };
+    Ok((text, gzip))
+}
+
 /// The 1-based line a record starts on.
 pub(super) fn line_of(record: &ByteRecord) -> u64 {
     record.position().map_or(0, csv::Position::line)
@@ -159,7 +167,7 @@ fn starts_with_gzip_magic(raw: &mut BufReader<File>, path: &Path) -> Result<bool
     Ok(start.starts_with(&GZIP_MAGIC))
 }
 
-fn read_error(path: &Path, gzip: bool, source: std::io::Error) -> DataError {
+pub(super) fn read_error(path: &Path, gzip: bool, source: std::io::Error) -> DataError {
     if gzip {
         DataError::Gzip {
             path: path.to_path_buf(),

@@ -193,7 +193,7 @@ fn write_records<W: Write>(
 }
 
 /// Shortest text that reads back as exactly `value`; empty for `NaN`.
-fn format_value(text: &mut String, value: f64) {
+pub(super) fn format_value(text: &mut String, value: f64) {
     let magnitude = value.abs();
     // Writing to a String cannot fail.
     let exact_integer =

@@ -76,6 +76,17 @@ pub(super) fn restrict_to_features(
     wanted: &[String],
     step: StepId,
 ) -> Result<(FeatureTable, Outcome), PrepError> {
+    let columns = restricted_columns(&table.features, wanted, step)?;
+    Ok((take_features(table, &columns), Outcome::nothing()))
+}
+
+/// The positions of `wanted` among `features`, in `wanted`'s order; every
+/// name must be present once, and the list must be non-empty and unique.
+pub(super) fn restricted_columns(
+    features: &[String],
+    wanted: &[String],
+    step: StepId,
+) -> Result<Vec<usize>, PrepError> {
     if wanted.is_empty() {
         return Err(PrepError::InvalidParameter {
             step,
@@ -83,7 +94,7 @@ pub(super) fn restrict_to_features(
             message: "the list is empty; name at least one feature".to_string(),
         });
     }
-    let index = unique_index(&table.features, wanted, step, "feature")?;
+    let index = unique_index(features, wanted, step, "feature")?;
     let mut seen = HashSet::new();
     let mut columns = Vec::with_capacity(wanted.len());
     let mut missing = Vec::new();
@@ -104,7 +115,7 @@ pub(super) fn restrict_to_features(
     if !missing.is_empty() {
         return Err(unknown(step, "features", "features", wanted.len(), missing));
     }
-    Ok((take_features(table, &columns), Outcome::nothing()))
+    Ok(columns)
 }
 
 /// Drops the named cells; every name must be a cell of the table.

@@ -6,14 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::filter::{
     drop_cells, drop_cells_with_missing, drop_constant_features, drop_features_with_missing,
-    drop_zero_library, exclude_features, restrict_to_features,
+    drop_zero_library, exclude_features, restrict_to_features, restricted_columns,
 };
 use super::select::select_genes;
+use super::sparse;
 use super::standardise::zscore_all_cells;
 use super::subset::Outcome;
-use super::transform::{library_size_normalise, ln_features, log2p1};
+use super::transform::{library_size_normalise, ln_features, log_plus_one};
 use super::{PrepError, Report, StepId, StepReport};
-use crate::data::FeatureTable;
+use crate::data::{FeatureTable, LoadedTable};
 
 /// A preprocessing recipe: steps run in order, then optional z-scoring.
 ///
@@ -96,6 +97,9 @@ pub enum Step {
     LibrarySizeNormalise,
     /// Replaces every value `x` by `log2(x + 1)`.
     Log2p1,
+    /// Replaces every value `x` by `ln(x + 1)` (scanpy's `log1p`, what the
+    /// `Seurat` gene selection expects).
+    Log1p,
     /// Replaces the values of the named features by their natural log.
     LnFeatures {
         /// Feature names; their values must be positive.
@@ -126,6 +130,19 @@ pub enum GeneSelection {
         #[serde(default = "default_y_offset")]
         y_offset: f64,
     },
+    /// scanpy's `highly_variable_genes(flavor="seurat", n_top_genes=n)` on
+    /// `ln(x + 1)` normalised values (after `LibrarySizeNormalise, Log1p`):
+    /// dispersion z-scored within bins of mean expression; see the `hvg`
+    /// module. Genes tied at the cut-off are all kept, as scanpy does.
+    Seurat {
+        /// Number of mean-expression bins (default 20).
+        #[serde(default = "default_n_bins")]
+        n_bins: usize,
+    },
+}
+
+fn default_n_bins() -> usize {
+    20
 }
 
 fn default_at_least() -> usize {
@@ -204,11 +221,25 @@ impl Recipe {
     /// finite, and z-scores if `standardise` is `AllCells`. Fails if the
     /// input or any step leaves no cells or no features.
     pub fn apply(&self, table: FeatureTable) -> Result<Prepared, PrepError> {
-        let (rows, columns) = table.values.dim();
-        if rows != table.cells.len() || columns != table.features.len() {
+        self.apply_loaded(LoadedTable::Dense(table))
+    }
+
+    /// [`Recipe::apply`] on a table as a reader returned it. A sparse table
+    /// stays sparse through the steps that have a sparse form (library size,
+    /// logs, `ExcludeFeatures`, `DropZeroLibrary`, `SelectGenes`);
+    /// `RestrictToFeatures` densifies only the features it keeps, any other
+    /// step densifies what is left, and so does the end of the recipe: the
+    /// dense matrix a model sees holds only the features the steps kept.
+    pub fn apply_loaded(&self, table: LoadedTable) -> Result<Prepared, PrepError> {
+        let (cells, features) = (table.cells().len(), table.features().len());
+        let (rows, columns) = match &table {
+            LoadedTable::Dense(t) => t.values.dim(),
+            LoadedTable::Sparse(t) => t.values.shape(),
+        };
+        if rows != cells || columns != features {
             return Err(PrepError::Shape {
-                cells: table.cells.len(),
-                features: table.features.len(),
+                cells,
+                features,
                 rows,
                 columns,
             });
@@ -222,22 +253,23 @@ impl Recipe {
                 index,
                 kind: step.kind(),
             };
-            let (cells_before, features_before) = (table.cells.len(), table.features.len());
+            let (cells_before, features_before) = (table.cells().len(), table.features().len());
             let (next, outcome) = step.run(table, id)?;
             ensure_not_empty(&next, || id.to_string())?;
             reports.push(StepReport {
                 index,
                 kind: id.kind.to_string(),
                 cells_before,
-                cells_after: next.cells.len(),
+                cells_after: next.cells().len(),
                 features_before,
-                features_after: next.features.len(),
+                features_after: next.features().len(),
                 dropped_cells: outcome.dropped_cells,
                 dropped_features: outcome.dropped_features,
                 detail: outcome.detail,
             });
             table = next;
         }
+        let mut table = table.into_dense();
         ensure_finite(&table)?;
         if self.standardise == Standardise::AllCells {
             zscore_all_cells(&mut table)?;
@@ -268,11 +300,43 @@ impl Step {
             Step::SelectGenes { .. } => "SelectGenes",
             Step::LibrarySizeNormalise => "LibrarySizeNormalise",
             Step::Log2p1 => "Log2p1",
+            Step::Log1p => "Log1p",
             Step::LnFeatures { .. } => "LnFeatures",
         }
     }
 
-    fn run(&self, table: FeatureTable, id: StepId) -> Result<(FeatureTable, Outcome), PrepError> {
+    /// Runs the step on a sparse table where it has a sparse form, else on the dense table.
+    fn run(&self, table: LoadedTable, id: StepId) -> Result<(LoadedTable, Outcome), PrepError> {
+        let table = match (self, table) {
+            (Step::SelectGenes { n, method }, table) => {
+                return select_genes(table, *n, method, id);
+            }
+            (_, LoadedTable::Dense(t)) => t,
+            (step, LoadedTable::Sparse(t)) => match step {
+                Step::LibrarySizeNormalise => return sparse::library_size_normalise(t, id),
+                Step::Log2p1 => return sparse::log_plus_one(t, id, LOG2P1_EXPECTS, f64::log2),
+                Step::Log1p => return sparse::log_plus_one(t, id, LOG1P_EXPECTS, f64::ln),
+                Step::ExcludeFeatures { pattern } => {
+                    return sparse::exclude_features(t, pattern, id);
+                }
+                Step::DropZeroLibrary => return Ok(sparse::drop_zero_library(t)),
+                Step::RestrictToFeatures { features } => {
+                    let columns = restricted_columns(&t.features, features, id)?;
+                    let dense = t.dense_columns(&columns).unwrap_or_default();
+                    return Ok((LoadedTable::Dense(dense), Outcome::nothing()));
+                }
+                _ => t.to_dense(),
+            },
+        };
+        let (table, outcome) = self.run_dense(table, id)?;
+        Ok((LoadedTable::Dense(table), outcome))
+    }
+
+    fn run_dense(
+        &self,
+        table: FeatureTable,
+        id: StepId,
+    ) -> Result<(FeatureTable, Outcome), PrepError> {
         match self {
             Step::DropCellsWithMissing => Ok(drop_cells_with_missing(table)),
             Step::DropFeaturesWithMissing => Ok(drop_features_with_missing(table)),
@@ -281,20 +345,29 @@ impl Step {
             Step::DropCells { cells } => drop_cells(table, cells, id),
             Step::ExcludeFeatures { pattern } => exclude_features(table, pattern, id),
             Step::RestrictToFeatures { features } => restrict_to_features(table, features, id),
-            Step::SelectGenes { n, method } => select_genes(table, *n, method, id),
+            Step::SelectGenes { n, method } => {
+                let (table, outcome) = select_genes(LoadedTable::Dense(table), *n, method, id)?;
+                Ok((table.into_dense(), outcome))
+            }
             Step::LibrarySizeNormalise => library_size_normalise(table, id),
-            Step::Log2p1 => log2p1(table, id),
+            Step::Log2p1 => log_plus_one(table, id, LOG2P1_EXPECTS, f64::log2),
+            Step::Log1p => log_plus_one(table, id, LOG1P_EXPECTS, f64::ln),
             Step::LnFeatures { features } => ln_features(table, features, id),
         }
     }
 }
 
-fn ensure_not_empty(table: &FeatureTable, stage: impl Fn() -> String) -> Result<(), PrepError> {
-    if table.cells.is_empty() || table.features.is_empty() {
+/// What `Log2p1` expects of a value.
+const LOG2P1_EXPECTS: &str = "a value above -1 (log2(x + 1) is applied)";
+/// What `Log1p` expects of a value.
+const LOG1P_EXPECTS: &str = "a value above -1 (ln(x + 1) is applied)";
+
+fn ensure_not_empty(table: &LoadedTable, stage: impl Fn() -> String) -> Result<(), PrepError> {
+    if table.cells().is_empty() || table.features().is_empty() {
         return Err(PrepError::Empty {
             stage: stage(),
-            cells: table.cells.len(),
-            features: table.features.len(),
+            cells: table.cells().len(),
+            features: table.features().len(),
         });
     }
     Ok(())

@@ -73,6 +73,13 @@ pub enum StepDetail {
         /// The smallest variance among the selected features.
         smallest_selected: f64,
     },
+    /// `SelectGenes` with `Seurat` (scanpy's `seurat` flavour).
+    Seurat {
+        /// The normalised dispersion of the `n`-th gene; every gene at or above it is kept.
+        cut_off: f64,
+        /// Genes kept (more than `n` when several tie at the cut-off).
+        selected: usize,
+    },
     /// `LibrarySizeNormalise`: per-cell sums before normalisation.
     LibrarySize {
         /// The median sum; every cell now sums to this.
@@ -145,6 +152,9 @@ impl StepReport {
             )),
             StepDetail::Variance { smallest_selected } => line.push_str(&format!(
                 " smallest selected variance {smallest_selected:.4},"
+            )),
+            StepDetail::Seurat { cut_off, selected } => line.push_str(&format!(
+                " seurat normalised dispersion cut-off {cut_off:.4} ({selected} genes),"
             )),
             StepDetail::LibrarySize { median, min, max } => line.push_str(&format!(
                 " library sizes min {min} / median {median} / max {max}; \

@@ -15,25 +15,27 @@
 //! move towards the side that fixes the count, stop when exactly `n` genes
 //! pass, at most 100 steps.
 
+use super::hvg::{seurat_dispersions, top_genes};
+use super::sparse::{bad_stored_value, for_each_stored};
 use super::standardise::column_stats;
 use super::subset::{Outcome, keep_features};
-use super::transform::{bad_value, find_bad_value};
+use super::transform::find_bad_value;
 use super::{GeneSelection, PrepError, StepDetail, StepId};
-use crate::data::FeatureTable;
+use crate::data::LoadedTable;
 
 /// Most bisection steps, as in the reference code.
 const MAX_BISECTIONS: usize = 100;
 /// Most doublings when widening the initial bracket.
 const MAX_WIDENINGS: usize = 64;
 
-/// Keeps `n` features chosen by `method`.
+/// Keeps `n` features chosen by `method`, dense or sparse as the table came.
 pub(super) fn select_genes(
-    table: FeatureTable,
+    table: LoadedTable,
     n: usize,
     method: &GeneSelection,
     step: StepId,
-) -> Result<(FeatureTable, Outcome), PrepError> {
-    let available = table.features.len();
+) -> Result<(LoadedTable, Outcome), PrepError> {
+    let available = table.features().len();
     if n == 0 || n > available {
         return Err(PrepError::InvalidParameter {
             step,
@@ -43,8 +45,8 @@ pub(super) fn select_genes(
             ),
         });
     }
-    match *method {
-        GeneSelection::Variance => by_variance(table, n, step),
+    let (keep, detail) = match *method {
+        GeneSelection::Variance => by_variance(&table, n, step)?,
         GeneSelection::MeanDropout {
             threshold,
             at_least,
@@ -57,39 +59,97 @@ pub(super) fn select_genes(
                 decay,
                 y_offset,
             };
-            by_mean_dropout(table, n, &curve, step)
+            by_mean_dropout(&table, n, &curve, step)?
         }
-    }
+        GeneSelection::Seurat { n_bins } => by_seurat(&table, n, n_bins, step)?,
+    };
+    let table = match table {
+        LoadedTable::Dense(t) => LoadedTable::Dense(keep_features(t, &keep).0),
+        LoadedTable::Sparse(t) => LoadedTable::Sparse(t.keep_columns(&keep)),
+    };
+    Ok((table, Outcome::detail(detail)))
 }
 
-fn by_variance(
-    table: FeatureTable,
-    n: usize,
-    step: StepId,
-) -> Result<(FeatureTable, Outcome), PrepError> {
-    find_bad_value(
-        &table,
-        step,
-        "a finite value (drop missing values first)",
-        |v| !v.is_finite(),
-    )?;
-    let variances: Vec<f64> = column_stats(&table.values)
-        .iter()
-        .map(|s| s.sd * s.sd)
-        .collect();
-    let mut order: Vec<usize> = (0..variances.len()).collect();
-    order.sort_by(|&a, &b| variances[b].total_cmp(&variances[a]).then(a.cmp(&b)));
-    let mut keep = vec![false; variances.len()];
+/// The `n` largest of `scores` (ties to the earlier feature) as a mask, and the smallest kept.
+fn top_n(scores: &[f64], n: usize) -> (Vec<bool>, f64) {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut keep = vec![false; scores.len()];
     let mut smallest_selected = f64::INFINITY;
     for &j in order.iter().take(n) {
         keep[j] = true;
-        smallest_selected = smallest_selected.min(variances[j]);
+        smallest_selected = smallest_selected.min(scores[j]);
     }
-    let (table, _) = keep_features(table, &keep);
-    Ok((
-        table,
-        Outcome::detail(StepDetail::Variance { smallest_selected }),
-    ))
+    (keep, smallest_selected)
+}
+
+fn by_variance(
+    table: &LoadedTable,
+    n: usize,
+    step: StepId,
+) -> Result<(Vec<bool>, StepDetail), PrepError> {
+    let expected = "a finite value (drop missing values first)";
+    let variances: Vec<f64> = match table {
+        LoadedTable::Dense(t) => {
+            find_bad_value(t, step, expected, |v| !v.is_finite())?;
+            column_stats(&t.values)
+                .iter()
+                .map(|s| s.sd * s.sd)
+                .collect()
+        }
+        LoadedTable::Sparse(_) => sparse_variances(table, step, expected)?,
+    };
+    let (keep, smallest_selected) = top_n(&variances, n);
+    Ok((keep, StepDetail::Variance { smallest_selected }))
+}
+
+/// Population variance of every column from the stored entries: the zeros
+/// left out contribute `mean^2` each to the squared deviations.
+fn sparse_variances(
+    table: &LoadedTable,
+    step: StepId,
+    expected: &'static str,
+) -> Result<Vec<f64>, PrepError> {
+    let genes = table.features().len();
+    let cells = table.cells().len().max(1) as f64;
+    let mut sums = vec![0.0; genes];
+    let mut stored = vec![0_usize; genes];
+    for_each_stored(table, |i, j, v| {
+        if !v.is_finite() {
+            return Err(bad_stored_value(table, step, (i, j, v), expected));
+        }
+        sums[j] += v;
+        stored[j] += 1;
+        Ok(())
+    })?;
+    let means: Vec<f64> = sums.iter().map(|s| s / cells).collect();
+    let mut squares = vec![0.0; genes];
+    for_each_stored(table, |_, j, v| {
+        squares[j] += (v - means[j]) * (v - means[j]);
+        Ok(())
+    })?;
+    Ok((0..genes)
+        .map(|j| (squares[j] + (cells - stored[j] as f64) * means[j] * means[j]) / cells)
+        .collect())
+}
+
+fn by_seurat(
+    table: &LoadedTable,
+    n: usize,
+    n_bins: usize,
+    step: StepId,
+) -> Result<(Vec<bool>, StepDetail), PrepError> {
+    if n_bins == 0 {
+        return Err(PrepError::InvalidParameter {
+            step,
+            field: "n_bins",
+            message: "expected at least 1 bin".into(),
+        });
+    }
+    let figures = seurat_dispersions(table, n_bins, step)?;
+    let (keep, cut_off) = top_genes(&figures.normalised, n);
+    let selected = keep.iter().filter(|&&k| k).count();
+    Ok((keep, StepDetail::Seurat { cut_off, selected }))
 }
 
 /// The parameters of the mean-dropout selection curve.
@@ -139,27 +199,26 @@ impl Candidates {
     }
 }
 
-fn candidates(table: &FeatureTable, curve: &Curve, step: StepId) -> Result<Candidates, PrepError> {
-    let genes = table.features.len();
+fn candidates(table: &LoadedTable, curve: &Curve, step: StepId) -> Result<Candidates, PrepError> {
+    let genes = table.features().len();
     let mut detected = vec![0_usize; genes];
     let mut log_sums = vec![0.0; genes];
-    for (i, row) in table.values.rows().into_iter().enumerate() {
-        for (j, ((d, s), &v)) in detected
-            .iter_mut()
-            .zip(log_sums.iter_mut())
-            .zip(row)
-            .enumerate()
-        {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(bad_value(table, step, i, j, "a finite, non-negative count"));
-            }
-            if v > curve.threshold {
-                *d += 1;
-                *s += v.log2();
-            }
+    for_each_stored(table, |i, j, v| {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(bad_stored_value(
+                table,
+                step,
+                (i, j, v),
+                "a finite, non-negative count",
+            ));
         }
-    }
-    let cells = table.cells.len() as f64;
+        if v > curve.threshold {
+            detected[j] += 1;
+            log_sums[j] += v.log2();
+        }
+        Ok(())
+    })?;
+    let cells = table.cells().len() as f64;
     let mut found = Candidates {
         columns: Vec::new(),
         zero_rate: Vec::new(),
@@ -176,13 +235,13 @@ fn candidates(table: &FeatureTable, curve: &Curve, step: StepId) -> Result<Candi
 }
 
 fn by_mean_dropout(
-    table: FeatureTable,
+    table: &LoadedTable,
     n: usize,
     curve: &Curve,
     step: StepId,
-) -> Result<(FeatureTable, Outcome), PrepError> {
+) -> Result<(Vec<bool>, StepDetail), PrepError> {
     curve.validate(step)?;
-    let genes = candidates(&table, curve, step)?;
+    let genes = candidates(table, curve, step)?;
     let possible = genes
         .zero_rate
         .iter()
@@ -203,7 +262,7 @@ fn by_mean_dropout(
             nearest,
             x0,
         })?;
-    let mut keep = vec![false; table.features.len()];
+    let mut keep = vec![false; table.features().len()];
     for ((&j, &z), &m) in genes
         .columns
         .iter()
@@ -214,13 +273,12 @@ fn by_mean_dropout(
             *k = z > (-curve.decay * (m - x0)).exp() + curve.y_offset;
         }
     }
-    let (table, _) = keep_features(table, &keep);
     let detail = StepDetail::MeanDropout {
         x0,
         eligible: genes.columns.len(),
         iterations,
     };
-    Ok((table, Outcome::detail(detail)))
+    Ok((keep, detail))
 }
 
 /// The offset at which exactly `n` candidates pass and the bisection steps
@@ -264,6 +322,18 @@ fn bisect(genes: &Candidates, curve: &Curve, n: usize) -> Result<(f64, usize), (
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::FeatureTable;
+
+    /// The selection on a dense table, handing back the dense table.
+    fn select_genes(
+        table: FeatureTable,
+        n: usize,
+        method: &GeneSelection,
+        step: StepId,
+    ) -> Result<(FeatureTable, Outcome), PrepError> {
+        let (table, outcome) = super::select_genes(LoadedTable::Dense(table), n, method, step)?;
+        Ok((table.into_dense(), outcome))
+    }
     use ndarray::Array2;
 
     const STEP: StepId = StepId {

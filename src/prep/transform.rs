@@ -75,7 +75,8 @@ pub(super) fn library_size_normalise(
     ))
 }
 
-fn median_of_sorted(sorted: &[f64]) -> f64 {
+/// The median of sorted values (the mean of the middle two for an even count).
+pub(super) fn median_of_sorted(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     match (sorted.get(n / 2), n % 2) {
         (Some(&upper), 0) => sorted
@@ -86,18 +87,15 @@ fn median_of_sorted(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Replaces every value `x` by `log2(x + 1)`; values must exceed -1.
-pub(super) fn log2p1(
+/// Replaces every value `x` by `log(x + 1)` (`log` is `log2` or `ln`); values must exceed -1.
+pub(super) fn log_plus_one(
     mut table: FeatureTable,
     step: StepId,
+    expected: &'static str,
+    log: fn(f64) -> f64,
 ) -> Result<(FeatureTable, Outcome), PrepError> {
-    find_bad_value(
-        &table,
-        step,
-        "a value above -1 (log2(x + 1) is applied)",
-        |v| v <= -1.0,
-    )?;
-    table.values.mapv_inplace(|v| (v + 1.0).log2());
+    find_bad_value(&table, step, expected, |v| v <= -1.0)?;
+    table.values.mapv_inplace(|v| log(v + 1.0));
     Ok((table, Outcome::nothing()))
 }
 
@@ -228,9 +226,11 @@ mod tests {
 
     #[test]
     fn log2p1_gives_hand_checked_values_and_keeps_nan() {
-        let (out, _) = log2p1(
+        let (out, _) = log_plus_one(
             table(array![[0.0, 1.0], [3.0, f64::NAN], [-0.5, 1023.0]]),
             STEP,
+            "above -1",
+            f64::log2,
         )
         .unwrap();
         assert_eq!(out.values.row(0).to_vec(), [0.0, 1.0]);
@@ -242,7 +242,8 @@ mod tests {
 
     #[test]
     fn log2p1_rejects_values_at_or_below_minus_one() {
-        let err = log2p1(table(array![[0.0], [-1.0]]), STEP).unwrap_err();
+        let err =
+            log_plus_one(table(array![[0.0], [-1.0]]), STEP, "above -1", f64::log2).unwrap_err();
         assert!(
             err.to_string()
                 .contains("cell \"cell1\", feature \"f0\" has value -1"),

@@ -65,6 +65,48 @@ pub struct ModalitySpec {
     /// Preprocessing applied after loading.
     #[serde(default)]
     pub recipe: Recipe,
+    /// `.h5ad`: read `/layers/NAME` instead of `/X`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// `.h5ad`: read `/raw/X` (with `/raw/var`) instead of `/X`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_raw: bool,
+    /// `.h5ad`: read the per-cell matrix `/obsm/KEY` as this modality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obsm: Option<String>,
+    /// `.h5ad`: the `var` column naming the features (e.g. gene symbols);
+    /// 10x: `gene_ids` (default) or `gene_symbols`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub var_column: Option<String>,
+    /// A bare `.mtx`: the feature ids, one per line, relative to the session file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features_file: Option<PathBuf>,
+    /// A bare `.mtx`: the cell ids (barcodes), one per line, relative to the session file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells_file: Option<PathBuf>,
+}
+
+impl ModalitySpec {
+    /// A modality read from `path` with no format-specific options.
+    pub fn new(
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        orientation: Orientation,
+        recipe: Recipe,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            path: path.into(),
+            orientation,
+            recipe,
+            layer: None,
+            use_raw: false,
+            obsm: None,
+            var_column: None,
+            features_file: None,
+            cells_file: None,
+        }
+    }
 }
 
 /// The per-cell metadata file.

@@ -34,11 +34,13 @@ fn dataset_spec() -> DatasetSpec {
         name: "toy".into(),
         modalities: ["T", "E"]
             .iter()
-            .map(|m| ModalitySpec {
-                name: (*m).into(),
-                path: PathBuf::from(format!("{m}.csv")),
-                orientation: Orientation::CellsByFeatures,
-                recipe: Default::default(),
+            .map(|m| {
+                ModalitySpec::new(
+                    *m,
+                    format!("{m}.csv"),
+                    Orientation::CellsByFeatures,
+                    Default::default(),
+                )
             })
             .collect(),
         metadata: Some(MetadataSpec {

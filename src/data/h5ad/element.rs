@@ -1,0 +1,413 @@
+//! Reading one anndata element: a matrix (dense, `csr_matrix`, `csc_matrix`),
+//! a numeric or string array, and the encoding attributes that say which.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::{Conversion, Dataset, Group, LocationType};
+use ndarray::Array2;
+
+use super::super::{Csr, DataError};
+
+/// The file being read, for error messages.
+pub(super) struct Context {
+    path: PathBuf,
+}
+
+impl Context {
+    pub(super) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// An error about `object` inside the file.
+    pub(super) fn error(&self, object: &str, message: &str) -> DataError {
+        DataError::Object {
+            path: self.path.clone(),
+            object: object.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// An HDF5 library error while reading `object`.
+    pub(super) fn hdf5(&self, object: &str, error: &hdf5::Error) -> DataError {
+        self.error(object, &format!("cannot read: {error}"))
+    }
+}
+
+/// What an element is: an HDF5 group or dataset.
+pub(super) enum Element {
+    Group(Group),
+    Dataset(Dataset),
+}
+
+/// The element at `name`, or an error saying it is missing and what is there instead.
+pub(super) fn element(ctx: &Context, root: &Group, name: &str) -> Result<Element, DataError> {
+    let kind = root.loc_type_by_name(name).map_err(|_| {
+        let (parent, _) = name.rsplit_once('/').unwrap_or(("", name));
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let available = root
+            .group(parent)
+            .and_then(|g| g.member_names())
+            .map(|names| names.join(", "))
+            .unwrap_or_default();
+        ctx.error(
+            name,
+            &format!("no such element; {parent} holds: [{available}]"),
+        )
+    })?;
+    match kind {
+        LocationType::Group => root
+            .group(name)
+            .map(Element::Group)
+            .map_err(|e| ctx.hdf5(name, &e)),
+        LocationType::Dataset => root
+            .dataset(name)
+            .map(Element::Dataset)
+            .map_err(|e| ctx.hdf5(name, &e)),
+        other => Err(ctx.error(
+            name,
+            &format!("is a {other:?}; expected an array or a group"),
+        )),
+    }
+}
+
+/// The `encoding-type` attribute of an element, if it has one.
+pub(super) fn encoding(location: &hdf5::Location) -> Option<String> {
+    string_attr(location, "encoding-type")
+        .or_else(|| string_attr(location, "h5sparse_format").map(|f| format!("{f}_matrix")))
+}
+
+/// A scalar string attribute, if present.
+pub(super) fn string_attr(location: &hdf5::Location, name: &str) -> Option<String> {
+    let attr = location.attr(name).ok()?;
+    if let Ok(text) = attr.read_scalar::<VarLenUnicode>() {
+        return Some(text.as_str().to_owned());
+    }
+    attr.read_scalar::<VarLenAscii>()
+        .ok()
+        .map(|text| text.as_str().to_owned())
+}
+
+/// A matrix element.
+pub(super) enum Matrix {
+    /// A dense array (or a data frame's numeric columns) with, for a data frame, its column names.
+    Dense {
+        values: Array2<f64>,
+        column_names: Option<Vec<String>>,
+    },
+    /// A CSR or CSC matrix, as CSR.
+    Sparse(Csr),
+}
+
+impl Matrix {
+    pub(super) fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::Dense { values, .. } => values.dim(),
+            Self::Sparse(csr) => csr.shape(),
+        }
+    }
+
+    pub(super) fn column_names(&self) -> Option<&[String]> {
+        match self {
+            Self::Dense { column_names, .. } => column_names.as_deref(),
+            Self::Sparse(_) => None,
+        }
+    }
+}
+
+/// Reads the matrix element `name`: a dense 2-D array, a `csr_matrix` or
+/// `csc_matrix` group, or (for obsm) a data frame of numeric columns.
+/// Values must be finite.
+pub(super) fn read_matrix(ctx: &Context, root: &Group, name: &str) -> Result<Matrix, DataError> {
+    let matrix = match element(ctx, root, name)? {
+        Element::Dataset(dataset) => {
+            let shape = dataset.shape();
+            let [rows, columns] = shape[..] else {
+                return Err(ctx.error(
+                    name,
+                    &format!(
+                        "is a {}-dimensional array; expected a 2-D matrix",
+                        shape.len()
+                    ),
+                ));
+            };
+            let values = numbers(ctx, &dataset, name)?;
+            let values = Array2::from_shape_vec((rows, columns), values)
+                .map_err(|e| ctx.error(name, &format!("inconsistent shape: {e}")))?;
+            Matrix::Dense {
+                values,
+                column_names: None,
+            }
+        }
+        Element::Group(group) => match encoding(&group).as_deref() {
+            Some(kind @ ("csr_matrix" | "csc_matrix")) => {
+                Matrix::Sparse(sparse(ctx, &group, name, kind == "csc_matrix")?)
+            }
+            Some("dataframe") => super::frame::numeric_frame(ctx, root, name)?,
+            Some(other) => {
+                return Err(ctx.error(
+                    name,
+                    &format!(
+                        "unsupported encoding '{other}'; expected a dense array, csr_matrix or csc_matrix"
+                    ),
+                ));
+            }
+            None => {
+                return Err(ctx.error(
+                    name,
+                    "is a group without an encoding-type attribute; expected a dense array, csr_matrix or csc_matrix",
+                ));
+            }
+        },
+    };
+    check_finite(ctx, name, &matrix)?;
+    Ok(matrix)
+}
+
+fn check_finite(ctx: &Context, name: &str, matrix: &Matrix) -> Result<(), DataError> {
+    let bad = match matrix {
+        Matrix::Dense { values, .. } => values
+            .indexed_iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|((i, j), &v)| (i, j, v)),
+        Matrix::Sparse(csr) => csr.outer_iterator().enumerate().find_map(|(i, row)| {
+            row.iter()
+                .find(|(_, v)| !v.is_finite())
+                .map(|(j, &v)| (i, j, v))
+        }),
+    };
+    match bad {
+        Some((i, j, v)) => Err(ctx.error(
+            name,
+            &format!(
+                "holds the non-finite value {v} at row {}, column {}; expected finite numbers",
+                i + 1,
+                j + 1
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Reads a `csr_matrix` / `csc_matrix` group as CSR.
+fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, DataError> {
+    let shape = group
+        .attr("shape")
+        .and_then(|a| a.as_reader().conversion(Conversion::Hard).read_raw::<u64>())
+        .map_err(|e| {
+            ctx.error(
+                name,
+                &format!("missing or unreadable `shape` attribute: {e}"),
+            )
+        })?;
+    let [rows, columns] = shape[..] else {
+        return Err(ctx.error(
+            name,
+            &format!(
+                "the `shape` attribute has {} entries; expected 2",
+                shape.len()
+            ),
+        ));
+    };
+    let (rows, columns) = (to_usize(rows), to_usize(columns));
+    let member = |part: &str| format!("{name}/{part}");
+    let dataset = |part: &str| {
+        group
+            .dataset(part)
+            .map_err(|e| ctx.error(&member(part), &format!("missing: {e}")))
+    };
+    let data = numbers(ctx, &dataset("data")?, &member("data"))?;
+    let indices: Vec<u32> = read_indices(ctx, &dataset("indices")?, &member("indices"))?;
+    let indptr: Vec<u64> = read_indices(ctx, &dataset("indptr")?, &member("indptr"))?;
+    let (outer, inner) = if csc {
+        (columns, rows)
+    } else {
+        (rows, columns)
+    };
+    if indptr.len() != outer + 1 {
+        return Err(ctx.error(
+            &member("indptr"),
+            &format!(
+                "has {} entries; expected {} (one more than the {} {})",
+                indptr.len(),
+                outer + 1,
+                outer,
+                if csc { "columns" } else { "rows" }
+            ),
+        ));
+    }
+    if indptr.first() != Some(&0)
+        || indptr.windows(2).any(|w| w[0] > w[1])
+        || indptr.last().copied().map(to_usize) != Some(data.len())
+    {
+        return Err(ctx.error(
+            &member("indptr"),
+            &format!(
+                "is not a non-decreasing list from 0 to {} (the number of stored values)",
+                data.len()
+            ),
+        ));
+    }
+    if indices.len() != data.len() {
+        return Err(ctx.error(
+            &member("indices"),
+            &format!(
+                "has {} entries but data has {}; expected one index per value",
+                indices.len(),
+                data.len()
+            ),
+        ));
+    }
+    if let Some(&bad) = indices.iter().find(|&&i| i as usize >= inner) {
+        return Err(ctx.error(
+            &member("indices"),
+            &format!("holds the index {bad}; expected indices below {inner}"),
+        ));
+    }
+    let indptr: Vec<usize> = indptr.into_iter().map(to_usize).collect();
+    let shape = (outer, inner);
+    let matrix = Csr::new_from_unsorted(shape, indptr, indices, data).map_err(|(_, _, _, e)| {
+        ctx.error(
+            name,
+            &format!("is not a valid compressed sparse matrix: {e}"),
+        )
+    })?;
+    Ok(if csc {
+        // The CSR of `outer x inner` read is the transpose's; flip it into cells x features.
+        matrix.transpose_into().to_other_storage()
+    } else {
+        matrix
+    })
+}
+
+fn to_usize(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+/// A numeric dataset (any integer or float type) as `f64`.
+pub(super) fn numbers(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Vec<f64>, DataError> {
+    match dataset.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_) | TypeDescriptor::Float(_)) => {
+            dataset
+                .as_reader()
+                .conversion(Conversion::Hard)
+                .read_raw::<f64>()
+                .map_err(|e| ctx.hdf5(name, &e))
+        }
+        Ok(other) => Err(ctx.error(
+            name,
+            &format!("holds {other:?} values; expected integers or floating-point numbers"),
+        )),
+        Err(e) => Err(ctx.hdf5(name, &e)),
+    }
+}
+
+/// Entries read at a time when converting an index array.
+const INDEX_BLOCK: usize = 1 << 22;
+
+/// A 1-D integer dataset of indices as `T` (`u32` or `u64`), read in blocks
+/// so that only one block is held at 64 bits; negative values and values
+/// that do not fit `T` are refused.
+fn read_indices<T: TryFrom<i64>>(
+    ctx: &Context,
+    dataset: &Dataset,
+    name: &str,
+) -> Result<Vec<T>, DataError> {
+    match dataset.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {}
+        Ok(other) => {
+            return Err(ctx.error(name, &format!("holds {other:?} values; expected integers")));
+        }
+        Err(e) => return Err(ctx.hdf5(name, &e)),
+    }
+    let total = dataset.size();
+    let mut values = Vec::with_capacity(total);
+    for start in (0..total).step_by(INDEX_BLOCK) {
+        let end = (start + INDEX_BLOCK).min(total);
+        let block = dataset
+            .as_reader()
+            .conversion(Conversion::Hard)
+            .read_slice_1d::<i64, _>(start..end)
+            .map_err(|e| ctx.hdf5(name, &e))?;
+        for &v in &block {
+            values.push(T::try_from(v).map_err(|_| {
+                ctx.error(
+                    name,
+                    &format!(
+                        "holds the index {v}; expected a non-negative index that fits the matrix"
+                    ),
+                )
+            })?);
+        }
+    }
+    Ok(values)
+}
+
+/// An integer dataset as `i64`.
+pub(super) fn signed_integers(
+    ctx: &Context,
+    dataset: &Dataset,
+    name: &str,
+) -> Result<Vec<i64>, DataError> {
+    match dataset.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => dataset
+            .as_reader()
+            .conversion(Conversion::Hard)
+            .read_raw::<i64>()
+            .map_err(|e| ctx.hdf5(name, &e)),
+        Ok(other) => Err(ctx.error(name, &format!("holds {other:?} values; expected integers"))),
+        Err(e) => Err(ctx.hdf5(name, &e)),
+    }
+}
+
+/// A string dataset (variable-length UTF-8 or ASCII, as anndata writes them).
+pub(super) fn strings(
+    ctx: &Context,
+    dataset: &Dataset,
+    name: &str,
+) -> Result<Vec<String>, DataError> {
+    let read = match dataset.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::VarLenUnicode) => dataset
+            .read_raw::<VarLenUnicode>()
+            .map(|v| v.iter().map(|s| s.as_str().to_owned()).collect()),
+        Ok(TypeDescriptor::VarLenAscii) => dataset
+            .read_raw::<VarLenAscii>()
+            .map(|v| v.iter().map(|s| s.as_str().to_owned()).collect()),
+        Ok(other) => {
+            return Err(ctx.error(
+                name,
+                &format!(
+                    "holds {other:?} values; expected variable-length strings (a string-array)"
+                ),
+            ));
+        }
+        Err(e) => Err(e),
+    };
+    read.map_err(|e| ctx.hdf5(name, &e))
+}
+
+/// Fails naming `element` if an id occurs twice.
+pub(super) fn check_unique(
+    ctx: &Context,
+    element: &str,
+    what: &str,
+    ids: &[String],
+) -> Result<(), DataError> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for (index, id) in ids.iter().enumerate() {
+        if let Some(first) = seen.insert(id.as_str(), index) {
+            return Err(ctx.error(
+                element,
+                &format!(
+                    "the {what} '{id}' occurs twice (entries {} and {}); each {what} must be unique",
+                    first + 1,
+                    index + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Steps on a sparse (CSR) table, so a 10^5-cell count matrix is normalised,
+//! logged, filtered and ranked without a dense copy: every step here touches
+//! only the stored (non-zero) entries, and each gives the numbers its dense
+//! counterpart gives (up to the order of floating-point sums). A log of
+//! `x + 1` keeps zeros at zero, so the matrix stays sparse throughout.
+
+use regex::Regex;
+
+use super::subset::Outcome;
+use super::transform::median_of_sorted;
+use super::{PrepError, StepDetail, StepId};
+use crate::data::{LoadedTable, SparseTable};
+
+/// Calls `visit(cell, feature, value)` on every entry a table stores: every
+/// entry of a dense table (row by row), the non-zero ones of a sparse table.
+pub(super) fn for_each_stored(
+    table: &LoadedTable,
+    mut visit: impl FnMut(usize, usize, f64) -> Result<(), PrepError>,
+) -> Result<(), PrepError> {
+    match table {
+        LoadedTable::Dense(t) => {
+            for (i, row) in t.values.rows().into_iter().enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    visit(i, j, v)?;
+                }
+            }
+        }
+        LoadedTable::Sparse(t) => {
+            for (i, row) in t.values.outer_iterator().enumerate() {
+                for (j, &v) in row.iter() {
+                    visit(i, j, v)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error for `value` at cell `i`, feature `j` of `table`.
+pub(super) fn bad_stored_value(
+    table: &LoadedTable,
+    step: StepId,
+    (i, j, value): (usize, usize, f64),
+    expected: &'static str,
+) -> PrepError {
+    PrepError::BadValue {
+        step,
+        cell: table.cells().get(i).cloned().unwrap_or_default(),
+        feature: table.features().get(j).cloned().unwrap_or_default(),
+        value,
+        expected,
+    }
+}
+
+/// The first stored value for which `bad` holds, as an error.
+fn check_values(
+    table: SparseTable,
+    step: StepId,
+    expected: &'static str,
+    bad: impl Fn(f64) -> bool,
+) -> Result<SparseTable, PrepError> {
+    for (i, row) in table.values.outer_iterator().enumerate() {
+        if let Some((j, &value)) = row.iter().find(|&(_, &v)| bad(v)) {
+            return Err(PrepError::BadValue {
+                step,
+                cell: table.cells.get(i).cloned().unwrap_or_default(),
+                feature: table.features.get(j).cloned().unwrap_or_default(),
+                value,
+                expected,
+            });
+        }
+    }
+    Ok(table)
+}
+
+/// Each cell's sum over the stored entries, in storage order.
+fn row_sums(table: &SparseTable) -> Vec<f64> {
+    table
+        .values
+        .outer_iterator()
+        .map(|row| row.data().iter().sum())
+        .collect()
+}
+
+/// `LibrarySizeNormalise` on CSR: each cell divided by its sum, times the median sum.
+pub(super) fn library_size_normalise(
+    table: SparseTable,
+    step: StepId,
+) -> Result<(LoadedTable, Outcome), PrepError> {
+    let mut table = check_values(table, step, "a finite, non-negative count", |v| {
+        !(v.is_finite() && v >= 0.0)
+    })?;
+    let sums = row_sums(&table);
+    if let Some(i) = sums.iter().position(|&s| s == 0.0) {
+        return Err(PrepError::ZeroLibrary {
+            step,
+            cell: table.cells.get(i).cloned().unwrap_or_default(),
+            features: table.features.len(),
+        });
+    }
+    let mut sorted = sums.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = median_of_sorted(&sorted);
+    for (mut row, sum) in table.values.outer_iterator_mut().zip(&sums) {
+        row.map_inplace(|&v| v / sum * median);
+    }
+    let min = sorted.first().copied().unwrap_or(f64::NAN);
+    let max = sorted.last().copied().unwrap_or(f64::NAN);
+    Ok((
+        LoadedTable::Sparse(table),
+        Outcome::detail(StepDetail::LibrarySize { median, min, max }),
+    ))
+}
+
+/// A log of `x + 1` (`log` maps `x + 1`), applied to the stored values; values must exceed -1.
+pub(super) fn log_plus_one(
+    table: SparseTable,
+    step: StepId,
+    expected: &'static str,
+    log: fn(f64) -> f64,
+) -> Result<(LoadedTable, Outcome), PrepError> {
+    let mut table = check_values(table, step, expected, |v| v <= -1.0)?;
+    table.values.map_inplace(|&v| log(v + 1.0));
+    Ok((LoadedTable::Sparse(table), Outcome::nothing()))
+}
+
+/// `ExcludeFeatures` on CSR.
+pub(super) fn exclude_features(
+    table: SparseTable,
+    pattern: &str,
+    step: StepId,
+) -> Result<(LoadedTable, Outcome), PrepError> {
+    let regex = Regex::new(pattern).map_err(|e| PrepError::InvalidRegex {
+        step,
+        pattern: pattern.to_string(),
+        message: e.to_string(),
+    })?;
+    let keep: Vec<bool> = table.features.iter().map(|f| !regex.is_match(f)).collect();
+    let dropped_features = table
+        .features
+        .iter()
+        .zip(&keep)
+        .filter(|&(_, &k)| !k)
+        .map(|(f, _)| f.clone())
+        .collect();
+    Ok((
+        LoadedTable::Sparse(table.keep_columns(&keep)),
+        Outcome {
+            dropped_cells: Vec::new(),
+            dropped_features,
+            detail: StepDetail::None,
+        },
+    ))
+}
+
+/// `DropZeroLibrary` on CSR.
+pub(super) fn drop_zero_library(table: SparseTable) -> (LoadedTable, Outcome) {
+    let sums = row_sums(&table);
+    let rows: Vec<usize> = (0..sums.len()).filter(|&i| sums[i] != 0.0).collect();
+    let dropped_cells = sums
+        .iter()
+        .zip(&table.cells)
+        .filter(|&(&s, _)| s == 0.0)
+        .map(|(_, c)| c.clone())
+        .collect();
+    (
+        LoadedTable::Sparse(table.keep_rows(&rows)),
+        Outcome {
+            dropped_cells,
+            dropped_features: Vec::new(),
+            detail: StepDetail::None,
+        },
+    )
+}

@@ -1,0 +1,138 @@
+//! Writing `.h5ad` files: what patchbench writes it reads back, and Python's
+//! anndata opens it with the same numbers (skipped, with a message, where
+//! Python or anndata is absent).
+
+use std::path::Path;
+use std::process::Command;
+
+use ndarray::array;
+use patchbench::data::h5ad::{H5adLatents, H5adSelection, read_h5ad, write_latents_h5ad};
+use patchbench::data::simulate::{SparseCountsConfig, write_sparse_counts_h5ad};
+use patchbench::data::{LoadedTable, read_metadata};
+use tempfile::TempDir;
+
+/// Runs `script` with Python's anndata on `path`; `None` (after saying why) where anndata is absent.
+fn with_anndata(script: &str, path: &Path) -> Option<String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import anndata"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "skipped: python3 with anndata is not installed (scripts/install-deps.sh installs it)"
+        );
+        return None;
+    }
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "anndata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[test]
+fn latents_and_labels_round_trip_through_anndata() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("latents.h5ad");
+    let cells: Vec<String> = ["c1", "c2", "c3"].iter().map(|c| (*c).to_owned()).collect();
+    let latents = array![[0.5, -1.0], [1.5, 2.0], [-0.25, 0.125]];
+    let obs = vec![
+        (
+            "assigned".to_owned(),
+            vec![
+                Some("Vip".to_owned()),
+                Some("Sst".to_owned()),
+                Some("Vip".to_owned()),
+            ],
+        ),
+        (
+            "known".to_owned(),
+            vec![Some("Vip".to_owned()), None, Some("Pvalb".to_owned())],
+        ),
+    ];
+    write_latents_h5ad(
+        &path,
+        &H5adLatents {
+            cells: &cells,
+            experiment: "mixvae",
+            latents: &latents,
+            obs: &obs,
+        },
+    )
+    .unwrap();
+    // patchbench reads it back: the latents as an obsm modality, the labels as metadata.
+    let selection = H5adSelection {
+        obsm: Some("X_mixvae".into()),
+        ..H5adSelection::default()
+    };
+    let table = read_h5ad(&path, &selection).unwrap().into_dense();
+    assert_eq!(table.cells, cells);
+    assert_eq!(table.values, latents);
+    let metadata = read_metadata(&path, "obs_names").unwrap();
+    assert_eq!(metadata.label("assigned", "c2"), Some("Sst"));
+    assert_eq!(metadata.label("known", "c2"), None);
+    let script = "import sys, anndata\n\
+                  a = anndata.read_h5ad(sys.argv[1])\n\
+                  z = a.obsm['X_mixvae']\n\
+                  print(a.n_obs, list(a.obs_names), z.shape, float(z.sum()), \
+                  list(a.obs['assigned']), a.obs['known'].isna().tolist())";
+    if let Some(printed) = with_anndata(script, &path) {
+        assert_eq!(
+            printed,
+            "3 ['c1', 'c2', 'c3'] (3, 2) 2.875 ['Vip', 'Sst', 'Vip'] [False, True, False]"
+        );
+    }
+}
+
+#[test]
+fn streamed_sparse_counts_read_back_and_open_in_anndata() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("counts.h5ad");
+    let config = SparseCountsConfig {
+        cells: 5000,
+        genes: 120,
+        density: 0.05,
+        types: 4,
+        seed: 3,
+    };
+    let stored = write_sparse_counts_h5ad(&path, &config).unwrap();
+    // 5000 x 120 x 5% = 30,000 expected; binomial SD about 170.
+    assert!((29_000..31_000).contains(&stored), "{stored}");
+    let LoadedTable::Sparse(table) = read_h5ad(&path, &H5adSelection::default()).unwrap() else {
+        panic!("X should read as CSR");
+    };
+    assert_eq!(table.values.shape(), (5000, 120));
+    assert_eq!(table.values.nnz(), stored);
+    assert!(
+        table
+            .values
+            .data()
+            .iter()
+            .all(|&v| v >= 1.0 && v.fract() == 0.0)
+    );
+    assert_eq!(table.cells[4096], "cell0004096");
+    let metadata = read_metadata(&path, "obs_names").unwrap();
+    assert_eq!(metadata.label("type", "cell0000006"), Some("type2"));
+    // The same config writes the same counts.
+    let again = dir.path().join("again.h5ad");
+    write_sparse_counts_h5ad(&again, &config).unwrap();
+    let LoadedTable::Sparse(second) = read_h5ad(&again, &H5adSelection::default()).unwrap() else {
+        panic!("X should read as CSR");
+    };
+    assert_eq!(second.values, table.values);
+    let total: f64 = table.values.data().iter().sum();
+    let script = "import sys, anndata\n\
+                  a = anndata.read_h5ad(sys.argv[1])\n\
+                  print(type(a.X).__name__, a.shape, a.X.nnz, float(a.X.sum()))";
+    if let Some(printed) = with_anndata(script, &path) {
+        assert_eq!(
+            printed,
+            format!("csr_matrix (5000, 120) {stored} {total:?}")
+        );
+    }
+}
