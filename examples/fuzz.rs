@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use fuzz_harness::mutation::{Mutation, mutations};
 use fuzz_harness::targets::{Outcome, Target, targets};
-use fuzz_harness::{input, run};
+use fuzz_harness::{input, run, scratch_folder};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -79,7 +79,7 @@ fn main() -> Result<()> {
         bail!("no loader called {:?}", args.only);
     }
     std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
-    let scratch = tempfile::tempdir().context("a scratch folder")?;
+    let scratch = scratch_folder().context("a scratch folder")?;
     std::panic::set_hook(Box::new(|info| {
         let place = info
             .location()

@@ -11,7 +11,7 @@ use std::cell::Cell;
 
 use fuzz_harness::mutation::mutations;
 use fuzz_harness::targets::{Outcome, targets};
-use fuzz_harness::{input, run};
+use fuzz_harness::{input, run, scratch_folder};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
@@ -20,7 +20,7 @@ const CASES_PER_TARGET: u32 = 400;
 
 #[test]
 fn every_loader_accepts_its_unmutated_seeds() {
-    let scratch = tempfile::tempdir().expect("a scratch folder");
+    let scratch = scratch_folder().expect("a scratch folder");
     for target in targets() {
         for seed in 0..target.seeds.len() {
             let outcome = run(&target, &input(&target, seed, &[]), scratch.path());
@@ -31,7 +31,7 @@ fn every_loader_accepts_its_unmutated_seeds() {
 
 #[test]
 fn issue_19_mutated_inputs_load_or_fail_with_an_error_naming_the_file() {
-    let scratch = tempfile::tempdir().expect("a scratch folder");
+    let scratch = scratch_folder().expect("a scratch folder");
     for target in targets() {
         let config = Config {
             cases: CASES_PER_TARGET,

@@ -24,6 +24,18 @@ pub fn input(target: &Target, seed: usize, mutations: &[Mutation]) -> Vec<u8> {
     }
 }
 
+/// A folder for the files under test, in memory (`/dev/shm`) where there is
+/// one: the loaders are fast enough that writing to a disk would dominate.
+pub fn scratch_folder() -> std::io::Result<tempfile::TempDir> {
+    let memory = Path::new("/dev/shm");
+    if memory.is_dir()
+        && let Ok(folder) = tempfile::Builder::new().prefix("fuzz").tempdir_in(memory)
+    {
+        return Ok(folder);
+    }
+    tempfile::tempdir()
+}
+
 /// The file `target` reads in `scratch`.
 pub fn file_in(target: &Target, scratch: &Path) -> PathBuf {
     scratch.join(target.file_name)
@@ -33,6 +45,9 @@ pub fn file_in(target: &Target, scratch: &Path) -> PathBuf {
 /// it. An error that does not name the file is a violation.
 pub fn run(target: &Target, bytes: &[u8], scratch: &Path) -> Outcome {
     let path = file_in(target, scratch);
+    // A new file rather than a truncated one: ext4 flushes a file that was
+    // truncated and rewritten when it is closed, which is slow.
+    let _ = std::fs::remove_file(&path);
     if let Err(error) = std::fs::write(&path, bytes) {
         panic!("cannot write the fuzz input {}: {error}", path.display());
     }
