@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use fuzz_harness::mutation::{Mutation, mutations};
+use fuzz_harness::mutation::Mutation;
 use fuzz_harness::targets::{Outcome, Target, targets};
-use fuzz_harness::{input, run, scratch_folder};
+use fuzz_harness::{input, inputs, run, scratch_folder, seed_index};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -48,6 +48,9 @@ struct Args {
     /// Folder for reproducer files.
     #[arg(long, default_value = "target/fuzz")]
     out: PathBuf,
+    /// An input that takes longer than this many milliseconds is written out as `slow-N-...`.
+    #[arg(long, default_value_t = 1000)]
+    slow_ms: u64,
     /// Fuzz only these loaders (repeatable); all by default.
     #[arg(long = "target")]
     only: Vec<String>,
@@ -61,6 +64,7 @@ struct Tally {
     rejected: BTreeMap<String, u64>,
     violations: u64,
     panics: u64,
+    slow: u64,
     slowest: Duration,
 }
 
@@ -100,14 +104,14 @@ fn main() -> Result<()> {
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
     );
-    let strategy = (any::<usize>(), mutations());
+    let strategies: Vec<_> = targets.iter().map(inputs).collect();
     let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
     let mut reproducers = 0_usize;
     let started = Instant::now();
     for i in 0..args.inputs {
         let k = usize::try_from(i).unwrap_or(usize::MAX) % targets.len();
         let (target, tally) = (&targets[k], &mut tallies[k]);
-        let (seed, mutations) = strategy
+        let (seed, mutations) = strategies[k]
             .new_tree(&mut runner)
             .map_err(|reason| anyhow::anyhow!("drawing an input: {reason}"))?
             .current();
@@ -115,9 +119,10 @@ fn main() -> Result<()> {
         let began = Instant::now();
         let outcome =
             std::panic::catch_unwind(AssertUnwindSafe(|| run(target, &bytes, scratch.path())));
-        tally.slowest = tally.slowest.max(began.elapsed());
+        let took = began.elapsed();
+        tally.slowest = tally.slowest.max(took);
         tally.inputs += 1;
-        let finding = match outcome {
+        let mut finding = match outcome {
             Ok(Outcome::Accepted) => {
                 tally.accepted += 1;
                 None
@@ -135,6 +140,11 @@ fn main() -> Result<()> {
                 Some(("panic", LAST_PANIC.with(|last| last.borrow().clone())))
             }
         };
+        if took > Duration::from_millis(args.slow_ms) {
+            tally.slow += 1;
+            finding = finding
+                .or_else(|| Some(("slow", format!("took {:.0} ms", took.as_secs_f64() * 1e3))));
+        }
         if let Some((what, description)) = finding {
             eprintln!("{what} in {}: {description}", target.name);
             if reproducers < MAX_REPRODUCERS {
@@ -190,7 +200,7 @@ fn write_reproducer(
         target.name,
         input_path.display(),
         found.description,
-        found.seed % target.seeds.len(),
+        seed_index(target, found.seed),
         found.mutations
     );
     let text_path = out.join(format!("{stem}.txt"));
@@ -205,7 +215,8 @@ fn report(
     reproducers: usize,
 ) {
     println!(
-        "| loader | inputs | accepted | refused (by error kind) | violations | panics | slowest input |"
+        "| loader | inputs | accepted | refused (by error kind) | violations | panics | slowest input (inputs over {} ms) |",
+        args.slow_ms
     );
     println!("|---|---|---|---|---|---|---|");
     for (target, tally) in targets.iter().zip(tallies) {
@@ -215,14 +226,15 @@ fn report(
             .map(|(kind, count)| format!("{kind} {count}"))
             .collect();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} ms |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} ms ({}) |",
             target.name,
             tally.inputs,
             tally.accepted,
             refused.join(", "),
             tally.violations,
             tally.panics,
-            tally.slowest.as_secs_f64() * 1e3
+            tally.slowest.as_secs_f64() * 1e3,
+            tally.slow
         );
     }
     let total = |count: fn(&Tally) -> u64| tallies.iter().map(count).sum::<u64>();

@@ -9,22 +9,29 @@ mod fuzz_harness;
 
 use std::cell::Cell;
 
-use fuzz_harness::mutation::mutations;
 use fuzz_harness::targets::{Outcome, targets};
-use fuzz_harness::{input, run, scratch_folder};
-use proptest::prelude::*;
+use fuzz_harness::{input, inputs, run, scratch_folder};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 /// Mutated inputs per loader.
 const CASES_PER_TARGET: u32 = 400;
 
 #[test]
-fn every_loader_accepts_its_unmutated_seeds() {
+fn every_loader_accepts_its_seeds_and_refuses_degenerate_ones_with_an_error() {
     let scratch = scratch_folder().expect("a scratch folder");
     for target in targets() {
         for seed in 0..target.seeds.len() {
             let outcome = run(&target, &input(&target, seed, &[]), scratch.path());
             assert_eq!(outcome, Outcome::Accepted, "{} seed {seed}", target.name);
+        }
+        for degenerate in 0..target.degenerate_seeds.len() {
+            let seed = target.seeds.len() + degenerate;
+            let outcome = run(&target, &input(&target, seed, &[]), scratch.path());
+            assert!(
+                !matches!(outcome, Outcome::Violated(_)),
+                "{} seed {seed}: {outcome:?}",
+                target.name
+            );
         }
     }
 }
@@ -41,7 +48,7 @@ fn issue_19_mutated_inputs_load_or_fail_with_an_error_naming_the_file() {
         let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
         let mut runner = TestRunner::new_with_rng(config, rng);
         let (accepted, rejected) = (Cell::new(0), Cell::new(0));
-        let result = runner.run(&(any::<usize>(), mutations()), |(seed, mutations)| {
+        let result = runner.run(&inputs(&target), |(seed, mutations)| {
             let bytes = input(&target, seed, &mutations);
             match run(&target, &bytes, scratch.path()) {
                 Outcome::Violated(problem) => Err(TestCaseError::fail(format!(

@@ -7,16 +7,39 @@
 //! together and an error that names the file; a panic is a bug in the loader.
 
 pub mod mutation;
+mod recipes;
 pub mod targets;
 
 use std::path::{Path, PathBuf};
 
-use mutation::Mutation;
-use targets::{Encoding, Outcome, Target};
+use mutation::{Mutation, mutations, value_mutations};
+use proptest::prelude::*;
+use targets::{Encoding, Mutations, Outcome, Target};
+
+/// Draws an input of `target`: a seed (any number; see [`seed_index`]) and the mutations to apply.
+pub fn inputs(target: &Target) -> BoxedStrategy<(usize, Vec<Mutation>)> {
+    let mutations = match target.mutations {
+        Mutations::Any => mutations().boxed(),
+        Mutations::Mixed => prop_oneof![mutations(), value_mutations()].boxed(),
+        Mutations::Values => value_mutations().boxed(),
+    };
+    (any::<usize>(), mutations).boxed()
+}
+
+/// Which of `target`'s seeds (valid ones first, then degenerate ones) `seed` picks.
+pub fn seed_index(target: &Target, seed: usize) -> usize {
+    seed % (target.seeds.len() + target.degenerate_seeds.len())
+}
 
 /// The bytes written for `target` when `mutations` are applied to seed `seed`.
 pub fn input(target: &Target, seed: usize, mutations: &[Mutation]) -> Vec<u8> {
-    let mut bytes = target.seeds[seed % target.seeds.len()].clone();
+    let chosen = seed_index(target, seed);
+    let mut bytes = target
+        .seeds
+        .get(chosen)
+        .or_else(|| target.degenerate_seeds.get(chosen - target.seeds.len()))
+        .cloned()
+        .unwrap_or_default();
     mutation::apply_all(&mut bytes, mutations);
     match target.encoding {
         Encoding::Plain => bytes,
@@ -52,7 +75,10 @@ pub fn run(target: &Target, bytes: &[u8], scratch: &Path) -> Outcome {
         panic!("cannot write the fuzz input {}: {error}", path.display());
     }
     match (target.load)(&path) {
-        Outcome::Rejected { message, .. } if !message.contains(target.file_name) => {
+        Outcome::Rejected { message, .. }
+            if !message.contains(target.file_name)
+                && !target.error_names.iter().any(|name| message.contains(name)) =>
+        {
             Outcome::Violated(format!("the error does not name the file: {message}"))
         }
         outcome => outcome,

@@ -90,6 +90,44 @@ fn position() -> impl Strategy<Value = Position> {
     any::<u64>().prop_map(Position)
 }
 
+/// Numbers that are extreme or out of range for some field.
+const NUMBERS: &[&str] = &[
+    "1e300",
+    "-1e300",
+    "1e400",
+    "-0",
+    "NaN",
+    "inf",
+    "18446744073709551615",
+    "18446744073709551616",
+    "4294967296",
+    "-1",
+    "0",
+    "1",
+    "2",
+    "1e-320",
+    "0.5",
+];
+
+/// Names of RON variants and steps a session may hold, to swap one for another.
+const WORDS: &[&str] = &[
+    "DropCellsWithMissing",
+    "DropFeaturesWithMissing",
+    "DropZeroLibrary",
+    "DropConstantFeatures",
+    "LibrarySizeNormalise",
+    "Log2p1",
+    "Variance",
+    "AllCells",
+    "TrainingFold",
+    "None",
+    "FeaturesByCells",
+    "CellsByFeatures",
+    "Stratified",
+    "Shuffled",
+    "NumpyContiguous",
+];
+
 /// One change to an input file.
 #[derive(Debug, Clone)]
 pub enum Mutation {
@@ -157,6 +195,13 @@ pub enum Mutation {
         /// The replacement.
         with: &'static str,
     },
+    /// Replaces a capitalised word (a variant or step name) by another such name.
+    ReplaceWord {
+        /// Which word.
+        word: Position,
+        /// The replacement.
+        with: &'static str,
+    },
     /// Writes a `name: value` field twice.
     DuplicateField {
         /// Which field.
@@ -180,6 +225,21 @@ pub fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
     proptest::collection::vec(mutation(), 1..=4)
 }
 
+/// One to three mutations that keep the text's syntax more often than not
+/// (numbers, variant names and fields changed, lines dropped), so that most
+/// inputs reach the checks behind the parser.
+pub fn value_mutations() -> impl Strategy<Value = Vec<Mutation>> {
+    let value = prop_oneof![
+        4 => (position(), proptest::sample::select(NUMBERS))
+            .prop_map(|(number, with)| Mutation::ReplaceNumber { number, with }),
+        3 => (position(), proptest::sample::select(WORDS))
+            .prop_map(|(word, with)| Mutation::ReplaceWord { word, with }),
+        1 => position().prop_map(|field| Mutation::DuplicateField { field }),
+        1 => position().prop_map(|line| Mutation::DeleteLine { line }),
+    ];
+    proptest::collection::vec(value, 1..=3)
+}
+
 fn mutation() -> impl Strategy<Value = Mutation> {
     let interesting = proptest::sample::select(INTERESTING);
     let inserted = prop_oneof![
@@ -201,6 +261,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(token, with)| Mutation::ReplaceToken { token, with }),
         4 => (position(), interesting)
             .prop_map(|(number, with)| Mutation::ReplaceNumber { number, with }),
+        2 => (position(), proptest::sample::select(WORDS))
+            .prop_map(|(word, with)| Mutation::ReplaceWord { word, with }),
         2 => position().prop_map(|field| Mutation::DuplicateField { field }),
         2 => position().prop_map(|paren| Mutation::InsertUnknownField { paren }),
         1 => Just(Mutation::PrependBom),
@@ -263,6 +325,15 @@ impl Mutation {
                     .filter(|range| is_number(&input[range.clone()]))
                     .collect();
                 if let Some(range) = pick(&numbers, number) {
+                    input.splice(range, with.bytes());
+                }
+            }
+            Self::ReplaceWord { word, with } => {
+                let words: Vec<_> = tokens(input)
+                    .into_iter()
+                    .filter(|range| input[range.start].is_ascii_uppercase())
+                    .collect();
+                if let Some(range) = pick(&words, word) {
                     input.splice(range, with.bytes());
                 }
             }

@@ -17,6 +17,8 @@ use flate2::write::GzEncoder;
 use patchbench::data::{FeatureTable, Metadata, Orientation, read_metadata, read_table};
 use patchbench::session::{self, ExperimentConfig, Session, config_to_ron, parse_config};
 
+use super::recipes;
+
 /// What a loader made of one input.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -42,6 +44,18 @@ pub enum Encoding {
     Gzip,
 }
 
+/// Which mutations a target's inputs get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutations {
+    /// Byte-level and format-aware damage ([`super::mutation::mutations`]).
+    Any,
+    /// Half [`Mutations::Any`], half [`Mutations::Values`]: text formats whose
+    /// checks behind the parser deserve as many inputs as the parser.
+    Mixed,
+    /// Values, words and fields changed ([`super::mutation::value_mutations`]).
+    Values,
+}
+
 /// A loader and the inputs it is fuzzed with.
 pub struct Target {
     /// Short name, for reports and reproducer files.
@@ -50,6 +64,12 @@ pub struct Target {
     pub file_name: &'static str,
     /// Valid inputs that mutations start from; each one is accepted unmutated.
     pub seeds: Vec<Vec<u8>>,
+    /// Further starting points that may be refused unmutated (degenerate data).
+    pub degenerate_seeds: Vec<Vec<u8>>,
+    /// What an error may name instead of the file (e.g. `dataset `).
+    pub error_names: &'static [&'static str],
+    /// Which mutations its inputs get.
+    pub mutations: Mutations,
     /// How the mutated bytes are written.
     pub encoding: Encoding,
     /// Reads the file at the given path.
@@ -65,6 +85,9 @@ pub fn targets() -> Vec<Target> {
             name: "session",
             file_name: "session.ron",
             seeds: session_seeds(),
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Mixed,
             encoding: Encoding::Plain,
             load: Box::new(load_session),
         },
@@ -73,6 +96,9 @@ pub fn targets() -> Vec<Target> {
             name: "table_cells_by_features",
             file_name: "table.csv",
             seeds: cells_by_features.clone(),
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Any,
             encoding: Encoding::Plain,
             load: Box::new(|path| load_table(path, Orientation::CellsByFeatures)),
         },
@@ -80,6 +106,9 @@ pub fn targets() -> Vec<Target> {
             name: "table_features_by_cells",
             file_name: "table.csv",
             seeds: features_by_cells.clone(),
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Any,
             encoding: Encoding::Plain,
             load: Box::new(|path| load_table(path, Orientation::FeaturesByCells)),
         },
@@ -87,6 +116,9 @@ pub fn targets() -> Vec<Target> {
             name: "table_gzip_text",
             file_name: "table.csv.gz",
             seeds: cells_by_features,
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Any,
             encoding: Encoding::Gzip,
             load: Box::new(|path| load_table(path, Orientation::CellsByFeatures)),
         },
@@ -94,6 +126,9 @@ pub fn targets() -> Vec<Target> {
             name: "table_gzip_stream",
             file_name: "table.tsv.gz",
             seeds: features_by_cells.iter().map(|seed| gzip(seed)).collect(),
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Any,
             encoding: Encoding::Plain,
             load: Box::new(|path| load_table(path, Orientation::FeaturesByCells)),
         },
@@ -101,9 +136,13 @@ pub fn targets() -> Vec<Target> {
             name: "metadata",
             file_name: "metadata.csv",
             seeds: metadata_seeds(),
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Any,
             encoding: Encoding::Plain,
             load: Box::new(load_metadata),
         },
+        recipes::target(),
     ]
 }
 
@@ -115,7 +154,7 @@ pub fn kind_of(error: &impl Debug) -> String {
         .collect()
 }
 
-fn rejected(error: &(impl Debug + std::fmt::Display)) -> Outcome {
+pub(super) fn rejected(error: &(impl Debug + std::fmt::Display)) -> Outcome {
     Outcome::Rejected {
         kind: kind_of(error),
         message: error.to_string(),
@@ -130,7 +169,7 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
-fn repository_file(relative: &str) -> PathBuf {
+pub(super) fn repository_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
@@ -255,6 +294,9 @@ fn experiment_config_target() -> Target {
         name: "experiment_config",
         file_name: "experiment.ron",
         seeds,
+        degenerate_seeds: Vec::new(),
+        error_names: &[],
+        mutations: Mutations::Mixed,
         encoding: Encoding::Plain,
         load: Box::new(move |path| load_config(path, &base, replaced)),
     }
@@ -317,7 +359,7 @@ fn load_table(path: &Path, orientation: Orientation) -> Outcome {
 }
 
 /// What is wrong with a loaded table: shape, ids or values.
-fn table_problem(table: &FeatureTable) -> Option<String> {
+pub(super) fn table_problem(table: &FeatureTable) -> Option<String> {
     if table.values.dim() != (table.cells.len(), table.features.len()) {
         return Some(format!(
             "{} cells and {} features but a {:?} matrix",
