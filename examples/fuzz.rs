@@ -4,14 +4,16 @@
 //!
 //! ```text
 //! cargo run --release --example fuzz -- [--inputs N] [--seed S] [--out DIR] [--target NAME]...
+//! cargo run --release --example fuzz -- --target NAME --replay FILE
 //! ```
 //! Defaults: 1,000,000 inputs, seed 1, reproducers in `target/fuzz`, every
 //! loader. Prints, per loader, how many inputs were accepted, refused (by
 //! error kind), broke an invariant (a loaded result that does not hold
 //! together, or an error that does not name the file) or panicked. Every
 //! panic and violation leaves its input (`panic-N-LOADER-FILE`) and what
-//! happened (`.txt`) in the output folder; load such a file with the loader
-//! to reproduce it.
+//! happened (`.txt`) in the output folder; `--replay FILE` loads such a file
+//! with the loader named by `--target`, without catching a panic, and says
+//! what happened and how long it took.
 
 #[path = "../tests/fuzz_harness/mod.rs"]
 mod fuzz_harness;
@@ -54,6 +56,9 @@ struct Args {
     /// Fuzz only these loaders (repeatable); all by default.
     #[arg(long = "target")]
     only: Vec<String>,
+    /// Load this file (a reproducer) with the one loader named by `--target`.
+    #[arg(long, requires = "only")]
+    replay: Option<PathBuf>,
 }
 
 /// Counts for one loader.
@@ -82,8 +87,11 @@ fn main() -> Result<()> {
     if targets.is_empty() {
         bail!("no loader called {:?}", args.only);
     }
-    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     let scratch = scratch_folder().context("a scratch folder")?;
+    if let Some(file) = &args.replay {
+        return replay(&targets, file, scratch.path());
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
     std::panic::set_hook(Box::new(|info| {
         let place = info
             .location()
@@ -174,6 +182,22 @@ fn main() -> Result<()> {
         }
     }
     report(&args, &targets, &tallies, started.elapsed(), reproducers);
+    Ok(())
+}
+
+/// Loads `file` with the only target and prints the outcome and the time it took.
+fn replay(targets: &[Target], file: &Path, scratch: &Path) -> Result<()> {
+    let [target] = targets else {
+        bail!("--replay needs exactly one --target");
+    };
+    let bytes = std::fs::read(file).with_context(|| file.display().to_string())?;
+    let began = Instant::now();
+    let outcome = run(target, &bytes, scratch);
+    println!(
+        "{}: {outcome:?} in {:.1} ms",
+        target.name,
+        began.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }
 
