@@ -76,72 +76,81 @@ pub struct Target {
     pub load: Box<dyn Fn(&Path) -> Outcome>,
 }
 
+impl Target {
+    /// A loader of one file kind whose seeds all load and whose errors name
+    /// the file, fuzzed with every kind of mutation.
+    fn file(
+        name: &'static str,
+        file_name: &'static str,
+        seeds: Vec<Vec<u8>>,
+        encoding: Encoding,
+        load: impl Fn(&Path) -> Outcome + 'static,
+    ) -> Self {
+        Self {
+            name,
+            file_name,
+            seeds,
+            degenerate_seeds: Vec::new(),
+            error_names: &[],
+            mutations: Mutations::Any,
+            encoding,
+            load: Box::new(load),
+        }
+    }
+}
+
 /// Every target, in the order reports list them.
 pub fn targets() -> Vec<Target> {
     let cells_by_features = cells_by_features_seeds();
     let features_by_cells = features_by_cells_seeds();
+    let gzip_streams = features_by_cells.iter().map(|seed| gzip(seed)).collect();
     vec![
         Target {
-            name: "session",
-            file_name: "session.ron",
-            seeds: session_seeds(),
-            degenerate_seeds: Vec::new(),
-            error_names: &[],
             mutations: Mutations::Mixed,
-            encoding: Encoding::Plain,
-            load: Box::new(load_session),
+            ..Target::file(
+                "session",
+                "session.ron",
+                session_seeds(),
+                Encoding::Plain,
+                load_session,
+            )
         },
         experiment_config_target(),
-        Target {
-            name: "table_cells_by_features",
-            file_name: "table.csv",
-            seeds: cells_by_features.clone(),
-            degenerate_seeds: Vec::new(),
-            error_names: &[],
-            mutations: Mutations::Any,
-            encoding: Encoding::Plain,
-            load: Box::new(|path| load_table(path, Orientation::CellsByFeatures)),
-        },
-        Target {
-            name: "table_features_by_cells",
-            file_name: "table.csv",
-            seeds: features_by_cells.clone(),
-            degenerate_seeds: Vec::new(),
-            error_names: &[],
-            mutations: Mutations::Any,
-            encoding: Encoding::Plain,
-            load: Box::new(|path| load_table(path, Orientation::FeaturesByCells)),
-        },
-        Target {
-            name: "table_gzip_text",
-            file_name: "table.csv.gz",
-            seeds: cells_by_features,
-            degenerate_seeds: Vec::new(),
-            error_names: &[],
-            mutations: Mutations::Any,
-            encoding: Encoding::Gzip,
-            load: Box::new(|path| load_table(path, Orientation::CellsByFeatures)),
-        },
-        Target {
-            name: "table_gzip_stream",
-            file_name: "table.tsv.gz",
-            seeds: features_by_cells.iter().map(|seed| gzip(seed)).collect(),
-            degenerate_seeds: Vec::new(),
-            error_names: &[],
-            mutations: Mutations::Any,
-            encoding: Encoding::Plain,
-            load: Box::new(|path| load_table(path, Orientation::FeaturesByCells)),
-        },
-        Target {
-            name: "metadata",
-            file_name: "metadata.csv",
-            seeds: metadata_seeds(),
-            degenerate_seeds: Vec::new(),
-            error_names: &[],
-            mutations: Mutations::Any,
-            encoding: Encoding::Plain,
-            load: Box::new(load_metadata),
-        },
+        Target::file(
+            "table_cells_by_features",
+            "table.csv",
+            cells_by_features.clone(),
+            Encoding::Plain,
+            |path| load_table(path, Orientation::CellsByFeatures),
+        ),
+        Target::file(
+            "table_features_by_cells",
+            "table.csv",
+            features_by_cells,
+            Encoding::Plain,
+            |path| load_table(path, Orientation::FeaturesByCells),
+        ),
+        Target::file(
+            "table_gzip_text",
+            "table.csv.gz",
+            cells_by_features,
+            Encoding::Gzip,
+            |path| load_table(path, Orientation::CellsByFeatures),
+        ),
+        Target::file(
+            "table_gzip_stream",
+            "table.tsv.gz",
+            gzip_streams,
+            Encoding::Plain,
+            |path| load_table(path, Orientation::FeaturesByCells),
+        ),
+        Target::file(
+            "metadata",
+            "metadata.csv",
+            metadata_seeds(),
+            Encoding::Plain,
+            load_metadata,
+        ),
         recipes::target(),
     ]
 }
@@ -291,14 +300,14 @@ fn experiment_config_target() -> Target {
         }
     }
     Target {
-        name: "experiment_config",
-        file_name: "experiment.ron",
-        seeds,
-        degenerate_seeds: Vec::new(),
-        error_names: &[],
         mutations: Mutations::Mixed,
-        encoding: Encoding::Plain,
-        load: Box::new(move |path| load_config(path, &base, replaced)),
+        ..Target::file(
+            "experiment_config",
+            "experiment.ron",
+            seeds,
+            Encoding::Plain,
+            move |path| load_config(path, &base, replaced),
+        )
     }
 }
 
