@@ -9,6 +9,7 @@
 pub mod mutation;
 mod recipes;
 pub mod targets;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +45,7 @@ pub fn input(target: &Target, seed: usize, mutations: &[Mutation]) -> Vec<u8> {
     match target.encoding {
         Encoding::Plain => bytes,
         Encoding::Gzip => targets::gzip(&bytes),
+        Encoding::SafetensorsHeader => weights::framed(&bytes),
     }
 }
 

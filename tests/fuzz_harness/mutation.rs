@@ -275,11 +275,7 @@ impl Mutation {
                 }
             }
             Self::ReplaceNumber { number, with } => {
-                let numbers: Vec<_> = tokens(input)
-                    .into_iter()
-                    .filter(|range| is_number(&input[range.clone()]))
-                    .collect();
-                if let Some(range) = pick(&numbers, number) {
+                if let Some(range) = pick(&numbers(input), number) {
                     input.splice(range, with.bytes());
                 }
             }
@@ -395,9 +391,26 @@ fn tokens(input: &[u8]) -> Vec<Range<usize>> {
     ranges
 }
 
-fn is_number(token: &[u8]) -> bool {
-    let digits = token.strip_prefix(b"-").unwrap_or(token);
-    digits.first().is_some_and(u8::is_ascii_digit)
+/// Numbers, also inside strings (a count in a JSON header's `"2"`), but not
+/// digits that are part of a name (`Log2p1`, `sim0001`).
+fn numbers(input: &[u8]) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < input.len() {
+        let start = i;
+        let signed = input[i] == b'-' && input.get(i + 1).is_some_and(u8::is_ascii_digit);
+        let after_name = i > 0 && is_word_byte(input[i - 1]);
+        if (input[i].is_ascii_digit() || signed) && !after_name {
+            i += 1;
+            while i < input.len() && is_word_byte(input[i]) {
+                i += 1;
+            }
+            ranges.push(start..i);
+        } else {
+            i += 1;
+        }
+    }
+    ranges
 }
 
 /// `name: value` fields of RON text: from the name to the end of the value
@@ -467,6 +480,14 @@ mod tests {
             b")",
         ];
         assert_eq!(words, expected);
+    }
+
+    #[test]
+    fn numbers_are_found_in_strings_but_not_in_names() {
+        let text = br#"{"layers":"2", "x": -1.5e3, "Log2p1": sim0001}"#;
+        let found: Vec<&[u8]> = numbers(text).into_iter().map(|r| &text[r]).collect();
+        let expected: Vec<&[u8]> = vec![b"2", b"-1.5e3"];
+        assert_eq!(found, expected);
     }
 
     #[test]

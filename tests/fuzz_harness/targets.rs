@@ -17,7 +17,7 @@ use flate2::write::GzEncoder;
 use patchbench::data::{FeatureTable, Metadata, Orientation, read_metadata, read_table};
 use patchbench::session::{self, ExperimentConfig, Session, config_to_ron, parse_config};
 
-use super::recipes;
+use super::{recipes, weights};
 
 /// What a loader made of one input.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +42,9 @@ pub enum Encoding {
     Plain,
     /// Gzip-compressed first, so the damage is inside a valid stream.
     Gzip,
+    /// A safetensors header (JSON), a newline, then the tensor data: framed
+    /// with the header's length, so a mutated header is still read as one.
+    SafetensorsHeader,
 }
 
 /// Which mutations a target's inputs get.
@@ -79,7 +82,7 @@ pub struct Target {
 impl Target {
     /// A loader of one file kind whose seeds all load and whose errors name
     /// the file, fuzzed with every kind of mutation.
-    fn file(
+    pub(super) fn file(
         name: &'static str,
         file_name: &'static str,
         seeds: Vec<Vec<u8>>,
@@ -152,6 +155,7 @@ pub fn targets() -> Vec<Target> {
             load_metadata,
         ),
         recipes::target(),
+        weights::target(),
     ]
 }
 
