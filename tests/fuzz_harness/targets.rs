@@ -264,9 +264,14 @@ fn load_session(path: &Path) -> Outcome {
         }
     }
     for experiment in &loaded.experiments {
-        let config = ExperimentConfig::of(experiment);
-        let reparsed = config_to_ron(experiment).and_then(|text| parse_config(&text, path));
-        if reparsed.as_ref().ok() != Some(&config) {
+        // Compared as text: a NaN hyperparameter is not equal to itself.
+        let written = config_to_ron(experiment);
+        let reparsed = written
+            .as_ref()
+            .ok()
+            .map(|text| parse_config(text, path).map(|config| ron::to_string(&config).ok()));
+        let original = ron::to_string(&ExperimentConfig::of(experiment)).ok();
+        if !matches!(&reparsed, Some(Ok(text)) if *text == original) {
             return Outcome::Violated(format!(
                 "experiment `{}`'s config file does not read back: {reparsed:?}",
                 experiment.name
