@@ -177,7 +177,8 @@ impl DenseNet {
             }
             Ok((view.shape().to_vec(), finite_values(name, &view)?))
         };
-        let mut layers = Vec::with_capacity(count);
+        // The count comes from the file: reserve no more than its tensors can fill.
+        let mut layers = Vec::with_capacity(count.min(tensors.len() / 2));
         for i in 0..count {
             let (shape, weight) = read(&format!("layer{i}.weight"), 2)?;
             let (_, bias) = read(&format!("layer{i}.bias"), 1)?;
@@ -200,7 +201,8 @@ impl DenseNet {
                 bias_l2: true,
             });
         }
-        Ok((DenseNet::new(layers)?, meta))
+        let network = DenseNet::new(layers).map_err(|e| file_error(e.to_string()))?;
+        Ok((network, meta))
     }
 }
 
