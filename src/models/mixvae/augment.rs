@@ -405,8 +405,8 @@ impl LabelPreservation {
 /// principal components) on the original samples `original` of the rows
 /// `rows`, labelled `labels`, except every fifth, and scores it on those
 /// held-out rows of `original` and of `augmented` (the same samples after
-/// augmentation). A nearest neighbour, unlike a Gaussian classifier, does
-/// not punish the smoothness of decoded samples in low-variance directions.
+/// augmentation). A nearest neighbour assumes nothing about the shape of
+/// the classes, which decoded (smoothed) samples need not share.
 pub fn label_preservation(
     original: ArrayView2<'_, f32>,
     augmented: ArrayView2<'_, f32>,
