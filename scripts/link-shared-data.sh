@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 shared="${PATCHBENCH_SHARED:-../shared}/data"
 [ -d "$shared" ] || { echo "no $shared: skipping the real-data links"; exit 0; }
 shared="$(cd "$shared" && pwd)"
-for name in m1_patchseq digits; do
+for name in m1_patchseq digits mnist5k; do
     if [ -d "$shared/$name" ] && [ ! -e "data/$name" ]; then
         ln -s "$shared/$name" "data/$name"
         echo "linked data/$name -> $shared/$name"

@@ -243,12 +243,31 @@ fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
     let z_e = &result.latents.first().expect("z_E beside z_T").latent;
     assert_eq!(result.latents[0].name, "z_E");
     assert_eq!((z_e.dims, &z_e.cells), (3, &z_t.cells));
-    assert!(
+    let curve = |name: &str| {
         result
             .curves
             .iter()
-            .any(|c| c.name == "loss" && !c.values.is_empty())
-    );
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("curve {name}"))
+    };
+    let steps = curve("loss").values.len();
+    assert!(steps > 0);
+    // The collapse diagnostics of Gala et al.'s Fig. 1B, per modality, over training.
+    for name in ["T", "E"] {
+        let rms = &curve(&format!("latent_rms_{name}")).values;
+        let corr = &curve(&format!("latent_abs_corr_{name}")).values;
+        assert_eq!((rms.len(), corr.len()), (steps, steps));
+        assert!(rms.iter().all(|&r| r > 0.0 && r.is_finite()), "{rms:?}");
+        assert!(corr.iter().all(|&c| (0.0..=1.0).contains(&c)), "{corr:?}");
+    }
+    let last_corr = lines[0]["metrics"]["latent_abs_corr_last"]
+        .as_f64()
+        .expect("latent_abs_corr_last");
+    assert!((0.0..=1.0).contains(&last_corr), "{last_corr}");
+    let ratio = lines[0]["metrics"]["latent_rms_ratio"]
+        .as_f64()
+        .expect("latent_rms_ratio");
+    assert!(ratio > 0.0 && ratio.is_finite(), "{ratio}");
     assert!(
         result
             .confusions

@@ -5,7 +5,7 @@ use ndarray::Array2;
 use patchbench::analysis::clustering::adjusted_rand_index;
 use patchbench::models::mixvae::{
     Augmentation, GeneratorConfig, MixVaeConfig, MixVaeError, Output, aitchison_distance_sq,
-    d_sigma_sq, fit,
+    d_sigma_sq, fit, label_preservation,
 };
 use patchbench::progress::{Event, Quiet, Recorder};
 use rand::{Rng, SeedableRng};
@@ -184,6 +184,31 @@ fn the_generator_augmenter_trains_and_feeds_the_agents() {
             .any(|e| matches!(e, Event::Metric { name, .. } if name == "augmenter_loss"))
     );
     assert_eq!(fitted.consensus.len(), labels.len());
+    let copy = fitted
+        .augmented
+        .expect("the augmenter's copy of every cell");
+    assert_eq!(copy.dim(), x.dim());
+    assert!(copy.iter().all(|v| v.is_finite()) && copy != x);
+}
+
+#[test]
+fn label_preservation_falls_when_augmentation_destroys_the_classes() {
+    let (x, labels) = gaussian_mixture(4, 60, 40, 1.0, 8);
+    let rows: Vec<usize> = (0..labels.len()).collect();
+    let same = label_preservation(x.view(), x.view(), &rows, &labels).unwrap();
+    assert!(same.original_accuracy > 0.95, "{same:?}");
+    assert_eq!(same.ratio(), 1.0);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut noisy = |std: f32| x.mapv(|v| v + std * rng.sample::<f32, _>(StandardNormal));
+    let mild = label_preservation(x.view(), noisy(0.3).view(), &rows, &labels).unwrap();
+    assert!(mild.ratio() > 0.9, "{mild:?}");
+    let destroyed = label_preservation(x.view(), noisy(30.0).view(), &rows, &labels).unwrap();
+    assert!(destroyed.ratio() < 0.6, "{destroyed:?}");
+    let short = x.select(ndarray::Axis(0), &rows[..10]);
+    let message = label_preservation(x.view(), short.view(), &rows, &labels)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("label preservation"), "{message}");
 }
 
 #[test]

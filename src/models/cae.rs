@@ -26,7 +26,7 @@ pub use coupling::{
 };
 pub use data::MultiModal;
 pub use model::CoupledAutoencoder;
-pub use train::{LossRecord, Trained, train};
+pub use train::{LossRecord, Trained, max_abs_correlation, train};
 
 use std::path::Path;
 

@@ -29,6 +29,7 @@ mod train;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use augment::{LabelPreservation, label_preservation};
 pub use config::{
     Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, Output, SoftmaxMode, StateNoise,
     StatePrior,

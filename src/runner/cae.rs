@@ -80,8 +80,10 @@ pub(super) fn run(
         .name()
         .to_string();
     let curves = mean_curves(&histories, &experiment.modalities);
+    let collapse = collapse_metrics(&curves);
     let mut outcome =
         pooled.into_outcome(&prepared, &analysis.levels, curves, coupling, config.lambda);
+    outcome.metrics.extend(collapse);
     outcome
         .metrics
         .insert("cells".into(), prepared.ids.len() as f64);
@@ -239,5 +241,48 @@ fn mean_curves(histories: &[Vec<LossRecord>], modalities: &[String]) -> Vec<Curv
             values: mean(&|r| r.recon.get(i).copied().unwrap_or(f64::NAN)),
         });
     }
+    for (i, name) in modalities.iter().enumerate() {
+        curves.push(Curve {
+            name: format!("{LATENT_RMS}{name}"),
+            values: mean(&|r| r.latent_rms.get(i).copied().unwrap_or(f64::NAN)),
+        });
+        let corr = mean(&|r| r.latent_abs_corr.get(i).copied().unwrap_or(f64::NAN));
+        if corr.iter().all(|c| c.is_finite()) {
+            curves.push(Curve {
+                name: format!("{LATENT_CORR}{name}"),
+                values: corr,
+            });
+        }
+    }
     curves
+}
+
+/// Name prefix of the curves of each modality's latent RMS.
+const LATENT_RMS: &str = "latent_rms_";
+/// Name prefix of the curves of each modality's largest latent |correlation|.
+const LATENT_CORR: &str = "latent_abs_corr_";
+
+/// The degeneracies of Gala et al.'s Fig. 1B, read off the training curves
+/// and averaged over modalities: `latent_rms_ratio` (first over last RMS
+/// of the codes; large when the codes shrink to a point), `latent_rms_last`
+/// and `latent_abs_corr_last` (near 1 when they collapse onto a line).
+fn collapse_metrics(curves: &[Curve]) -> BTreeMap<String, f64> {
+    let mean_over = |prefix: &str, f: &dyn Fn(&[f64]) -> Option<f64>| -> Option<f64> {
+        let values: Vec<f64> = curves
+            .iter()
+            .filter(|c| c.name.starts_with(prefix))
+            .filter_map(|c| f(&c.values))
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
+    let last = |v: &[f64]| v.last().copied();
+    let ratio = |v: &[f64]| Some(v.first()? / v.last()?);
+    [
+        ("latent_rms_ratio", mean_over(LATENT_RMS, &ratio)),
+        ("latent_rms_last", mean_over(LATENT_RMS, &last)),
+        ("latent_abs_corr_last", mean_over(LATENT_CORR, &last)),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name.to_string(), v)))
+    .collect()
 }

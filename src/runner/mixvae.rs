@@ -12,7 +12,7 @@ use crate::analysis::clustering::{
 use crate::analysis::confusion::Confusion;
 use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
-use crate::models::mixvae::{MixVaeConfig, MixVaeFit, fit};
+use crate::models::mixvae::{MixVaeConfig, MixVaeError, MixVaeFit, fit, label_preservation};
 use crate::progress::{Event, Sink};
 use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
 
@@ -96,9 +96,9 @@ pub(super) fn run(
             seed,
             ..spec.model.clone()
         };
-        let fitted = fit(x.view(), &config, sink)
-            .map_err(|source| RunError::model(&experiment.name, source))?;
-        scores.push(score(&fitted, truth.as_ref()));
+        let model_error = |source: MixVaeError| RunError::model(&experiment.name, source);
+        let fitted = fit(x.view(), &config, sink).map_err(model_error)?;
+        scores.push(score(&fitted, truth.as_ref(), &x).map_err(model_error)?);
         fits.push(fitted);
     }
     let mut metrics = BTreeMap::new();
@@ -208,10 +208,17 @@ pub(super) fn run(
 }
 
 /// The scores of one fit: agent-averaged accuracy/ARI/AMI (the paper reports
-/// the average over agents), consensus scores, AMP, agreement and category use.
-fn score(fit: &MixVaeFit, truth: Option<&Truth>) -> BTreeMap<String, f64> {
+/// the average over agents), consensus scores, AMP (of all agents and of the
+/// first), agreement and category use, and how well the augmenter preserves
+/// the labels of the samples `x` (see [`label_preservation`]).
+fn score(
+    fit: &MixVaeFit,
+    truth: Option<&Truth>,
+    x: &ndarray::Array2<f32>,
+) -> Result<BTreeMap<String, f64>, MixVaeError> {
     let mut m = BTreeMap::new();
     m.insert("amp".into(), fit.amp());
+    m.insert("amp_agent1".into(), fit.agent_amp(0));
     m.insert("mean_confidence".into(), fit.mean_confidence());
     m.insert("agent_agreement".into(), fit.agreement);
     let used = fit.category_sizes.iter().filter(|&&n| n > 0).count();
@@ -240,8 +247,17 @@ fn score(fit: &MixVaeFit, truth: Option<&Truth>) -> BTreeMap<String, f64> {
             matched_accuracy(&c, &t.classes),
         );
         m.insert("consensus_ari".into(), adjusted_rand_index(&c, &t.classes));
+        if let Some(augmented) = &fit.augmented {
+            let check = label_preservation(x.view(), augmented.view(), &t.rows, &t.classes)?;
+            m.insert("augment_original_accuracy".into(), check.original_accuracy);
+            m.insert(
+                "augment_augmented_accuracy".into(),
+                check.augmented_accuracy,
+            );
+            m.insert("augment_label_preservation".into(), check.ratio());
+        }
     }
-    m
+    Ok(m)
 }
 
 /// Per-epoch loss parts averaged over seeds.

@@ -1,7 +1,7 @@
 //! The training loop: partially paired mini-batches, augmentation, Σ α_i
 //! reconstruction + λ · coupling over every pair of agents, Adam.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -32,6 +32,37 @@ pub struct LossRecord {
     /// Root mean square of each modality's batch codes: shrinks towards 0
     /// when a coupling lets the codes collapse to a point.
     pub latent_rms: Vec<f64>,
+    /// Largest |correlation| between two latent dimensions of each
+    /// modality's batch codes: approaches 1 when a coupling lets the codes
+    /// collapse onto a line (NaN for a one-dimensional latent).
+    pub latent_abs_corr: Vec<f64>,
+}
+
+/// Largest absolute Pearson correlation between two columns of `z` (NaN
+/// with fewer than two columns; a constant column counts as uncorrelated).
+pub fn max_abs_correlation(z: ArrayView2<'_, f64>) -> f64 {
+    let Some(mean) = z.mean_axis(Axis(0)) else {
+        return f64::NAN;
+    };
+    let centred = &z - &mean;
+    let cov = centred.t().dot(&centred);
+    let mut largest = f64::NAN;
+    for i in 0..z.ncols() {
+        for j in 0..i {
+            let denominator = (cov[[i, i]] * cov[[j, j]]).sqrt();
+            let corr = if denominator > 0.0 {
+                (cov[[i, j]] / denominator).abs()
+            } else {
+                0.0
+            };
+            largest = if largest.is_nan() {
+                corr
+            } else {
+                largest.max(corr)
+            };
+        }
+    }
+    largest
 }
 
 /// A trained model and its loss history.
@@ -72,6 +103,7 @@ pub fn train(
     let mut acc_recon = vec![0.0; k];
     let mut acc_coupling = 0.0;
     let mut acc_rms = vec![0.0; k];
+    let mut acc_corr = vec![0.0; k];
     let mut acc_steps = 0usize;
     for step in 1..=config.steps {
         if sink.cancelled() {
@@ -104,8 +136,9 @@ pub fn train(
             .iter()
             .map(|z| z.to_array().map(|a| a.mapv(f64::from)))
             .collect::<Result<_, _>>()?;
-        for (rms, v) in acc_rms.iter_mut().zip(&values) {
+        for ((rms, corr), v) in acc_rms.iter_mut().zip(&mut acc_corr).zip(&values) {
             *rms += v.mapv(|x| x * x).mean().unwrap_or(0.0).sqrt();
+            *corr += max_abs_correlation(v.view());
         }
         if config.lambda > 0.0 {
             let mut grads: Vec<Array2<f64>> =
@@ -157,6 +190,7 @@ pub fn train(
                 recon: acc_recon.iter().map(|r| r / n).collect(),
                 coupling: acc_coupling / n,
                 latent_rms: acc_rms.iter().map(|r| r / n).collect(),
+                latent_abs_corr: acc_corr.iter().map(|c| c / n).collect(),
             };
             let s = step as u64;
             sink.event(Event::Step { done: s });
@@ -185,6 +219,7 @@ pub fn train(
             acc_coupling = 0.0;
             acc_recon.iter_mut().for_each(|r| *r = 0.0);
             acc_rms.iter_mut().for_each(|r| *r = 0.0);
+            acc_corr.iter_mut().for_each(|c| *c = 0.0);
             acc_steps = 0;
         }
     }
@@ -197,4 +232,21 @@ pub fn train(
     }
     model.store.check_finite()?;
     Ok(Trained { model, history })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_abs_correlation;
+    use ndarray::array;
+
+    #[test]
+    fn correlation_of_codes_on_a_line_is_one_and_of_independent_codes_zero() {
+        let line = array![[1.0, -2.0], [2.0, -4.0], [3.0, -6.0], [5.0, -10.0]];
+        assert!((max_abs_correlation(line.view()) - 1.0).abs() < 1e-12);
+        let cross = array![[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]];
+        assert!(max_abs_correlation(cross.view()).abs() < 1e-12);
+        let flat = array![[1.0, 3.0], [2.0, 3.0], [3.0, 3.0]];
+        assert_eq!(max_abs_correlation(flat.view()), 0.0);
+        assert!(max_abs_correlation(array![[1.0], [2.0]].view()).is_nan());
+    }
 }

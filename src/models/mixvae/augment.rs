@@ -11,14 +11,21 @@
 //! see the reference), all terms here reach the generator, and the
 //! reparameterisation noise is Gaussian. Afterwards it is frozen and `x_n`
 //! is each agent's copy.
+//!
+//! [`label_preservation`] judges an augmenter as the paper does (MNIST: a
+//! digit classifier keeps 96.6 % of its accuracy on augmented images): a
+//! classifier trained on original samples is scored on held-out originals
+//! and on their augmented copies.
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use super::MixVaeError;
 use super::config::{Augmentation, GeneratorConfig};
+use crate::analysis::cca::Pca;
 use crate::nn::{
     self, Adam, AdamConfig, BatchNorm, Device, Linear, Mode, NnError, ParamStore, Scalar, Var,
 };
@@ -370,4 +377,102 @@ fn bce_logits(logit: Var, target: f32) -> Result<Scalar, NnError> {
 /// Euclidean distance of every row of `a` to the same row of `b`, `(rows, 1)`.
 fn row_distance(a: Var, b: Var) -> Result<Var, NnError> {
     a.sub(b)?.square()?.row_sums()?.add_scalar(1e-8)?.powf(0.5)
+}
+
+/// Principal components the label-preservation classifier works in.
+const PRESERVATION_PCS: usize = 30;
+
+/// Every this many labelled samples, one is held out from the classifier.
+const PRESERVATION_HOLDOUT: usize = 5;
+
+/// A classifier's accuracy on held-out original samples and on their augmented copies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelPreservation {
+    /// Accuracy on the held-out original samples.
+    pub original_accuracy: f64,
+    /// Accuracy on the augmented copies of the same samples.
+    pub augmented_accuracy: f64,
+}
+
+impl LabelPreservation {
+    /// The share of the classifier's accuracy that survives augmentation
+    /// (the paper's label preservation: 96.14 / 99.54 = 96.6 % on MNIST).
+    pub fn ratio(&self) -> f64 {
+        self.augmented_accuracy / self.original_accuracy
+    }
+}
+
+/// Trains a classifier (the nearest neighbour in the space of the top 30
+/// principal components) on the original samples `original` of the rows
+/// `rows`, labelled `labels`, except every fifth, and scores it on those
+/// held-out rows of `original` and of `augmented` (the same samples after
+/// augmentation). A nearest neighbour assumes nothing about the shape of
+/// the classes, which decoded (smoothed) samples need not share.
+pub fn label_preservation(
+    original: ArrayView2<'_, f32>,
+    augmented: ArrayView2<'_, f32>,
+    rows: &[usize],
+    labels: &[usize],
+) -> Result<LabelPreservation, MixVaeError> {
+    let failed = |what: String| MixVaeError::Data(format!("label preservation: {what}"));
+    if original.dim() != augmented.dim() || rows.len() != labels.len() {
+        return Err(failed(format!(
+            "{:?} original and {:?} augmented samples, {} rows and {} labels",
+            original.dim(),
+            augmented.dim(),
+            rows.len(),
+            labels.len()
+        )));
+    }
+    if let Some(&row) = rows.iter().find(|&&r| r >= original.nrows()) {
+        return Err(failed(format!("row {row} of {} samples", original.nrows())));
+    }
+    let held_out = |i: usize| i % PRESERVATION_HOLDOUT == PRESERVATION_HOLDOUT - 1;
+    let split = |keep_held_out: bool| -> (Vec<usize>, Vec<usize>) {
+        rows.iter()
+            .zip(labels)
+            .enumerate()
+            .filter(|(i, _)| held_out(*i) == keep_held_out)
+            .map(|(_, (&r, &l))| (r, l))
+            .unzip()
+    };
+    let (train_rows, train_labels) = split(false);
+    let (test_rows, test_labels) = split(true);
+    if test_rows.is_empty() || train_rows.is_empty() {
+        return Err(failed(format!(
+            "{} labelled samples are too few to train and test on",
+            rows.len()
+        )));
+    }
+    let pick = |x: ArrayView2<'_, f32>, rows: &[usize]| x.select(Axis(0), rows).mapv(f64::from);
+    let train_x = pick(original, &train_rows);
+    let pca = Pca::fit(train_x.view(), PRESERVATION_PCS).map_err(|e| failed(e.to_string()))?;
+    let reference = pca.transform(train_x.view());
+    let accuracy = |x: ArrayView2<'_, f32>| -> f64 {
+        let scores = pca.transform(pick(x, &test_rows).view());
+        let correct = scores
+            .rows()
+            .into_iter()
+            .zip(&test_labels)
+            .filter(|(query, label)| {
+                let nearest = reference
+                    .rows()
+                    .into_iter()
+                    .map(|r| {
+                        r.iter()
+                            .zip(query)
+                            .map(|(a, b)| (a - b) * (a - b))
+                            .sum::<f64>()
+                    })
+                    .enumerate()
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                nearest.map(|(r, _)| train_labels[r]) == Some(**label)
+            })
+            .count();
+        correct as f64 / test_labels.len() as f64
+    };
+    Ok(LabelPreservation {
+        original_accuracy: accuracy(original),
+        augmented_accuracy: accuracy(augmented),
+    })
 }

@@ -70,6 +70,9 @@ pub struct MixVaeFit {
     pub epoch_seconds: Vec<f64>,
     /// How many times an empty category was re-seeded during training.
     pub revived: usize,
+    /// One augmented copy of every cell, made by the frozen augmenter
+    /// (`None` without augmentation), for judging the augmenter.
+    pub augmented: Option<Array2<f32>>,
 }
 
 impl MixVaeFit {
@@ -77,23 +80,27 @@ impl MixVaeFit {
     /// categories of the mean confidence of the cells an agent puts in each
     /// (0 for an unused category), averaged over agents.
     pub fn amp(&self) -> f64 {
-        let mut total = 0.0;
-        for agent in &self.agents {
-            let k = agent.probabilities.ncols();
-            let mut sums = vec![0.0f64; k];
-            let mut counts = vec![0usize; k];
-            for (&c, &p) in agent.category.iter().zip(&agent.confidence) {
-                sums[c] += p as f64;
-                counts[c] += 1;
-            }
-            total += sums
-                .iter()
-                .zip(&counts)
-                .map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
-                .sum::<f64>()
-                / k as f64;
-        }
+        let total: f64 = (0..self.agents.len()).map(|a| self.agent_amp(a)).sum();
         total / self.agents.len().max(1) as f64
+    }
+
+    /// The AMP of agent `a` alone (the paper reports agent 1's; NaN for no such agent).
+    pub fn agent_amp(&self, a: usize) -> f64 {
+        let Some(agent) = self.agents.get(a) else {
+            return f64::NAN;
+        };
+        let k = agent.probabilities.ncols();
+        let mut sums = vec![0.0f64; k];
+        let mut counts = vec![0usize; k];
+        for (&c, &p) in agent.category.iter().zip(&agent.confidence) {
+            sums[c] += p as f64;
+            counts[c] += 1;
+        }
+        sums.iter()
+            .zip(&counts)
+            .map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
+            .sum::<f64>()
+            / k as f64
     }
 
     /// Mean over cells and agents of the maximum posterior (the other reading of AMP).
@@ -202,6 +209,7 @@ pub(crate) fn evaluate(
         losses: Vec::new(),
         epoch_seconds: Vec::new(),
         revived: 0,
+        augmented: None,
     })
 }
 

@@ -157,8 +157,29 @@ pub fn fit(
     fit.losses = losses;
     fit.epoch_seconds = epoch_seconds;
     fit.revived = revived;
+    fit.augmented = augmented_copy(&augmenter, &x, &device, config.seed)?;
     Ok(fit)
 }
+
+/// One augmented copy of every row of `x`, from its own random stream so
+/// that training draws the same numbers with or without it (`None` for no
+/// augmentation).
+fn augmented_copy(
+    augmenter: &Augmenter,
+    x: &Array2<f32>,
+    device: &Device,
+    seed: u64,
+) -> Result<Option<Array2<f32>>, MixVaeError> {
+    if matches!(augmenter, Augmenter::Identity) {
+        return Ok(None);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(AUGMENTED_COPY_STREAM);
+    Ok(Some(augmenter.augment(x, device, &mut rng)?))
+}
+
+/// The random stream of [`augmented_copy`].
+const AUGMENTED_COPY_STREAM: u64 = 0xA06;
 
 /// Runs the networks' halves of a training step: on parallel threads in a
 /// CPU build with several networks, one after another otherwise (a single
