@@ -1,4 +1,4 @@
-//! Element-wise loops of the fused dense path ([`super::dense`]), compiled for
+//! Element-wise loops of the dense engine ([`super`]), compiled for
 //! the widest SIMD instruction set the CPU offers (AVX-512 or AVX2+FMA, chosen
 //! at run time through `pulp`, the dispatcher faer itself uses).
 //!
@@ -75,6 +75,25 @@ pub fn elu_backward(delta: &mut [f32], output: &[f32]) {
     Arch::new().dispatch(|| {
         for (d, &h) in delta.iter_mut().zip(output) {
             *d *= if h > 0.0 { 1.0 } else { h + 1.0 };
+        }
+    });
+}
+
+/// The ReLU in place: `max(v, 0)`.
+pub fn relu_in_place(values: &mut [f32]) {
+    Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            *v = v.max(0.0);
+        }
+    });
+}
+
+/// Multiplies `delta` by the ReLU's derivative, read from the layer's output
+/// `h`: 1 where `h > 0`, else 0.
+pub fn relu_backward(delta: &mut [f32], output: &[f32]) {
+    Arch::new().dispatch(|| {
+        for (d, &h) in delta.iter_mut().zip(output) {
+            *d = if h > 0.0 { *d } else { 0.0 };
         }
     });
 }
@@ -156,6 +175,12 @@ mod tests {
         assert_eq!(d[0], 3.0);
         assert_eq!(d[1], 3.0);
         assert!((d[2] - 3.0 * (-1.0f32).exp()).abs() < 1e-6);
+        let mut r = vec![2.0f32, 0.0, -1.0];
+        relu_in_place(&mut r);
+        assert_eq!(r, vec![2.0, 0.0, 0.0]);
+        let mut d = vec![3.0f32; 3];
+        relu_backward(&mut d, &r);
+        assert_eq!(d, vec![3.0, 0.0, 0.0]);
     }
 
     #[test]
