@@ -7,7 +7,7 @@ use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
 
 use super::arm::{Arm, ArmLayers};
-use crate::nn::dense::{BatchNormCache, DenseBatchNorm, TrainingNet, mse_with_grad};
+use crate::nn::dense::{BatchNormCache, DenseBatchNorm, TrainingNet, weighted_mse_with_grad};
 use crate::nn::{AdamConfig, NnError, ParamStore, add_noise_in_place, dropout_in_place};
 
 /// An arm being trained, with its optimiser state and buffers.
@@ -36,9 +36,9 @@ impl DenseArm {
         let settings = arm.settings();
         let layers = arm.layers(store)?;
         Ok(DenseArm {
-            encoder: TrainingNet::new(layers.encoder, adam),
+            encoder: TrainingNet::new(layers.encoder, adam).parallel(),
             norm: layers.norm,
-            decoder: TrainingNet::new(layers.decoder, adam),
+            decoder: TrainingNet::new(layers.decoder, adam).parallel(),
             input_noise: settings.input_noise,
             input_dropout: settings.input_dropout,
             weight: settings.weight as f32,
@@ -82,10 +82,12 @@ impl DenseArm {
             None => pre,
         };
         let reconstruction = self.decoder.forward(code, self.rows)?;
-        let error = mse_with_grad(reconstruction, &self.target, &mut self.d_reconstruction);
-        let weight = self.weight;
-        self.d_reconstruction.iter_mut().for_each(|d| *d *= weight);
-        Ok(error)
+        Ok(weighted_mse_with_grad(
+            reconstruction,
+            &self.target,
+            self.weight,
+            &mut self.d_reconstruction,
+        ))
     }
 
     /// The batch's latent codes after [`DenseArm::forward`], `rows × d` row-major.
@@ -97,9 +99,8 @@ impl DenseArm {
     }
 
     /// The backward pass of `α · reconstruction error` plus a term whose
-    /// gradient with respect to the code is `d_coupling` (if any), then one
-    /// Adam step of the encoder and the decoder.
-    pub(super) fn backward_and_step(&mut self, d_coupling: Option<&[f32]>) -> Result<(), NnError> {
+    /// gradient with respect to the code is `d_coupling` (if any).
+    pub(super) fn backward(&mut self, d_coupling: Option<&[f32]>) -> Result<(), NnError> {
         let rows = self.rows;
         let code: &[f32] = match &self.norm {
             Some(_) => &self.norm_cache.output,
@@ -124,7 +125,11 @@ impl DenseArm {
             }
             None => &self.d_code,
         };
-        self.encoder.backward(&self.input, rows, d_pre, None)?;
+        self.encoder.backward(&self.input, rows, d_pre, None)
+    }
+
+    /// One Adam step of the encoder and the decoder from the last backward pass.
+    pub(super) fn step(&mut self) -> Result<(), NnError> {
         self.encoder.step()?;
         self.decoder.step()
     }
@@ -135,6 +140,88 @@ impl DenseArm {
             encoder: self.encoder.net.clone(),
             norm: self.norm.clone(),
             decoder: self.decoder.net.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::cae::ArmConfig;
+    use crate::nn::{DeviceChoice, Mode, Var, loss};
+    use rand::{Rng, SeedableRng};
+
+    /// The dense arm's gradients against the tape's for the same weights,
+    /// batch and augmentation draws: `α · mse + Σ z ⊙ g` for a fixed `g`.
+    #[test]
+    fn gradients_match_the_tape() {
+        for norm in [None, Some(0.9f32)] {
+            let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let settings = ArmConfig {
+                hidden: vec![6, 5],
+                input_noise: 0.1,
+                input_dropout: 0.2,
+                weight: 0.7,
+                ..ArmConfig::electrophysiological()
+            };
+            let arm = Arm::new(&mut store, "a", 4, 2, &settings, norm, &mut rng).unwrap();
+            let data = Array2::from_shape_simple_fn((9, 4), || rng.random_range(-1.0f32..1.0));
+            let rows = [3usize, 0, 8, 5, 1];
+            let g: Vec<f32> = (0..10).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+
+            let mut dense = DenseArm::new(&arm, &store, AdamConfig::keras(1e-3)).unwrap();
+            dense
+                .forward(&data, &rows, &mut ChaCha8Rng::seed_from_u64(5))
+                .unwrap();
+            dense.backward(Some(&g)).unwrap();
+
+            let x = Var::from_array(store.device(), &data.select(ndarray::Axis(0), &rows)).unwrap();
+            let target =
+                Var::from_array(store.device(), &data.select(ndarray::Axis(0), &rows)).unwrap();
+            let z = arm
+                .encode(
+                    &mut store,
+                    x,
+                    Mode::Train,
+                    &mut ChaCha8Rng::seed_from_u64(5),
+                )
+                .unwrap();
+            let (z1, z2) = z.fork();
+            let recon = loss::mse(arm.decode(&store, z1).unwrap(), target).unwrap();
+            let coupling = z2
+                .mul(Var::from_vec(store.device(), 5, 2, g.clone()).unwrap())
+                .unwrap()
+                .sum()
+                .unwrap();
+            let total = recon.scale(0.7).unwrap().add(coupling).unwrap();
+            let mut grads = total.backward().unwrap();
+
+            let names = ["a.enc0", "a.enc1", "a.latent"]
+                .map(|n| (n, &dense.encoder))
+                .into_iter()
+                .enumerate()
+                .chain(
+                    ["a.dec0", "a.dec1", "a.out"]
+                        .map(|n| (n, &dense.decoder))
+                        .into_iter()
+                        .enumerate(),
+                );
+            for (l, (name, net)) in names {
+                for (part, dense_grad) in [
+                    ("weight", &net.grads().weight[l]),
+                    ("bias", &net.grads().bias[l]),
+                ] {
+                    let id = store.id(&format!("{name}.{part}")).unwrap();
+                    let tape = grads.of(&store, id).unwrap();
+                    for (t, d) in tape.iter().zip(dense_grad) {
+                        assert!(
+                            (t - d).abs() < 1e-4 * (1.0 + t.abs()),
+                            "{name}.{part} (norm {norm:?}): tape {t} vs dense {d}"
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -8,8 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use super::CaeError;
 use super::batches::{ArmBatch, BatchSampler, shared_pairs};
 use super::config::CaeConfig;
-use super::data::MultiModal;
 use super::coupling::Coupling;
+use super::data::MultiModal;
 use super::dense_arm::DenseArm;
 use super::model::CoupledAutoencoder;
 use crate::nn::AdamConfig;
@@ -101,12 +101,14 @@ pub fn train(
             let lambda = config.lambda;
             for (arm, g) in arms.iter_mut().zip(grads) {
                 let scaled: Vec<f32> = g.iter().map(|v| (v * lambda) as f32).collect();
-                arm.backward_and_step(Some(&scaled))?;
+                arm.backward(Some(&scaled))?;
+                arm.step()?;
             }
             value
         } else {
             for arm in &mut arms {
-                arm.backward_and_step(None)?;
+                arm.backward(None)?;
+                arm.step()?;
             }
             0.0
         };

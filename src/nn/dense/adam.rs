@@ -118,7 +118,13 @@ impl DenseAdam {
             moments.m_b.resize(layer.bias.len(), 0.0);
             moments.v_b.resize(layer.bias.len(), 0.0);
             if penalties == DensePenalties::NONE {
-                update.apply(&mut layer.weight, gw, &mut moments.m_w, &mut moments.v_w, 0.0);
+                update.apply(
+                    &mut layer.weight,
+                    gw,
+                    &mut moments.m_w,
+                    &mut moments.v_w,
+                    0.0,
+                );
                 update.apply(&mut layer.bias, gb, &mut moments.m_b, &mut moments.v_b, 0.0);
                 continue;
             }

@@ -33,6 +33,29 @@ pub fn sum_of_squares(values: &[f32]) -> f32 {
     })
 }
 
+/// Writes `scale · (p − t)` into `grad` and returns `Σ (p − t)²`, summed in
+/// [`LANES`] `f64` partial sums.
+pub fn squared_error(prediction: &[f32], target: &[f32], scale: f32, grad: &mut [f32]) -> f64 {
+    Arch::new().dispatch(|| {
+        let mut acc = [0.0f64; LANES];
+        let add = |p: &[f32], t: &[f32], g: &mut [f32], acc: &mut [f64]| {
+            for (((p, t), g), a) in p.iter().zip(t).zip(g.iter_mut()).zip(acc.iter_mut()) {
+                let d = p - t;
+                *g = scale * d;
+                *a += f64::from(d * d);
+            }
+        };
+        let mut p = prediction.chunks_exact(LANES);
+        let mut t = target.chunks_exact(LANES);
+        let mut g = grad.chunks_exact_mut(LANES);
+        for ((p, t), g) in (&mut p).zip(&mut t).zip(&mut g) {
+            add(p, t, g, &mut acc);
+        }
+        add(p.remainder(), t.remainder(), g.into_remainder(), &mut acc);
+        acc.iter().sum()
+    })
+}
+
 /// `expm1(x)` for `x ≤ 0` in `f32`, vectorisable: `x = k·ln2 + r` with
 /// `|r| ≤ ln2/2`, `expm1(r)` from its Taylor series to `r⁹` (truncation error
 /// below 1e-9 relative), then `expm1(x) = 2ᵏ·expm1(r) + (2ᵏ − 1)`. Below −87

@@ -1,18 +1,26 @@
 //! Losses of the dense engine with their gradients, written into reusable buffers.
 
+use super::kernels;
 use crate::nn::NnError;
 
 /// Mean squared error over all entries and its gradient, written into `grad`.
 pub fn mse_with_grad(prediction: &[f32], target: &[f32], grad: &mut Vec<f32>) -> f32 {
-    let scale = 2.0 / prediction.len().max(1) as f32;
-    grad.clear();
-    let mut sum = 0.0f64;
-    grad.extend(prediction.iter().zip(target).map(|(p, t)| {
-        let d = p - t;
-        sum += f64::from(d * d);
-        scale * d
-    }));
-    (sum / prediction.len().max(1) as f64) as f32
+    weighted_mse_with_grad(prediction, target, 1.0, grad)
+}
+
+/// Mean squared error over all entries, and the gradient of `weight` times
+/// it, written into `grad`.
+pub fn weighted_mse_with_grad(
+    prediction: &[f32],
+    target: &[f32],
+    weight: f32,
+    grad: &mut Vec<f32>,
+) -> f32 {
+    let n = prediction.len().min(target.len());
+    grad.resize(n, 0.0);
+    let scale = 2.0 * weight / n.max(1) as f32;
+    let sum = kernels::squared_error(&prediction[..n], &target[..n], scale, grad);
+    (sum / n.max(1) as f64) as f32
 }
 
 /// Mean softmax cross-entropy of `logits` (`rows × classes`) against integer

@@ -158,9 +158,36 @@ pub struct Workspace {
     delta: Vec<f32>,
     /// Gradient with respect to the layer below's output.
     delta_below: Vec<f32>,
+    /// Whether large matrix products may use the current rayon pool.
+    parallel: bool,
 }
 
+/// Matrix products with at least this many multiply-adds run on the current
+/// rayon pool when a workspace allows it; smaller ones cost more to split
+/// than they gain.
+const PARALLEL_MACS: usize = 1 << 20;
+
 impl Workspace {
+    /// A workspace whose large matrix products run on the current rayon
+    /// pool's threads. faer splits a product by output blocks, never along
+    /// the summed dimension, so the results are bit-for-bit those of one
+    /// thread (see the tests).
+    pub fn parallel() -> Self {
+        Workspace {
+            parallel: true,
+            ..Workspace::default()
+        }
+    }
+
+    /// How a product of `m × k` by `k × n` runs in this workspace.
+    fn par(&self, m: usize, n: usize, k: usize) -> Par {
+        if self.parallel && m * n * k >= PARALLEL_MACS {
+            Par::rayon(0)
+        } else {
+            Par::Seq
+        }
+    }
+
     /// The output of `net`'s last layer after a forward pass of `net` through
     /// this workspace (empty before one).
     pub fn output(&self, net: &DenseNet) -> &[f32] {
@@ -183,7 +210,7 @@ pub struct DenseGrads {
 
 /// `dst (m×n) ← [dst +] op(a) · op(b)`, row-major, where `op(a)` is `m×k`.
 #[allow(clippy::too_many_arguments)] // a BLAS-style call
-pub(crate) fn gemm(
+fn gemm(
     dst: &mut [f32],
     m: usize,
     n: usize,
@@ -193,6 +220,7 @@ pub(crate) fn gemm(
     b: &[f32],
     b_transposed: bool,
     accumulate: bool,
+    par: Par,
 ) {
     let lhs = if a_transposed {
         MatRef::from_row_major_slice(&a[..k * m], k, m).transpose()
@@ -210,7 +238,7 @@ pub(crate) fn gemm(
     } else {
         Accum::Replace
     };
-    matmul(out, accum, lhs, rhs, 1.0f32, Par::Seq);
+    matmul(out, accum, lhs, rhs, 1.0f32, par);
 }
 
 impl DenseNet {
@@ -294,6 +322,7 @@ impl DenseNet {
         }
         for l in from..to {
             let layer = &self.layers[l];
+            let par = ws.par(rows, layer.outputs, layer.inputs);
             let (below, rest) = ws.acts.split_at_mut(l);
             let input: &[f32] = if l == from { x } else { &below[l - 1] };
             let out = &mut rest[0];
@@ -311,6 +340,7 @@ impl DenseNet {
                 &layer.weight,
                 false,
                 true,
+                par,
             );
             layer.activation.apply(out);
         }
@@ -382,7 +412,10 @@ impl DenseNet {
                 format!("{} values", d_output.len()),
             ));
         }
-        let lowest = match (&d_input, self.layers[from..].iter().position(|l| l.trainable)) {
+        let lowest = match (
+            &d_input,
+            self.layers[from..].iter().position(|l| l.trainable),
+        ) {
             (Some(_), _) => from,
             (None, Some(offset)) => from + offset,
             (None, None) => return Err(NnError::NoGradient),
@@ -408,12 +441,14 @@ impl DenseNet {
                     &ws.delta,
                     false,
                     false,
+                    ws.par(layer.inputs, layer.outputs, rows),
                 );
                 let gb = &mut grads.bias[l];
                 gb.clear();
                 gb.resize(layer.outputs, 0.0);
                 kernels::add_rows(gb, &ws.delta);
             }
+            let par = ws.par(rows, layer.inputs, layer.outputs);
             let below: &mut Vec<f32> = match (l > lowest, d_input.as_deref_mut()) {
                 (true, _) => &mut ws.delta_below,
                 (false, Some(d_input)) => d_input,
@@ -430,6 +465,7 @@ impl DenseNet {
                 &layer.weight,
                 true,
                 false,
+                par,
             );
             if l > lowest {
                 std::mem::swap(&mut ws.delta, &mut ws.delta_below);
@@ -530,6 +566,29 @@ mod tests {
             .unwrap();
         assert_eq!(full.weight[1..], partial.weight[1..]);
         assert!(full.weight[0].is_empty());
+    }
+
+    #[test]
+    fn parallel_products_are_bitwise_the_sequential_ones() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let (m, n, k) = (200, 1000, 60);
+        let a: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // The products of a decoder's widest layer: forward, weight and input gradients.
+        for (at, bt) in [(false, false), (true, false), (false, true)] {
+            for (mm, nn, kk) in [(m, n, k), (k, n, m), (m, k, n)] {
+                let run = |par: Par| {
+                    let mut out = vec![0.0f32; mm * nn];
+                    gemm(&mut out, mm, nn, kk, &a, at, &b, bt, false, par);
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    run(Par::Seq),
+                    run(Par::rayon(2)),
+                    "{mm}x{nn}x{kk} {at} {bt}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -27,7 +27,11 @@ impl Linear {
     }
 
     /// Writes a dense-engine layer's weights (of this layer's shape) into the store.
-    pub fn set_from_dense(&self, store: &mut ParamStore, layer: &DenseLayer) -> Result<(), NnError> {
+    pub fn set_from_dense(
+        &self,
+        store: &mut ParamStore,
+        layer: &DenseLayer,
+    ) -> Result<(), NnError> {
         let shape = (self.inputs(store)?, self.outputs(store)?);
         if shape != (layer.inputs, layer.outputs) {
             return Err(NnError::shape(
@@ -78,7 +82,10 @@ impl BatchNorm {
             self.running_mean,
             &Array1::from_vec(norm.running_mean.clone()),
         )?;
-        store.set_vector(self.running_var, &Array1::from_vec(norm.running_var.clone()))
+        store.set_vector(
+            self.running_var,
+            &Array1::from_vec(norm.running_var.clone()),
+        )
     }
 }
 
@@ -99,7 +106,10 @@ mod tests {
         lin.set_from_dense(&mut store, &layer).unwrap();
         let x = vec![1.0f32, 2.0, -1.0];
         let tape = lin
-            .forward(&store, Var::from_vec(store.device(), 1, 3, x.clone()).unwrap())
+            .forward(
+                &store,
+                Var::from_vec(store.device(), 1, 3, x.clone()).unwrap(),
+            )
             .unwrap()
             .to_array()
             .unwrap();

@@ -27,6 +27,13 @@ impl TrainingNet {
         }
     }
 
+    /// The same, with its large matrix products on the current rayon pool
+    /// (bit-for-bit the same results, see [`Workspace::parallel`]).
+    pub fn parallel(mut self) -> Self {
+        self.ws = Workspace::parallel();
+        self
+    }
+
     /// The forward pass on `rows` rows of `x`; returns the output.
     pub fn forward(&mut self, x: &[f32], rows: usize) -> Result<&[f32], NnError> {
         self.net.forward(x, rows, 0, &mut self.ws)
