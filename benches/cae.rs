@@ -1,7 +1,10 @@
 //! Training speed of the coupled autoencoder: seconds per 1000 training steps
 //! at batch 200 on M1-sized data (1213 paired cells, 1000 genes, 16 ephys
 //! features), the paper's T and E arms, C_MSV with λ = 1. The TF reference
-//! implementation takes 6.4 s per 1000 steps on 2 cores.
+//! implementation takes 6.4 s per 1000 steps on 2 cores
+//! (`../shared/reference/peer-baselines.md` §3). Prints wall and CPU time,
+//! the GFLOP/s the arms' layers reached and their share of the measured
+//! single-core GEMM peak.
 //!
 //! Run: `cargo bench --bench cae` (optionally `-- <steps>`).
 
@@ -12,6 +15,20 @@ use patchbench::models::cae::{CaeConfig, CouplingKind, MultiModal, train};
 use patchbench::progress::Quiet;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{cpu_seconds, load_average, single_core_peak, train_flops};
+
+/// FLOPs of one training row through an arm: the encoder to the code (no
+/// input gradient at its lowest layer) and the decoder back (with one).
+fn arm_flops(inputs: usize, hidden: &[usize], latent: usize) -> f64 {
+    let encoder: Vec<usize> = std::iter::once(inputs)
+        .chain(hidden.iter().copied())
+        .chain(std::iter::once(latent))
+        .collect();
+    let decoder: Vec<usize> = encoder.iter().rev().copied().collect();
+    train_flops(&encoder, false) + train_flops(&decoder, true)
+}
 
 fn main() {
     let steps: usize = std::env::args()
@@ -36,14 +53,30 @@ fn main() {
         log_every: steps,
         ..CaeConfig::default()
     };
+    println!("load average before: {}", load_average());
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     if let Err(e) = train(&config, &data, &all, "bench", &mut Quiet) {
         eprintln!("training failed: {e}");
         std::process::exit(1);
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
+    let arms = config.arms_for(2);
+    let flops = config.batch_size as f64
+        * steps as f64
+        * (arm_flops(1000, &arms[0].hidden, config.latent_dims)
+            + arm_flops(16, &arms[1].hidden, config.latent_dims));
+    let peak = single_core_peak();
     println!(
-        "cae: {steps} steps at batch 200 (T 1000 genes, E 16 features, 4x60 / 4x50 ELU arms, C_MSV): {seconds:.2} s, {:.2} s per 1000 steps",
+        "cae: {steps} steps at batch 200 (T 1000 genes, E 16 features, 4x60 / 4x50 ELU arms, C_MSV): {seconds:.2} s wall, {cpu:.2} s CPU, {:.2} s per 1000 steps (TF reference: 6.4-8.5 s)",
         seconds * 1000.0 / steps as f64
+    );
+    println!(
+        "layers: {:.2} GFLOP per 1000 steps, {:.1} GFLOP/s of wall time ({:.0}% of the single-core f32 GEMM peak, measured {peak:.1} GFLOP/s); load average after: {}",
+        flops * 1000.0 / steps as f64 / 1e9,
+        flops / seconds / 1e9,
+        100.0 * flops / seconds / 1e9 / peak,
+        load_average()
     );
 }

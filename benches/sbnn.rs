@@ -17,6 +17,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+use common::{cpu_seconds, load_average, macs, single_core_peak, train_flops};
+
 use ndarray::Array2;
 use patchbench::analysis::cv::{FoldScheme, k_fold};
 use patchbench::analysis::kmeans::{KMeansConfig, kmeans};
@@ -56,43 +59,6 @@ fn rows(a: &Array2<f64>) -> Rows {
     }
 }
 
-/// Multiply-accumulates of one sample through layers with these widths.
-fn macs(widths: &[usize]) -> f64 {
-    widths.windows(2).map(|w| (w[0] * w[1]) as f64).sum()
-}
-
-/// FLOPs of one training sample: forward (2·MACs of every layer run), weight
-/// gradients (2·MACs of each trained layer) and input gradients (2·MACs of each
-/// trained layer except the lowest, whose input gradient is never needed).
-fn train_flops(widths: &[usize], first_trained: usize) -> f64 {
-    let run = &widths[first_trained..];
-    let all = macs(run);
-    let lowest = (run[0] * run[1]) as f64;
-    2.0 * all + 2.0 * all + 2.0 * (all - lowest)
-}
-
-/// The best GFLOP/s of a large single-threaded `f32` matrix product (faer,
-/// the kernels the training uses): the practical peak of one core.
-fn single_core_peak() -> f64 {
-    let n = 1024;
-    let a = faer::Mat::<f32>::from_fn(n, n, |i, j| ((i * 7 + j * 3) % 11) as f32 / 11.0);
-    let mut c = faer::Mat::<f32>::zeros(n, n);
-    let mut best = f64::INFINITY;
-    for _ in 0..5 {
-        let start = Instant::now();
-        faer::linalg::matmul::matmul(
-            c.as_mut(),
-            faer::Accum::Replace,
-            a.as_ref(),
-            a.as_ref(),
-            1.0f32,
-            faer::Par::Seq,
-        );
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    2.0 * (n as f64).powi(3) / best / 1e9
-}
-
 fn write_f32(path: &Path, values: &[f32]) {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(path, bytes).expect("writing benchmark data");
@@ -118,11 +84,10 @@ fn main() {
     .labels;
     let (xt, yt, xs, ys) = (rows(&x_train), rows(&y_train), rows(&x_test), rows(&y_test));
     let (n, n_test, p, q) = (xt.rows, xs.rows, xt.cols, yt.cols);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "sBNN benchmark: {source}, fold 0 of 10: {n} training and {n_test} test cells, {p} genes -> {q} features"
     );
-    println!("load average before: {}", load.trim());
+    println!("load average before: {}", load_average());
 
     let input = TrainInput {
         x_train: &xt,
@@ -132,6 +97,7 @@ fn main() {
         labels: Some(&labels),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let cpu_start = cpu_seconds();
     let start = Instant::now();
     let mut stamps = Vec::new();
     let trained = train(&input, &config, &mut rng, &mut |_| {
@@ -140,6 +106,7 @@ fn main() {
     })
     .expect("training");
     let total = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     let test_r2 = trained
         .epochs
         .last()
@@ -167,10 +134,10 @@ fn main() {
     let pruned = [config.genes, 512, 128, 2, 128, 512, q];
     let pre_cells = (n as f64 * 0.6).floor();
     let flops = [
-        pre_cells * train_flops(&head, 0),
-        n as f64 * train_flops(&full, 2) + n_test as f64 * 2.0 * macs(&full[2..]),
-        n as f64 * train_flops(&full, 0) + n_test as f64 * 2.0 * macs(&full),
-        n as f64 * train_flops(&pruned, 0) + n_test as f64 * 2.0 * macs(&pruned),
+        pre_cells * train_flops(&head, false),
+        n as f64 * train_flops(&full[2..], false) + n_test as f64 * 2.0 * macs(&full[2..]),
+        n as f64 * train_flops(&full, false) + n_test as f64 * 2.0 * macs(&full),
+        n as f64 * train_flops(&pruned, false) + n_test as f64 * 2.0 * macs(&pruned),
     ];
     println!(
         "\n{:<14} {:>7} {:>10} {:>11} {:>12} {:>9}",
@@ -199,7 +166,10 @@ fn main() {
         "single-core f32 peak, measured (faer GEMM 1024³): {peak:.1} GFLOP/s; training reached {:.0}% of it",
         100.0 * total_flops / total / 1e9 / peak
     );
-    println!("rust: test R² (Eq. 3) at the last epoch: {test_r2:.4}; one thread");
+    println!(
+        "rust: test R² (Eq. 3) at the last epoch: {test_r2:.4}; one thread, {cpu:.2} CPU s; load average after: {}",
+        load_average()
+    );
 
     // PyTorch on the same data, labels and schedule.
     let dir = std::env::temp_dir().join(format!("patchbench-sbnn-bench-{}", std::process::id()));

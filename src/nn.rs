@@ -21,10 +21,10 @@
 //!   caller's seeded generator.
 //! - [`external_scalar`] puts a function whose gradient the caller computed
 //!   by hand (e.g. a coupling built on a small eigenproblem) on the tape.
-//! - Losses in [`loss`], penalties in [`penalty`], the optimiser [`Adam`],
-//!   weight files in [`ParamStore::save`] / [`ParamStore::load_into`].
-//! - [`dense`] is a fused CPU path for plain dense stacks (the sBNN) that
-//!   bypasses the tape where speed matters.
+//! - Losses in [`loss`], the optimiser [`Adam`], weight files in
+//!   [`ParamStore::save`] / [`ParamStore::load_into`].
+//! - [`dense`] is the dense engine: a fused CPU path for dense stacks (the
+//!   sBNN, the coupled autoencoder) that bypasses the tape where speed matters.
 //!
 //! # A training step
 //! ```
@@ -46,13 +46,9 @@
 //! let yv = Var::from_array(store.device(), &y)?;
 //! let h = l1.forward(&store, xv)?.elu()?;
 //! let pred = l2.forward(&store, h)?;
-//! let mut lasso = nn::penalty::GroupLasso::new(l1.weight, 0.1, 1e-12);
 //! let loss = nn::loss::mse(pred, yv)?;
-//! let loss_value = loss.value()?;
+//! let value = loss.value()?;
 //! let mut grads = loss.backward()?;
-//! // The group lasso's gradient goes straight into `grads` (fast path);
-//! // `nn::penalty::group_lasso` is the same penalty on the tape.
-//! let value = loss_value + lasso.apply(&store, &mut grads)?;
 //! adam.step(&mut store, &mut grads)?;
 //! assert!(value.is_finite());
 //! # Ok(())
@@ -69,11 +65,9 @@ mod device;
 mod error;
 mod external;
 mod io;
-mod kernels;
 mod layers;
 pub mod loss;
 mod params;
-pub mod penalty;
 mod random;
 mod reduce;
 mod var;

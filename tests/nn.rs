@@ -1,4 +1,4 @@
-//! Gradient checks of every layer, loss and penalty against central finite
+//! Gradient checks of every layer and loss against central finite
 //! differences, plus end-to-end training behaviour of the neural layer.
 
 use ndarray::Array2;
@@ -214,21 +214,6 @@ fn losses_have_correct_gradients() {
 }
 
 #[test]
-fn penalties_have_correct_gradients() {
-    let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
-    let l = Linear::new(&mut store, "l", 4, 3, &mut ChaCha8Rng::seed_from_u64(7)).unwrap();
-    store
-        .set_vector(l.bias, &ndarray::Array1::from_vec(vec![0.5, -0.3, 0.2]))
-        .unwrap();
-    check_gradients(&mut store, &[l.weight, l.bias], 1e-3, |s| {
-        nn::penalty::l2(s, &[l.weight, l.bias], 0.7)
-    });
-    check_gradients(&mut store, &[l.weight], 1e-3, |s| {
-        nn::penalty::group_lasso(s, l.weight, 0.3, 1e-12)
-    });
-}
-
-#[test]
 fn batch_norm_has_correct_gradients() {
     let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
     let l = Linear::new(&mut store, "l", 3, 2, &mut ChaCha8Rng::seed_from_u64(8)).unwrap();
@@ -293,10 +278,7 @@ fn toy_training(seed: u64, epochs: usize) -> (Vec<f32>, ParamStore) {
                     h = h.elu().unwrap();
                 }
             }
-            let loss = nn::loss::mse(h, input(&store, &yb))
-                .unwrap()
-                .add(nn::penalty::group_lasso(&store, layers[0].weight, 1e-3, 1e-12).unwrap())
-                .unwrap();
+            let loss = nn::loss::mse(h, input(&store, &yb)).unwrap();
             epoch_loss += loss.value().unwrap() / 4.0;
             let mut grads = loss.backward().unwrap();
             adam.step(&mut store, &mut grads).unwrap();
@@ -349,9 +331,6 @@ fn frozen_prefix_is_not_traced_and_not_updated() {
         input(&store, &random(8, 2, 5)),
     )
     .unwrap();
-    let loss = loss
-        .add(nn::penalty::group_lasso(&store, first.weight, 0.1, 1e-12).unwrap())
-        .unwrap();
     let mut adam = Adam::new(AdamConfig::keras(1e-2));
     let before = store.values(second.weight).unwrap();
     adam.step(&mut store, &mut loss.backward().unwrap())

@@ -15,6 +15,7 @@ pub mod batches;
 pub mod config;
 pub mod coupling;
 pub mod data;
+mod dense_arm;
 pub mod model;
 pub mod spectral;
 pub mod train;

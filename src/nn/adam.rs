@@ -1,7 +1,8 @@
 //! The Adam optimiser (Kingma and Ba) over a [`ParamStore`].
 //!
-//! Bias correction, the learning rate, the step counter, per-parameter moment
-//! buffers, frozen flags and an optional fused L2 term are handled here. The
+//! Bias correction and the step counter ([`AdamClock`], shared with the dense
+//! optimiser), the learning rate, per-parameter moment buffers and frozen
+//! flags are handled here. The
 //! element-wise update itself runs as the backend's fused device kernel
 //! (`dfdx::tensor_ops::AdamConfig::try_update`): one pass over the parameter,
 //! gradient and both moment buffers, in place, with no copies, on the CPU or the
@@ -15,11 +16,11 @@
 //! how it is passed to the kernel. [`EpsilonStyle::Paper`] uses ε directly.
 
 use dfdx::tensor::Storage;
-use dfdx::tensor_ops::{AdamConfig as KernelConfig, WeightDecay};
+use dfdx::tensor_ops::AdamConfig as KernelConfig;
 
 use super::NnError;
 use super::device::Dev;
-use super::params::{ParamId, ParamRole, ParamStore, Value};
+use super::params::{ParamRole, ParamStore, Value};
 use super::var::Grads;
 
 /// Where ε enters the update.
@@ -95,6 +96,56 @@ impl AdamConfig {
     }
 }
 
+/// Adam's step counter and bias correction, shared by the tape optimiser
+/// ([`Adam`]) and the dense one ([`crate::nn::dense::DenseAdam`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AdamClock {
+    step: i32,
+}
+
+/// The bias-corrected quantities of one step `t`, in both of the forms the
+/// update can be written in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct StepSize {
+    /// The step number, from 1.
+    pub t: i32,
+    /// `lr · sqrt(1 − β₂ᵗ) / (1 − β₁ᵗ)`, for `w −= lr_t · m / (sqrt(v) + eps_raw)`.
+    pub lr_t: f64,
+    /// ε added to `sqrt(v)` in that form.
+    pub eps_raw: f64,
+    /// ε added to `sqrt(v̂)` in the form `w −= lr · m̂ / (sqrt(v̂) + eps_hat)`.
+    pub eps_hat: f64,
+}
+
+impl AdamClock {
+    /// Validates `config`, advances the counter and returns this step's sizes.
+    pub(crate) fn tick(&mut self, config: &AdamConfig) -> Result<StepSize, NnError> {
+        config.validate()?;
+        self.step = self
+            .step
+            .checked_add(1)
+            .ok_or_else(|| NnError::invalid("step", "too many steps"))?;
+        let t = self.step;
+        let correction2 = (1.0 - config.beta2.powi(t)).sqrt();
+        let correction1 = 1.0 - config.beta1.powi(t);
+        let (eps_raw, eps_hat) = match config.eps_style {
+            EpsilonStyle::Keras => (config.eps, config.eps / correction2),
+            EpsilonStyle::Paper => (config.eps * correction2, config.eps),
+        };
+        Ok(StepSize {
+            t,
+            lr_t: config.lr * correction2 / correction1,
+            eps_raw,
+            eps_hat,
+        })
+    }
+
+    /// Steps taken so far.
+    pub(crate) fn steps(&self) -> u32 {
+        self.step.unsigned_abs()
+    }
+}
+
 /// First and second moments of one parameter, on the device.
 #[derive(Debug)]
 struct Moments {
@@ -107,9 +158,8 @@ struct Moments {
 #[derive(Debug)]
 pub struct Adam {
     config: AdamConfig,
-    step: i32,
+    clock: AdamClock,
     moments: Vec<Option<Moments>>,
-    l2: Vec<f64>,
 }
 
 impl Adam {
@@ -117,9 +167,8 @@ impl Adam {
     pub fn new(config: AdamConfig) -> Self {
         Adam {
             config,
-            step: 0,
+            clock: AdamClock::default(),
             moments: Vec::new(),
-            l2: Vec::new(),
         }
     }
 
@@ -135,43 +184,22 @@ impl Adam {
 
     /// Number of steps taken since creation or the last [`Adam::reset`].
     pub fn steps(&self) -> u32 {
-        self.step.unsigned_abs()
+        self.clock.steps()
     }
 
     /// Forgets all moments and the step counter (what recompiling a Keras model does).
     pub fn reset(&mut self) {
-        self.step = 0;
+        self.clock = AdamClock::default();
         self.moments.clear();
-    }
-
-    /// Adds `coeff · ‖w‖²` to the objective of `id` inside the update (its
-    /// gradient `2 · coeff · w` is added to the parameter's gradient), for free.
-    /// Equivalent to [`crate::nn::penalty::l2`] except that the loss value
-    /// does not include the term.
-    pub fn set_l2(&mut self, id: ParamId, coeff: f64) {
-        if self.l2.len() <= id.0 {
-            self.l2.resize(id.0 + 1, 0.0);
-        }
-        if let Some(c) = self.l2.get_mut(id.0) {
-            *c = coeff;
-        }
     }
 
     /// One update of every trainable parameter from `grads`. Frozen parameters
     /// and running statistics are skipped entirely. A trainable parameter the
     /// loss did not depend on gets a zero gradient.
     pub fn step(&mut self, store: &mut ParamStore, grads: &mut Grads) -> Result<(), NnError> {
-        self.config.validate()?;
-        self.step = self
-            .step
-            .checked_add(1)
-            .ok_or_else(|| NnError::invalid("step", "too many steps"))?;
-        let t = self.step;
+        let size = self.clock.tick(&self.config)?;
+        let (t, eps) = (size.t, size.eps_hat);
         let (b1, b2) = (self.config.beta1, self.config.beta2);
-        let eps = match self.config.eps_style {
-            EpsilonStyle::Paper => self.config.eps,
-            EpsilonStyle::Keras => self.config.eps / (1.0 - b2.powi(t)).sqrt(),
-        };
         let dev = store.device().dev.clone();
         if self.moments.len() < store.len() {
             self.moments.resize_with(store.len(), || None);
@@ -180,12 +208,11 @@ impl Adam {
             if !param.trainable || param.role == ParamRole::RunningStat {
                 continue;
             }
-            let coeff = self.l2.get(index).copied().unwrap_or(0.0);
             let kernel = KernelConfig {
                 lr: self.config.lr,
                 betas: [b1, b2],
                 eps,
-                weight_decay: (coeff != 0.0).then_some(WeightDecay::L2(2.0 * coeff)),
+                weight_decay: None,
             };
             let len = param.value.dims().iter().product();
             let slot = self
@@ -341,37 +368,5 @@ mod tests {
         s.set_vector(b.bias, &Array1::zeros(1)).unwrap();
         let bad = Adam::new(AdamConfig::keras(-1.0)).step(&mut s, &mut g);
         assert!(bad.is_err());
-    }
-
-    #[test]
-    fn fused_l2_adds_twice_coeff_times_w_to_the_gradient() {
-        // loss = 0 · w (gradient 0) plus fused l2: gradient 2·c·w; Adam's first step is lr · sign.
-        let mut s = ParamStore::new(DeviceChoice::Cpu).unwrap();
-        let w = s
-            .add_matrix(
-                "w",
-                &Array2::from_shape_vec((2, 1), vec![1.0, -1.0]).unwrap(),
-                ParamRole::Weight,
-            )
-            .unwrap();
-        let b = s.add_zeros("b", 1, ParamRole::Bias).unwrap();
-        s.set_trainable(b, false).unwrap();
-        let layer = crate::nn::Linear { weight: w, bias: b };
-        let x = Var::from_vec(s.device(), 1, 2, vec![0.0, 0.0]).unwrap();
-        let mut g = layer
-            .forward(&s, x)
-            .unwrap()
-            .sum()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let mut adam = Adam::new(AdamConfig::paper(0.1));
-        adam.set_l2(w, 1.0);
-        adam.step(&mut s, &mut g).unwrap();
-        let v = s.values(w).unwrap();
-        assert!(
-            (v[0] - 0.9).abs() < 1e-5 && (v[1] + 0.9).abs() < 1e-5,
-            "{v:?}"
-        );
     }
 }

@@ -11,7 +11,7 @@
 //! Dense stacks ([`DenseNet::save`]): tensors `"layer<i>.weight"` (shape
 //! `[inputs, outputs]`) and `"layer<i>.bias"` (`[outputs]`) for layers
 //! `i = 0, 1, ...`; metadata `"format": "patchbench-dense"`, `"version": "1"`,
-//! `"layers"` (the count), `"activation:<i>"` (`elu` or `linear`), plus any
+//! `"layers"` (the count), `"activation:<i>"` (`elu`, `relu` or `linear`), plus any
 //! caller-given entries (e.g. the input feature names).
 
 use std::collections::{BTreeMap, HashMap};
@@ -137,6 +137,7 @@ impl DenseNet {
         for (i, layer) in self.layers.iter().enumerate() {
             let activation = match layer.activation {
                 Activation::Elu => "elu",
+                Activation::Relu => "relu",
                 Activation::Linear => "linear",
             };
             meta.insert(format!("activation:{i}"), activation.into());
@@ -184,10 +185,11 @@ impl DenseNet {
             let (_, bias) = read(&format!("layer{i}.bias"), 1)?;
             let activation = match meta.get(&format!("activation:{i}")).map(String::as_str) {
                 Some("elu") => Activation::Elu,
+                Some("relu") => Activation::Relu,
                 Some("linear") => Activation::Linear,
                 other => {
                     return Err(file_error(format!(
-                        "activation:{i}: expected elu or linear, found {other:?}"
+                        "activation:{i}: expected elu, relu or linear, found {other:?}"
                     )));
                 }
             };

@@ -46,9 +46,14 @@ pub fn dropout_in_place(
     // A value is dropped when a uniform 32-bit draw falls below rate · 2³².
     let threshold = (f64::from(rate) * 4_294_967_296.0) as u64;
     let mut draws = layer_stream(rng);
-    for pair in values.chunks_mut(2) {
-        let bits = draws.next_u64();
-        for (v, half) in pair.iter_mut().zip([bits & 0xffff_ffff, bits >> 32]) {
+    // Draw a block of bits first, then mask: the masking loop vectorises.
+    const BLOCK: usize = 256;
+    let mut bits = [0u64; BLOCK];
+    for chunk in values.chunks_mut(2 * BLOCK) {
+        let words = &mut bits[..chunk.len().div_ceil(2)];
+        words.iter_mut().for_each(|w| *w = draws.next_u64());
+        for (i, v) in chunk.iter_mut().enumerate() {
+            let half = (words[i / 2] >> (32 * (i % 2))) & 0xffff_ffff;
             *v = if half < threshold { 0.0 } else { *v * keep };
         }
     }
@@ -168,6 +173,31 @@ mod tests {
             .unwrap();
         assert!(e.iter().all(|&v| v == 1.0));
         assert!(dropout(ones(1, 1), 1.0, Mode::Train, &mut rng).is_err());
+    }
+
+    #[test]
+    fn dropout_masks_come_from_consecutive_halves_of_the_draws() {
+        let values: Vec<f32> = (0..1001).map(|i| i as f32).collect();
+        let mut dropped = values.clone();
+        dropout_in_place(&mut dropped, 0.4, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
+        let mut draws = layer_stream(&mut ChaCha8Rng::seed_from_u64(6));
+        let threshold = (0.4f64 * 4_294_967_296.0) as u64;
+        for pair in values.chunks(2).zip(dropped.chunks(2)) {
+            let bits = draws.next_u64();
+            for ((v, d), half) in pair
+                .0
+                .iter()
+                .zip(pair.1)
+                .zip([bits & 0xffff_ffff, bits >> 32])
+            {
+                let want = if half < threshold {
+                    0.0
+                } else {
+                    v * (1.0 / (1.0 - 0.4f32))
+                };
+                assert_eq!(d.to_bits(), want.to_bits());
+            }
+        }
     }
 
     #[test]

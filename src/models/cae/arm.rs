@@ -6,7 +6,17 @@ use ndarray::{Array1, Array2};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{Activation, ArmConfig};
+use crate::nn::dense::{self, DenseBatchNorm, DenseNet};
 use crate::nn::{self, BatchNorm, Linear, Mode, NnError, ParamStore, Var};
+
+/// The dense engine's form of an arm's layers: the encoder up to the
+/// (linear) latent layer, the latent normalisation, and the decoder.
+#[derive(Debug, Clone)]
+pub(super) struct ArmLayers {
+    pub encoder: DenseNet,
+    pub norm: Option<DenseBatchNorm>,
+    pub decoder: DenseNet,
+}
 
 /// The layers of one agent.
 #[derive(Debug, Clone)]
@@ -24,6 +34,16 @@ fn activate(x: Var, activation: Activation) -> Result<Var, NnError> {
         Activation::Linear => Ok(x),
         Activation::Relu => x.relu(),
         Activation::Elu => x.elu(),
+    }
+}
+
+impl From<Activation> for dense::Activation {
+    fn from(activation: Activation) -> Self {
+        match activation {
+            Activation::Linear => dense::Activation::Linear,
+            Activation::Relu => dense::Activation::Relu,
+            Activation::Elu => dense::Activation::Elu,
+        }
     }
 }
 
@@ -126,6 +146,48 @@ impl Arm {
             h = activate(layer.forward(store, h)?, self.settings.activation)?;
         }
         activate(self.output.forward(store, h)?, self.settings.output)
+    }
+
+    /// The arm's current weights in the dense engine's form.
+    pub(super) fn layers(&self, store: &ParamStore) -> Result<ArmLayers, NnError> {
+        let hidden = self.settings.activation.into();
+        let mut encoder = self
+            .encoder
+            .iter()
+            .map(|l| l.to_dense(store, hidden))
+            .collect::<Result<Vec<_>, _>>()?;
+        encoder.push(self.latent.to_dense(store, dense::Activation::Linear)?);
+        let mut decoder = self
+            .decoder
+            .iter()
+            .map(|l| l.to_dense(store, hidden))
+            .collect::<Result<Vec<_>, _>>()?;
+        decoder.push(self.output.to_dense(store, self.settings.output.into())?);
+        Ok(ArmLayers {
+            encoder: DenseNet::new(encoder)?,
+            norm: self.norm.map(|bn| bn.to_dense(store)).transpose()?,
+            decoder: DenseNet::new(decoder)?,
+        })
+    }
+
+    /// Writes weights trained on the dense engine back into the store.
+    pub(super) fn set_layers(
+        &self,
+        store: &mut ParamStore,
+        layers: &ArmLayers,
+    ) -> Result<(), NnError> {
+        let encoder = self.encoder.iter().chain(std::iter::once(&self.latent));
+        for (lin, layer) in encoder.zip(&layers.encoder.layers) {
+            lin.set_from_dense(store, layer)?;
+        }
+        let decoder = self.decoder.iter().chain(std::iter::once(&self.output));
+        for (lin, layer) in decoder.zip(&layers.decoder.layers) {
+            lin.set_from_dense(store, layer)?;
+        }
+        match (&self.norm, &layers.norm) {
+            (Some(bn), Some(norm)) => bn.set_from_dense(store, norm),
+            _ => Ok(()),
+        }
     }
 
     /// Sets the latent normalisation's inference statistics to the mean and

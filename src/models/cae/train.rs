@@ -6,17 +6,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::CaeError;
-use super::batches::{BatchSampler, shared_pairs};
+use super::batches::{ArmBatch, BatchSampler, shared_pairs};
 use super::config::CaeConfig;
+use super::coupling::Coupling;
 use super::data::MultiModal;
+use super::dense_arm::DenseArm;
 use super::model::CoupledAutoencoder;
-use crate::nn::{Adam, AdamConfig, Mode, Scalar, Var, external_scalar, loss};
+use crate::nn::AdamConfig;
 use crate::progress::{Event, Sink};
-
-/// Steps between emptying the backend's buffer cache: tensors made from input
-/// batches land in it and are never reused, so without this a 10,000-step run
-/// grows by gigabytes.
-const CACHE_FLUSH_STEPS: usize = 50;
 
 /// Losses averaged over one logging interval.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,8 +89,12 @@ pub fn train(
     let k = data.modalities();
     let sampler = BatchSampler::new(data, train, config.batch_size, config.paired_per_batch);
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed.wrapping_add(1));
-    let mut adam = Adam::new(AdamConfig::keras(config.learning_rate));
-    let weights: Vec<f64> = model.arms.iter().map(|a| a.settings().weight).collect();
+    let adam = AdamConfig::keras(config.learning_rate);
+    let mut arms = model
+        .arms
+        .iter()
+        .map(|arm| DenseArm::new(arm, &model.store, adam))
+        .collect::<Result<Vec<_>, _>>()?;
     sink.event(Event::Stage {
         name: stage.to_string(),
         total: config.steps as u64,
@@ -110,19 +111,11 @@ pub fn train(
             return Err(CaeError::Cancelled);
         }
         let batches = sampler.draw(data, &mut rng);
-        let mut terms: Vec<Scalar> = Vec::new();
-        let mut codes: Vec<Var> = Vec::with_capacity(k);
-        for (i, batch) in batches.iter().enumerate() {
-            let x = data.select(i, &batch.rows);
-            let input = Var::from_array(model.store.device(), &x)?;
-            let target = Var::from_array(model.store.device(), &x)?;
-            let arm = model.arms[i].clone();
-            let z = arm.encode(&mut model.store, input, Mode::Train, &mut rng)?;
-            let (z_dec, z_keep) = z.fork();
-            let recon = loss::mse(arm.decode(&model.store, z_dec)?, target)?;
-            acc_recon[i] += f64::from(recon.value()?);
-            terms.push(recon.scale(weights[i] as f32)?);
-            codes.push(z_keep);
+        let mut total_value = 0.0;
+        for (i, (arm, batch)) in arms.iter_mut().zip(&batches).enumerate() {
+            let recon = f64::from(arm.forward(&data.matrices[i], &batch.rows, &mut rng)?);
+            acc_recon[i] += recon;
+            total_value += recon * model.arms[i].settings().weight;
         }
         let diverged = CaeError::NonFinite {
             step,
@@ -131,53 +124,40 @@ pub fn train(
         if !acc_recon.iter().all(|r| r.is_finite()) {
             return Err(diverged);
         }
-        let mut coupling_value = 0.0;
-        let values: Vec<Array2<f64>> = codes
+        let d = config.latent_dims;
+        let values: Vec<Array2<f64>> = arms
             .iter()
-            .map(|z| z.to_array().map(|a| a.mapv(f64::from)))
-            .collect::<Result<_, _>>()?;
+            .map(|arm| {
+                let code = arm.code();
+                Array2::from_shape_fn((code.len() / d, d), |(r, c)| f64::from(code[r * d + c]))
+            })
+            .collect();
         for ((rms, corr), v) in acc_rms.iter_mut().zip(&mut acc_corr).zip(&values) {
             *rms += v.mapv(|x| x * x).mean().unwrap_or(0.0).sqrt();
             *corr += max_abs_correlation(v.view());
         }
-        if config.lambda > 0.0 {
-            let mut grads: Vec<Array2<f64>> =
-                values.iter().map(|v| Array2::zeros(v.dim())).collect();
-            for a in 0..k {
-                for b in a + 1..k {
-                    let pairs = shared_pairs(&batches[a], &batches[b]);
-                    if pairs.is_empty() {
-                        continue;
-                    }
-                    let cost = coupling.cost(values[a].view(), values[b].view(), &pairs);
-                    coupling_value += cost.value;
-                    grads[a] += &cost.grad_a;
-                    grads[b] += &cost.grad_b;
-                }
-            }
-            if !coupling_value.is_finite() {
+        let coupling_value = if config.lambda > 0.0 {
+            let (value, grads) = coupling_gradients(coupling.as_ref(), &values, &batches);
+            if !value.is_finite() {
                 return Err(diverged);
             }
             let lambda = config.lambda;
-            let scaled: Vec<Array2<f32>> = grads
-                .iter()
-                .map(|g| g.mapv(|v| (v * lambda) as f32))
-                .collect();
-            let term = external_scalar(codes, (coupling_value * lambda) as f32, &scaled)?;
-            terms.push(term);
-        }
-        let mut total = terms.remove(0);
-        for t in terms {
-            total = total.add(t)?;
-        }
-        let total_value = f64::from(total.value()?);
+            for (arm, g) in arms.iter_mut().zip(grads) {
+                let scaled: Vec<f32> = g.iter().map(|v| (v * lambda) as f32).collect();
+                arm.backward(Some(&scaled))?;
+                arm.step()?;
+            }
+            value
+        } else {
+            for arm in &mut arms {
+                arm.backward(None)?;
+                arm.step()?;
+            }
+            0.0
+        };
+        total_value += coupling_value * config.lambda;
         if !total_value.is_finite() {
             return Err(diverged);
-        }
-        let mut grads = total.backward()?;
-        adam.step(&mut model.store, &mut grads)?;
-        if step % CACHE_FLUSH_STEPS == 0 {
-            model.store.device().empty_cache()?;
         }
         acc_total += total_value;
         acc_coupling += coupling_value;
@@ -223,6 +203,9 @@ pub fn train(
             acc_steps = 0;
         }
     }
+    for (arm, trained) in model.arms.iter().zip(&arms) {
+        arm.set_layers(&mut model.store, &trained.layers())?;
+    }
     for i in 0..k {
         let (rows, _) = data.rows_of(i, train);
         let x = data.select(i, &rows);
@@ -232,6 +215,30 @@ pub fn train(
     }
     model.store.check_finite()?;
     Ok(Trained { model, history })
+}
+
+/// The coupling summed over every pair of agents that share cells in this
+/// batch, and its gradient with respect to each agent's codes.
+fn coupling_gradients(
+    coupling: &dyn Coupling,
+    codes: &[Array2<f64>],
+    batches: &[ArmBatch],
+) -> (f64, Vec<Array2<f64>>) {
+    let mut value = 0.0;
+    let mut grads: Vec<Array2<f64>> = codes.iter().map(|v| Array2::zeros(v.dim())).collect();
+    for a in 0..codes.len() {
+        for b in a + 1..codes.len() {
+            let pairs = shared_pairs(&batches[a], &batches[b]);
+            if pairs.is_empty() {
+                continue;
+            }
+            let cost = coupling.cost(codes[a].view(), codes[b].view(), &pairs);
+            value += cost.value;
+            grads[a] += &cost.grad_a;
+            grads[b] += &cost.grad_b;
+        }
+    }
+    (value, grads)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Element-wise loops of the fused dense path ([`super::dense`]), compiled for
+//! Element-wise loops of the dense engine ([`super`]), compiled for
 //! the widest SIMD instruction set the CPU offers (AVX-512 or AVX2+FMA, chosen
 //! at run time through `pulp`, the dispatcher faer itself uses).
 //!
@@ -29,6 +29,29 @@ pub fn sum_of_squares(values: &[f32]) -> f32 {
         for (a, v) in acc.iter_mut().zip(chunks.remainder()) {
             *a += v * v;
         }
+        acc.iter().sum()
+    })
+}
+
+/// Writes `scale · (p − t)` into `grad` and returns `Σ (p − t)²`, summed in
+/// [`LANES`] `f64` partial sums.
+pub fn squared_error(prediction: &[f32], target: &[f32], scale: f32, grad: &mut [f32]) -> f64 {
+    Arch::new().dispatch(|| {
+        let mut acc = [0.0f64; LANES];
+        let add = |p: &[f32], t: &[f32], g: &mut [f32], acc: &mut [f64]| {
+            for (((p, t), g), a) in p.iter().zip(t).zip(g.iter_mut()).zip(acc.iter_mut()) {
+                let d = p - t;
+                *g = scale * d;
+                *a += f64::from(d * d);
+            }
+        };
+        let mut p = prediction.chunks_exact(LANES);
+        let mut t = target.chunks_exact(LANES);
+        let mut g = grad.chunks_exact_mut(LANES);
+        for ((p, t), g) in (&mut p).zip(&mut t).zip(&mut g) {
+            add(p, t, g, &mut acc);
+        }
+        add(p.remainder(), t.remainder(), g.into_remainder(), &mut acc);
         acc.iter().sum()
     })
 }
@@ -75,6 +98,25 @@ pub fn elu_backward(delta: &mut [f32], output: &[f32]) {
     Arch::new().dispatch(|| {
         for (d, &h) in delta.iter_mut().zip(output) {
             *d *= if h > 0.0 { 1.0 } else { h + 1.0 };
+        }
+    });
+}
+
+/// The ReLU in place: `max(v, 0)`.
+pub fn relu_in_place(values: &mut [f32]) {
+    Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            *v = v.max(0.0);
+        }
+    });
+}
+
+/// Multiplies `delta` by the ReLU's derivative, read from the layer's output
+/// `h`: 1 where `h > 0`, else 0.
+pub fn relu_backward(delta: &mut [f32], output: &[f32]) {
+    Arch::new().dispatch(|| {
+        for (d, &h) in delta.iter_mut().zip(output) {
+            *d = if h > 0.0 { *d } else { 0.0 };
         }
     });
 }
@@ -156,6 +198,12 @@ mod tests {
         assert_eq!(d[0], 3.0);
         assert_eq!(d[1], 3.0);
         assert!((d[2] - 3.0 * (-1.0f32).exp()).abs() < 1e-6);
+        let mut r = vec![2.0f32, 0.0, -1.0];
+        relu_in_place(&mut r);
+        assert_eq!(r, vec![2.0, 0.0, 0.0]);
+        let mut d = vec![3.0f32; 3];
+        relu_backward(&mut d, &r);
+        assert_eq!(d, vec![3.0, 0.0, 0.0]);
     }
 
     #[test]

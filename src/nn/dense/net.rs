@@ -1,0 +1,606 @@
+//! Dense layers and stacks of them: forward and backward passes written out
+//! by hand over flat row-major `f32` buffers allocated once ([`Workspace`]);
+//! every matrix product is one call into faer's cache-blocked SIMD kernels
+//! (single-threaded, so a run is bit-for-bit reproducible and several
+//! networks can train on separate threads).
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::kernels;
+use crate::nn::NnError;
+
+/// The activation after a dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    /// Exponential linear unit, α = 1.
+    Elu,
+    /// Rectified linear unit `max(x, 0)`.
+    Relu,
+    /// Identity.
+    Linear,
+}
+
+impl Activation {
+    /// Applies the activation to pre-activations in place.
+    fn apply(self, values: &mut [f32]) {
+        match self {
+            Activation::Elu => kernels::elu_in_place(values),
+            Activation::Relu => kernels::relu_in_place(values),
+            Activation::Linear => {}
+        }
+    }
+
+    /// Multiplies `delta` by the activation's derivative, read from its output.
+    fn backward(self, delta: &mut [f32], output: &[f32]) {
+        match self {
+            Activation::Elu => kernels::elu_backward(delta, output),
+            Activation::Relu => kernels::relu_backward(delta, output),
+            Activation::Linear => {}
+        }
+    }
+}
+
+/// One fully connected layer `act(x W + b)`; `weight` is `(inputs, outputs)` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// `inputs × outputs` weights, row-major (row `g` belongs to input `g`).
+    pub weight: Vec<f32>,
+    /// `outputs` biases.
+    pub bias: Vec<f32>,
+    /// The activation applied to `x W + b`.
+    pub activation: Activation,
+    /// Whether the optimiser updates this layer.
+    pub trainable: bool,
+    /// Whether the L2 penalty applies to the bias (Keras' output layers often have none).
+    pub bias_l2: bool,
+}
+
+impl DenseLayer {
+    /// A layer with Keras' `glorot_uniform` weights (row-major draws) and zero biases.
+    pub fn glorot(
+        inputs: usize,
+        outputs: usize,
+        activation: Activation,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self, NnError> {
+        if inputs == 0 || outputs == 0 {
+            return Err(NnError::invalid(
+                "dense layer",
+                format!("needs positive widths, got {inputs} -> {outputs}"),
+            ));
+        }
+        let limit = (6.0 / (inputs + outputs) as f64).sqrt() as f32;
+        let weight = (0..inputs * outputs)
+            .map(|_| rng.random_range(-limit..limit))
+            .collect();
+        Ok(DenseLayer {
+            inputs,
+            outputs,
+            weight,
+            bias: vec![0.0; outputs],
+            activation,
+            trainable: true,
+            bias_l2: true,
+        })
+    }
+
+    /// Euclidean norm of every weight row (one per input).
+    pub fn input_norms(&self) -> Vec<f32> {
+        self.weight
+            .chunks_exact(self.outputs)
+            .map(|row| row.iter().map(|w| w * w).sum::<f32>().sqrt())
+            .collect()
+    }
+
+    /// Keeps only the weight rows of `keep` (in that order): the layer then
+    /// takes the matching subset of its former inputs, with unchanged outputs.
+    pub fn keep_inputs(&mut self, keep: &[usize]) -> Result<(), NnError> {
+        if keep.is_empty() {
+            return Err(NnError::invalid("keep_inputs", "keeps no input"));
+        }
+        let mut weight = Vec::with_capacity(keep.len() * self.outputs);
+        for &g in keep {
+            let row = self
+                .weight
+                .get(g * self.outputs..(g + 1) * self.outputs)
+                .ok_or_else(|| {
+                    NnError::invalid(
+                        "keep_inputs",
+                        format!("input {g} out of range (layer has {})", self.inputs),
+                    )
+                })?;
+            weight.extend_from_slice(row);
+        }
+        self.weight = weight;
+        self.inputs = keep.len();
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), NnError> {
+        if self.weight.len() != self.inputs * self.outputs || self.bias.len() != self.outputs {
+            return Err(NnError::shape(
+                "dense layer",
+                format!(
+                    "{}x{} weights and {} biases",
+                    self.inputs, self.outputs, self.outputs
+                ),
+                format!(
+                    "{} weights and {} biases",
+                    self.weight.len(),
+                    self.bias.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A stack of dense layers, each feeding the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseNet {
+    /// The layers, input first.
+    pub layers: Vec<DenseLayer>,
+}
+
+/// Reusable activation and gradient buffers for batches of up to a given size.
+#[derive(Debug, Default, Clone)]
+pub struct Workspace {
+    /// Output of every layer (after its activation), `rows × outputs`.
+    acts: Vec<Vec<f32>>,
+    /// Gradient with respect to the current layer's output.
+    delta: Vec<f32>,
+    /// Gradient with respect to the layer below's output.
+    delta_below: Vec<f32>,
+    /// Whether large matrix products may use the current rayon pool.
+    parallel: bool,
+}
+
+/// Matrix products with at least this many multiply-adds run on the current
+/// rayon pool when a workspace allows it; smaller ones cost more to split
+/// than they gain.
+const PARALLEL_MACS: usize = 1 << 20;
+
+impl Workspace {
+    /// A workspace whose large matrix products run on the current rayon
+    /// pool's threads. faer splits a product by output blocks, never along
+    /// the summed dimension, so the results are bit-for-bit those of one
+    /// thread (see the tests).
+    pub fn parallel() -> Self {
+        Workspace {
+            parallel: true,
+            ..Workspace::default()
+        }
+    }
+
+    /// How a product of `m × k` by `k × n` runs in this workspace.
+    fn par(&self, m: usize, n: usize, k: usize) -> Par {
+        if self.parallel && m * n * k >= PARALLEL_MACS {
+            Par::rayon(0)
+        } else {
+            Par::Seq
+        }
+    }
+
+    /// The output of `net`'s last layer after a forward pass of `net` through
+    /// this workspace (empty before one).
+    pub fn output(&self, net: &DenseNet) -> &[f32] {
+        net.layers
+            .len()
+            .checked_sub(1)
+            .and_then(|last| self.acts.get(last))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Gradients of every layer's weight and bias (zero-length for frozen layers).
+#[derive(Debug, Default, Clone)]
+pub struct DenseGrads {
+    /// `∂loss/∂W` per layer.
+    pub weight: Vec<Vec<f32>>,
+    /// `∂loss/∂b` per layer.
+    pub bias: Vec<Vec<f32>>,
+}
+
+/// `dst (m×n) ← [dst +] op(a) · op(b)`, row-major, where `op(a)` is `m×k`.
+#[allow(clippy::too_many_arguments)] // a BLAS-style call
+fn gemm(
+    dst: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_transposed: bool,
+    b: &[f32],
+    b_transposed: bool,
+    accumulate: bool,
+    par: Par,
+) {
+    let lhs = if a_transposed {
+        MatRef::from_row_major_slice(&a[..k * m], k, m).transpose()
+    } else {
+        MatRef::from_row_major_slice(&a[..m * k], m, k)
+    };
+    let rhs = if b_transposed {
+        MatRef::from_row_major_slice(&b[..n * k], n, k).transpose()
+    } else {
+        MatRef::from_row_major_slice(&b[..k * n], k, n)
+    };
+    let out = MatMut::from_row_major_slice_mut(&mut dst[..m * n], m, n);
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    matmul(out, accum, lhs, rhs, 1.0f32, par);
+}
+
+impl DenseNet {
+    /// A network from its layers; consecutive widths must match.
+    pub fn new(layers: Vec<DenseLayer>) -> Result<Self, NnError> {
+        if layers.is_empty() {
+            return Err(NnError::invalid("DenseNet", "needs at least one layer"));
+        }
+        for layer in &layers {
+            layer.check()?;
+        }
+        for pair in layers.windows(2) {
+            if pair[0].outputs != pair[1].inputs {
+                return Err(NnError::shape(
+                    "DenseNet",
+                    format!("a layer taking {} inputs", pair[0].outputs),
+                    pair[1].inputs,
+                ));
+            }
+        }
+        Ok(DenseNet { layers })
+    }
+
+    /// Input width of layer `from`.
+    pub fn inputs_of(&self, from: usize) -> usize {
+        self.layers.get(from).map_or(0, |l| l.inputs)
+    }
+
+    /// Output width of the last layer.
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.outputs)
+    }
+
+    /// The index of the first trainable layer, if any.
+    pub fn first_trainable(&self) -> Option<usize> {
+        self.layers.iter().position(|l| l.trainable)
+    }
+
+    /// Runs layers `from..to` on `rows` rows of `x` (row-major, `rows × inputs_of(from)`),
+    /// returning the output of layer `to − 1`. For inference and cached frozen prefixes.
+    pub fn forward_range(
+        &self,
+        x: &[f32],
+        rows: usize,
+        from: usize,
+        to: usize,
+    ) -> Result<Vec<f32>, NnError> {
+        let mut ws = Workspace::default();
+        self.forward_into(x, rows, from, to, &mut ws)?;
+        Ok(ws
+            .acts
+            .get(to.saturating_sub(1))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Forward pass of layers `from..to`, keeping every layer's output in `ws`.
+    fn forward_into(
+        &self,
+        x: &[f32],
+        rows: usize,
+        from: usize,
+        to: usize,
+        ws: &mut Workspace,
+    ) -> Result<(), NnError> {
+        if from >= to || to > self.layers.len() {
+            return Err(NnError::invalid(
+                "forward",
+                format!("layer range {from}..{to} of {}", self.layers.len()),
+            ));
+        }
+        if x.len() != rows * self.layers[from].inputs {
+            return Err(NnError::shape(
+                "forward input",
+                format!("{rows}x{}", self.layers[from].inputs),
+                format!("{} values", x.len()),
+            ));
+        }
+        if ws.acts.len() < self.layers.len() {
+            ws.acts.resize_with(self.layers.len(), Vec::new);
+        }
+        for l in from..to {
+            let layer = &self.layers[l];
+            let par = ws.par(rows, layer.outputs, layer.inputs);
+            let (below, rest) = ws.acts.split_at_mut(l);
+            let input: &[f32] = if l == from { x } else { &below[l - 1] };
+            let out = &mut rest[0];
+            out.resize(rows * layer.outputs, 0.0);
+            for row in out.chunks_exact_mut(layer.outputs) {
+                row.copy_from_slice(&layer.bias);
+            }
+            gemm(
+                out,
+                rows,
+                layer.outputs,
+                layer.inputs,
+                input,
+                false,
+                &layer.weight,
+                false,
+                true,
+                par,
+            );
+            layer.activation.apply(out);
+        }
+        Ok(())
+    }
+
+    /// One forward pass of layers `from..` on a batch; returns the network's output.
+    pub fn forward<'w>(
+        &self,
+        x: &[f32],
+        rows: usize,
+        from: usize,
+        ws: &'w mut Workspace,
+    ) -> Result<&'w [f32], NnError> {
+        let to = self.layers.len();
+        self.forward_into(x, rows, from, to, ws)?;
+        Ok(&ws.acts[to - 1])
+    }
+
+    /// Backward pass after [`DenseNet::forward`] on the same batch `x` (the
+    /// input of layer `from`): given `∂loss/∂output`, fills `grads` for every
+    /// trainable layer. Stops below the lowest trainable layer, so no input
+    /// gradient is computed for it.
+    pub fn backward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        from: usize,
+        d_output: &[f32],
+        ws: &mut Workspace,
+        grads: &mut DenseGrads,
+    ) -> Result<(), NnError> {
+        self.backward_through(x, rows, from, d_output, ws, grads, None)
+    }
+
+    /// As [`DenseNet::backward`], and also writes `∂loss/∂x` (`rows ×
+    /// inputs_of(from)`) into `d_input`, for a network that feeds on another
+    /// trained one (a decoder on an encoder's code).
+    #[allow(clippy::too_many_arguments)] // backward's arguments and the output
+    pub fn backward_to_input(
+        &self,
+        x: &[f32],
+        rows: usize,
+        from: usize,
+        d_output: &[f32],
+        ws: &mut Workspace,
+        grads: &mut DenseGrads,
+        d_input: &mut Vec<f32>,
+    ) -> Result<(), NnError> {
+        self.backward_through(x, rows, from, d_output, ws, grads, Some(d_input))
+    }
+
+    #[allow(clippy::too_many_arguments)] // the two public forms' arguments
+    fn backward_through(
+        &self,
+        x: &[f32],
+        rows: usize,
+        from: usize,
+        d_output: &[f32],
+        ws: &mut Workspace,
+        grads: &mut DenseGrads,
+        mut d_input: Option<&mut Vec<f32>>,
+    ) -> Result<(), NnError> {
+        let last = self.layers.len() - 1;
+        if d_output.len() != rows * self.layers[last].outputs {
+            return Err(NnError::shape(
+                "backward",
+                format!("{rows}x{}", self.layers[last].outputs),
+                format!("{} values", d_output.len()),
+            ));
+        }
+        let lowest = match (
+            &d_input,
+            self.layers[from..].iter().position(|l| l.trainable),
+        ) {
+            (Some(_), _) => from,
+            (None, Some(offset)) => from + offset,
+            (None, None) => return Err(NnError::NoGradient),
+        };
+        grads.weight.resize_with(self.layers.len(), Vec::new);
+        grads.bias.resize_with(self.layers.len(), Vec::new);
+        ws.delta.clear();
+        ws.delta.extend_from_slice(d_output);
+        for l in (lowest..=last).rev() {
+            let layer = &self.layers[l];
+            layer.activation.backward(&mut ws.delta, &ws.acts[l]);
+            let input: &[f32] = if l == from { x } else { &ws.acts[l - 1] };
+            if layer.trainable {
+                let gw = &mut grads.weight[l];
+                gw.resize(layer.inputs * layer.outputs, 0.0);
+                gemm(
+                    gw,
+                    layer.inputs,
+                    layer.outputs,
+                    rows,
+                    input,
+                    true,
+                    &ws.delta,
+                    false,
+                    false,
+                    ws.par(layer.inputs, layer.outputs, rows),
+                );
+                let gb = &mut grads.bias[l];
+                gb.clear();
+                gb.resize(layer.outputs, 0.0);
+                kernels::add_rows(gb, &ws.delta);
+            }
+            let par = ws.par(rows, layer.inputs, layer.outputs);
+            let below: &mut Vec<f32> = match (l > lowest, d_input.as_deref_mut()) {
+                (true, _) => &mut ws.delta_below,
+                (false, Some(d_input)) => d_input,
+                (false, None) => break,
+            };
+            below.resize(rows * layer.inputs, 0.0);
+            gemm(
+                below,
+                rows,
+                layer.inputs,
+                layer.outputs,
+                &ws.delta,
+                false,
+                &layer.weight,
+                true,
+                false,
+                par,
+            );
+            if l > lowest {
+                std::mem::swap(&mut ws.delta, &mut ws.delta_below);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::dense::mse_with_grad;
+    use rand::SeedableRng;
+
+    fn small_net(rng: &mut ChaCha8Rng) -> DenseNet {
+        let mut layers = vec![
+            DenseLayer::glorot(5, 4, Activation::Elu, rng).unwrap(),
+            DenseLayer::glorot(4, 3, Activation::Elu, rng).unwrap(),
+            DenseLayer::glorot(3, 2, Activation::Linear, rng).unwrap(),
+        ];
+        for layer in &mut layers {
+            layer
+                .bias
+                .iter_mut()
+                .for_each(|b| *b = rng.random_range(-0.5..0.5));
+        }
+        DenseNet::new(layers).unwrap()
+    }
+
+    fn loss_of(net: &DenseNet, x: &[f32], y: &[f32]) -> f64 {
+        let out = net.forward_range(x, 3, 0, net.layers.len()).unwrap();
+        let mut g = Vec::new();
+        f64::from(mse_with_grad(&out, y, &mut g))
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let net = small_net(&mut rng);
+        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut ws = Workspace::default();
+        let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
+        let mut d = Vec::new();
+        mse_with_grad(&out, &y, &mut d);
+        let mut grads = DenseGrads::default();
+        net.backward(&x, 3, 0, &d, &mut ws, &mut grads).unwrap();
+        let h = 1e-2f32;
+        for l in 0..net.layers.len() {
+            for i in 0..net.layers[l].weight.len() {
+                let mut plus = net.clone();
+                plus.layers[l].weight[i] += h;
+                let mut minus = net.clone();
+                minus.layers[l].weight[i] -= h;
+                let numeric =
+                    (loss_of(&plus, &x, &y) - loss_of(&minus, &x, &y)) / (2.0 * f64::from(h));
+                let analytic = f64::from(grads.weight[l][i]);
+                assert!(
+                    (numeric - analytic).abs() < 2e-3,
+                    "layer {l} w{i}: {numeric} vs {analytic}"
+                );
+            }
+            for i in 0..net.layers[l].bias.len() {
+                let mut plus = net.clone();
+                plus.layers[l].bias[i] += h;
+                let mut minus = net.clone();
+                minus.layers[l].bias[i] -= h;
+                let numeric =
+                    (loss_of(&plus, &x, &y) - loss_of(&minus, &x, &y)) / (2.0 * f64::from(h));
+                let analytic = f64::from(grads.bias[l][i]);
+                assert!(
+                    (numeric - analytic).abs() < 2e-3,
+                    "layer {l} b{i}: {numeric} vs {analytic}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn frozen_prefix_gives_the_same_gradients_from_cached_features() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut net = small_net(&mut rng);
+        net.layers[0].trainable = false;
+        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut ws = Workspace::default();
+        let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
+        let mut d = Vec::new();
+        mse_with_grad(&out, &y, &mut d);
+        let mut full = DenseGrads::default();
+        net.backward(&x, 3, 0, &d, &mut ws, &mut full).unwrap();
+        let cached = net.forward_range(&x, 3, 0, 1).unwrap();
+        let out2 = net.forward(&cached, 3, 1, &mut ws).unwrap().to_vec();
+        assert_eq!(out, out2);
+        let mut partial = DenseGrads::default();
+        net.backward(&cached, 3, 1, &d, &mut ws, &mut partial)
+            .unwrap();
+        assert_eq!(full.weight[1..], partial.weight[1..]);
+        assert!(full.weight[0].is_empty());
+    }
+
+    #[test]
+    fn parallel_products_are_bitwise_the_sequential_ones() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let (m, n, k) = (200, 1000, 60);
+        let a: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // The products of a decoder's widest layer: forward, weight and input gradients.
+        for (at, bt) in [(false, false), (true, false), (false, true)] {
+            for (mm, nn, kk) in [(m, n, k), (k, n, m), (m, k, n)] {
+                let run = |par: Par| {
+                    let mut out = vec![0.0f32; mm * nn];
+                    gemm(&mut out, mm, nn, kk, &a, at, &b, bt, false, par);
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                assert_eq!(
+                    run(Par::Seq),
+                    run(Par::rayon(2)),
+                    "{mm}x{nn}x{kk} {at} {bt}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn keep_inputs_keeps_rows_and_rejects_bad_indices() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut layer = DenseLayer::glorot(4, 3, Activation::Elu, &mut rng).unwrap();
+        let original = layer.clone();
+        layer.keep_inputs(&[2, 0]).unwrap();
+        assert_eq!(layer.inputs, 2);
+        assert_eq!(layer.weight[..3], original.weight[6..9]);
+        assert_eq!(layer.weight[3..], original.weight[..3]);
+        assert!(layer.keep_inputs(&[5]).is_err());
+        assert!(layer.keep_inputs(&[]).is_err());
+    }
+}
