@@ -246,7 +246,7 @@ fn missing_file_is_an_io_error_naming_it() {
     let path = dir.path().join("absent.csv");
     let error = read_table(&path, Orientation::CellsByFeatures).unwrap_err();
     assert!(
-        matches!(&error, DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        matches!(&error, DataError::Io { cause: source, .. } if source.kind() == std::io::ErrorKind::NotFound),
         "{error}"
     );
     assert!(error.to_string().contains("absent.csv"), "{error}");

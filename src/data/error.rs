@@ -12,20 +12,22 @@ use super::Orientation;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{path}: cannot read: {source}", path = .path.display())]
+    #[error("{path}: cannot read: {cause}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error. Shown in the message and not
+        /// offered as `source()`, so a printed error chain names it once.
+        cause: std::io::Error,
     },
     /// The file starts like (or is named like) gzip data but cannot be decompressed.
-    #[error("{path}: unreadable gzip data: {source}", path = .path.display())]
+    #[error("{path}: unreadable gzip data: {cause}", path = .path.display())]
     Gzip {
         /// The file.
         path: PathBuf,
-        /// The decompression error.
-        source: std::io::Error,
+        /// The decompression error. Shown in the message and not
+        /// offered as `source()`, so a printed error chain names it once.
+        cause: std::io::Error,
     },
     /// A value at a known position is wrong. `line` and `column` are 1-based.
     #[error("{path}:{line}:{column}: {message}", path = .path.display())]

@@ -63,7 +63,7 @@ pub fn detect_format(path: &Path) -> Result<MatrixFormat, DataError> {
         .and_then(|mut f| read_up_to(&mut f, &mut start))
         .map_err(|source| DataError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
     if start[..read] == HDF5_MAGIC[..] {
         return Ok(MatrixFormat::H5ad);

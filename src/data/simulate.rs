@@ -49,12 +49,13 @@ pub enum SimulateError {
     #[error("simulation failed: {0}")]
     Numeric(String),
     /// A file or directory could not be written.
-    #[error("{path}: cannot write: {source}", path = .path.display())]
+    #[error("{path}: cannot write: {cause}", path = .path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error. Shown in the message and not
+        /// offered as `source()`, so a printed error chain names it once.
+        cause: std::io::Error,
     },
     /// A table could not be written.
     #[error(transparent)]

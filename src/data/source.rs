@@ -115,7 +115,7 @@ impl TextSource {
 pub(super) fn open_decompressed(path: &Path) -> Result<(Box<dyn BufRead>, bool), DataError> {
     let file = File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut raw = BufReader::with_capacity(READ_BUFFER, file);
     let gzip = starts_with_gzip_magic(&mut raw, path)?;
@@ -125,7 +125,7 @@ pub(super) fn open_decompressed(path: &Path) -> Result<(Box<dyn BufRead>, bool),
     if named_gz && !gzip {
         return Err(DataError::Gzip {
             path: path.to_path_buf(),
-            source: std::io::Error::new(
+            cause: std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 "the name ends in .gz but the file does not start with the gzip magic bytes",
             ),
@@ -162,7 +162,7 @@ fn detect_delimiter(header_line: &[u8]) -> u8 {
 fn starts_with_gzip_magic(raw: &mut BufReader<File>, path: &Path) -> Result<bool, DataError> {
     let start = raw.fill_buf().map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     Ok(start.starts_with(&GZIP_MAGIC))
 }
@@ -171,12 +171,12 @@ pub(super) fn read_error(path: &Path, gzip: bool, source: std::io::Error) -> Dat
     if gzip {
         DataError::Gzip {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     } else {
         DataError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     }
 }

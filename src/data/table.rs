@@ -128,7 +128,7 @@ pub fn write_table(
     }
     let io_err = |source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let file = BufWriter::new(File::create(path).map_err(io_err)?);
     let name = path.to_string_lossy();
@@ -188,7 +188,7 @@ fn write_records<W: Write>(
     }
     writer.into_inner().map_err(|e| DataError::Io {
         path: path.to_path_buf(),
-        source: e.into_error(),
+        cause: e.into_error(),
     })
 }
 

@@ -4,14 +4,15 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// The session file could not be read or written.
-    #[error("{path}: {action}: {source}", path = .path.display())]
+    #[error("{path}: {action}: {cause}", path = .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What was being done ("cannot read", "cannot write").
         action: &'static str,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error. Shown in the message and not
+        /// offered as `source()`, so a printed error chain names it once.
+        cause: std::io::Error,
     },
     /// The file is not valid RON for a session. `line` and `column` are 1-based.
     #[error("{path}:{line}:{column}: {message}", path = .path.display())]

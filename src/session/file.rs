@@ -17,7 +17,7 @@ pub fn load(path: &Path) -> Result<Session, SessionError> {
     let text = std::fs::read_to_string(path).map_err(|source| SessionError::Io {
         path: path.to_path_buf(),
         action: "cannot read",
-        source,
+        cause: source,
     })?;
     parse(&text, path)
 }
@@ -95,7 +95,7 @@ pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), SessionError> 
         return Err(SessionError::Io {
             path: path.to_path_buf(),
             action: "cannot write",
-            source,
+            cause: source,
         });
     }
     Ok(())

@@ -39,7 +39,7 @@ fn open_lock_file(path: &Path) -> Result<File, SessionError> {
         .map_err(|source| SessionError::Io {
             path: path.to_path_buf(),
             action: "cannot open the lock file",
-            source,
+            cause: source,
         })
 }
 
@@ -58,7 +58,7 @@ impl SaveLock {
         file.lock().map_err(|source| SessionError::Io {
             path: lock_path,
             action: "cannot lock",
-            source,
+            cause: source,
         })?;
         Ok(SaveLock { _file: file })
     }
@@ -80,7 +80,7 @@ impl OwnerLock {
         let io = |source| SessionError::Io {
             path: lock_path.clone(),
             action: "cannot lock",
-            source,
+            cause: source,
         };
         match file.try_lock() {
             Ok(()) => {

@@ -39,7 +39,7 @@ impl SessionStore {
             let text = std::fs::read_to_string(path).map_err(|source| SessionError::Io {
                 path: path.to_path_buf(),
                 action: "cannot read",
-                source,
+                cause: source,
             })?;
             (parse(&text, path)?, text)
         };
@@ -188,7 +188,7 @@ impl SessionStore {
                 return Err(SessionError::Io {
                     path: self.path.clone(),
                     action: "cannot read",
-                    source,
+                    cause: source,
                 });
             }
         };

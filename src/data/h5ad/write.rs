@@ -197,7 +197,7 @@ pub fn atomically(
     }
     std::fs::rename(&tmp, path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

@@ -28,7 +28,7 @@ impl SimulatedData {
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, SimulateError> {
         std::fs::create_dir_all(dir).map_err(|source| SimulateError::Io {
             path: dir.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let [counts, ephys, metadata, readme] = FILE_NAMES;
         Ok(vec![
@@ -46,7 +46,7 @@ impl SimulatedData {
             atomically(dir, readme, |tmp| {
                 std::fs::write(tmp, self.describe()).map_err(|source| SimulateError::Io {
                     path: tmp.to_path_buf(),
-                    source,
+                    cause: source,
                 })
             })?,
         ])
@@ -55,7 +55,7 @@ impl SimulatedData {
     fn write_metadata(&self, path: &Path) -> Result<(), SimulateError> {
         let io_err = |source| SimulateError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let csv_err = |e: csv::Error| io_err(std::io::Error::other(e));
         let mut writer = csv::Writer::from_path(path).map_err(csv_err)?;
@@ -251,7 +251,7 @@ fn atomically(
     let result = write(&temporary).and_then(|()| {
         std::fs::rename(&temporary, &target).map_err(|source| SimulateError::Io {
             path: target.clone(),
-            source,
+            cause: source,
         })
     });
     if result.is_err() {
