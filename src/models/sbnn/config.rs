@@ -109,15 +109,19 @@ impl Default for SbnnConfig {
     }
 }
 
+/// More regression epochs than anyone trains for: a typo, refused.
+const MAX_EPOCHS: usize = 1_000_000;
+
 impl SbnnConfig {
-    /// Regression epochs in all (frozen + unfrozen + pruned).
+    /// Regression epochs in all (frozen + unfrozen + pruned); saturates
+    /// rather than overflowing, so [`SbnnConfig::validate`] can refuse it.
     pub fn regression_epochs(&self) -> usize {
-        self.frozen_epochs + self.unfrozen_epochs + self.pruned_epochs
+        self.prune_epoch().saturating_add(self.pruned_epochs)
     }
 
     /// The epoch (0-based, counted over regression epochs) at which the first layer is pruned.
     pub fn prune_epoch(&self) -> usize {
-        self.frozen_epochs + self.unfrozen_epochs
+        self.frozen_epochs.saturating_add(self.unfrozen_epochs)
     }
 
     /// Checks the settings that do not depend on the data.
@@ -160,11 +164,12 @@ impl SbnnConfig {
                 return bad(field, "a finite number >= 0", value.to_string());
             }
         }
-        if self.regression_epochs() == 0 {
+        let epochs = self.regression_epochs();
+        if epochs == 0 || epochs > MAX_EPOCHS {
             return bad(
                 "frozen_epochs + unfrozen_epochs + pruned_epochs",
-                "at least 1 regression epoch",
-                "0".into(),
+                "between 1 and 1,000,000 regression epochs",
+                epochs.to_string(),
             );
         }
         if self.pretrain {
@@ -250,5 +255,21 @@ mod tests {
             c
         );
         assert!(ron::from_str::<SbnnConfig>("(gnes: 10)").is_err());
+    }
+
+    /// Issue 19: epoch counts whose sum overflows `usize` (found by the fuzz
+    /// test) are refused with the field named, not a panic.
+    #[test]
+    fn issue_19_epoch_counts_that_overflow_are_refused() {
+        let c = SbnnConfig {
+            frozen_epochs: usize::MAX,
+            unfrozen_epochs: 1,
+            ..SbnnConfig::default()
+        };
+        let error = c.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("frozen_epochs + unfrozen_epochs + pruned_epochs"),
+            "{error}"
+        );
     }
 }
