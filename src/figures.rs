@@ -1,10 +1,12 @@
 //! Figures and tables of a result, for papers: plot data shared by the
 //! workbench's views and the exports ([`plot`]), SVG and PNG figures
 //! ([`svg`]), and [`export`], which writes a result's metrics and latents as
-//! CSV and its figures as SVG and PNG. Both front ends export through it:
+//! CSV, its latents and labels as an `.h5ad` ([`anndata`]) and its figures
+//! as SVG and PNG. Both front ends export through it:
 //! the workbench's `x` (the current plot) and `--batch --export DIR` (every
 //! figure of every finished experiment). Nothing here draws to a terminal.
 
+pub mod anndata;
 pub mod plot;
 pub mod svg;
 
@@ -79,7 +81,8 @@ pub fn default_label_column(columns: &[String]) -> Option<String> {
 }
 
 /// Writes experiment `name`'s result into `folder`: `NAME-metrics.csv`,
-/// `NAME-latent.csv` (one per latent space), and each figure as SVG and PNG.
+/// `NAME-latent.csv` (one per latent space), `NAME-latents.h5ad` (every
+/// latent space and the labels, for scanpy), and each figure as SVG and PNG.
 /// Returns the files written.
 pub fn export(
     name: &str,
@@ -115,6 +118,10 @@ pub fn export(
         let png = svg::svg_to_png(&svg, svg::PNG_SCALE)?;
         write(format!("{name}-{suffix}.svg"), svg.as_bytes())?;
         write(format!("{name}-{suffix}.png"), &png)?;
+    }
+    let h5ad = folder.join(format!("{name}-latents.h5ad"));
+    if anndata::write_latents(name, result, options, &h5ad)? {
+        written.push(h5ad);
     }
     Ok(written)
 }

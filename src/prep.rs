@@ -12,6 +12,8 @@
 mod error;
 mod filter;
 mod hvg;
+mod hvg_v3;
+mod loess;
 mod recipe;
 mod report;
 mod select;

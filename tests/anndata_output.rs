@@ -48,6 +48,7 @@ fn latents_and_labels_round_trip_through_anndata() {
     let path = dir.path().join("latents.h5ad");
     let cells: Vec<String> = ["c1", "c2", "c3"].iter().map(|c| (*c).to_owned()).collect();
     let latents = array![[0.5, -1.0], [1.5, 2.0], [-0.25, 0.125]];
+    let obsm = vec![("X_mixvae".to_owned(), latents.clone())];
     let obs = vec![
         (
             "assigned".to_owned(),
@@ -66,8 +67,7 @@ fn latents_and_labels_round_trip_through_anndata() {
         &path,
         &H5adLatents {
             cells: &cells,
-            experiment: "mixvae",
-            latents: &latents,
+            obsm: &obsm,
             obs: &obs,
         },
     )

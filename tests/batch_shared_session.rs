@@ -76,6 +76,7 @@ fn export_writes_csvs_and_every_figure_of_each_finished_experiment() {
         "a-latent.svg",
         "a-latent.png",
         "a-genes.svg",
+        "a-latents.h5ad",
     ] {
         assert!(out.join(file).exists(), "{file} missing");
     }
@@ -98,6 +99,15 @@ fn export_writes_csvs_and_every_figure_of_each_finished_experiment() {
         cells + 1,
         "a row per cell of the latent"
     );
+    // The latents as an .h5ad: obsm["X_a"], one row per cell, read back.
+    let selection = patchbench::data::h5ad::H5adSelection {
+        obsm: Some("X_a".into()),
+        ..Default::default()
+    };
+    let h5ad = patchbench::data::h5ad::read_h5ad(&out.join("a-latents.h5ad"), &selection)
+        .expect("the exported .h5ad reads back")
+        .into_dense();
+    assert_eq!(h5ad.cells.len(), cells);
     let metrics = std::fs::read_to_string(out.join("a-metrics.csv")).expect("read");
     assert!(metrics.contains("cv_r2_mean,"));
     let png = std::fs::read(out.join("a-latent.png")).expect("read");

@@ -1,7 +1,8 @@
 //! Preprocessing on CSR equals preprocessing on the dense copy (property
-//! tests on random sparse matrices), and the `Seurat` gene selection equals
-//! scanpy's `highly_variable_genes(flavor="seurat")` on a fixture whose
-//! golden output scanpy wrote (`scripts/make-fixtures.py`).
+//! tests on random sparse matrices), and the `Seurat` and `SeuratV3` gene
+//! selections equal scanpy's `highly_variable_genes(flavor="seurat")` and
+//! `(flavor="seurat_v3")` on a fixture whose golden output scanpy wrote
+//! (`scripts/make-fixtures.py`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -216,6 +217,37 @@ fn seurat_selection_equals_scanpys_on_the_fixture() {
         norms[49]
     );
     // The dense copy selects the same genes.
+    let dense = recipe
+        .apply_loaded(LoadedTable::Dense(counts.into_dense()))
+        .unwrap();
+    assert_eq!(dense.table.features, prepared.table.features);
+}
+
+#[test]
+fn seurat_v3_selection_equals_scanpys_on_the_fixture() {
+    let counts = read_h5ad(&fixture("counts.h5ad"), &H5adSelection::default()).unwrap();
+    let recipe = recipe(
+        vec![Step::SelectGenes {
+            n: 50,
+            method: GeneSelection::SeuratV3 { span: 0.3 },
+        }],
+        Standardise::None,
+    );
+    let prepared = recipe.apply_loaded(counts.clone()).unwrap();
+    let text = std::fs::read_to_string(fixture("seurat_v3.csv")).unwrap();
+    let expected: BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|line| line.ends_with(",True"))
+        .map(|line| line.split(',').next().unwrap())
+        .collect();
+    assert_eq!(expected.len(), 50);
+    let selected: BTreeSet<&str> = prepared.table.features.iter().map(String::as_str).collect();
+    assert_eq!(selected, expected);
+    assert!(matches!(
+        prepared.report.steps[0].detail,
+        StepDetail::SeuratV3 { .. }
+    ));
     let dense = recipe
         .apply_loaded(LoadedTable::Dense(counts.into_dense()))
         .unwrap();

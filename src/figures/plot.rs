@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+
 use crate::runner::PreparedDataset;
 use crate::session::{ExperimentResult, Latent};
 
@@ -121,6 +125,47 @@ pub fn scatter(
     })
 }
 
+/// Most points the workbench's braille latent plot draws; beyond this a
+/// subsample is drawn (see [`subsample`]) so that 10^5 cells stay responsive.
+pub const MAX_DRAWN: usize = 20_000;
+
+/// A copy of `scatter` with about `limit` points: each label keeps its share
+/// of them (rounded down, at least one point so no label disappears), drawn
+/// without replacement by a generator seeded with `seed`, so the same plot
+/// shows the same points. Bounds stay those of all points. A scatter with at
+/// most `limit` points is returned whole.
+pub fn subsample(scatter: &Scatter, limit: usize, seed: u64) -> Scatter {
+    let total: usize = scatter.groups.iter().map(|g| g.points.len()).sum();
+    if total <= limit {
+        return scatter.clone();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let groups = scatter
+        .groups
+        .iter()
+        .map(|group| {
+            let n = group.points.len();
+            let keep = (n * limit / total).max(1).min(n);
+            let mut chosen = sample(&mut rng, n, keep).into_vec();
+            chosen.sort_unstable();
+            Group {
+                label: group.label.clone(),
+                color: group.color,
+                points: chosen.into_iter().map(|i| group.points[i]).collect(),
+            }
+        })
+        .collect();
+    Scatter {
+        groups,
+        ..scatter.clone()
+    }
+}
+
+/// Number of points of a scatter, all groups together.
+pub fn point_count(scatter: &Scatter) -> usize {
+    scatter.groups.iter().map(|g| g.points.len()).sum()
+}
+
 /// `[min, max]` of the values with 5% padding; `[-1, 1]` when there are none.
 pub fn bounds(values: impl Iterator<Item = f64>) -> [f64; 2] {
     let (lo, hi) = values
@@ -197,4 +242,53 @@ pub fn live_curves(live: &BTreeMap<String, Vec<(f64, f64)>>) -> Vec<(String, Vec
             (metric.to_string(), points)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big_scatter() -> Scatter {
+        let group = |label: &str, color: usize, n: usize| Group {
+            label: label.into(),
+            color,
+            points: (0..n).map(|i| (i as f64, (color * n + i) as f64)).collect(),
+        };
+        Scatter {
+            name: "z".into(),
+            axes: ("z[0]".into(), "z[1]".into()),
+            groups: vec![
+                group("A", 0, 70_000),
+                group("B", 1, 29_995),
+                group("C", 2, 5),
+            ],
+            x_bounds: [0.0, 70_000.0],
+            y_bounds: [0.0, 140_000.0],
+        }
+    }
+
+    #[test]
+    fn a_subsample_keeps_each_labels_share_and_the_bounds() {
+        let all = big_scatter();
+        let drawn = subsample(&all, MAX_DRAWN, 1);
+        let sizes: Vec<usize> = drawn.groups.iter().map(|g| g.points.len()).collect();
+        // 70% and 30% of 20,000 (rounded down), and the rare label keeps a point.
+        assert_eq!(sizes, [14_000, 5_999, 1]);
+        assert!(point_count(&drawn) <= MAX_DRAWN + drawn.groups.len());
+        assert_eq!(
+            (drawn.x_bounds, drawn.y_bounds),
+            (all.x_bounds, all.y_bounds)
+        );
+        for (kept, whole) in drawn.groups.iter().zip(&all.groups) {
+            assert!(kept.points.iter().all(|p| whole.points.contains(p)));
+            assert!(
+                kept.points.windows(2).all(|w| w[0].0 < w[1].0),
+                "distinct, in order"
+            );
+        }
+        assert_eq!(subsample(&all, MAX_DRAWN, 1), drawn, "seeded");
+        assert_ne!(subsample(&all, MAX_DRAWN, 2), drawn);
+        let small = subsample(&drawn, MAX_DRAWN * 2, 1);
+        assert_eq!(small, drawn, "small scatters are drawn whole");
+    }
 }

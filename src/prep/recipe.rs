@@ -139,6 +139,19 @@ pub enum GeneSelection {
         #[serde(default = "default_n_bins")]
         n_bins: usize,
     },
+    /// scanpy's `highly_variable_genes(flavor="seurat_v3", n_top_genes=n)`
+    /// on raw counts (before normalisation): the variance of counts clipped
+    /// and standardised by a LOESS fit of log variance on log mean; exactly
+    /// `n` genes. See the `hvg_v3` module.
+    SeuratV3 {
+        /// The LOESS span, the share of genes in each local fit (default 0.3).
+        #[serde(default = "default_span")]
+        span: f64,
+    },
+}
+
+fn default_span() -> f64 {
+    0.3
 }
 
 fn default_n_bins() -> usize {

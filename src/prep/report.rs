@@ -80,6 +80,11 @@ pub enum StepDetail {
         /// Genes kept (more than `n` when several tie at the cut-off).
         selected: usize,
     },
+    /// `SelectGenes` with `SeuratV3` (scanpy's `seurat_v3` flavour).
+    SeuratV3 {
+        /// The smallest normalised variance among the selected genes.
+        smallest_selected: f64,
+    },
     /// `LibrarySizeNormalise`: per-cell sums before normalisation.
     LibrarySize {
         /// The median sum; every cell now sums to this.
@@ -155,6 +160,9 @@ impl StepReport {
             )),
             StepDetail::Seurat { cut_off, selected } => line.push_str(&format!(
                 " seurat normalised dispersion cut-off {cut_off:.4} ({selected} genes),"
+            )),
+            StepDetail::SeuratV3 { smallest_selected } => line.push_str(&format!(
+                " seurat_v3 smallest selected normalised variance {smallest_selected:.4},"
             )),
             StepDetail::LibrarySize { median, min, max } => line.push_str(&format!(
                 " library sizes min {min} / median {median} / max {max}; \

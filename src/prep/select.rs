@@ -16,6 +16,7 @@
 //! pass, at most 100 steps.
 
 use super::hvg::{seurat_dispersions, top_genes};
+use super::hvg_v3::seurat_v3_variances;
 use super::sparse::{bad_stored_value, for_each_stored};
 use super::standardise::column_stats;
 use super::subset::{Outcome, keep_features};
@@ -62,6 +63,11 @@ pub(super) fn select_genes(
             by_mean_dropout(&table, n, &curve, step)?
         }
         GeneSelection::Seurat { n_bins } => by_seurat(&table, n, n_bins, step)?,
+        GeneSelection::SeuratV3 { span } => {
+            let figures = seurat_v3_variances(&table, span, step)?;
+            let (keep, smallest_selected) = top_n(&figures.normalised, n);
+            (keep, StepDetail::SeuratV3 { smallest_selected })
+        }
     };
     let table = match table {
         LoadedTable::Dense(t) => LoadedTable::Dense(keep_features(t, &keep).0),

@@ -579,6 +579,7 @@ fn export_writes_svg_png_and_csv() {
             .collect();
         assert!(names.contains(&"alpha-metrics.csv".to_string()));
         assert!(names.contains(&"alpha-latent.csv".to_string()));
+        assert!(names.contains(&"alpha-latents.h5ad".to_string()));
         assert!(names.iter().any(|n| n.ends_with(".svg")), "{names:?}");
         assert!(names.iter().any(|n| n.ends_with(".png")), "{names:?}");
     }
@@ -604,6 +605,18 @@ fn export_writes_svg_png_and_csv() {
     assert!(latent.starts_with("cell,rna_family,z0,z1\nc00,Alpha,"));
     let svg = std::fs::read_to_string(app.side_folder().join("exports/alpha-latent.svg")).unwrap();
     assert!(svg.contains("<circle") && svg.ends_with("</svg>\n"));
+    // The .h5ad holds the latent in obsm["X_alpha"] and the label column in obs.
+    let h5ad = app.side_folder().join("exports/alpha-latents.h5ad");
+    let selection = crate::data::h5ad::H5adSelection {
+        obsm: Some("X_alpha".into()),
+        ..Default::default()
+    };
+    let latent = crate::data::h5ad::read_h5ad(&h5ad, &selection)
+        .unwrap()
+        .into_dense();
+    assert_eq!(latent.cells[0], "c00");
+    let obs = crate::data::read_metadata(&h5ad, "obs_names").unwrap();
+    assert_eq!(obs.label("rna_family", "c00"), Some("Alpha"));
 }
 
 #[test]

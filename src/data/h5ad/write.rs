@@ -16,25 +16,22 @@ use super::super::{DataError, LoadedTable};
 pub struct H5adLatents<'a> {
     /// Cell ids (`obs_names`).
     pub cells: &'a [String],
-    /// The experiment's name; the latents go to `obsm["X_<experiment>"]`.
-    pub experiment: &'a str,
-    /// Cells x latent dimensions.
-    pub latents: &'a Array2<f64>,
+    /// `obsm` entries: a key (e.g. `X_<experiment>`) and a cells x dimensions matrix.
+    pub obsm: &'a [(String, Array2<f64>)],
     /// `obs` columns (e.g. the assigned type, the known label); `None` is a missing value.
     pub obs: &'a [(String, Vec<Option<String>>)],
 }
 
 /// Writes a result's latents and labels as an `.h5ad`: an empty `X` of
-/// `cells x 0`, the latents in `obsm["X_<experiment>"]`, the labels in `obs`.
+/// `cells x 0`, each latent space in `obsm` under its key, the labels in `obs`.
 pub fn write_latents_h5ad(path: &Path, latents: &H5adLatents<'_>) -> Result<(), DataError> {
     let rows = latents.cells.len();
-    if latents.latents.nrows() != rows {
+    if let Some((key, matrix)) = latents.obsm.iter().find(|(_, m)| m.nrows() != rows) {
         return Err(invalid(
             path,
             format!(
-                "{} cells but {} rows of latents; expected one row per cell",
-                rows,
-                latents.latents.nrows()
+                "obsm['{key}'] has {} rows for {rows} cells; expected one row per cell",
+                matrix.nrows()
             ),
         ));
     }
@@ -52,7 +49,9 @@ pub fn write_latents_h5ad(path: &Path, latents: &H5adLatents<'_>) -> Result<(), 
         write_frame(file, "obs", latents.cells, latents.obs)?;
         write_frame(file, "var", &[], &[])?;
         let obsm = dict(file, "obsm")?;
-        write_dense(&obsm, &format!("X_{}", latents.experiment), latents.latents)?;
+        for (key, matrix) in latents.obsm {
+            write_dense(&obsm, key, matrix)?;
+        }
         for name in ["layers", "obsp", "varm", "varp", "uns"] {
             dict(file, name)?;
         }

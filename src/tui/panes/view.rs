@@ -110,8 +110,10 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
     let [plot_area, legend_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(legend_width)]).areas(area);
     let spaces = plot::latents(result).len();
+    let drawn = plot::subsample(&scatter, plot::MAX_DRAWN, 1);
+    let (shown, total) = (plot::point_count(&drawn), plot::point_count(&scatter));
     let header = format!(
-        "{} vs {} · colour: {} · zoom ×{:.1}{}",
+        "{} vs {} · colour: {} · zoom ×{:.1}{}{}",
         scatter.axes.0,
         scatter.axes.1,
         column.as_deref().unwrap_or("(loading labels)"),
@@ -120,9 +122,14 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
             " · t toggles space"
         } else {
             ""
+        },
+        if shown < total {
+            format!(" · {shown} of {total} shown")
+        } else {
+            String::new()
         }
     );
-    let groups = &scatter.groups;
+    let groups = &drawn.groups;
     let canvas = Canvas::default()
         .marker(Marker::Braille)
         .x_bounds(scatter.x_bounds)
@@ -140,7 +147,9 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
     frame.render_widget(Paragraph::new(header.dark_gray()), head);
     frame.render_widget(canvas, canvas_area);
     if legend_width > 0 {
-        let lines: Vec<Line> = groups
+        // The legend counts every cell, drawn or not.
+        let lines: Vec<Line> = scatter
+            .groups
             .iter()
             .map(|g| {
                 Line::from(vec![
