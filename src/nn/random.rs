@@ -122,8 +122,15 @@ pub fn gumbel_softmax(logits: Var, temperature: f32, rng: &mut ChaCha8Rng) -> Re
         ));
     }
     let (r, c) = logits.shape();
+    let gumbel = Var::from_vec(&logits.device(), r, c, gumbel_noise(r * c, rng))?;
+    logits.add(gumbel)?.scale(1.0 / temperature)?.softmax()
+}
+
+/// `count` standard Gumbel draws `g = −ln(−ln u)`, `u ~ U(0, 1)`, the noise
+/// [`gumbel_softmax`] adds (for engines that sample outside the tape).
+pub fn gumbel_noise(count: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let mut draws = layer_stream(rng);
-    let gumbel: Vec<f32> = (0..r * c)
+    (0..count)
         .map(|_| {
             // Keep u inside (0, 1) so both logarithms are finite.
             let u = draws
@@ -131,9 +138,7 @@ pub fn gumbel_softmax(logits: Var, temperature: f32, rng: &mut ChaCha8Rng) -> Re
                 .clamp(f32::MIN_POSITIVE, 1.0 - f32::EPSILON);
             -(-u.ln()).ln()
         })
-        .collect();
-    let gumbel = Var::from_vec(&logits.device(), r, c, gumbel)?;
-    logits.add(gumbel)?.scale(1.0 / temperature)?.softmax()
+        .collect()
 }
 
 /// The generator one layer call draws from, seeded from the caller's stream.

@@ -116,7 +116,7 @@ fn work(
     let gradients = from_host
         .recv()
         .map_err(|_| NnError::Backend("the coupling step stopped".into()))?;
-    forward.finish(network, &gradients)
+    forward.finish(network, &gradients, job.config, job.count)
 }
 
 /// The host's side: gathers every agent's `u_a`, computes the coupling, and
