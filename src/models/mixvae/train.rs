@@ -359,7 +359,10 @@ impl Job<'_> {
             let rows = copy.nrows();
             let run = &mut network.runs[i];
             run.target.clear();
-            run.target.extend(copy.iter().copied());
+            match copy.as_slice() {
+                Some(values) => run.target.extend_from_slice(values),
+                None => run.target.extend(copy.iter().copied()),
+            }
             run.input.clear();
             run.input.extend_from_slice(&run.target);
             nn::dropout_in_place(&mut run.input, config.input_dropout, &mut rng)?;
