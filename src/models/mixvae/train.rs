@@ -230,7 +230,7 @@ impl Stepper {
     /// One optimisation step on the batch `xb`; returns the loss parts.
     ///
     /// Each network runs its agents' forward passes, the host computes the
-    /// coupling term from them (see [`super::objective::AgentLoss`]), and
+    /// coupling term from their `u_a` (see [`super::objective::coupling`]), and
     /// each network runs its backward pass and optimiser step. Every agent
     /// draws from its own stream seeded from `rng`, so results do not depend
     /// on the order or timing of the networks' work.
