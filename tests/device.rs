@@ -68,23 +68,31 @@ fn results_record_the_device_they_ran_on() {
     common::small_dataset(dir.path(), 3);
     std::fs::write(dir.path().join("s.ron"), common::srrr_session("rrr", 2)).expect("write");
 
-    // sRRR has no GPU path: asked for a GPU it runs on the CPU, says so, and
-    // records the CPU.
-    let output = batch(dir.path(), &["--device", "cuda:1"]);
+    let output = batch(dir.path(), &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("srrr has no GPU path"), "{stderr}");
-    assert!(stderr.contains("cuda:1"), "{stderr}");
     let saved = session::load(&dir.path().join("s.ron")).expect("valid");
     let result = saved.experiments[0].result.as_ref().expect("result");
     assert_eq!(result.provenance.device, DeviceChoice::Cpu);
+}
+
+#[test]
+fn a_model_that_cannot_train_on_the_gpu_refuses_it_instead_of_falling_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::small_dataset(dir.path(), 3);
+    std::fs::write(dir.path().join("s.ron"), common::srrr_session("rrr", 2)).expect("write");
+
+    let output = batch(dir.path(), &["--device", "cuda:1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for part in ["experiment `rrr`", "protocol.device", "cuda:1"] {
+        assert!(stderr.contains(part), "missing {part:?} in {stderr}");
+    }
+    let saved = session::load(&dir.path().join("s.ron")).expect("valid");
+    assert!(saved.experiments[0].result.is_none());
     // The override is for the run: the session's setting is unchanged.
     assert_eq!(saved.experiments[0].protocol.device, DeviceChoice::Cpu);
-    assert!(
-        session::to_ron(&saved)
-            .expect("ron")
-            .contains("device: Cpu")
-    );
 }
 
 #[test]

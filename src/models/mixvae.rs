@@ -19,6 +19,8 @@
 mod agent;
 mod augment;
 mod config;
+mod dense_agent;
+mod head;
 mod objective;
 mod output;
 #[cfg(not(feature = "cuda"))]

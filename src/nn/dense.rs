@@ -20,7 +20,7 @@
 
 mod adam;
 mod batch_norm;
-mod kernels;
+pub(crate) mod kernels;
 mod loss;
 mod net;
 mod store;

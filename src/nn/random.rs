@@ -47,13 +47,17 @@ pub fn dropout_in_place(
     let threshold = (f64::from(rate) * 4_294_967_296.0) as u64;
     let mut draws = layer_stream(rng);
     // Draw a block of bits first, then mask: the masking loop vectorises.
+    // Each 64-bit draw gives two 32-bit ones, the low half first.
     const BLOCK: usize = 256;
-    let mut bits = [0u64; BLOCK];
+    let mut halves = [0u64; 2 * BLOCK];
     for chunk in values.chunks_mut(2 * BLOCK) {
-        let words = &mut bits[..chunk.len().div_ceil(2)];
-        words.iter_mut().for_each(|w| *w = draws.next_u64());
-        for (i, v) in chunk.iter_mut().enumerate() {
-            let half = (words[i / 2] >> (32 * (i % 2))) & 0xffff_ffff;
+        let halves = &mut halves[..chunk.len().next_multiple_of(2)];
+        for pair in halves.chunks_exact_mut(2) {
+            let word = draws.next_u64();
+            pair[0] = word & 0xffff_ffff;
+            pair[1] = word >> 32;
+        }
+        for (v, &half) in chunk.iter_mut().zip(halves.iter()) {
             *v = if half < threshold { 0.0 } else { *v * keep };
         }
     }
@@ -122,8 +126,15 @@ pub fn gumbel_softmax(logits: Var, temperature: f32, rng: &mut ChaCha8Rng) -> Re
         ));
     }
     let (r, c) = logits.shape();
+    let gumbel = Var::from_vec(&logits.device(), r, c, gumbel_noise(r * c, rng))?;
+    logits.add(gumbel)?.scale(1.0 / temperature)?.softmax()
+}
+
+/// `count` standard Gumbel draws `g = −ln(−ln u)`, `u ~ U(0, 1)`, the noise
+/// [`gumbel_softmax`] adds (for engines that sample outside the tape).
+pub fn gumbel_noise(count: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let mut draws = layer_stream(rng);
-    let gumbel: Vec<f32> = (0..r * c)
+    (0..count)
         .map(|_| {
             // Keep u inside (0, 1) so both logarithms are finite.
             let u = draws
@@ -131,9 +142,7 @@ pub fn gumbel_softmax(logits: Var, temperature: f32, rng: &mut ChaCha8Rng) -> Re
                 .clamp(f32::MIN_POSITIVE, 1.0 - f32::EPSILON);
             -(-u.ln()).ln()
         })
-        .collect();
-    let gumbel = Var::from_vec(&logits.device(), r, c, gumbel)?;
-    logits.add(gumbel)?.scale(1.0 / temperature)?.softmax()
+        .collect()
 }
 
 /// The generator one layer call draws from, seeded from the caller's stream.

@@ -63,7 +63,7 @@ fn run(
     sink: &mut dyn Sink,
     target: Option<&WeightsTarget>,
 ) -> Result<ExperimentResult, RunError> {
-    let device = super::device::resolve(experiment, sink)?;
+    let device = super::device::resolve(experiment)?;
     let start = Instant::now();
     let outcome = match &experiment.model {
         ModelSpec::Srrr(config) => super::srrr::run(experiment, config, dataset, sink)?,

@@ -2,11 +2,9 @@
 //! and a decoder from `(c, s)` back to the data (MMIDAS' per-arm network).
 
 use ndarray::Array2;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
-use super::config::{MixVaeConfig, Output, SoftmaxMode, StateNoise, StatePrior};
+use super::config::{MixVaeConfig, Output, SoftmaxMode, StatePrior};
 use crate::nn::{self, BatchNorm, Linear, Mode, NnError, ParamStore, Var};
 
 /// Added to probabilities before taking their logarithm (MMIDAS' ε).
@@ -15,26 +13,20 @@ pub(crate) const PROB_EPS: f32 = 1e-8;
 /// Encoder and decoder parameters of one agent.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentNet {
-    encoder: Vec<(Linear, BatchNorm)>,
-    low: (Linear, BatchNorm),
-    logits: Linear,
-    state_mean: Linear,
-    state_var: Linear,
-    prior: Option<(Linear, Linear)>,
-    decoder: Vec<Linear>,
-    output: Linear,
+    pub(super) encoder: Vec<(Linear, BatchNorm)>,
+    pub(super) low: (Linear, BatchNorm),
+    pub(super) logits: Linear,
+    pub(super) state_mean: Linear,
+    pub(super) state_var: Linear,
+    pub(super) prior: Option<(Linear, Linear)>,
+    pub(super) decoder: Vec<Linear>,
+    pub(super) output: Linear,
 }
 
-/// What one agent's forward pass produces.
+/// What one agent's evaluation produces.
 pub(crate) struct AgentPass {
     /// `ln q`, `(rows, K)`.
     pub log_q: Var,
-    /// The category sample `c` that was decoded.
-    pub sample: Var,
-    /// The reconstruction.
-    pub reconstruction: Var,
-    /// The state's KL term (averaged over rows), `None` in evaluation.
-    pub kl: Option<nn::Scalar>,
     /// The state mean μ, `(rows, S)`.
     pub state_mean: Var,
 }
@@ -215,90 +207,20 @@ impl AgentNet {
         }
     }
 
-    /// A full pass. Training samples `c` by Gumbel-softmax and `s` by
-    /// reparameterisation; evaluation uses the one-hot argmax of `q` and `s = μ`.
-    pub(crate) fn forward(
+    /// `ln q(c | x)` and the state mean μ of `x` in evaluation mode (the
+    /// category is the one-hot argmax of `q`). Training runs on the dense
+    /// engine ([`super::dense_agent`]).
+    pub(crate) fn evaluate(
         &self,
         store: &mut ParamStore,
         x: Var,
         config: &MixVaeConfig,
-        mode: Mode,
-        rng: &mut ChaCha8Rng,
     ) -> Result<AgentPass, NnError> {
-        let (low, log_q) = self.encode(store, x, config, mode)?;
-        // `fork` leaves the history (the encoder's backward ops) with the
-        // first handle, so that handle must be the one that always reaches
-        // the loss: the category sample feeding the decoder. `log_q` is used
-        // only by the coupling terms, which a single agent does not have.
-        let (for_c, log_q) = log_q.fork();
-        let c = match mode {
-            Mode::Train => {
-                let soft = nn::gumbel_softmax(for_c, config.temperature, rng)?;
-                if config.hard {
-                    straight_through(soft)?
-                } else {
-                    soft
-                }
-            }
-            Mode::Eval => one_hot_argmax(&for_c.to_array()?, &log_q.device())?,
-        };
-        let (c, sample) = c.fork();
-        let (c_state, rest) = c.fork();
-        let (c_decode, c_prior) = rest.fork();
-        let y = low.concat_cols(c_state)?;
-        let (y1, y2) = y.fork();
-        let mu = self.state_mean.forward(store, y1)?;
-        let (mu, mu_out) = mu.fork();
-        let log_var = self
-            .state_var
-            .forward(store, y2)?
-            .sigmoid()?
-            .add_scalar(PROB_EPS)?
-            .ln()?;
-        let (s, kl) = match mode {
-            Mode::Eval => (mu, None),
-            Mode::Train => {
-                let (mu1, mu2) = mu.fork();
-                let (lv1, lv2) = log_var.fork();
-                let (rows, dims) = mu1.shape();
-                let xi: Vec<f32> = (0..rows * dims)
-                    .map(|_| match config.state_noise {
-                        StateNoise::Gaussian => rng.sample::<f32, _>(StandardNormal),
-                        StateNoise::UniformHead => rng.random::<f32>(),
-                    })
-                    .collect();
-                let xi = Var::from_vec(&mu1.device(), rows, dims, xi)?;
-                let s = mu1.add(lv1.scale(0.5)?.exp()?.mul(xi)?)?;
-                let kl = match &self.prior {
-                    None => nn::loss::kl_std_normal(mu2, lv2)?,
-                    Some((prior_mean, prior_logvar)) => {
-                        let (c1, c2) = c_prior.fork();
-                        let pm = prior_mean.forward(store, c1)?;
-                        let pv = prior_logvar.forward(store, c2)?;
-                        nn::loss::kl_normal(mu2, lv2, pm, pv)?
-                    }
-                };
-                (s, Some(kl))
-            }
-        };
-        let reconstruction = self.decode(store, c_decode, s, config, mode, rng)?;
-        Ok(AgentPass {
-            log_q,
-            sample,
-            reconstruction,
-            kl,
-            state_mean: mu_out.detach(),
-        })
+        let (low, log_q) = self.encode(store, x, config, Mode::Eval)?;
+        let c = one_hot_argmax(&log_q.to_array()?, &log_q.device())?;
+        let state_mean = self.state_mean.forward(store, low.concat_cols(c)?)?;
+        Ok(AgentPass { log_q, state_mean })
     }
-}
-
-/// The one-hot argmax of `soft` in the forward pass with `soft`'s gradient
-/// (the straight-through Gumbel-softmax estimator).
-fn straight_through(soft: Var) -> Result<Var, NnError> {
-    let values = soft.to_array()?;
-    let hard = one_hot_argmax(&values, &soft.device())?;
-    let shift = hard.sub(Var::from_array(&soft.device(), &values)?)?;
-    soft.add(shift)
 }
 
 /// One row per input row, 1 at the row's largest entry.

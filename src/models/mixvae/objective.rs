@@ -16,97 +16,7 @@
 
 use ndarray::Array2;
 
-use super::EpochLoss;
-use super::agent::{AgentPass, PROB_EPS};
-use super::config::{CouplingInput, MixVaeConfig};
-use crate::nn::{self, NnError, Scalar, Var};
-
-/// One agent's own terms of the objective, and its side of the coupling.
-///
-/// The agents' passes run on separate threads, so the only term that joins
-/// them, `λ Σ_{a<b} d²_σ(a, b)`, is split: each agent hands the host values
-/// of its scaled logarithms `u_a = σ_a⁻¹ ln(c_a + δ)` to [`coupling`], which
-/// returns `∂(λ Σ d²_σ)/∂u_a`; [`with_coupling_gradient`] then adds
-/// `Σ u_a ⊙ g_a` (with `g_a` constant) to the agent's own loss, whose
-/// gradient is the full objective's with respect to that agent's parameters.
-pub(crate) struct AgentLoss {
-    /// `max(A − 1, 1) [rec + β KL − H] + balance`.
-    pub own: Scalar,
-    /// The value parts of `own` (`distance` is 0: see [`coupling`]).
-    pub parts: EpochLoss,
-    /// `u_a`, traced, when there are other agents to compare with.
-    pub coupled: Option<Var>,
-}
-
-/// One agent's own loss against its input `target`, among `agents` agents.
-pub(crate) fn agent_loss(
-    pass: AgentPass,
-    target: Var,
-    agents: usize,
-    config: &MixVaeConfig,
-) -> Result<AgentLoss, NnError> {
-    let weight = (agents.max(2) - 1) as f32;
-    let mut parts = EpochLoss::default();
-    let genes = target.shape().1 as f32;
-    let rec = nn::loss::mse(pass.reconstruction, target)?.scale(0.5 * genes)?;
-    parts.reconstruction = rec.value()? as f64;
-    let mut own = rec.scale(weight)?;
-    if let Some(kl) = pass.kl {
-        parts.kl = kl.value()? as f64;
-        own = own.add(kl.scale(weight * config.beta)?)?;
-    }
-    let (rows, categories) = pass.log_q.shape();
-    let (log_q, for_q) = pass.log_q.fork();
-    let q = for_q.exp()?;
-    let mut sample = pass.sample;
-    let q = if config.balance_weight > 0.0 {
-        // The balance term sees what the coupling compares. It always
-        // reaches the loss, so it takes the handle that carries the
-        // backward history.
-        let (for_balance, q) = match config.coupling_input {
-            CouplingInput::Samples => {
-                let (for_balance, rest) = sample.fork();
-                sample = rest;
-                (for_balance, q)
-            }
-            CouplingInput::Probabilities => q.fork(),
-        };
-        let balance = category_balance(for_balance, rows, categories)?;
-        own = own.add(balance.scale(config.balance_weight)?)?;
-        q
-    } else {
-        q
-    };
-    let (q, q_for_coupling) = q.fork();
-    // Σ_{a<b} (H_a + H_b) counts every agent's entropy A − 1 times; a single
-    // agent keeps its ELBO's `KL(q(c|x) ‖ uniform) = ln K − H` (Eq. 4).
-    let neg_entropy = q.mul(log_q)?.sum()?.scale(1.0 / rows as f32)?;
-    parts.entropy = -neg_entropy.value()? as f64;
-    own = own.add(neg_entropy.scale(weight * config.entropy_weight)?)?;
-    parts.total = own.value()? as f64;
-    if agents < 2 {
-        return Ok(AgentLoss {
-            own,
-            parts,
-            coupled: None,
-        });
-    }
-    let compared = match config.coupling_input {
-        CouplingInput::Samples => sample,
-        CouplingInput::Probabilities => q_for_coupling,
-    };
-    let (for_spread, compared) = compared.fork();
-    let inv_sd = for_spread
-        .column_variance()?
-        .add_scalar(config.variance_eps)?
-        .powf(-0.5)?;
-    let floored_log = compared.add_scalar(config.log_floor)?.ln()?;
-    Ok(AgentLoss {
-        own,
-        parts,
-        coupled: Some(floored_log.mul_broadcast_row(inv_sd)?),
-    })
-}
+use crate::nn::NnError;
 
 /// The coupling term `λ Σ_{a<b} d²_σ(a, b)` with `d²_σ(a, b) = ‖u_a − u_b‖² / rows`.
 pub(crate) struct Coupling {
@@ -150,30 +60,6 @@ pub(crate) fn coupling(u: &[Array2<f32>], lambda: f32) -> Result<Coupling, NnErr
     })
 }
 
-/// `own + Σ u ⊙ g` for a constant `g`: a loss whose gradient adds `g`'s
-/// chain through `u` to `own`'s.
-pub(crate) fn with_coupling_gradient(
-    own: Scalar,
-    u: Var,
-    gradient: &Array2<f32>,
-) -> Result<Scalar, NnError> {
-    let g = Var::from_array(&u.device(), gradient)?;
-    own.add(u.mul(g)?.sum()?)
-}
-
-/// `KL(q̄ ‖ uniform)` of the mini-batch's mean category probabilities `q̄`:
-/// zero when the batch uses all categories equally.
-fn category_balance(q: Var, rows: usize, categories: usize) -> Result<Scalar, NnError> {
-    let averaging = Var::from_vec(&q.device(), 1, rows, vec![1.0 / rows as f32; rows])?;
-    let (m1, m2) = averaging.matmul(q)?.fork();
-    m1.mul(
-        m2.add_scalar(PROB_EPS)?
-            .ln()?
-            .add_scalar((categories as f32).ln())?,
-    )?
-    .sum()
-}
-
 /// The centred log-ratio transform `clr(c)_k = ln c_k − (1/K) Σ_j ln c_j`.
 pub fn clr(c: &[f64]) -> Vec<f64> {
     let logs: Vec<f64> = c.iter().map(|v| v.ln()).collect();
@@ -206,7 +92,12 @@ pub fn d_sigma_sq(a: &[f64], b: &[f64], sigma_a: &[f64], sigma_b: &[f64]) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Adam, AdamConfig, Device, DeviceChoice, Linear, ParamStore};
+    use crate::models::mixvae::config::{CouplingInput, MixVaeConfig};
+    use crate::models::mixvae::head::Head;
+    use crate::nn::AdamConfig;
+    use crate::nn::dense::{
+        Activation, DenseAdam, DenseGrads, DenseLayer, DenseNet, DensePenalties, Workspace,
+    };
     use ndarray::{Array1, Array2, Axis};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -214,75 +105,60 @@ mod tests {
     const CELLS: usize = 64;
 
     /// Every agent's `q(c | x)` after `steps` Adam steps on the coupled loss
-    /// alone, each agent's logits being free per-cell parameters that start
-    /// with `start` added to every cell's logits.
+    /// alone (the heads' own terms and the coupling, through the training
+    /// step's split), each agent's logits being free per-cell parameters
+    /// that start with `start` added to every cell's logits.
     fn q_after(steps: usize, config: &MixVaeConfig, start: &[Array1<f32>]) -> Vec<Array2<f32>> {
         let k = config.categories;
-        let device = Device::open(DeviceChoice::Cpu).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let mut store = ParamStore::on(device.clone());
-        let agents: Vec<Linear> = (0..config.agents)
-            .map(|a| Linear::new(&mut store, &format!("a{a}"), CELLS, k, &mut rng).unwrap())
-            .collect();
-        for (a, bias) in start.iter().enumerate() {
-            let id = store.id(&format!("a{a}.bias")).unwrap();
-            store.set_vector(id, bias).unwrap();
-        }
-        let one_hot = Array2::<f32>::eye(CELLS);
-        let mut adam = Adam::new(AdamConfig::paper(0.05));
-        let log_qs = |store: &ParamStore| -> Vec<Var> {
-            agents
-                .iter()
-                .map(|lin| {
-                    let x = Var::from_array(&device, &one_hot).unwrap();
-                    lin.forward(store, x).unwrap().log_softmax().unwrap()
-                })
-                .collect()
-        };
-        for _ in 0..steps {
-            let zeros = || Var::from_array(&device, &Array2::zeros((CELLS, k))).unwrap();
-            // As in the agents' forward pass, the history travels with the
-            // handle that reaches the reconstruction (here a zero one).
-            let passes = log_qs(&store)
-                .into_iter()
-                .map(|log_q| {
-                    let (history, log_q) = log_q.fork();
-                    AgentPass {
-                        sample: zeros(),
-                        log_q,
-                        reconstruction: history.scale(0.0).unwrap(),
-                        kl: None,
-                        state_mean: zeros(),
-                    }
-                })
-                .collect::<Vec<_>>();
-            // The training step's split: own terms, then the host-side coupling.
-            let losses: Vec<AgentLoss> = passes
-                .into_iter()
-                .map(|pass| agent_loss(pass, zeros(), config.agents, config).unwrap())
-                .collect();
-            let u: Vec<Array2<f32>> = losses
-                .iter()
-                .filter_map(|l| l.coupled.as_ref().map(|u| u.to_array().unwrap()))
-                .collect();
-            let mut gradients = coupling(&u, config.lambda).unwrap().gradients.into_iter();
-            let mut total: Option<Scalar> = None;
-            for loss in losses {
-                let mut own = loss.own;
-                if let Some(u) = loss.coupled {
-                    own = with_coupling_gradient(own, u, &gradients.next().unwrap()).unwrap();
+        let mut agents: Vec<DenseNet> = (0..config.agents)
+            .map(|a| {
+                let mut layer = DenseLayer::glorot(CELLS, k, Activation::Linear, &mut rng).unwrap();
+                if let Some(bias) = start.get(a) {
+                    layer.bias = bias.to_vec();
                 }
-                total = Some(match total {
-                    None => own,
-                    Some(t) => t.add(own).unwrap(),
-                });
+                DenseNet::new(vec![layer]).unwrap()
+            })
+            .collect();
+        let mut adams: Vec<DenseAdam> = (0..config.agents)
+            .map(|_| DenseAdam::new(AdamConfig::paper(0.05)))
+            .collect();
+        let one_hot: Vec<f32> = Array2::<f32>::eye(CELLS).iter().copied().collect();
+        let mut heads = vec![Head::default(); config.agents];
+        let mut workspaces = vec![Workspace::default(); config.agents];
+        let zero_noise = vec![0.0f32; CELLS * k];
+        for step in 0..=steps {
+            let mut u = Vec::new();
+            for ((net, head), ws) in agents.iter().zip(&mut heads).zip(&mut workspaces) {
+                let logits = net.forward(&one_hot, CELLS, 0, ws).unwrap();
+                head.forward(logits, CELLS, &zero_noise, config);
+                head.own_terms(config.agents, config);
+                if config.agents > 1 {
+                    let values = head.coupled(config);
+                    u.push(Array2::from_shape_vec((CELLS, k), values).unwrap());
+                }
             }
-            let mut grads = total.unwrap().backward().unwrap();
-            adam.step(&mut store, &mut grads).unwrap();
+            if step == steps {
+                break;
+            }
+            let gradients = coupling(&u, config.lambda).unwrap().gradients;
+            for (a, ((net, head), ws)) in agents
+                .iter_mut()
+                .zip(&mut heads)
+                .zip(&mut workspaces)
+                .enumerate()
+            {
+                let d_u = gradients.get(a).map(|g| g.as_slice().unwrap());
+                let d_logits = head.backward(d_u, config).to_vec();
+                let mut grads = DenseGrads::default();
+                net.backward(&one_hot, CELLS, 0, &d_logits, ws, &mut grads)
+                    .unwrap();
+                adams[a].step(net, &grads, DensePenalties::NONE).unwrap();
+            }
         }
-        log_qs(&store)
-            .into_iter()
-            .map(|lq| lq.exp().unwrap().to_array().unwrap())
+        heads
+            .iter()
+            .map(|h| Array2::from_shape_vec((CELLS, k), h.q.clone()).unwrap())
             .collect()
     }
 

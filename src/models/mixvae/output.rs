@@ -168,7 +168,7 @@ pub(crate) fn evaluate(
         let mut state = Array2::<f32>::zeros((cells, config.state_dim));
         for (rows, chunk) in eval_chunks(x) {
             let xb = Var::from_array(&device, &chunk)?;
-            let pass = net.forward(store, xb, config, Mode::Eval, rng)?;
+            let pass = net.evaluate(store, xb, config)?;
             let q = pass.log_q.exp()?.to_array()?;
             probabilities
                 .slice_axis_mut(Axis(0), Slice::from(rows.clone()))

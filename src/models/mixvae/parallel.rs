@@ -2,8 +2,8 @@
 //!
 //! Each network runs its forward passes on its own thread pool, hands the
 //! host its agents' `u_a`, waits for the coupling gradients and finishes
-//! with its backward pass; the host meets all of them in between. Traced
-//! values never leave their thread: only host arrays cross.
+//! with its backward pass; the host meets all of them in between. Only host
+//! arrays cross between the threads.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 
@@ -116,7 +116,7 @@ fn work(
     let gradients = from_host
         .recv()
         .map_err(|_| NnError::Backend("the coupling step stopped".into()))?;
-    forward.finish(network, &gradients)
+    forward.finish(network, &gradients, job.config, job.count)
 }
 
 /// The host's side: gathers every agent's `u_a`, computes the coupling, and

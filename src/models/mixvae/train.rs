@@ -10,22 +10,35 @@ use rand_chacha::ChaCha8Rng;
 use super::agent::AgentNet;
 use super::augment::Augmenter;
 use super::config::MixVaeConfig;
-use super::objective::{agent_loss, coupling, with_coupling_gradient};
+use super::dense_agent::{AgentRun, DenseAgent};
+use super::objective::coupling;
 use super::output::{MixVaeFit, evaluate};
 use super::revive::{revival_due, revive_empty};
 use super::{EpochLoss, MixVaeError};
-use crate::nn::{
-    self, Adam, AdamConfig, Device, DeviceChoice, Mode, NnError, ParamStore, Scalar, Var,
-};
+use crate::nn::{self, Device, DeviceChoice, NnError, ParamStore};
 use crate::progress::{Event, Sink};
 
-/// One network: its layout, parameters and optimiser, and its copy of the
-/// augmenter, all on the network's own device.
+/// One network: its layout and parameters (trained on the dense engine in
+/// `engine`, kept in `store` for evaluation and re-seeding), one run buffer
+/// per agent it runs, and its copy of the augmenter.
 pub(crate) struct Network {
     pub net: AgentNet,
     pub store: ParamStore,
-    adam: Adam,
+    engine: DenseAgent,
+    runs: Vec<AgentRun>,
     augmenter: Augmenter,
+}
+
+impl Network {
+    /// Writes the trained weights into `store` (before evaluating or re-seeding).
+    pub(crate) fn save(&mut self) -> Result<(), NnError> {
+        self.engine.save_to(&self.net, &mut self.store)
+    }
+
+    /// Takes the weights back from `store` after a change there.
+    pub(crate) fn load(&mut self, config: &MixVaeConfig) -> Result<(), NnError> {
+        self.engine.load_from(&self.net, &self.store, config)
+    }
 }
 
 /// The trained networks of all agents (one shared network when `config.shared`).
@@ -92,9 +105,10 @@ pub fn fit(
             let mut store = ParamStore::on(own_device.clone());
             let net = AgentNet::new(&mut store, &format!("agent{a}"), genes, config, &mut init)?;
             Ok(Network {
+                engine: DenseAgent::from_tape(&net, &store, config)?,
                 net,
                 store,
-                adam: Adam::new(AdamConfig::paper(config.learning_rate)),
+                runs: Vec::new(),
                 augmenter: augmenter.on(&own_device)?,
             })
         })
@@ -135,7 +149,16 @@ pub fn fit(
             network.store.device().empty_cache()?;
         }
         if revival_due(epoch + 1, config) {
-            revived += revive_empty(&mut agents, &x, config)?;
+            for network in &mut agents.networks {
+                network.save()?;
+            }
+            let pass = revive_empty(&mut agents, &x, config)?;
+            if pass > 0 {
+                for network in &mut agents.networks {
+                    network.load(config)?;
+                }
+            }
+            revived += pass;
         }
         let mean = sum.scaled(1.0 / steps.max(1) as f64);
         epoch_seconds.push(start.elapsed().as_secs_f64());
@@ -150,7 +173,8 @@ pub fn fit(
         });
         losses.push(mean);
     }
-    for network in &agents.networks {
+    for network in &mut agents.networks {
+        network.save()?;
         network.store.check_finite()?;
     }
     let mut fit = evaluate(&mut agents, &x, config, &mut rng)?;
@@ -206,7 +230,7 @@ impl Stepper {
     /// One optimisation step on the batch `xb`; returns the loss parts.
     ///
     /// Each network runs its agents' forward passes, the host computes the
-    /// coupling term from them (see [`super::objective::AgentLoss`]), and
+    /// coupling term from their `u_a` (see [`super::objective::coupling`]), and
     /// each network runs its backward pass and optimiser step. Every agent
     /// draws from its own stream seeded from `rng`, so results do not depend
     /// on the order or timing of the networks' work.
@@ -252,7 +276,7 @@ impl Stepper {
             .zip(forwards)
             .zip(coupling.by_network)
         {
-            parts.add(&forward.finish(network, &g)?);
+            parts.add(&forward.finish(network, &g, config, count)?);
         }
         parts.add_coupling(coupling.distance, config.lambda);
         Ok(parts)
@@ -308,14 +332,15 @@ pub(crate) struct Job<'a> {
     /// How many agents there are in all.
     pub count: usize,
     xb: &'a Array2<f32>,
-    config: &'a MixVaeConfig,
+    pub config: &'a MixVaeConfig,
 }
 
-/// What a network's forward passes leave for its backward pass.
+/// What a network's forward passes leave for its backward pass (the
+/// activations stay in the network's run buffers).
 pub(crate) struct Forward {
     parts: EpochLoss,
-    own: Scalar,
-    coupled: Vec<(usize, Var)>,
+    /// Every agent the network ran (in its run order) and its `u_a`, when coupled.
+    coupled: Vec<(usize, Option<Array2<f32>>)>,
 }
 
 impl Job<'_> {
@@ -324,65 +349,73 @@ impl Job<'_> {
         let config = self.config;
         let device = network.store.device().clone();
         let mut parts = EpochLoss::default();
-        let mut own: Option<Scalar> = None;
         let mut coupled = Vec::new();
-        for &a in self.run {
+        network.runs.resize_with(self.run.len(), AgentRun::default);
+        for (i, &a) in self.run.iter().enumerate() {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seeds[a]);
             // The agent reconstructs its augmented copy from that copy after
             // input dropout, both built on the host.
-            let mut copy = network.augmenter.augment(self.xb, &device, &mut rng)?;
-            let target = Var::from_array(&device, &copy)?;
-            let values = copy
-                .as_slice_mut()
-                .ok_or_else(|| NnError::Backend("a non-contiguous batch".into()))?;
-            nn::dropout_in_place(values, config.input_dropout, &mut rng)?;
-            let (rows, cols) = copy.dim();
-            let input = Var::from_vec(&device, rows, cols, copy.into_raw_vec_and_offset().0)?;
-            let pass =
-                network
-                    .net
-                    .forward(&mut network.store, input, config, Mode::Train, &mut rng)?;
-            let loss = agent_loss(pass, target, self.count, config)?;
-            parts.add(&loss.parts);
-            own = Some(match own {
-                None => loss.own,
-                Some(sum) => sum.add(loss.own)?,
-            });
-            if let Some(u) = loss.coupled {
-                coupled.push((a, u));
+            let copy = network.augmenter.augment(self.xb, &device, &mut rng)?;
+            let rows = copy.nrows();
+            let run = &mut network.runs[i];
+            run.target.clear();
+            match copy.as_slice() {
+                Some(values) => run.target.extend_from_slice(values),
+                None => run.target.extend(copy.iter().copied()),
             }
+            run.input.clear();
+            run.input.extend_from_slice(&run.target);
+            nn::dropout_in_place(&mut run.input, config.input_dropout, &mut rng)?;
+            let (own, u) = network
+                .engine
+                .forward(run, rows, self.count, config, &mut rng)?;
+            parts.add(&own);
+            let u = u
+                .map(|u| {
+                    Array2::from_shape_vec((rows, config.categories), u)
+                        .map_err(|e| NnError::Backend(e.to_string()))
+                })
+                .transpose()?;
+            coupled.push((a, u));
         }
-        Ok(Forward {
-            parts,
-            own: own.ok_or(NnError::NoGradient)?,
-            coupled,
-        })
+        Ok(Forward { parts, coupled })
     }
 }
 
 impl Forward {
     /// The host values of the agents' `u_a`, tagged with the agent.
     pub(crate) fn values(&self) -> Result<Vec<(usize, Array2<f32>)>, NnError> {
-        self.coupled
+        Ok(self
+            .coupled
             .iter()
-            .map(|(a, u)| Ok((*a, u.to_array()?)))
-            .collect()
+            .filter_map(|(a, u)| u.as_ref().map(|u| (*a, u.clone())))
+            .collect())
     }
 
-    /// The backward pass of the own losses plus `Σ u_a ⊙ g_a` for the
-    /// coupling gradients `gradients` (one per coupled agent), then the
+    /// The backward passes of the network's agents with the coupling
+    /// gradients `gradients` (one per coupled agent, in run order), then the
     /// optimiser step of `network`; returns the loss parts.
     pub(crate) fn finish(
         self,
         network: &mut Network,
         gradients: &[Array2<f32>],
+        config: &MixVaeConfig,
+        count: usize,
     ) -> Result<EpochLoss, NnError> {
-        let mut total = self.own;
-        for ((_, u), g) in self.coupled.into_iter().zip(gradients) {
-            total = with_coupling_gradient(total, u, g)?;
+        let mut gradients = gradients.iter();
+        for ((_, u), run) in self.coupled.iter().zip(&mut network.runs) {
+            let d_u = match u {
+                Some(_) => Some(
+                    gradients
+                        .next()
+                        .and_then(|g| g.as_slice())
+                        .ok_or_else(|| NnError::Backend("a missing coupling gradient".into()))?,
+                ),
+                None => None,
+            };
+            network.engine.backward(run, count, d_u, config)?;
         }
-        let mut grads = total.backward()?;
-        network.adam.step(&mut network.store, &mut grads)?;
+        network.engine.step()?;
         Ok(self.parts)
     }
 }
