@@ -11,6 +11,7 @@
 
 mod error;
 mod filter;
+mod fitted;
 mod hvg;
 mod recipe;
 mod report;
@@ -21,5 +22,6 @@ mod subset;
 mod transform;
 
 pub use error::{PrepError, StepId};
+pub use fitted::{FittedRecipe, FittedStep, Skipped};
 pub use recipe::{GeneSelection, Prepared, Recipe, Standardise, Step};
 pub use report::{Report, StepDetail, StepReport};
