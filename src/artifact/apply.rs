@@ -49,20 +49,20 @@ pub enum ApplyError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// The features do not line up.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Align {
         /// The data file.
         path: PathBuf,
         /// Why.
-        source: AlignError,
+        cause: AlignError,
     },
     /// The preprocessing failed on the new cells.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Prep {
         /// The data file.
         path: PathBuf,
         /// Why.
-        source: PrepError,
+        cause: Box<PrepError>,
     },
     /// Anything else, with its message.
     #[error("{0}")]
@@ -145,7 +145,7 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
     let aligned = align(&raw, recipe, &part.genes, input.policy, transposed).map_err(|source| {
         ApplyError::Align {
             path: input.data.clone(),
-            source,
+            cause: source,
         }
     })?;
     let mut report = aligned.report;
@@ -153,7 +153,7 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
         .replay(aligned.table)
         .map_err(|source| ApplyError::Prep {
             path: input.data.clone(),
-            source,
+            cause: Box::new(source),
         })?;
     report.skipped = skipped;
     if prepared.cells.is_empty() {
@@ -413,14 +413,14 @@ fn read_observed(
     let aligned = align(&raw, recipe, outputs, MissingPolicy::Zero, false).map_err(|source| {
         ApplyError::Align {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     })?;
     let (prepared, _) = recipe
         .replay(aligned.table)
         .map_err(|source| ApplyError::Prep {
             path: path.to_path_buf(),
-            source,
+            cause: Box::new(source),
         })?;
     Ok(prepared)
 }
