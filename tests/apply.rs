@@ -2,6 +2,8 @@
 //! its own cells, to another simulated data set, to data lacking genes, and
 //! to bad input.
 
+// Not every shared helper is used here.
+#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
