@@ -98,6 +98,7 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
                 }
                 if let Some(folder) = &options.export {
                     export(&name, &result, datasets.get(&job.dataset.name), folder);
+                    export_artifact(&name, &weights.artifact_folder(&name), folder);
                 }
                 let report = store.record_result(&name, job.fingerprint, result)?;
                 for dropped in report.dropped {
@@ -154,6 +155,19 @@ fn export(name: &str, result: &ExperimentResult, dataset: Option<&PreparedDatase
             folder.display()
         ),
         Err(error) => eprintln!("warning: [{name}] export failed: {error:#}"),
+    }
+}
+
+/// Copies the experiment's model artifact (if its run wrote one) to
+/// `folder/NAME.artifact`; a failed copy is reported and the batch goes on.
+fn export_artifact(name: &str, artifact: &Path, folder: &Path) {
+    if !artifact.join(crate::artifact::manifest::MANIFEST).exists() {
+        return;
+    }
+    let target = folder.join(format!("{name}.artifact"));
+    match crate::artifact::manifest::copy_artifact(artifact, &target) {
+        Ok(()) => eprintln!("[{name}] model artifact copied to {}", target.display()),
+        Err(error) => eprintln!("warning: [{name}] artifact not exported: {error}"),
     }
 }
 

@@ -14,6 +14,7 @@
 )]
 
 pub mod analysis;
+pub mod artifact;
 pub mod batch;
 pub mod cluster;
 pub mod data;

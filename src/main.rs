@@ -59,6 +59,43 @@ struct BatchFlags {
 enum Command {
     /// Write a seeded synthetic Patch-seq dataset with known cell types.
     Simulate(SimulateArgs),
+    /// Apply a trained model artifact to new cells.
+    Apply(ApplyArgs),
+}
+
+/// `patchbench apply`: see README, "Applying a trained model to new cells".
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// The artifact folder (`SESSION.weights/EXPERIMENT`, or one `--export` wrote).
+    artifact: PathBuf,
+    /// The new cells' input modality (any format patchbench reads).
+    #[arg(long)]
+    data: PathBuf,
+    /// Measured targets of the new cells (e.g. electrophysiology), to score the predictions.
+    #[arg(long)]
+    observed: Option<PathBuf>,
+    /// Metadata file (CSV/TSV or .h5ad obs) for --where.
+    #[arg(long)]
+    metadata: Option<PathBuf>,
+    /// The metadata's cell id column.
+    #[arg(long, default_value = "cell_id")]
+    id_column: String,
+    /// Keep only cells with COL=VALUE in the metadata (VALUE* matches a prefix).
+    #[arg(long = "where", value_name = "COL=VALUE")]
+    filter: Option<String>,
+    /// Write per-cell predictions and latent codes (.csv or .h5ad).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one JSON object with the metrics and the alignment report.
+    #[arg(long)]
+    json: bool,
+    /// Missing genes: zero, training-mean, refuse or refuse:MAX (default refuse:0.05).
+    #[arg(long, default_value = "refuse")]
+    missing: patchbench::artifact::MissingPolicy,
+    /// Fit a per-feature offset and scale on N random measured cells (or these
+    /// comma-separated ids) and report it next to the uncalibrated numbers.
+    #[arg(long, value_name = "N|IDS")]
+    calibrate: Option<patchbench::artifact::calibrate::CalibrationCells>,
 }
 
 #[derive(Debug, Args)]
@@ -104,8 +141,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    if let Some(Command::Simulate(args)) = cli.command {
-        return run_simulate(&args);
+    match cli.command {
+        Some(Command::Simulate(args)) => return run_simulate(&args),
+        Some(Command::Apply(args)) => return run_apply(args),
+        None => {}
     }
     let session = cli.session.unwrap_or_else(|| PathBuf::from(DEMO_SESSION));
     if cli.batch {
@@ -163,6 +202,39 @@ fn run_simulate(args: &SimulateArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     for file in files {
         println!("wrote {}", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_apply(args: ApplyArgs) -> Result<ExitCode> {
+    use patchbench::artifact::{ApplyInput, apply, output};
+    let filter = match &args.filter {
+        Some(text) => Some(
+            text.split_once('=')
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .context("--where expects COL=VALUE")?,
+        ),
+        None => None,
+    };
+    let input = ApplyInput {
+        data: args.data,
+        observed: args.observed,
+        metadata: args.metadata.map(|m| (m, args.id_column)),
+        filter,
+        policy: args.missing,
+        calibrate: args.calibrate,
+    };
+    let application = apply(&args.artifact, &input)?;
+    if let Some(out) = &args.out {
+        output::write_predictions(&application, out)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if args.json {
+        println!("{}", output::summary_json(&application));
+    } else {
+        for line in output::summary_lines(&application) {
+            println!("{line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

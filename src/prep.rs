@@ -11,6 +11,7 @@
 
 mod error;
 mod filter;
+mod fitted;
 mod hvg;
 mod hvg_v3;
 mod loess;
@@ -23,5 +24,6 @@ mod subset;
 mod transform;
 
 pub use error::{PrepError, StepId};
+pub use fitted::{FittedRecipe, FittedStep, Skipped};
 pub use recipe::{GeneSelection, Prepared, Recipe, Standardise, Step};
 pub use report::{Report, StepDetail, StepReport};

@@ -4,6 +4,7 @@
 //! [`RunQueue`] keeps the books of queued and running experiments for both
 //! front ends.
 
+mod artifact;
 mod cae;
 mod checks;
 mod dataset;

@@ -83,8 +83,9 @@ pub fn scale_all(
     scale_fold(data, &fold, scaling).map(|(train, _)| train)
 }
 
-/// Column means, and for z-scoring the population SDs.
-fn column_statistics(
+/// Column means, and for z-scoring the population SDs: the statistics
+/// [`scale_fold`] takes from the training rows (and a model artifact stores).
+pub fn column_statistics(
     train: ArrayView2<'_, f64>,
     scaling: FoldScaling,
 ) -> Result<(Array1<f64>, Option<Array1<f64>>), ScalingError> {

@@ -8,12 +8,13 @@ use super::filter::{
     drop_cells, drop_cells_with_missing, drop_constant_features, drop_features_with_missing,
     drop_zero_library, exclude_features, restrict_to_features, restricted_columns,
 };
+use super::fitted::{FittedRecipe, Recorder, input_summary};
 use super::select::select_genes;
 use super::sparse;
 use super::standardise::zscore_all_cells;
 use super::subset::Outcome;
 use super::transform::{library_size_normalise, ln_features, log_plus_one};
-use super::{PrepError, Report, StepId, StepReport};
+use super::{PrepError, Report, StepDetail, StepId, StepReport};
 use crate::data::{FeatureTable, LoadedTable};
 
 /// A preprocessing recipe: steps run in order, then optional z-scoring.
@@ -244,6 +245,52 @@ impl Recipe {
     /// step densifies what is left, and so does the end of the recipe: the
     /// dense matrix a model sees holds only the features the steps kept.
     pub fn apply_loaded(&self, table: LoadedTable) -> Result<Prepared, PrepError> {
+        self.run_recipe(table, None)
+    }
+
+    /// [`Recipe::apply_loaded`] that also returns the [`FittedRecipe`]: what
+    /// prepares other cells the same way (feature lists, library-size target,
+    /// z-scoring statistics of these cells).
+    pub fn apply_fitted(&self, table: LoadedTable) -> Result<(Prepared, FittedRecipe), PrepError> {
+        let (means, max) = match &table {
+            LoadedTable::Dense(t) => input_summary(&t.values),
+            LoadedTable::Sparse(t) => sparse_input_summary(t),
+        };
+        let mut recorder = Recorder::new(table.features().to_vec(), means, max);
+        let prepared = self.run_recipe(table, Some(&mut recorder))?;
+        let fitted = recorder.finish(&prepared.table, self.standardise);
+        let mut table = prepared.table;
+        if self.standardise == Standardise::AllCells {
+            zscore_all_cells(&mut table)?;
+        }
+        Ok((
+            Prepared {
+                table,
+                report: prepared.report,
+            },
+            fitted,
+        ))
+    }
+
+    fn run_recipe(
+        &self,
+        table: LoadedTable,
+        mut recorder: Option<&mut Recorder>,
+    ) -> Result<Prepared, PrepError> {
+        let (table, report) = self.run_steps(table, recorder.as_deref_mut())?;
+        let mut table = table;
+        if recorder.is_none() && self.standardise == Standardise::AllCells {
+            zscore_all_cells(&mut table)?;
+        }
+        Ok(Prepared { table, report })
+    }
+
+    /// The steps and the finiteness check; z-scoring is left to the caller.
+    fn run_steps(
+        &self,
+        table: LoadedTable,
+        mut recorder: Option<&mut Recorder>,
+    ) -> Result<(FeatureTable, Report), PrepError> {
         let (cells, features) = (table.cells().len(), table.features().len());
         let (rows, columns) = match &table {
             LoadedTable::Dense(t) => t.values.dim(),
@@ -269,6 +316,13 @@ impl Recipe {
             let (cells_before, features_before) = (table.cells().len(), table.features().len());
             let (next, outcome) = step.run(table, id)?;
             ensure_not_empty(&next, || id.to_string())?;
+            if let Some(recorder) = recorder.as_deref_mut() {
+                let median = match &outcome.detail {
+                    StepDetail::LibrarySize { median, .. } => Some(*median),
+                    _ => None,
+                };
+                recorder.step(step, next.features(), median);
+            }
             reports.push(StepReport {
                 index,
                 kind: id.kind.to_string(),
@@ -282,11 +336,8 @@ impl Recipe {
             });
             table = next;
         }
-        let mut table = table.into_dense();
+        let table = table.into_dense();
         ensure_finite(&table)?;
-        if self.standardise == Standardise::AllCells {
-            zscore_all_cells(&mut table)?;
-        }
         let report = Report {
             input_cells,
             input_features,
@@ -295,8 +346,29 @@ impl Recipe {
             output_cells: table.cells.len(),
             output_features: table.features.len(),
         };
-        Ok(Prepared { table, report })
+        Ok((table, report))
     }
+}
+
+/// Training mean and maximum of each column of a sparse table (absent entries are zeros).
+fn sparse_input_summary(table: &crate::data::SparseTable) -> (Vec<f64>, Vec<f64>) {
+    let columns = table.features.len();
+    let mut sums = vec![0.0; columns];
+    let mut stored = vec![0_usize; columns];
+    let mut max = vec![f64::NEG_INFINITY; columns];
+    for (&v, (_, j)) in table.values.iter() {
+        let j = j as usize;
+        sums[j] += v;
+        stored[j] += 1;
+        max[j] = max[j].max(v);
+    }
+    let n = table.cells.len();
+    for (m, &count) in max.iter_mut().zip(&stored) {
+        if count < n {
+            *m = m.max(0.0);
+        }
+    }
+    (sums.iter().map(|s| s / n.max(1) as f64).collect(), max)
 }
 
 impl Step {

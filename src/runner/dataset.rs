@@ -8,7 +8,7 @@ use crate::data::{
     Dataset, MatrixSource, Modality, ModalityIds, check_ids, h5ad::H5adSelection, read_matrix,
     read_metadata,
 };
-use crate::prep::Report;
+use crate::prep::{FittedRecipe, Report};
 use crate::session::{DatasetSpec, ModalitySpec};
 
 /// A dataset after every modality went through its recipe.
@@ -20,6 +20,9 @@ pub struct PreparedDataset {
     pub data: Dataset,
     /// What each modality's recipe did, by modality name.
     pub reports: BTreeMap<String, Report>,
+    /// What each modality's recipe fitted on these cells (to prepare new
+    /// cells the same way), by modality name.
+    pub fitted: BTreeMap<String, FittedRecipe>,
 }
 
 /// The files (or 10x folders) of `spec` that do not exist, resolved against the session folder `base`.
@@ -99,17 +102,19 @@ pub fn load_dataset(spec: &DatasetSpec, base: &Path) -> Result<PreparedDataset, 
     check_ids(&ids, metadata.as_ref()).map_err(data_err)?;
     let mut modalities = Vec::with_capacity(spec.modalities.len());
     let mut reports = BTreeMap::new();
+    let mut fitted = BTreeMap::new();
     for ((modality_spec, source), table) in spec.modalities.iter().zip(sources).zip(tables) {
-        let prepared =
+        let (prepared, fitted_recipe) =
             modality_spec
                 .recipe
-                .apply_loaded(table)
+                .apply_fitted(table)
                 .map_err(|source| RunError::Prep {
                     dataset: spec.name.clone(),
                     modality: modality_spec.name.clone(),
                     source: Box::new(source),
                 })?;
         reports.insert(modality_spec.name.clone(), prepared.report);
+        fitted.insert(modality_spec.name.clone(), fitted_recipe);
         modalities.push(Modality::new(
             modality_spec.name.clone(),
             source.path,
@@ -125,5 +130,6 @@ pub fn load_dataset(spec: &DatasetSpec, base: &Path) -> Result<PreparedDataset, 
         name: spec.name.clone(),
         data,
         reports,
+        fitted,
     })
 }

@@ -103,7 +103,7 @@ fn run(
         .iter()
         .filter_map(|name| dataset.reports.get(name).map(|r| (name.clone(), r.clone())))
         .collect();
-    Ok(ExperimentResult {
+    let result = ExperimentResult {
         metrics,
         per_fold: outcome.per_fold,
         per_feature: outcome.per_feature,
@@ -129,7 +129,19 @@ fn run(
             device,
             config: None,
         },
-    })
+    };
+    // The manifest beside the weights makes their folder a model artifact.
+    if let Some(target) = target.filter(|_| !result.weights.is_empty()) {
+        let folder = target.artifact_folder(&experiment.name);
+        let session = target.session_name();
+        if let Err(error) = super::artifact::write(&folder, &session, experiment, &result, dataset)
+        {
+            sink.event(Event::Message(format!(
+                "model artifact not written: {error}"
+            )));
+        }
+    }
+    Ok(result)
 }
 
 /// The fewest cells a fold may train or test on.

@@ -48,6 +48,18 @@ impl WeightsTarget {
         self.base.join(recorded)
     }
 
+    /// The session file's name (`<stem>.ron`), for provenance.
+    pub fn session_name(&self) -> String {
+        let stem = self.folder.to_string_lossy();
+        format!("{}.ron", stem.trim_end_matches(".weights"))
+    }
+
+    /// Experiment `experiment`'s folder (an artifact when it holds a
+    /// `manifest.json`), resolved against the session's folder.
+    pub fn artifact_folder(&self, experiment: &str) -> PathBuf {
+        self.base.join(self.experiment_folder(experiment))
+    }
+
     /// Experiment `experiment`'s folder, relative to the session's folder.
     fn experiment_folder(&self, experiment: &str) -> PathBuf {
         self.folder.join(file_name(experiment))

@@ -78,6 +78,7 @@ fn prepared() -> Arc<PreparedDataset> {
         name: "toy".into(),
         data,
         reports: BTreeMap::new(),
+        fitted: BTreeMap::new(),
     })
 }
 

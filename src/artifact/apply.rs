@@ -1,0 +1,469 @@
+//! Applying an artifact to new cells: read the data (any format patchbench
+//! reads, orientation detected from which axis holds the model's genes),
+//! align the features, prepare them with the training statistics, predict,
+//! and where measured targets are given, score the predictions.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::align::{AlignError, AlignmentReport, MissingPolicy, align};
+use super::calibrate::{Calibration, CalibrationCells, calibrate};
+use super::manifest::{
+    ArtifactError, ArtifactModel, FittedModality, Manifest, Provenance, SbnnPart,
+};
+use crate::data::{
+    DataError, FeatureTable, LoadedTable, MatrixFormat, MatrixSource, Orientation, detect_format,
+    read_matrix, read_metadata,
+};
+use crate::nn::dense::DenseNet;
+use crate::prep::PrepError;
+
+/// What to apply a model to.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyInput {
+    /// The new cells' input modality (e.g. gene counts).
+    pub data: PathBuf,
+    /// Measured targets of the new cells, if any (e.g. electrophysiology).
+    pub observed: Option<PathBuf>,
+    /// A metadata file and its id column, to filter cells with `filter`.
+    pub metadata: Option<(PathBuf, String)>,
+    /// Keep only cells whose metadata column equals the value (a value
+    /// ending in `*` is a prefix).
+    pub filter: Option<(String, String)>,
+    /// What to do with missing genes.
+    pub policy: MissingPolicy,
+    /// Cells to fit a per-feature recalibration on (reported, never applied).
+    pub calibrate: Option<CalibrationCells>,
+}
+
+/// Why a model could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The artifact could not be read.
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    /// A data file could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The features do not line up.
+    #[error("{path}: {cause}")]
+    Align {
+        /// The data file.
+        path: PathBuf,
+        /// Why.
+        cause: AlignError,
+    },
+    /// The preprocessing failed on the new cells.
+    #[error("{path}: {cause}")]
+    Prep {
+        /// The data file.
+        path: PathBuf,
+        /// Why.
+        cause: Box<PrepError>,
+    },
+    /// Anything else, with its message.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Scores of predictions against measured values (in training-SD units).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Cells with both a prediction and a complete measurement.
+    pub cells: usize,
+    /// `1 − Σ(y − ŷ)² / Σ(y − ȳ)²` over every output, ȳ the new cells' means.
+    pub r2: f64,
+    /// The same per output.
+    pub per_feature: Vec<(String, f64)>,
+    /// Per output: mean and SD of the predictions and of the measured values.
+    pub shift: Vec<Shift>,
+}
+
+/// Level and spread of one output's predictions against the measured values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shift {
+    /// The output.
+    pub feature: String,
+    /// Mean of the predictions.
+    pub predicted_mean: f64,
+    /// Mean of the measured values.
+    pub observed_mean: f64,
+    /// SD of the predictions.
+    pub predicted_sd: f64,
+    /// SD of the measured values.
+    pub observed_sd: f64,
+}
+
+/// The outcome of applying a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// Where the model came from.
+    pub provenance: Provenance,
+    /// The model kind.
+    pub model: String,
+    /// The feature-alignment report.
+    pub report: AlignmentReport,
+    /// The cells predicted, in the data's order.
+    pub cells: Vec<String>,
+    /// The predicted outputs' names.
+    pub outputs: Vec<String>,
+    /// Cells × outputs, in the units the target recipe produced before z-scoring.
+    pub predictions: Array2<f64>,
+    /// Cells × latent dimensions.
+    pub latent: Array2<f64>,
+    /// Scores, where measured targets were given.
+    pub scores: Option<Scores>,
+    /// The recalibration, where asked for.
+    pub calibration: Option<Calibration>,
+}
+
+/// Applies the artifact in `folder` to `input`.
+pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyError> {
+    let manifest = Manifest::read(folder)?;
+    let ArtifactModel::Sbnn(part) = &manifest.model;
+    let net_path = folder.join(&part.weights);
+    let (net, _) = DenseNet::load(&net_path).map_err(|e| {
+        ApplyError::Artifact(ArtifactError::Io {
+            path: net_path.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    let keep = match (&input.metadata, &input.filter) {
+        (Some((path, id)), Some(filter)) => Some(filtered_cells(path, id, filter)?),
+        (None, Some(_)) => {
+            return Err(ApplyError::Invalid(
+                "--where needs --metadata (the file holding the column)".into(),
+            ));
+        }
+        _ => None,
+    };
+    let recipe = &manifest.input.recipe;
+    let (raw, transposed) = read_cells(&input.data, &recipe.inputs, keep.as_ref())?;
+    let aligned = align(&raw, recipe, &part.genes, input.policy, transposed).map_err(|source| {
+        ApplyError::Align {
+            path: input.data.clone(),
+            cause: source,
+        }
+    })?;
+    let mut report = aligned.report;
+    let (prepared, skipped) = recipe
+        .replay(aligned.table)
+        .map_err(|source| ApplyError::Prep {
+            path: input.data.clone(),
+            cause: Box::new(source),
+        })?;
+    report.skipped = skipped;
+    if prepared.cells.is_empty() {
+        return Err(ApplyError::Invalid(format!(
+            "{}: no cell is left to apply the model to ({})",
+            input.data.display(),
+            report.lines().join("; ")
+        )));
+    }
+    let mean_fill = !matches!(input.policy, MissingPolicy::Zero);
+    let (z_predictions, latent) = sbnn_forward(&net, part, &prepared, &report.missing, mean_fill)?;
+    let mut application = Application {
+        provenance: manifest.provenance.clone(),
+        model: manifest.model.kind().to_string(),
+        report,
+        cells: prepared.cells.clone(),
+        outputs: part.outputs.clone(),
+        predictions: to_target_units(&z_predictions, manifest.target.as_ref()),
+        latent,
+        scores: None,
+        calibration: None,
+    };
+    if let Some(path) = &input.observed {
+        let target = manifest.target.as_ref().ok_or_else(|| {
+            ApplyError::Invalid("the artifact holds no target preprocessing to compare with".into())
+        })?;
+        let observed = read_observed(path, target, &part.outputs)?;
+        let rows = match_rows(&application.cells, &observed.cells);
+        if rows.is_empty() {
+            return Err(ApplyError::Invalid(format!(
+                "{}: no cell of the measured values is among the predicted cells",
+                path.display()
+            )));
+        }
+        let (p, o): (Vec<usize>, Vec<usize>) = rows.iter().copied().unzip();
+        let predicted = z_predictions.select(Axis(0), &p);
+        let measured = observed.values.select(Axis(0), &o);
+        application.scores = Some(score(&predicted, &measured, &part.outputs));
+        if let Some(cells) = &input.calibrate {
+            let ids: Vec<String> = o.iter().map(|&i| observed.cells[i].clone()).collect();
+            application.calibration = Some(
+                calibrate(&predicted, &measured, &ids, cells, &part.outputs)
+                    .map_err(ApplyError::Invalid)?,
+            );
+        }
+    } else if input.calibrate.is_some() {
+        return Err(ApplyError::Invalid(
+            "--calibrate needs --observed (the measured values to calibrate on)".into(),
+        ));
+    }
+    Ok(application)
+}
+
+/// Ids of the metadata rows whose column `filter.0` matches `filter.1`.
+fn filtered_cells(
+    path: &Path,
+    id_column: &str,
+    (column, value): &(String, String),
+) -> Result<std::collections::HashSet<String>, ApplyError> {
+    let metadata = read_metadata(path, id_column)?;
+    let values = metadata.column(column).ok_or_else(|| {
+        ApplyError::Invalid(format!(
+            "{}: no column `{column}`; it has {}",
+            path.display(),
+            metadata.columns.join(", ")
+        ))
+    })?;
+    let matches = |v: &str| match value.strip_suffix('*') {
+        Some(prefix) => v.starts_with(prefix),
+        None => v == value,
+    };
+    let keep: std::collections::HashSet<String> = metadata
+        .cells
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| v.is_some_and(matches))
+        .map(|(c, _)| c.clone())
+        .collect();
+    if keep.is_empty() {
+        return Err(ApplyError::Invalid(format!(
+            "{}: no cell has `{column}` = `{value}`",
+            path.display()
+        )));
+    }
+    Ok(keep)
+}
+
+/// Reads a matrix as cells × features, with features among `wanted`:
+/// delimited text is read with features in rows and transposed when its
+/// header holds them instead. Returns the table and whether it was transposed.
+pub fn read_cells(
+    path: &Path,
+    wanted: &[String],
+    keep: Option<&std::collections::HashSet<String>>,
+) -> Result<(FeatureTable, bool), ApplyError> {
+    let format = detect_format(path)?;
+    let orientation = match format {
+        MatrixFormat::H5ad => Orientation::CellsByFeatures,
+        MatrixFormat::TenxFolder | MatrixFormat::Delimited => Orientation::FeaturesByCells,
+        MatrixFormat::MatrixMarket => {
+            return Err(ApplyError::Invalid(format!(
+                "{}: a bare .mtx file has no gene or cell names; give a CSV/TSV, an .h5ad or a 10x folder",
+                path.display()
+            )));
+        }
+    };
+    let loaded = read_matrix(&MatrixSource::new(path, orientation))?;
+    let wanted_set: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let hits = |names: &[String]| {
+        names
+            .iter()
+            .filter(|n| wanted_set.contains(n.as_str()))
+            .count()
+    };
+    let transposed =
+        format == MatrixFormat::Delimited && hits(loaded.cells()) > hits(loaded.features());
+    let mut table = match loaded {
+        LoadedTable::Dense(t) => t,
+        LoadedTable::Sparse(t) => {
+            let columns: Vec<usize> = (0..t.features.len())
+                .filter(|&j| wanted_set.contains(t.features[j].as_str()))
+                .collect();
+            t.dense_columns(&columns).unwrap_or_default()
+        }
+    };
+    if transposed {
+        table = FeatureTable {
+            cells: table.features,
+            features: table.cells,
+            values: table.values.t().to_owned(),
+        };
+    }
+    if let Some(keep) = keep {
+        let rows: Vec<usize> = (0..table.cells.len())
+            .filter(|&i| keep.contains(&table.cells[i]))
+            .collect();
+        table = table.select_cells(&rows).unwrap_or_default();
+        if table.cells.is_empty() {
+            return Err(ApplyError::Invalid(format!(
+                "{}: none of its cells passes the metadata filter",
+                path.display()
+            )));
+        }
+    }
+    Ok((table, transposed))
+}
+
+/// The network's predictions (in the target's z-scored units) and latent codes.
+fn sbnn_forward(
+    net: &DenseNet,
+    part: &SbnnPart,
+    prepared: &FeatureTable,
+    missing: &[String],
+    mean_fill: bool,
+) -> Result<(Array2<f64>, Array2<f64>), ApplyError> {
+    let index: HashMap<&str, usize> = prepared
+        .features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i))
+        .collect();
+    let columns: Vec<usize> = part
+        .genes
+        .iter()
+        .map(|g| {
+            index.get(g.as_str()).copied().ok_or_else(|| {
+                ApplyError::Invalid(format!(
+                    "the artifact's gene `{g}` is not among its prepared features"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let rows = prepared.cells.len();
+    let mut x = Vec::with_capacity(rows * columns.len());
+    for row in prepared.values.rows() {
+        for (k, &c) in columns.iter().enumerate() {
+            let mut v = row[c] - part.gene_means[k];
+            if let Some(sds) = &part.gene_sds {
+                v /= sds[k];
+            }
+            if mean_fill && missing.contains(&part.genes[k]) {
+                v = 0.0;
+            }
+            x.push(v as f32);
+        }
+    }
+    let failed = |e: crate::nn::NnError| ApplyError::Invalid(format!("the network failed: {e}"));
+    let layers = net.layers.len();
+    let latent = net
+        .forward_range(&x, rows, 0, part.code_layers)
+        .map_err(failed)?;
+    let output = net
+        .forward_range(&latent, rows, part.code_layers, layers)
+        .map_err(failed)?;
+    let dims = latent.len() / rows.max(1);
+    let latent =
+        Array2::from_shape_vec((rows, dims), latent.iter().map(|&v| f64::from(v)).collect())
+            .map_err(|e| ApplyError::Invalid(e.to_string()))?;
+    let outputs = part.outputs.len();
+    let mut predictions = Array2::from_shape_vec(
+        (rows, outputs),
+        output.iter().map(|&v| f64::from(v)).collect(),
+    )
+    .map_err(|e| ApplyError::Invalid(e.to_string()))?;
+    for mut row in predictions.rows_mut() {
+        for (j, v) in row.iter_mut().enumerate() {
+            if let Some(sds) = &part.output_sds {
+                *v *= sds[j];
+            }
+            *v += part.output_means[j];
+        }
+    }
+    Ok((predictions, latent))
+}
+
+/// Predictions moved from the target recipe's z-scored units back to its unscaled units.
+fn to_target_units(z: &Array2<f64>, target: Option<&FittedModality>) -> Array2<f64> {
+    let mut values = z.clone();
+    if let Some((means, sds)) =
+        target.and_then(|t| t.recipe.means.as_ref().zip(t.recipe.sds.as_ref()))
+    {
+        for mut row in values.rows_mut() {
+            for ((v, m), s) in row.iter_mut().zip(means).zip(sds) {
+                *v = *v * s + m;
+            }
+        }
+    }
+    values
+}
+
+/// Measured targets prepared with the target recipe (training statistics), columns `outputs`.
+fn read_observed(
+    path: &Path,
+    target: &FittedModality,
+    outputs: &[String],
+) -> Result<FeatureTable, ApplyError> {
+    let recipe = &target.recipe;
+    let (raw, _) = read_cells(path, &recipe.inputs, None)?;
+    let absent: Vec<&String> = recipe
+        .inputs
+        .iter()
+        .filter(|f| !raw.features.contains(f))
+        .collect();
+    if !absent.is_empty() {
+        return Err(ApplyError::Invalid(format!(
+            "{}: lacks {} of the model's {} measured features: {}",
+            path.display(),
+            absent.len(),
+            recipe.inputs.len(),
+            absent
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let aligned = align(&raw, recipe, outputs, MissingPolicy::Zero, false).map_err(|source| {
+        ApplyError::Align {
+            path: path.to_path_buf(),
+            cause: source,
+        }
+    })?;
+    let (prepared, _) = recipe
+        .replay(aligned.table)
+        .map_err(|source| ApplyError::Prep {
+            path: path.to_path_buf(),
+            cause: Box::new(source),
+        })?;
+    Ok(prepared)
+}
+
+/// Pairs of (predicted row, observed row) for the cells in both, in predicted order.
+fn match_rows(predicted: &[String], observed: &[String]) -> Vec<(usize, usize)> {
+    let index: HashMap<&str, usize> = observed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
+    predicted
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| index.get(c.as_str()).map(|&j| (i, j)))
+        .collect()
+}
+
+/// R² (about the measured means), per-feature R² and shifts.
+pub fn score(predicted: &Array2<f64>, measured: &Array2<f64>, outputs: &[String]) -> Scores {
+    let (mut residual, mut total) = (0.0, 0.0);
+    let mut per_feature = Vec::with_capacity(outputs.len());
+    let mut shift = Vec::with_capacity(outputs.len());
+    for (j, name) in outputs.iter().enumerate() {
+        let (p, o) = (predicted.column(j), measured.column(j));
+        let (om, pm) = (o.mean().unwrap_or(f64::NAN), p.mean().unwrap_or(f64::NAN));
+        let res: f64 = p.iter().zip(o).map(|(a, b)| (a - b).powi(2)).sum();
+        let tot: f64 = o.iter().map(|b| (b - om).powi(2)).sum();
+        residual += res;
+        total += tot;
+        per_feature.push((name.clone(), 1.0 - res / tot));
+        shift.push(Shift {
+            feature: name.clone(),
+            predicted_mean: pm,
+            observed_mean: om,
+            predicted_sd: p.std(0.0),
+            observed_sd: o.std(0.0),
+        });
+    }
+    Scores {
+        cells: predicted.nrows(),
+        r2: 1.0 - residual / total,
+        per_feature,
+        shift,
+    }
+}

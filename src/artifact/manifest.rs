@@ -1,0 +1,215 @@
+//! The artifact's `manifest.json`: format name and version, provenance, the
+//! fitted preprocessing of the model's input (and target) modality, and the
+//! model's own part (weights file, feature names, scaling).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::prep::FittedRecipe;
+
+/// The manifest's `format` field.
+pub const FORMAT: &str = "patchbench-artifact";
+/// The manifest version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// The manifest's file name inside an artifact folder.
+pub const MANIFEST: &str = "manifest.json";
+
+/// Why an artifact could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// A file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The manifest is not a manifest this build can read.
+    #[error("{path}: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where a model came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The session file the model was trained in.
+    pub session: String,
+    /// The experiment's name.
+    pub experiment: String,
+    /// The dataset's name in the session.
+    pub dataset: String,
+    /// FNV-1a hash of the training matrices (cell ids, feature names, values).
+    pub data_fingerprint: String,
+    /// The experiment's configuration fingerprint.
+    pub config_fingerprint: String,
+    /// The patchbench version that trained it.
+    pub patchbench: String,
+}
+
+/// A modality's name and what its recipe fitted on the training cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedModality {
+    /// The modality's name in the session (e.g. `T`).
+    pub name: String,
+    /// The fitted recipe.
+    pub recipe: FittedRecipe,
+}
+
+/// The sBNN's part: the network and the scaling around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SbnnPart {
+    /// The network's safetensors file, relative to the artifact folder.
+    pub weights: String,
+    /// The network's input genes in order (prepared features of the input).
+    pub genes: Vec<String>,
+    /// Training means of those genes after the recipe (subtracted before the network).
+    pub gene_means: Vec<f64>,
+    /// Training SDs of those genes, when the fold scaling also divides.
+    pub gene_sds: Option<Vec<f64>>,
+    /// Output feature names in order.
+    pub outputs: Vec<String>,
+    /// Training means of the outputs after their recipe (added to the network's output).
+    pub output_means: Vec<f64>,
+    /// Training SDs of the outputs, when the fold scaling also divided.
+    pub output_sds: Option<Vec<f64>>,
+    /// Layers `0..code_layers` give the latent code.
+    pub code_layers: usize,
+}
+
+/// The model inside an artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ArtifactModel {
+    /// A sparse bottleneck network fitted on all training cells.
+    Sbnn(SbnnPart),
+}
+
+impl ArtifactModel {
+    /// The model kind as shown to users.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ArtifactModel::Sbnn(_) => "sBNN",
+        }
+    }
+}
+
+/// Everything an artifact says besides its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The manifest version ([`VERSION`] when written by this build).
+    pub version: u32,
+    /// Where the model came from.
+    pub provenance: Provenance,
+    /// The input modality's fitted preprocessing.
+    pub input: FittedModality,
+    /// The target modality's fitted preprocessing (to compare with measured values).
+    pub target: Option<FittedModality>,
+    /// The model.
+    pub model: ArtifactModel,
+}
+
+impl Manifest {
+    /// Writes `folder/manifest.json` (creating the folder).
+    pub fn write(&self, folder: &Path) -> Result<(), ArtifactError> {
+        let path = folder.join(MANIFEST);
+        let io = |e: std::io::Error| ArtifactError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(folder).map_err(io)?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| ArtifactError::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(io)
+    }
+
+    /// Reads `folder/manifest.json`, checking format and version first.
+    pub fn read(folder: &Path) -> Result<Self, ArtifactError> {
+        let path = folder.join(MANIFEST);
+        let bad = |reason: String| ArtifactError::Manifest {
+            path: path.clone(),
+            reason,
+        };
+        if !folder.is_dir() {
+            return Err(ArtifactError::Io {
+                path: folder.to_path_buf(),
+                reason: "not an artifact folder (expected a folder holding manifest.json)".into(),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| ArtifactError::Io {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a complete JSON manifest ({e})")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(bad(format!(
+                "not a patchbench artifact (no \"format\": \"{FORMAT}\")"
+            )));
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(VERSION) => {}
+            Some(v) => {
+                return Err(bad(format!(
+                    "artifact format version {v}, but this patchbench (version {}) reads version {VERSION}; \
+                     re-export the model with this version or apply it with the patchbench that wrote it",
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
+            None => return Err(bad("the manifest has no \"version\"".into())),
+        }
+        serde_json::from_value(value).map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// Copies the artifact folder `from` (its files, not sub-folders) to `to`,
+/// replacing what `to` held.
+pub fn copy_artifact(from: &Path, to: &Path) -> Result<(), ArtifactError> {
+    let io = |path: &Path, e: std::io::Error| ArtifactError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if to.exists() {
+        std::fs::remove_dir_all(to).map_err(|e| io(to, e))?;
+    }
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let path = entry.map_err(|e| io(from, e))?.path();
+        if path.is_file()
+            && let Some(name) = path.file_name()
+        {
+            std::fs::copy(&path, to.join(name)).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// FNV-1a hash over cell ids, feature names and value bits of `tables`.
+pub fn data_fingerprint(tables: &[&crate::data::FeatureTable]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for table in tables {
+        for name in table.cells.iter().chain(&table.features) {
+            eat(name.as_bytes());
+            eat(&[0]);
+        }
+        for v in &table.values {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    format!("{hash:016x}")
+}
