@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cluster::shard::{ShardFile, ShardSpec};
 use crate::figures::{self, ExportOptions, Figure, default_label_column};
 use crate::models::Headline;
 use crate::nn::DeviceChoice;
@@ -47,6 +48,9 @@ pub struct BatchOptions {
     pub device: Option<DeviceChoice>,
     /// Write each finished experiment's CSVs and figures into this folder.
     pub export: Option<PathBuf>,
+    /// Run only this shard's share of the experiments and write their
+    /// results to the shard file beside the session, not into the session.
+    pub shard: Option<ShardSpec>,
 }
 
 /// How a batch run ended.
@@ -66,7 +70,25 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
     // merged into the file as it is when each one finishes.
     let session = store.session().clone();
     let base = folder_of(input);
-    let selected = select(&session, options)?;
+    let mut selected = select(&session, options)?;
+    let mut shard = None;
+    if let Some(spec) = options.shard {
+        if options.out.is_some() {
+            bail!("--shard and --out cannot be used together: a shard writes its own file");
+        }
+        let path = spec.path(input);
+        let file = ShardFile::read(&path)?;
+        // A task started again (after preemption) skips what it already has.
+        selected = spec
+            .share(&selected)
+            .into_iter()
+            .filter(|&i| {
+                let name = &session.experiments[i].name;
+                !file.results.iter().any(|r| &r.experiment == name)
+            })
+            .collect();
+        shard = Some((path, file));
+    }
     if let Some(out) = &options.out {
         let mut output = session.clone();
         session::relocate(&mut output, &base, &folder_of(out));
@@ -100,9 +122,19 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
                     export(&name, &result, datasets.get(&job.dataset.name), folder);
                     export_artifact(&name, &weights.artifact_folder(&name), folder);
                 }
-                let report = store.record_result(&name, job.fingerprint, result)?;
-                for dropped in report.dropped {
-                    eprintln!("warning: result not stored: {dropped}");
+                match &mut shard {
+                    Some((path, file)) => {
+                        let mut result = result;
+                        result.provenance.config = Some(job.fingerprint);
+                        file.record(&name, result);
+                        file.write(path)?;
+                    }
+                    None => {
+                        let report = store.record_result(&name, job.fingerprint, result)?;
+                        for dropped in report.dropped {
+                            eprintln!("warning: result not stored: {dropped}");
+                        }
+                    }
                 }
                 queue.finish(&name, Ok(()));
                 outcome.finished.push(name);
@@ -114,7 +146,32 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
             }
         }
     }
-    let summary = summary_table(store.session(), &outcome.failed);
+    if let Some(folder) = &options.export
+        && !store.session().sweeps.is_empty()
+    {
+        match figures::export_sweeps(store.session(), folder) {
+            Ok(files) => eprintln!(
+                "exported {} sweep figures to {}",
+                files.len(),
+                folder.display()
+            ),
+            Err(error) => eprintln!("warning: sweep figures not exported: {error:#}"),
+        }
+    }
+    let mut shown = store.session().clone();
+    if let Some((path, file)) = &shard {
+        for finished in &file.results {
+            if let Some(e) = shown
+                .experiments
+                .iter_mut()
+                .find(|e| e.name == finished.experiment)
+            {
+                e.result = Some(finished.result.clone());
+            }
+        }
+        eprintln!("results written to {}", path.display());
+    }
+    let summary = summary_table(&shown, &outcome.failed);
     if options.json {
         eprint!("{summary}")
     } else {

@@ -7,6 +7,7 @@
 //! figure of every finished experiment). Nothing here draws to a terminal.
 
 pub mod anndata;
+pub mod compare;
 pub mod plot;
 pub mod svg;
 
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::runner::PreparedDataset;
-use crate::session::ExperimentResult;
+use crate::session::{ExperimentResult, Session};
 
 /// One figure of a result.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +123,45 @@ pub fn export(
     let h5ad = folder.join(format!("{name}-latents.h5ad"));
     if anndata::write_latents(name, result, options, &h5ad)? {
         written.push(h5ad);
+    }
+    Ok(written)
+}
+
+/// Writes, for every sweep of `session` and each of its parameters but the
+/// seed, the main metric against the parameter as SVG and PNG into `folder`:
+/// `sweep-BASE-METRIC-vs-PARAMETER.svg` (log x axis for log-spread sweeps).
+/// Returns the files written.
+pub fn export_sweeps(session: &Session, folder: &Path) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let mut written = Vec::new();
+    for sweep in &session.sweeps {
+        let Some(first) = sweep.runs.first() else {
+            continue;
+        };
+        for (index, dimension) in sweep.dimensions().iter().enumerate() {
+            if dimension.parameter == crate::session::SEED {
+                continue;
+            }
+            let Some(plot) = compare::sweep_plot(session, first, index) else {
+                continue;
+            };
+            if plot.points.is_empty() {
+                continue;
+            }
+            let svg = svg::sweep_svg(&sweep.base, &plot);
+            let png = svg::svg_to_png(&svg, svg::PNG_SCALE)?;
+            let stem = format!("sweep-{}-{}-vs-{}", sweep.base, plot.metric, plot.parameter);
+            for (file, bytes) in [
+                (format!("{stem}.svg"), svg.as_bytes()),
+                (format!("{stem}.png"), &png[..]),
+            ] {
+                let path = folder.join(file);
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                written.push(path);
+            }
+        }
     }
     Ok(written)
 }

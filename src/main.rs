@@ -8,10 +8,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use patchbench::batch::{self, BatchOptions};
+use patchbench::cluster::shard::{ShardSpec, merge_shards};
+use patchbench::cluster::slurm::SlurmOptions;
+use patchbench::cluster::submit::launch;
 use patchbench::data::simulate::{
     SimulationConfig, SparseCountsConfig, simulate, write_sparse_counts_h5ad,
 };
 use patchbench::nn::DeviceChoice;
+use patchbench::session::SessionStore;
 
 /// The demo session opened when no session is named.
 const DEMO_SESSION: &str = "sessions/demo.ron";
@@ -53,6 +57,10 @@ struct BatchFlags {
     /// (CSV) and figures (SVG, PNG) into DIR.
     #[arg(long, value_name = "DIR", requires = "batch")]
     export: Option<PathBuf>,
+    /// With --batch: run only shard K of N of the unfinished experiments and
+    /// write their results to SESSION.shard-K-of-N (see `merge`).
+    #[arg(long, value_name = "K/N", requires = "batch")]
+    shard: Option<ShardSpec>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +69,24 @@ enum Command {
     Simulate(SimulateArgs),
     /// Apply a trained model artifact to new cells.
     Apply(ApplyArgs),
+    /// Fold the results of finished shard files into the session.
+    Merge {
+        /// The session file.
+        session: PathBuf,
+    },
+    /// Add a sweep of experiment BASE: `rank 1,2,4`, `a=0,1 b=2..4 seed=1,2`
+    /// or `random 20 a=log 0.001..1 b=2..8`.
+    Sweep {
+        /// The session file.
+        session: PathBuf,
+        /// The experiment to sweep.
+        base: String,
+        /// The sweep, as `:sweep` takes it.
+        #[arg(num_args = 1.., required = true)]
+        spec: Vec<String>,
+    },
+    /// Run the session's unfinished experiments as a Slurm array job.
+    Slurm(SlurmArgs),
 }
 
 /// `patchbench apply`: see README, "Applying a trained model to new cells".
@@ -96,6 +122,36 @@ struct ApplyArgs {
     /// comma-separated ids) and report it next to the uncalibrated numbers.
     #[arg(long, value_name = "N|IDS")]
     calibrate: Option<patchbench::artifact::calibrate::CalibrationCells>,
+}
+
+#[derive(Debug, Args)]
+struct SlurmArgs {
+    /// The session file.
+    session: PathBuf,
+    /// Number of shards (array tasks); default: one per unfinished experiment.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per task (e.g. 4:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task.
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// GPUs per task.
+    #[arg(long)]
+    gpus: Option<u32>,
+    /// At most this many tasks at once.
+    #[arg(long, value_name = "M")]
+    array_parallel: Option<u32>,
+    /// Train on this device in every task (e.g. cuda:0 with --gpus).
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// Print the script instead of writing and submitting it.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +200,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::Simulate(args)) => return run_simulate(&args),
         Some(Command::Apply(args)) => return run_apply(args),
+        Some(Command::Merge { session }) => return run_merge(&session),
+        Some(Command::Sweep {
+            session,
+            base,
+            spec,
+        }) => return run_sweep(&session, &base, &spec.join(" ")),
+        Some(Command::Slurm(args)) => return run_slurm(args),
         None => {}
     }
     let session = cli.session.unwrap_or_else(|| PathBuf::from(DEMO_SESSION));
@@ -157,6 +220,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json: flags.json,
             device: flags.device,
             export: flags.export,
+            shard: flags.shard,
         };
         let outcome = batch::run(&options)?;
         return Ok(if outcome.failed.is_empty() {
@@ -166,6 +230,85 @@ fn run(cli: Cli) -> Result<ExitCode> {
         });
     }
     patchbench::tui::run(&session)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_merge(session: &std::path::Path) -> Result<ExitCode> {
+    let mut store = SessionStore::open(session)?;
+    let report = merge_shards(&mut store)?;
+    for refused in &report.refused {
+        eprintln!("refused: {refused}");
+    }
+    println!(
+        "{}: {} results merged, {} already there, {} refused",
+        session.display(),
+        report.merged.len(),
+        report.unchanged.len(),
+        report.refused.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_sweep(session: &std::path::Path, base: &str, spec: &str) -> Result<ExitCode> {
+    let mut store = SessionStore::open(session)?;
+    let mut updated = store.session().clone();
+    let runs = updated
+        .add_sweep(base, spec, session)
+        .with_context(|| format!("{}: sweep of {base}", session.display()))?;
+    let new = updated
+        .experiments
+        .iter()
+        .filter(|e| !store.session().experiments.iter().any(|o| o.name == e.name))
+        .cloned()
+        .collect::<Vec<_>>();
+    for experiment in new {
+        store
+            .change(patchbench::session::Change::Experiment(Box::new(
+                experiment,
+            )))
+            .map_err(anyhow::Error::msg)?;
+    }
+    if let Some(sweep) = updated.sweeps.last() {
+        store
+            .change(patchbench::session::Change::Sweep(sweep.clone()))
+            .map_err(anyhow::Error::msg)?;
+    }
+    store.save()?;
+    println!(
+        "{}: sweep of {base} with {} runs",
+        session.display(),
+        runs.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_slurm(args: SlurmArgs) -> Result<ExitCode> {
+    let mut store = SessionStore::open(&args.session)?;
+    let options = SlurmOptions {
+        partition: args.partition,
+        time: args.time,
+        cpus: args.cpus,
+        gpus: args.gpus,
+        array_parallel: args.array_parallel,
+        device: args.device,
+    };
+    let program = std::env::current_exe().context("cannot find the patchbench executable")?;
+    let launched = launch(&mut store, &program, args.shards, options, args.dry_run)?;
+    if args.dry_run {
+        print!("{}", launched.script);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "submitted job {} ({} tasks, {} experiments); script {}; merge with: patchbench merge {}",
+        launched.job.job_id.as_deref().unwrap_or("-"),
+        launched.job.shards,
+        launched.job.experiments.len(),
+        launched
+            .script_path
+            .as_deref()
+            .map_or_else(String::new, |p| p.display().to_string()),
+        args.session.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,7 +25,7 @@ mod validate;
 pub use crate::models::mixvae::MixVaeSpec;
 pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
 pub use error::SessionError;
-pub use file::{load, parse, relocate, save, to_ron};
+pub use file::{load, parse, relocate, save, to_ron, write_atomic};
 pub use lock::{OwnerLock, SaveLock, remove_stale_temp_files};
 pub use merge::Change;
 pub use result::{
@@ -37,4 +37,7 @@ pub use schema::{
     Session,
 };
 pub use store::{SaveReport, SessionStore};
-pub use sweep::{Sweep, SweepError, SweepValues, numeric_parameters, with_parameter};
+pub use sweep::{
+    Dimension, Distribution, RandomSearch, SEED, Sweep, SweepError, SweepSpec, SweepValues,
+    numeric_parameters, replicate_key, run_name, set_parameter, with_parameter,
+};

@@ -214,6 +214,27 @@ pub fn curves(
         .unwrap_or_default()
 }
 
+/// A named curve: `(name, points)`.
+pub type NamedCurve = (String, Vec<(f64, f64)>);
+
+/// Curves split by scale: losses (and anything unbounded) in the first
+/// panel, scores in `[-1, 1]`-ish units (R², accuracy, ARI, AMI,
+/// correlations) in the second, so neither flattens the other. Empty panels
+/// are left out.
+pub fn curve_panels(curves: Vec<NamedCurve>) -> Vec<(&'static str, Vec<NamedCurve>)> {
+    let is_score = |name: &str| {
+        let name = name.to_lowercase();
+        ["r2", "acc", "ari", "ami", "corr"]
+            .iter()
+            .any(|part| name.contains(part))
+    };
+    let (scores, losses): (Vec<_>, Vec<_>) = curves.into_iter().partition(|(n, _)| is_score(n));
+    [("loss", losses), ("score", scores)]
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .collect()
+}
+
 /// One curve per metric from the values a run reported so far (by metric
 /// name, whatever fold reported them): every metric is averaged over all its
 /// reports at the same step, so the pane shows the mean over the folds

@@ -226,6 +226,29 @@ pub fn curves_svg(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> String {
     svg.finish()
 }
 
+/// A metric against a swept parameter: one dot per run (log10 of the
+/// parameter on the x axis when the sweep is log-spread).
+pub fn sweep_svg(base: &str, plot: &super::compare::SweepPlot) -> String {
+    let points = plot.plotted();
+    let x = plot::bounds(points.iter().map(|p| p.0));
+    let y = plot::bounds(points.iter().map(|p| p.1));
+    let mut svg = Svg::new(&format!("{base}: {} vs {}", plot.metric, plot.parameter));
+    let x_title = if plot.log_x {
+        format!("log10 {}", plot.parameter)
+    } else {
+        plot.parameter.clone()
+    };
+    svg.axes(x, y, &x_title, &plot.metric);
+    let project = projector(x, y);
+    let _ = writeln!(svg.body, r#"<g fill="{}">"#, rgb(0));
+    for &(a, b) in &points {
+        let (px, py) = project(a, b);
+        let _ = writeln!(svg.body, r#"<circle cx="{px:.1}" cy="{py:.1}" r="4"/>"#);
+    }
+    svg.body.push_str("</g>\n");
+    svg.finish()
+}
+
 /// The gene ranking as horizontal bars.
 pub fn genes_svg(result: &ExperimentResult) -> String {
     let genes: Vec<_> = result.genes.iter().take(40).collect();

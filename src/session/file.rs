@@ -83,7 +83,7 @@ pub(super) fn folder_of(path: &Path) -> PathBuf {
 /// Writes `text` to `path` atomically: the text goes to a temporary file in
 /// the same folder, is flushed to disk, and then replaces `path` by rename.
 /// If anything fails, the file at `path` is left as it was.
-pub(super) fn write_atomic(path: &Path, text: &str) -> Result<(), SessionError> {
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), SessionError> {
     let temp = temp_path(path, std::process::id());
     let written = std::fs::File::create(&temp).and_then(|mut file| {
         file.write_all(text.as_bytes())?;

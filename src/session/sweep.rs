@@ -1,30 +1,64 @@
-//! Hyperparameter sweeps: one experiment's model run over a grid of values of
-//! one hyperparameter.
+//! Hyperparameter sweeps: one experiment's model run over a grid of values
+//! of one or more hyperparameters, or over a seeded random search.
 //!
 //! A sweep is kept in the session with the names of the experiments it
-//! created, one per value; each holds its own result, so a sweep interrupted
+//! created, one per point; each holds its own result, so a sweep interrupted
 //! by quitting resumes by running the ones without a result. Hyperparameters
 //! are addressed generically by their field path in the model's serialised
-//! form (`rank`, `alpha`, `encoder.width`), so sweeps work for every model.
+//! form (`rank`, `alpha`, `encoder.width`), so sweeps work for every model;
+//! `seed` means the model's own seed, whatever its path ([`set_parameter`]).
+
+mod plan;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use plan::{Dimension, Distribution, RandomSearch, SEED, SweepSpec};
+
 use super::{Experiment, ModelSpec, Session, SessionError, validate};
 
-/// A sweep over one hyperparameter of one experiment.
+/// A sweep of one experiment: its first dimension, any further ones (a grid
+/// of every combination) and, for a random search, the draws. Sessions
+/// written before grids read unchanged (`more` and `random` are optional).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     /// The experiment whose configuration the runs copy.
     pub base: String,
-    /// Field path of the hyperparameter in the model (e.g. `rank`).
+    /// Field path of the first hyperparameter in the model (e.g. `rank`).
     pub parameter: String,
-    /// The values as the user wrote them (see [`SweepValues::parse`]).
+    /// Its values as the user wrote them (see [`SweepValues::parse`]), or its
+    /// distribution in a random search (see [`Distribution::parse`]).
     pub values: String,
-    /// The experiments created, one per value, in value order.
+    /// Further dimensions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<Dimension>,
+    /// Set for a random search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random: Option<RandomSearch>,
+    /// The experiments created, one per point, in the order of the points.
     pub runs: Vec<String>,
+}
+
+impl Sweep {
+    /// The sweep's dimensions, first one first.
+    pub fn dimensions(&self) -> Vec<Dimension> {
+        std::iter::once(Dimension {
+            parameter: self.parameter.clone(),
+            values: self.values.clone(),
+        })
+        .chain(self.more.iter().cloned())
+        .collect()
+    }
+
+    /// True when `parameter`'s values are spread in log scale (a log-range
+    /// or a log-uniform draw), so plots against it want a log axis.
+    pub fn is_log(&self, parameter: &str) -> bool {
+        self.dimensions()
+            .iter()
+            .any(|d| d.parameter == parameter && d.values.trim_start().starts_with("log"))
+    }
 }
 
 /// Why a sweep could not be set up.
@@ -55,6 +89,14 @@ pub enum SweepError {
         parameter: String,
         /// The value.
         value: f64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The sweep as typed does not read.
+    #[error("sweep `{text}`: {message}")]
+    Spec {
+        /// What the user wrote.
+        text: String,
         /// What is wrong.
         message: String,
     },
@@ -248,22 +290,70 @@ pub fn with_parameter(
     serde_json::from_value(tree).map_err(|e| bad(e.to_string()))
 }
 
-/// The name of a sweep run: `base~parameter=value`.
-pub fn run_name(base: &str, parameter: &str, value: f64) -> String {
-    format!("{base}~{parameter}={value}")
+/// `experiment` with `parameter` set to `value`: a field path of its model,
+/// or `seed`, which means the model's own seed (`seed` or `model.seed`, so a
+/// k-CAE's network seed too) and, for a model without one, the protocol's
+/// fold seed.
+pub fn set_parameter(
+    experiment: &Experiment,
+    parameter: &str,
+    value: f64,
+) -> Result<Experiment, SweepError> {
+    let mut updated = experiment.clone();
+    if parameter == SEED {
+        let known = numeric_parameters(&experiment.model);
+        let path = ["seed", "model.seed"]
+            .into_iter()
+            .find(|p| known.iter().any(|(k, _)| k == p));
+        match path {
+            Some(path) => updated.model = with_parameter(&experiment.model, path, value)?,
+            None if value.fract() == 0.0 && value >= 0.0 => {
+                updated.protocol.seed = value as u64;
+            }
+            None => {
+                return Err(SweepError::BadValue {
+                    parameter: parameter.into(),
+                    value,
+                    message: "a seed is a whole number".into(),
+                });
+            }
+        }
+    } else {
+        updated.model = with_parameter(&experiment.model, parameter, value)?;
+    }
+    Ok(updated)
+}
+
+/// The name of a sweep run: `base~a=1,b=2` (`base~parameter=value` for one).
+pub fn run_name(base: &str, point: &[(String, f64)]) -> String {
+    let values: Vec<String> = point.iter().map(|(p, v)| format!("{p}={v}")).collect();
+    format!("{base}~{}", values.join(","))
+}
+
+/// `name` without its `seed=...` part: runs with the same key are replicates
+/// of one configuration over seeds.
+pub fn replicate_key(name: &str) -> String {
+    let Some((base, point)) = name.split_once('~') else {
+        return name.to_string();
+    };
+    let kept: Vec<&str> = point
+        .split(',')
+        .filter(|part| !part.starts_with("seed="))
+        .collect();
+    format!("{base}~{}", kept.join(","))
 }
 
 impl Session {
-    /// Adds a sweep of `parameter` over `values` (as [`SweepValues::parse`]
-    /// reads them) to experiment `base`: one new experiment per value, unless
-    /// one by that name exists already (its result is kept). The session is
-    /// validated with the new experiments; `path` names it in errors. Returns
-    /// the names of the sweep's runs.
+    /// Adds a sweep of experiment `base` as `spec` says (see
+    /// [`SweepSpec::parse`]: `rank 1,2,4`, `a=0,1 b=2,3 seed=1,2`, `random
+    /// 20 a=log 0.001..1`): one new experiment per point, unless one by that
+    /// name exists already (its result is kept). The session is validated
+    /// with the new experiments; `path` names it in errors. Returns the names
+    /// of the sweep's runs.
     pub fn add_sweep(
         &mut self,
         base: &str,
-        parameter: &str,
-        values: &str,
+        spec: &str,
         path: &Path,
     ) -> Result<Vec<String>, SweepError> {
         let template = self
@@ -272,25 +362,37 @@ impl Session {
             .find(|e| e.name == base)
             .cloned()
             .ok_or_else(|| SweepError::UnknownExperiment(base.to_string()))?;
+        let spec = SweepSpec::parse(spec)?;
         let mut updated = self.clone();
         let mut runs = Vec::new();
-        for value in SweepValues::parse(values)?.expand() {
-            let name = run_name(base, parameter, value);
-            let model = with_parameter(&template.model, parameter, value)?;
+        for point in spec.points()? {
+            let name = run_name(base, &point);
+            let mut experiment = template.clone();
+            for (parameter, value) in &point {
+                experiment = set_parameter(&experiment, parameter, *value)?;
+            }
             if !updated.experiments.iter().any(|e| e.name == name) {
                 updated.experiments.push(Experiment {
                     name: name.clone(),
-                    model,
                     result: None,
-                    ..template.clone()
+                    ..experiment
                 });
             }
-            runs.push(name);
+            if !runs.contains(&name) {
+                runs.push(name);
+            }
         }
+        let mut dimensions = spec.dimensions.into_iter();
+        let first = dimensions.next().ok_or_else(|| SweepError::Spec {
+            text: String::new(),
+            message: "no parameter given".into(),
+        })?;
         updated.sweeps.push(Sweep {
             base: base.to_string(),
-            parameter: parameter.to_string(),
-            values: values.trim().to_string(),
+            parameter: first.parameter,
+            values: first.values.trim().to_string(),
+            more: dimensions.collect(),
+            random: spec.random,
             runs: runs.clone(),
         });
         validate::check(&updated, path)?;
@@ -303,6 +405,66 @@ impl Session {
 mod tests {
     use super::*;
     use crate::models::srrr::SrrrConfig;
+
+    fn demo() -> Session {
+        let text = include_str!("../../sessions/demo.ron");
+        crate::session::parse(text, Path::new("demo.ron")).unwrap()
+    }
+
+    #[test]
+    fn a_grid_sweep_adds_one_experiment_per_point_and_keeps_old_ones() {
+        let mut session = demo();
+        let path = Path::new("demo.ron");
+        let runs = session
+            .add_sweep("sbnn", "group_lasso=0.01,0.1 genes=10,25 seed=1,2", path)
+            .unwrap();
+        assert_eq!(runs.len(), 8);
+        assert_eq!(runs[0], "sbnn~group_lasso=0.01,genes=10,seed=1");
+        let run = session
+            .experiments
+            .iter()
+            .find(|e| e.name == runs[7])
+            .unwrap();
+        let ModelSpec::Sbnn(config) = &run.model else {
+            panic!("an sBNN")
+        };
+        assert_eq!(
+            (config.group_lasso, config.genes, config.seed),
+            (0.1, 25, 2)
+        );
+        let sweep = session.sweeps.last().unwrap();
+        assert_eq!(sweep.more.len(), 2);
+        assert_eq!(replicate_key(&runs[7]), "sbnn~group_lasso=0.1,genes=25");
+        let again = session
+            .add_sweep("sbnn", "group_lasso=0.01,0.1 genes=10,25 seed=1,2", path)
+            .unwrap();
+        assert_eq!(again, runs);
+        assert_eq!(session.experiments.len(), 3 + 8, "no experiment twice");
+        let text = crate::session::to_ron(&session).unwrap();
+        assert_eq!(crate::session::parse(&text, path).unwrap(), session);
+    }
+
+    #[test]
+    fn a_seed_reaches_every_model_s_own_seed() {
+        let session = demo();
+        let srrr = &session.experiments[0];
+        let seeded = set_parameter(srrr, SEED, 7.0).unwrap();
+        assert_eq!(
+            seeded.protocol.seed, 7,
+            "sRRR has no seed: the folds get it"
+        );
+        let cae = Experiment {
+            model: ModelSpec::Cae {
+                model: Default::default(),
+                analysis: Default::default(),
+            },
+            ..srrr.clone()
+        };
+        let ModelSpec::Cae { model, .. } = set_parameter(&cae, SEED, 9.0).unwrap().model else {
+            panic!("a k-CAE")
+        };
+        assert_eq!(model.seed, 9);
+    }
 
     #[test]
     fn values_parse_as_list_range_and_log_range() {

@@ -7,9 +7,12 @@
 //! to the event loop as [`Effect`]s, so the whole app can be driven key by
 //! key in tests without a terminal.
 
+mod cluster;
 mod commands;
 mod persist;
 mod runs;
+
+pub use cluster::ClusterState;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,6 +67,10 @@ pub struct App {
     pub quit: bool,
     /// Text of watched files as last seen, to ignore our own writes.
     seen: BTreeMap<PathBuf, String>,
+    /// The session's experiments on a cluster.
+    pub cluster: ClusterState,
+    /// Runs marked for comparison (`m`); none: the selected run's sweep.
+    pub marked: Vec<String>,
 }
 
 impl App {
@@ -79,7 +86,10 @@ impl App {
             Some(holder) => app.error(format!(
                 "read-only: {holder} has this session open; nothing is saved"
             )),
-            None => app.resume_sweeps(),
+            None => {
+                app.refresh_cluster();
+                app.resume_sweeps();
+            }
         }
         Ok(app)
     }
@@ -110,6 +120,8 @@ impl App {
             effects: Vec::new(),
             quit: false,
             seen: BTreeMap::new(),
+            cluster: ClusterState::default(),
+            marked: Vec::new(),
         }
     }
 
@@ -160,6 +172,8 @@ impl App {
             return Status::Failed;
         }
         match &experiment.result {
+            None if self.cluster.done.contains(&experiment.name) => Status::ClusterDone,
+            None if self.cluster.waiting.contains(&experiment.name) => Status::OnCluster,
             None => Status::NotRun,
             Some(result) if self.is_stale(experiment, result) => Status::Stale,
             Some(_) => Status::Done,
@@ -258,6 +272,36 @@ impl App {
         default_label_column(&columns)
     }
 
+    /// The runs the compare view shows: the marked ones, else every run of
+    /// the selected experiment's sweep, else the selected experiment.
+    pub fn compared(&self) -> Vec<String> {
+        if !self.marked.is_empty() {
+            return self.marked.clone();
+        }
+        let Some(selected) = self.selected() else {
+            return Vec::new();
+        };
+        match crate::figures::compare::sweep_of(self.session(), &selected.name) {
+            Some(sweep) => sweep.runs.clone(),
+            None => vec![selected.name.clone()],
+        }
+    }
+
+    fn toggle_mark(&mut self) {
+        let Some(name) = self.selected().map(|e| e.name.clone()) else {
+            return;
+        };
+        if let Some(at) = self.marked.iter().position(|m| *m == name) {
+            self.marked.remove(at);
+        } else {
+            self.marked.push(name);
+        }
+        self.info(format!(
+            "{} runs marked for 6 Compare (m toggles)",
+            self.marked.len()
+        ));
+    }
+
     /// True while runs are queued or going.
     pub fn busy(&self) -> bool {
         !self.runs.is_empty()
@@ -293,7 +337,7 @@ impl App {
             Mode::Normal => {
                 if let Some(action) = action_for(key, self.focus) {
                     self.act(action);
-                } else if let KeyCode::Char(c @ '1'..='5') = key.code {
+                } else if let KeyCode::Char(c @ '1'..='6') = key.code {
                     let index = c as usize - '1' as usize;
                     self.view.tab = ViewTab::ALL[index];
                 }
@@ -336,6 +380,12 @@ impl App {
                     .unwrap_or(0);
                 self.view.latent_index = (self.view.latent_index + 1) % count.max(1);
             }
+            Action::DimsNext if self.view.tab == ViewTab::Compare => {
+                self.view.compare_parameter += 1;
+            }
+            Action::ItemNext if self.view.tab == ViewTab::Compare => {
+                self.view.compare_curve += 1;
+            }
             Action::DimsNext => {
                 let dims = self.latent_dims().max(2);
                 let (x, _) = self.view.dims;
@@ -348,6 +398,8 @@ impl App {
             Action::ItemNext => self.step_item(1),
             Action::ItemPrev => self.step_item(-1),
             Action::Export => self.effects.push(Effect::Export),
+            Action::Mark => self.toggle_mark(),
+            Action::LaunchCluster => self.launch_cluster(None),
             Action::Help => self.mode = Mode::Help,
             Action::Command => self.mode = Mode::Command(String::new()),
             Action::Quit => {

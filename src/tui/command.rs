@@ -18,19 +18,19 @@ pub enum Command {
     Edit,
     /// Export the current plot and CSVs.
     Export,
-    /// Sweep a hyperparameter of the selected experiment.
-    Sweep {
-        /// The hyperparameter's path.
-        parameter: String,
-        /// The values as typed.
-        values: String,
-    },
+    /// Sweep the selected experiment: `PARAM VALUES`, a grid `a=.. b=..`
+    /// or a random search `random N a=.. b=..`.
+    Sweep(String),
     /// Sort the runs table by a column.
     Sort(String),
     /// Colour the latent plot by a metadata column.
     Label(String),
     /// Show a view tab.
     Tab(String),
+    /// Launch the unfinished experiments as a Slurm array, in this many shards.
+    Slurm(Option<usize>),
+    /// Fold finished shard files into the session.
+    Merge,
 }
 
 /// One command of the table.
@@ -75,14 +75,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         names: &["sweep"],
         usage: "sweep PARAM VALUES",
-        description: "sweep, e.g. `sweep rank 1,2,4` or `sweep alpha log 0.01..1:3`",
-        parse: |args| match args {
-            [parameter, values @ ..] if !values.is_empty() => Some(Command::Sweep {
-                parameter: parameter.to_string(),
-                values: values.join(" "),
-            }),
-            _ => None,
-        },
+        description: "`sweep rank 1,2,4`, grid `sweep a=0,1 b=2..4 seed=1,2`, `sweep random 20 a=log 0.01..1`",
+        parse: |args| (!args.is_empty()).then(|| Command::Sweep(args.join(" "))),
     },
     CommandSpec {
         names: &["sort"],
@@ -99,8 +93,28 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         names: &["tab"],
         usage: "tab NAME",
-        description: "show a view tab: latent, curves, confusion, genes, cross",
+        description: "show a view tab: latent, curves, confusion, genes, cross, compare",
         parse: |args| one(args).map(Command::Tab),
+    },
+    CommandSpec {
+        names: &["slurm"],
+        usage: "slurm [SHARDS]",
+        description: "run the unfinished experiments as a Slurm array (one task per shard)",
+        parse: |args| match args {
+            [] => Some(Command::Slurm(None)),
+            [n] => n
+                .parse()
+                .ok()
+                .filter(|&n: &usize| n > 0)
+                .map(|n| Command::Slurm(Some(n))),
+            _ => None,
+        },
+    },
+    CommandSpec {
+        names: &["merge"],
+        usage: "merge",
+        description: "fold finished cluster shard files into the session",
+        parse: |_| Some(Command::Merge),
     },
     CommandSpec {
         names: &["export"],
@@ -158,10 +172,7 @@ mod tests {
         );
         assert_eq!(
             parse("sweep alpha log 0.01..1:3"),
-            Ok(Some(Command::Sweep {
-                parameter: "alpha".into(),
-                values: "log 0.01..1:3".into()
-            }))
+            Ok(Some(Command::Sweep("alpha log 0.01..1:3".into())))
         );
         assert_eq!(parse("sort"), Err("usage: :sort COLUMN".into()));
         assert!(parse("bogus 1").unwrap_err().contains("unknown command"));

@@ -56,6 +56,10 @@ pub enum Action {
     ItemPrev,
     /// Export the current plot (SVG and PNG) and the latents and metrics (CSV).
     Export,
+    /// Mark or unmark the selected run for the compare view.
+    Mark,
+    /// Run the unfinished experiments as a Slurm array job.
+    LaunchCluster,
     /// Show the help overlay.
     Help,
     /// Open the command line.
@@ -247,7 +251,7 @@ pub const BINDINGS: &[Binding] = &[
         &[K::Char('d')],
         "d",
         A::DimsNext,
-        "plot the next pair of latent dimensions",
+        "next pair of latent dimensions / compared parameter",
         G,
         false,
     ),
@@ -265,7 +269,7 @@ pub const BINDINGS: &[Binding] = &[
         &[K::Char('n')],
         "n",
         A::ItemNext,
-        "next confusion matrix / next cell",
+        "next confusion matrix / cell / compared curve",
         G,
         false,
     ),
@@ -284,6 +288,22 @@ pub const BINDINGS: &[Binding] = &[
         "export the plot (SVG, PNG) and latents and metrics (CSV)",
         G,
         true,
+    ),
+    bind(
+        &[K::Char('m')],
+        "m",
+        A::Mark,
+        "mark / unmark the selected run for 6 Compare",
+        G,
+        false,
+    ),
+    bind(
+        &[K::Char('L')],
+        "L",
+        A::LaunchCluster,
+        "launch the unfinished experiments as a Slurm array job",
+        G,
+        false,
     ),
     bind(&[K::Char('?')], "?", A::Help, "show this help", G, true),
     bind(

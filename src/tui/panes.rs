@@ -1,5 +1,7 @@
-//! The four panes of the workbench, one module each.
+//! The four panes of the workbench, one module each, and the view pane's
+//! run comparison.
 
+pub mod compare;
 pub mod config;
 pub mod datasets;
 pub mod experiments;

@@ -54,16 +54,19 @@ pub enum ViewTab {
     Genes,
     /// Cross-modal predictions.
     CrossModal,
+    /// Several runs compared: overlaid curves, metrics, metric vs parameter.
+    Compare,
 }
 
 impl ViewTab {
     /// Every tab in display order.
-    pub const ALL: [ViewTab; 5] = [
+    pub const ALL: [ViewTab; 6] = [
         ViewTab::Latent,
         ViewTab::Curves,
         ViewTab::Confusion,
         ViewTab::Genes,
         ViewTab::CrossModal,
+        ViewTab::Compare,
     ];
 
     /// The tab's title.
@@ -74,6 +77,7 @@ impl ViewTab {
             ViewTab::Confusion => "Confusion",
             ViewTab::Genes => "Genes",
             ViewTab::CrossModal => "Cross-modal",
+            ViewTab::Compare => "Compare",
         }
     }
 
@@ -108,6 +112,10 @@ pub struct ViewState {
     pub confusion_index: usize,
     /// Which cell in the cross-modal view.
     pub cell_index: usize,
+    /// Which curve the compare view overlays (cycling).
+    pub compare_curve: usize,
+    /// Which swept parameter the compare view plots against (cycling).
+    pub compare_parameter: usize,
 }
 
 impl Default for ViewState {
@@ -120,6 +128,8 @@ impl Default for ViewState {
             zoom: 1.0,
             confusion_index: 0,
             cell_index: 0,
+            compare_curve: 0,
+            compare_parameter: 0,
         }
     }
 }
@@ -172,6 +182,10 @@ pub enum Status {
     Done,
     /// Has a result of an older configuration.
     Stale,
+    /// Submitted to the cluster, no result yet.
+    OnCluster,
+    /// Finished on the cluster, in a shard file not yet merged (`:merge`).
+    ClusterDone,
 }
 
 impl Status {
@@ -184,6 +198,8 @@ impl Status {
             Status::Failed => "failed".into(),
             Status::Done => "done".into(),
             Status::Stale => "stale".into(),
+            Status::OnCluster => "queued on cluster".into(),
+            Status::ClusterDone => "done (cluster)".into(),
         }
     }
 
@@ -191,10 +207,12 @@ impl Status {
         match self {
             Status::Running(_) => 0,
             Status::Queued => 1,
-            Status::Failed => 2,
-            Status::Stale => 3,
-            Status::NotRun => 4,
-            Status::Done => 5,
+            Status::OnCluster => 2,
+            Status::Failed => 3,
+            Status::Stale => 4,
+            Status::ClusterDone => 5,
+            Status::NotRun => 6,
+            Status::Done => 7,
         }
     }
 }

@@ -140,8 +140,8 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         ]));
     }
     lines.push(Line::from(vec![
-        Span::styled(format!("{:>8}  ", "1-5"), Style::new().yellow()),
-        Span::raw("show view tab 1-5"),
+        Span::styled(format!("{:>8}  ", "1-6"), Style::new().yellow()),
+        Span::raw("show view tab 1-6"),
     ]));
     lines.push(Line::from(""));
     lines.push(Line::from("Commands (after :)".bold()));

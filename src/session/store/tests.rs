@@ -104,6 +104,8 @@ fn config_edits_sweeps_and_new_experiments_keep_the_comments() {
             base: base.name.clone(),
             parameter: "rank".into(),
             values: "3".into(),
+            more: Vec::new(),
+            random: None,
             runs: vec!["srrr_rank2~rank=3".into()],
         }))
         .unwrap();

@@ -33,14 +33,15 @@ impl App {
                 base,
                 parameter,
                 values,
-            } => self.launch_sweep(&base, &parameter, &values),
+            } => self.launch_sweep(&base, &format!("{parameter} {values}")),
         }
     }
 
-    /// Adds a sweep to the session, saves it and queues its runs.
-    pub fn launch_sweep(&mut self, base: &str, parameter: &str, values: &str) {
+    /// Adds a sweep of `base` (`spec` as [`crate::session::SweepSpec::parse`]
+    /// reads it) to the session, saves it and queues its runs.
+    pub fn launch_sweep(&mut self, base: &str, spec: &str) {
         let mut updated = self.session().clone();
-        let runs = match updated.add_sweep(base, parameter, values, &self.path) {
+        let runs = match updated.add_sweep(base, spec, &self.path) {
             Ok(runs) => runs,
             Err(error) => return self.error(format!("sweep: {error}")),
         };
@@ -70,7 +71,7 @@ impl App {
             }
         }
         let count = runs.len();
-        self.info(format!("sweep of {parameter} on {base}: {count} runs"));
+        self.info(format!("sweep {} on {base}: {count} runs", spec.trim()));
     }
 
     /// Runs one `:` command line.
@@ -93,9 +94,9 @@ impl App {
             Command::Cancel => self.act(Action::Cancel),
             Command::Edit => self.edit(),
             Command::Export => self.effects.push(Effect::Export),
-            Command::Sweep { parameter, values } => {
+            Command::Sweep(spec) => {
                 if let Some(base) = self.selected().map(|e| e.name.clone()) {
-                    self.launch_sweep(&base, &parameter, &values);
+                    self.launch_sweep(&base, &spec);
                 }
             }
             Command::Sort(column) => {
@@ -118,6 +119,8 @@ impl App {
                     ));
                 }
             }
+            Command::Slurm(shards) => self.launch_cluster(shards),
+            Command::Merge => self.merge_cluster(),
             Command::Tab(name) => match ViewTab::named(&name) {
                 Some(tab) => self.view.tab = tab,
                 None => self.error(format!("no view tab `{name}`")),

@@ -65,6 +65,9 @@ impl App {
 
     /// Reloads a watched file if its text changed since last seen.
     pub fn file_changed(&mut self, path: &Path) {
+        if self.is_shard_file(path) {
+            return self.refresh_cluster();
+        }
         let Ok(text) = std::fs::read_to_string(path) else {
             return;
         };
@@ -149,6 +152,11 @@ impl App {
     /// Writes the selected experiment's current plot and its CSVs into the
     /// exports folder beside the session; returns the files written.
     pub fn export(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let folder = self.side_folder().join("exports");
+        if self.view.tab == ViewTab::Compare {
+            // The metric-versus-parameter plots of every sweep.
+            return figures::export_sweeps(self.session(), &folder);
+        }
         let experiment = self.selected().context("no experiment selected")?;
         let result = experiment
             .result
@@ -163,7 +171,7 @@ impl App {
             ViewTab::Curves => Some(Figure::Curves),
             ViewTab::Confusion => Some(Figure::Confusion(self.view.confusion_index)),
             ViewTab::Genes => Some(Figure::Genes),
-            ViewTab::CrossModal => None,
+            ViewTab::CrossModal | ViewTab::Compare => None,
         };
         let options = ExportOptions {
             dataset: self.prepared(&experiment.dataset).map(|d| d.as_ref()),
@@ -171,7 +179,6 @@ impl App {
             figures: figure.into_iter().collect(),
             live: self.runs.run(&experiment.name).map(|r| &r.live),
         };
-        let folder = self.side_folder().join("exports");
         figures::export(&experiment.name, result, &options, &folder)
     }
 

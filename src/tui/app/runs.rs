@@ -48,6 +48,8 @@ impl App {
                     .experiments
                     .iter()
                     .any(|e| &e.name == *name && e.result.is_none())
+                    && !self.cluster.waiting.contains(name)
+                    && !self.cluster.done.contains(name)
             })
             .cloned()
             .collect();

@@ -45,7 +45,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .max()
         .unwrap_or(4)
         .clamp(10, 32) as u16;
-    let fixed = name_width + 7 + 14 + 3;
+    let seeds = crate::figures::compare::seed_summaries(app.session());
+    let seed_width: u16 = if seeds.is_empty() { 0 } else { 16 };
+    let fixed = name_width + 7 + 17 + seed_width + 3;
     let room = area.width.saturating_sub(fixed + 2) / 11;
     let mut shown: Vec<String> = metrics.iter().take(room as usize).cloned().collect();
     if let Some(m) = &sorted_metric
@@ -61,6 +63,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Cell::from("model"),
         Cell::from("status"),
     ];
+    if !seeds.is_empty() {
+        header.push(Cell::from("mean±SD seeds"));
+    }
     header.extend(shown.iter().map(|m| {
         let style = if Some(m) == sorted_metric.as_ref() {
             Style::new().add_modifier(Modifier::UNDERLINED)
@@ -93,12 +98,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 Status::Stale => Style::new().magenta(),
                 Status::Done => Style::new().green(),
                 Status::NotRun => Style::new().dark_gray(),
+                Status::OnCluster => Style::new().light_blue(),
+                Status::ClusterDone => Style::new().light_green(),
             };
             let mut cells = vec![
                 Cell::from(experiment.name.clone()),
                 Cell::from(experiment.model.kind()),
                 Cell::from(status_text).style(status_style),
             ];
+            if !seeds.is_empty() {
+                cells.push(Cell::from(
+                    seeds.get(&experiment.name).map_or_else(String::new, |s| {
+                        format!("{}±{} n{}", format_value(s.mean), format_value(s.sd), s.n)
+                    }),
+                ));
+            }
             cells.extend(shown.iter().map(|m| {
                 let value = experiment.result.as_ref().and_then(|r| r.metrics.get(m));
                 Cell::from(value.map_or_else(|| "-".to_string(), |v| format_value(*v)))
@@ -109,8 +123,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut widths = vec![
         Constraint::Length(name_width),
         Constraint::Length(7),
-        Constraint::Length(14),
+        Constraint::Length(17),
     ];
+    if !seeds.is_empty() {
+        widths.push(Constraint::Length(seed_width));
+    }
     widths.extend(shown.iter().map(|_| Constraint::Length(10)));
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(header_style))

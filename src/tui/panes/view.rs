@@ -55,6 +55,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     if app.view.tab == ViewTab::Curves {
         return draw_curves(frame, body, result, live);
     }
+    if app.view.tab == ViewTab::Compare {
+        return super::compare::draw(frame, body, app);
+    }
     let Some(result) = result else {
         let text = if app.runs.run(&experiment.name).is_some() {
             "training… (curves appear under 2 Curves as the model reports them)"
@@ -65,7 +68,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     match app.view.tab {
         ViewTab::Latent => draw_latent(frame, body, app, result),
-        ViewTab::Curves => {}
+        ViewTab::Curves | ViewTab::Compare => {}
         ViewTab::Confusion => draw_confusion(frame, body, result, app.view.confusion_index),
         ViewTab::Genes => draw_genes(frame, body, result),
         ViewTab::CrossModal => draw_cross_modal(frame, body, result, app.view.cell_index),
@@ -172,17 +175,43 @@ fn draw_curves(
     if curves.is_empty() {
         return message(frame, area, "no curves: the model reported none");
     }
-    let x = plot::bounds(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
-    let y = plot::bounds(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
-    let datasets: Vec<Dataset> = curves
+    // Losses and scores have different scales: one chart each, stacked.
+    let panels = plot::curve_panels(curves);
+    let areas = Layout::vertical(vec![Constraint::Fill(1); panels.len()]).split(area);
+    let mut colour = 0;
+    for ((title, curves), &panel_area) in panels.iter().zip(areas.iter()) {
+        let lines: Vec<ChartLine> = curves
+            .iter()
+            .map(|(name, points)| {
+                colour += 1;
+                (name.clone(), points.as_slice(), color(colour - 1))
+            })
+            .collect();
+        line_chart(frame, panel_area, &lines, "step", title);
+    }
+}
+
+/// One line of a chart: name, points, colour.
+pub(crate) type ChartLine<'a> = (String, &'a [(f64, f64)], Color);
+
+/// A braille line chart of `lines` (name, points, colour) with a legend.
+pub(crate) fn line_chart(
+    frame: &mut Frame,
+    area: Rect,
+    lines: &[ChartLine],
+    x_title: &str,
+    y_title: &str,
+) {
+    let x = plot::bounds(lines.iter().flat_map(|(_, p, _)| p.iter().map(|q| q.0)));
+    let y = plot::bounds(lines.iter().flat_map(|(_, p, _)| p.iter().map(|q| q.1)));
+    let datasets: Vec<Dataset> = lines
         .iter()
-        .enumerate()
-        .map(|(i, (name, points))| {
+        .map(|(name, points, colour)| {
             Dataset::default()
                 .name(name.clone())
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
-                .style(Style::new().fg(color(i)))
+                .style(Style::new().fg(*colour))
                 .data(points)
         })
         .collect();
@@ -190,11 +219,17 @@ fn draw_curves(
     let chart = Chart::new(datasets)
         .x_axis(
             Axis::default()
-                .title("step".dark_gray())
+                .title(x_title.to_string().dark_gray())
                 .bounds(x)
                 .labels([label(x[0]), label(x[1])]),
         )
-        .y_axis(Axis::default().bounds(y).labels([label(y[0]), label(y[1])]));
+        .y_axis(
+            Axis::default()
+                .title(y_title.to_string().dark_gray())
+                .bounds(y)
+                .labels([label(y[0]), label(y[1])]),
+        )
+        .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
     frame.render_widget(chart, area);
 }
 
@@ -391,7 +426,7 @@ fn draw_cross_modal(frame: &mut Frame, area: Rect, result: &ExperimentResult, ce
 }
 
 /// The terminal colour of palette entry `index` (wrapping).
-fn color(index: usize) -> Color {
+pub(crate) fn color(index: usize) -> Color {
     let (r, g, b) = PALETTE[index % PALETTE.len()];
     Color::Rgb(r, g, b)
 }
