@@ -162,7 +162,9 @@ fn a_model_predicts_held_out_cells_and_missing_genes_follow_the_policy() {
 
     // Remove 10% of the genes, among them two of the model's.
     let manifest = patchbench::artifact::Manifest::read(&artifact).expect("manifest");
-    let patchbench::artifact::ArtifactModel::Sbnn(part) = &manifest.model;
+    let patchbench::artifact::ArtifactModel::Sbnn(part) = &manifest.model else {
+        panic!("an sBNN artifact");
+    };
     let table = read_table(&counts, Orientation::FeaturesByCells).expect("counts");
     let mut removed: Vec<String> = part.genes[..2].to_vec();
     for f in &table.features {
