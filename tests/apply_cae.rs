@@ -151,5 +151,7 @@ fn apply_writes_per_cell_classes_and_reports_them_as_json() {
         header.contains("latent_1") && header.ends_with("family_from_z_T,type_from_z_T"),
         "{header}"
     );
-    assert_eq!(text.lines().count(), 161, "a line per cell");
+    let cells = json["cells"].as_u64().expect("cell count") as usize;
+    assert!(cells > 100, "{cells} cells applied");
+    assert_eq!(text.lines().count(), cells + 1, "a line per cell");
 }
