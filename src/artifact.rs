@@ -10,6 +10,7 @@
 pub mod align;
 pub mod apply;
 mod apply_cae;
+mod apply_srrr;
 pub mod calibrate;
 pub mod manifest;
 pub mod output;
@@ -17,5 +18,5 @@ pub mod output;
 pub use align::{AlignmentReport, MissingPolicy};
 pub use apply::{Application, ApplyInput, LabelPredictions, apply};
 pub use manifest::{
-    ArtifactError, ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart,
+    ArtifactError, ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart, SrrrPart,
 };

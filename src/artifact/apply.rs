@@ -162,6 +162,9 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
         ArtifactModel::Cae(part) => {
             super::apply_cae::apply_cae(folder, &manifest, part, input, keep.as_ref())
         }
+        ArtifactModel::Srrr(part) => {
+            super::apply_srrr::apply_srrr(&manifest, part, input, keep.as_ref())
+        }
     }
 }
 

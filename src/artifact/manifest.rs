@@ -85,6 +85,28 @@ pub struct SbnnPart {
     pub code_layers: usize,
 }
 
+/// The sRRR's part: the final fit's maps and the scaling around them.
+/// Predictions are `((x − gene_means) / gene_sds) W Vᵀ · output_sds + output_means`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SrrrPart {
+    /// The selected genes in order (the rows of `w`).
+    pub genes: Vec<String>,
+    /// Training means of those genes after the recipe.
+    pub gene_means: Vec<f64>,
+    /// Training SDs of those genes, when the fold scaling also divides.
+    pub gene_sds: Option<Vec<f64>>,
+    /// W: one row per gene, one column per latent component.
+    pub w: Vec<Vec<f64>>,
+    /// V: one row per output, one column per latent component.
+    pub v: Vec<Vec<f64>>,
+    /// Output feature names in order.
+    pub outputs: Vec<String>,
+    /// Training means of the outputs after their recipe.
+    pub output_means: Vec<f64>,
+    /// Training SDs of the outputs, when the fold scaling also divided.
+    pub output_sds: Option<Vec<f64>>,
+}
+
 /// A label level's classifiers, fitted on the training cells' latents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelLevel {
@@ -126,6 +148,8 @@ pub enum ArtifactModel {
     Sbnn(SbnnPart),
     /// A coupled autoencoder (two arms) fitted on all training cells.
     Cae(CaePart),
+    /// Sparse reduced-rank regression refitted on all training cells at the chosen λ.
+    Srrr(SrrrPart),
 }
 
 impl ArtifactModel {
@@ -134,6 +158,7 @@ impl ArtifactModel {
         match self {
             ArtifactModel::Sbnn(_) => "sBNN",
             ArtifactModel::Cae(_) => "k-CAE",
+            ArtifactModel::Srrr(_) => "sRRR",
         }
     }
 }

@@ -16,18 +16,21 @@ use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::analysis::qda::Qda;
 use crate::analysis::scaling::column_statistics;
 use crate::artifact::manifest::{FORMAT, FittedModality, VERSION, data_fingerprint};
-use crate::artifact::{ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart};
+use crate::artifact::{
+    ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart, SrrrPart,
+};
 use crate::models::cae::CaeConfig;
 use crate::models::sbnn::network::bottleneck;
 use crate::nn::dense::DenseNet;
-use crate::session::{Experiment, ExperimentResult, ModelSpec};
+use crate::session::{Experiment, ExperimentResult, ModelSpec, ResultDetail};
 
 /// The file the sBNN's and the k-CAE's model on all cells is saved to
 /// (see `runner::sbnn`, `runner::cae`).
 const FINAL_WEIGHTS: &str = "final.safetensors";
 
 /// Writes `folder/manifest.json` for `experiment`'s result, if its model
-/// kind has an artifact (sBNN, k-CAE); `session` names the session file.
+/// kind has an artifact (sBNN, k-CAE, sRRR with a final fit); `session`
+/// names the session file.
 pub(super) fn write(
     folder: &Path,
     session: &str,
@@ -53,6 +56,16 @@ pub(super) fn write(
             let tables = modality_tables(experiment, dataset).map_err(failed)?;
             let part = cae_part(model, analysis, result, dataset, &tables).map_err(failed)?;
             (ArtifactModel::Cae(part), data_fingerprint(&tables))
+        }
+        ModelSpec::Srrr(_) => {
+            let regression = paired_regression(experiment, dataset, "sRRR needs two modalities")?;
+            let Some(part) = srrr_part(result, &regression).map_err(failed)? else {
+                return Ok(false);
+            };
+            (
+                ArtifactModel::Srrr(part),
+                data_fingerprint(&[&regression.x, &regression.y]),
+            )
         }
         _ => return Ok(false),
     };
@@ -142,6 +155,55 @@ fn sbnn_part(
         output_sds: y_sds.map(|sd| sd.to_vec()),
         code_layers: bottleneck(config) + 1,
     })
+}
+
+/// The sRRR's part: the final fit's W and V (from the result) and the
+/// scaling around them; `None` when no λ met the gene target (no final fit).
+fn srrr_part(
+    result: &ExperimentResult,
+    regression: &super::experiment::PairedRegression,
+) -> Result<Option<SrrrPart>, String> {
+    let ResultDetail::Srrr {
+        loadings, weights, ..
+    } = &result.detail
+    else {
+        return Err("the result holds no sRRR fit".into());
+    };
+    if weights.is_empty() || loadings.is_empty() {
+        return Ok(None);
+    }
+    let (x, y) = (&regression.x, &regression.y);
+    let genes: Vec<String> = result.genes.iter().map(|g| g.name.clone()).collect();
+    if genes.len() != weights.len() {
+        return Err(format!(
+            "{} selected genes but {} rows of W",
+            genes.len(),
+            weights.len()
+        ));
+    }
+    let columns: Vec<usize> = genes
+        .iter()
+        .map(|g| {
+            x.features
+                .iter()
+                .position(|f| f == g)
+                .ok_or_else(|| format!("gene `{g}` is not an input feature"))
+        })
+        .collect::<Result<_, _>>()?;
+    let (x_means, x_sds) =
+        column_statistics(x.values.view(), regression.scaling).map_err(|e| e.to_string())?;
+    let (y_means, y_sds) =
+        column_statistics(y.values.view(), regression.scaling).map_err(|e| e.to_string())?;
+    Ok(Some(SrrrPart {
+        gene_means: columns.iter().map(|&c| x_means[c]).collect(),
+        gene_sds: x_sds.map(|sd| columns.iter().map(|&c| sd[c]).collect()),
+        genes,
+        w: weights.clone(),
+        v: loadings.clone(),
+        outputs: y.features.clone(),
+        output_means: y_means.to_vec(),
+        output_sds: y_sds.map(|sd| sd.to_vec()),
+    }))
 }
 
 /// The k-CAE's part: settings, both arms' input features, and per label
