@@ -50,9 +50,15 @@ fn a_cae_applied_to_its_training_cells_gives_its_in_sample_latents_exactly() {
         panic!("a k-CAE artifact, got {}", manifest.model.kind());
     };
     assert_eq!(part.levels.len(), 2, "family and type classifiers");
-    assert!(part.levels.iter().all(|l| l.from_t.is_some() && l.from_e.is_some()));
     assert!(
-        dir.path().join("exported/cae.artifact/final.safetensors").exists(),
+        part.levels
+            .iter()
+            .all(|l| l.from_t.is_some() && l.from_e.is_some())
+    );
+    assert!(
+        dir.path()
+            .join("exported/cae.artifact/final.safetensors")
+            .exists(),
         "--export copied the artifact"
     );
 
@@ -75,7 +81,10 @@ fn a_cae_applied_to_its_training_cells_gives_its_in_sample_latents_exactly() {
             .map(|l| &l.latent)
             .unwrap_or_else(|| panic!("the result keeps the in-sample {name}"))
     };
-    let latent_e = applied.latent_e.as_ref().expect("z_E of the measured cells");
+    let latent_e = applied
+        .latent_e
+        .as_ref()
+        .expect("z_E of the measured cells");
     for (name, applied_latent) in [("z_T", &applied.latent), ("z_E", latent_e)] {
         let stored = stored_rows(latent(name));
         assert!(stored.len() > 80, "{} paired training cells", stored.len());
@@ -139,12 +148,15 @@ fn apply_writes_per_cell_classes_and_reports_them_as_json() {
         .output()
         .expect("runs");
     assert!(output.status.success(), "{output:?}");
-    let json: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(json["model"], "k-CAE");
     let classes = json["classes"].as_array().expect("classes");
     assert_eq!(classes.len(), 2, "family and type from z_T (no E given)");
-    assert!(classes.iter().all(|c| c["from"] == "z_T" && c["accuracy"].is_number()));
+    assert!(
+        classes
+            .iter()
+            .all(|c| c["from"] == "z_T" && c["accuracy"].is_number())
+    );
     let text = std::fs::read_to_string(dir.path().join("cells.csv")).expect("csv");
     let header = text.lines().next().expect("header");
     assert!(

@@ -8,12 +8,12 @@ use std::path::Path;
 
 use ndarray::{Array2, Axis};
 
+use super::MissingPolicy;
 use super::apply::{
     Application, ApplyError, ApplyInput, LabelPredictions, calibrate_needs_observed, columns_of,
     match_rows, prepare_input, read_observed, score_against, to_target_units,
 };
 use super::manifest::{ArtifactError, CaePart, LabelLevel, Manifest};
-use super::MissingPolicy;
 use crate::analysis::confusion::Confusion;
 use crate::analysis::qda::Qda;
 use crate::data::read_metadata;
@@ -104,13 +104,9 @@ pub(super) fn apply_cae(
         ];
         for (source, qda, latent) in sources {
             if let (Some(qda), Some(latent)) = (qda, latent) {
-                application.labels.push(classify(
-                    level,
-                    source,
-                    qda,
-                    latent,
-                    labels.as_deref(),
-                ));
+                application
+                    .labels
+                    .push(classify(level, source, qda, latent, labels.as_deref()));
             }
         }
     }
@@ -126,9 +122,11 @@ fn load_model(folder: &Path, part: &CaePart) -> Result<CoupledAutoencoder, Apply
             reason,
         })
     };
-    let mut model =
-        CoupledAutoencoder::new(&part.config, &[part.t_features.len(), part.e_features.len()])
-            .map_err(|e| failed(e.to_string()))?;
+    let mut model = CoupledAutoencoder::new(
+        &part.config,
+        &[part.t_features.len(), part.e_features.len()],
+    )
+    .map_err(|e| failed(e.to_string()))?;
     model
         .load_weights(&path)
         .map_err(|e| failed(e.to_string()))?;

@@ -34,8 +34,7 @@ pub(super) fn apply_srrr(
     }
     let w = matrix(&part.w, "w")?;
     let v = matrix(&part.v, "v")?;
-    if w.nrows() != part.genes.len() || v.nrows() != part.outputs.len() || w.ncols() != v.ncols()
-    {
+    if w.nrows() != part.genes.len() || v.nrows() != part.outputs.len() || w.ncols() != v.ncols() {
         return Err(ApplyError::Invalid(format!(
             "the artifact's W is {}×{} and V {}×{}, but it lists {} genes and {} outputs",
             w.nrows(),

@@ -21,7 +21,9 @@ pub fn per_cell_table(application: &Application) -> FeatureTable {
         features.extend((1..=latent_e.ncols()).map(|d| format!("latent_e_{d}")));
         blocks.push(latent_e.view());
     }
+    // `concatenate` may lay the columns out in another order; `.h5ad` needs rows.
     let values = ndarray::concatenate(ndarray::Axis(1), &blocks)
+        .map(|v| v.as_standard_layout().into_owned())
         .unwrap_or_else(|_| ndarray::Array2::zeros((application.cells.len(), 0)));
     FeatureTable {
         cells: application.cells.clone(),
@@ -35,7 +37,12 @@ pub fn label_columns(application: &Application) -> Vec<(String, Vec<Option<Strin
     application
         .labels
         .iter()
-        .map(|l| (format!("{}_from_{}", l.level, l.source), l.predicted.clone()))
+        .map(|l| {
+            (
+                format!("{}_from_{}", l.level, l.source),
+                l.predicted.clone(),
+            )
+        })
         .collect()
 }
 

@@ -217,7 +217,9 @@ fn cae_part(
     tables: &[&crate::data::FeatureTable; 2],
 ) -> Result<CaePart, String> {
     if !result.weights.iter().any(|w| w.ends_with(FINAL_WEIGHTS)) {
-        return Err(format!("the run saved no `{FINAL_WEIGHTS}` (the model on all cells)"));
+        return Err(format!(
+            "the run saved no `{FINAL_WEIGHTS}` (the model on all cells)"
+        ));
     }
     let latent = |name: &str| {
         let wanted = format!("{name} {IN_SAMPLE}");
@@ -250,7 +252,8 @@ fn cae_part(
             .enumerate()
             .filter_map(|(row, code)| code.map(|c| (row, c)))
             .unzip();
-        let fit = |z: &Array2<f64>| Qda::fit(z.select(Axis(0), &rows).view(), &y, &analysis.qda).ok();
+        let fit =
+            |z: &Array2<f64>| Qda::fit(z.select(Axis(0), &rows).view(), &y, &analysis.qda).ok();
         levels.push(LabelLevel {
             name: name.clone(),
             column: column.clone(),

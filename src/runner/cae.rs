@@ -40,7 +40,10 @@ pub(super) fn run(
     let folds = prepared.folds.len();
     let mut trained = run_cae_fits(
         &Fit::plan(folds, true),
-        &format!("{}: k-CAE, {folds} folds and a model on all cells", experiment.name),
+        &format!(
+            "{}: k-CAE, {folds} folds and a model on all cells",
+            experiment.name
+        ),
         ((folds + 1) * config.steps) as u64,
         sink,
         |fit, sink: &mut dyn Sink| match fit.fold() {
@@ -53,10 +56,7 @@ pub(super) fn run(
     let all_cells = match trained.pop() {
         Some(FitOutcome::AllCells(all)) => all,
         _ => {
-            return Err(RunError::model(
-                &experiment.name,
-                CaeError::WorkerFailed,
-            ));
+            return Err(RunError::model(&experiment.name, CaeError::WorkerFailed));
         }
     };
     let trained: Vec<TrainedFold> = trained
@@ -110,7 +110,11 @@ pub(super) fn run(
         name: format!("{name} {IN_SAMPLE}"),
         latent: Latent {
             dims: z.ncols(),
-            cells: prepared.paired.iter().map(|&c| prepared.ids[c].clone()).collect(),
+            cells: prepared
+                .paired
+                .iter()
+                .map(|&c| prepared.ids[c].clone())
+                .collect(),
             values: z.iter().copied().collect(),
         },
     };
