@@ -47,14 +47,15 @@ pub(super) fn run(
         ((folds + 1) * config.steps) as u64,
         sink,
         |fit, sink: &mut dyn Sink| match fit.fold() {
-            Some(f) => train_fold(config, analysis, &prepared, f, sink).map(FitOutcome::Fold),
-            None => train_all(config, &prepared, sink).map(FitOutcome::AllCells),
+            Some(f) => train_fold(config, analysis, &prepared, f, sink)
+                .map(|t| FitOutcome::Fold(Box::new(t))),
+            None => train_all(config, &prepared, sink).map(|t| FitOutcome::AllCells(Box::new(t))),
         },
     )
     .map_err(|e| e.into_model_error(CaeError::Cancelled, CaeError::WorkerFailed))
     .map_err(|source| RunError::model(&experiment.name, source))?;
     let all_cells = match trained.pop() {
-        Some(FitOutcome::AllCells(all)) => all,
+        Some(FitOutcome::AllCells(all)) => *all,
         _ => {
             return Err(RunError::model(&experiment.name, CaeError::WorkerFailed));
         }
@@ -62,7 +63,7 @@ pub(super) fn run(
     let trained: Vec<TrainedFold> = trained
         .into_iter()
         .filter_map(|outcome| match outcome {
-            FitOutcome::Fold(fold) => Some(fold),
+            FitOutcome::Fold(fold) => Some(*fold),
             FitOutcome::AllCells(_) => None,
         })
         .collect();
@@ -133,8 +134,8 @@ pub(crate) const IN_SAMPLE: &str = "(model on all cells, in-sample)";
 
 /// What one of the parallel fits produced.
 enum FitOutcome {
-    Fold(TrainedFold),
-    AllCells(TrainedAll),
+    Fold(Box<TrainedFold>),
+    AllCells(Box<TrainedAll>),
 }
 
 /// The model on every cell and its codes of the paired cells.
