@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes sessions/m1_date_apply.ron: the M1 sBNN trained on the cells recorded
-before 2019 only (the later cells are dropped by explicit DropCells steps, first
+"""Writes sessions/m1_date_apply.ron: the M1 sBNN and k-CAE trained on the cells
+recorded before 2019 only (the later cells are dropped by explicit DropCells steps, first
 in both recipes, so no statistic of theirs reaches the model). The later cells
 are what `patchbench apply --where 'date=2019*'` predicts (README, "Applying a
 trained model to new cells").
@@ -16,12 +16,14 @@ late = [r["cell_id"] for r in rows if r["date"] >= "2019"]
 early = len(rows) - len(late)
 ids = ",\n".join(f'              "{c}"' for c in late)
 drop = f"DropCells(cells: [\n{ids},\n            ])"
-session = f"""// The M1 sBNN (sessions/m1_sbnn.ron) trained on the {early} cells recorded before
+session = f"""// The M1 sBNN (sessions/m1_sbnn.ron) and k-CAE (sessions/m1_cae.ron, C_MSV with
+// lambda 1, 10 folds instead of 5) trained on the {early} cells recorded before
 // 2019; the {len(late)} cells of 2019 are dropped first in both recipes (written by
-// scripts/m1-date-split.py) and predicted afterwards by the model artifact:
+// scripts/m1-date-split.py) and predicted afterwards by the model artifacts:
 //   patchbench --batch sessions/m1_date_apply.ron --json
 //   patchbench apply sessions/m1_date_apply.weights/sbnn --data data/m1_patchseq/gene_counts.csv \\
 //     --observed data/m1_patchseq/ephys_values.csv --metadata data/m1_patchseq/metadata.csv --where 'date=2019*'
+//   (the same with sessions/m1_date_apply.weights/cae and --id-column cell_id for the k-CAE)
 (
   version: 1,
   datasets: [
@@ -57,6 +59,13 @@ session = f"""// The M1 sBNN (sessions/m1_sbnn.ron) trained on the {early} cells
       dataset: "m1_early",
       modalities: ["T", "E"],
       model: Sbnn(genes: 25),
+      protocol: (folds: 10, seed: 42, scheme: NumpyContiguous),
+    ),
+    (
+      name: "cae",
+      dataset: "m1_early",
+      modalities: ["T", "E"],
+      model: Cae(model: (coupling: MinSingularValue, lambda: 1.0, steps: 2500), analysis: (gmm_components: [9], gmm: (inits: 4))),
       protocol: (folds: 10, seed: 42, scheme: NumpyContiguous),
     ),
   ],

@@ -9,10 +9,14 @@
 
 pub mod align;
 pub mod apply;
+mod apply_cae;
+mod apply_srrr;
 pub mod calibrate;
 pub mod manifest;
 pub mod output;
 
 pub use align::{AlignmentReport, MissingPolicy};
-pub use apply::{Application, ApplyInput, apply};
-pub use manifest::{ArtifactError, ArtifactModel, Manifest, Provenance, SbnnPart};
+pub use apply::{Application, ApplyInput, LabelPredictions, apply};
+pub use manifest::{
+    ArtifactError, ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart, SrrrPart,
+};

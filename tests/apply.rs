@@ -162,7 +162,9 @@ fn a_model_predicts_held_out_cells_and_missing_genes_follow_the_policy() {
 
     // Remove 10% of the genes, among them two of the model's.
     let manifest = patchbench::artifact::Manifest::read(&artifact).expect("manifest");
-    let patchbench::artifact::ArtifactModel::Sbnn(part) = &manifest.model;
+    let patchbench::artifact::ArtifactModel::Sbnn(part) = &manifest.model else {
+        panic!("an sBNN artifact");
+    };
     let table = read_table(&counts, Orientation::FeaturesByCells).expect("counts");
     let mut removed: Vec<String> = part.genes[..2].to_vec();
     for f in &table.features {
@@ -330,4 +332,53 @@ fn bad_input_is_a_clear_error() {
         err.contains("manifest.json") && err.contains("not a complete JSON"),
         "{err}"
     );
+}
+
+#[test]
+fn an_srrr_artifact_reproduces_its_in_sample_latent_scores_and_predicts_ephys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::small_dataset(dir.path(), 5);
+    std::fs::write(dir.path().join("s.ron"), common::srrr_session("rrr", 2))
+        .expect("write session");
+    patchbench(dir.path())
+        .args(["--batch", "s.ron", "--export", "exported"])
+        .assert()
+        .success();
+    let artifact = dir.path().join("exported/rrr.artifact");
+    let manifest = patchbench::artifact::Manifest::read(&artifact).expect("manifest");
+    let patchbench::artifact::ArtifactModel::Srrr(part) = &manifest.model else {
+        panic!("an sRRR artifact, got {}", manifest.model.kind());
+    };
+    assert_eq!(part.w.len(), part.genes.len());
+    let applied = apply(
+        &artifact,
+        &input(
+            data.join("gene_counts.csv"),
+            Some(data.join("ephys_values.csv")),
+            MissingPolicy::default(),
+        ),
+    )
+    .expect("apply");
+    let session = patchbench::session::load(&dir.path().join("s.ron")).expect("session");
+    let result = session.experiments[0].result.as_ref().expect("result");
+    let latent = result.latent.as_ref().expect("latent scores X W");
+    assert_eq!(applied.latent.ncols(), latent.dims);
+    for (i, cell) in latent.cells.iter().enumerate() {
+        let row = applied
+            .cells
+            .iter()
+            .position(|c| c == cell)
+            .expect("every training cell is applied");
+        for d in 0..latent.dims {
+            let stored = f64::from(latent.values[i * latent.dims + d]);
+            let got = applied.latent[[row, d]];
+            // The result stores the scores as f32.
+            assert!(
+                (got - stored).abs() <= 1e-5 * stored.abs().max(1.0),
+                "{cell} component {d}: applied {got}, stored {stored}"
+            );
+        }
+    }
+    let r2 = applied.scores.expect("scores").r2;
+    assert!(r2 > 0.2, "in-sample R² {r2}");
 }

@@ -306,7 +306,8 @@ fn cae_cross_modal_and_weights_reproduce_the_run(dir: &Path, saved: &patchbench:
         [
             "s.weights/rrr/fold1.safetensors",
             "s.weights/rrr/fold2.safetensors",
-            "s.weights/rrr/fold3.safetensors"
+            "s.weights/rrr/fold3.safetensors",
+            "s.weights/rrr/final.safetensors"
         ]
     );
     let ModelSpec::Cae { model: config, .. } = &experiment.model else {

@@ -82,10 +82,83 @@ struct ClassModel {
     log_prior: f64,
 }
 
-/// A fitted quadratic discriminant.
-#[derive(Debug, Clone, PartialEq)]
+/// A fitted quadratic discriminant. It serialises as its classes' labels,
+/// means, eigenvectors (row-major), eigenvalues and log priors, so a model
+/// artifact can carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "StoredQda", try_from = "StoredQda")]
 pub struct Qda {
     classes: Vec<ClassModel>,
+}
+
+/// One class of a [`Qda`] as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredClass {
+    label: usize,
+    mean: Vec<f64>,
+    rotation: Vec<f64>,
+    scalings: Vec<f64>,
+    log_prior: f64,
+}
+
+/// A [`Qda`] as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StoredQda {
+    classes: Vec<StoredClass>,
+}
+
+impl From<Qda> for StoredQda {
+    fn from(qda: Qda) -> Self {
+        StoredQda {
+            classes: qda
+                .classes
+                .into_iter()
+                .map(|c| StoredClass {
+                    label: c.label,
+                    mean: c.mean.to_vec(),
+                    rotation: c.rotation.iter().copied().collect(),
+                    scalings: c.scalings.to_vec(),
+                    log_prior: c.log_prior,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<StoredQda> for Qda {
+    type Error = String;
+
+    fn try_from(stored: StoredQda) -> Result<Self, String> {
+        let classes = stored
+            .classes
+            .into_iter()
+            .map(|c| {
+                let d = c.mean.len();
+                if c.scalings.len() != d || c.rotation.len() != d * d {
+                    return Err(format!(
+                        "qda class {}: a {d}-dimensional mean needs {d} eigenvalues and {} rotation entries, got {} and {}",
+                        c.label,
+                        d * d,
+                        c.scalings.len(),
+                        c.rotation.len()
+                    ));
+                }
+                let rotation = Array2::from_shape_vec((d, d), c.rotation)
+                    .map_err(|e| format!("qda class {}: {e}", c.label))?;
+                Ok(ClassModel {
+                    label: c.label,
+                    mean: Array1::from(c.mean),
+                    rotation,
+                    scalings: Array1::from(c.scalings),
+                    log_prior: c.log_prior,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if classes.is_empty() {
+            return Err("qda: no class".into());
+        }
+        Ok(Qda { classes })
+    }
 }
 
 impl Qda {

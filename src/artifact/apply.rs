@@ -3,7 +3,7 @@
 //! align the features, prepare them with the training statistics, predict,
 //! and where measured targets are given, score the predictions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Axis};
@@ -14,6 +14,7 @@ use super::calibrate::{Calibration, CalibrationCells, calibrate};
 use super::manifest::{
     ArtifactError, ArtifactModel, FittedModality, Manifest, Provenance, SbnnPart,
 };
+use crate::analysis::confusion::Confusion;
 use crate::data::{
     DataError, FeatureTable, LoadedTable, MatrixFormat, MatrixSource, Orientation, detect_format,
     read_matrix, read_metadata,
@@ -97,6 +98,25 @@ pub struct Shift {
     pub observed_sd: f64,
 }
 
+/// Predicted classes of one label level from one latent, with accuracy and
+/// confusion where the cells' labels were given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelPredictions {
+    /// The level (e.g. `family`).
+    pub level: String,
+    /// The latent the classifier read (`z_T` or `z_E`).
+    pub source: String,
+    /// Per cell (in [`Application::cells`] order), the predicted class;
+    /// `None` where the cell has no such latent (no measured E).
+    pub predicted: Vec<Option<String>>,
+    /// Cells whose true class the classifier knows, and were predicted.
+    pub scored: usize,
+    /// Fraction of them predicted right.
+    pub accuracy: Option<f64>,
+    /// Truth × prediction over the scored cells.
+    pub confusion: Option<Confusion>,
+}
+
 /// The outcome of applying a model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Application {
@@ -112,8 +132,13 @@ pub struct Application {
     pub outputs: Vec<String>,
     /// Cells × outputs, in the units the target recipe produced before z-scoring.
     pub predictions: Array2<f64>,
-    /// Cells × latent dimensions.
+    /// Cells × latent dimensions (the k-CAE's `z_T`).
     pub latent: Array2<f64>,
+    /// The k-CAE's `z_E` of the cells with measured targets (cells × dims,
+    /// NaN rows for cells without).
+    pub latent_e: Option<Array2<f64>>,
+    /// Classes predicted from the latents (k-CAE).
+    pub labels: Vec<LabelPredictions>,
     /// Scores, where measured targets were given.
     pub scores: Option<Scores>,
     /// The recalibration, where asked for.
@@ -123,14 +148,6 @@ pub struct Application {
 /// Applies the artifact in `folder` to `input`.
 pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyError> {
     let manifest = Manifest::read(folder)?;
-    let ArtifactModel::Sbnn(part) = &manifest.model;
-    let net_path = folder.join(&part.weights);
-    let (net, _) = DenseNet::load(&net_path).map_err(|e| {
-        ApplyError::Artifact(ArtifactError::Io {
-            path: net_path.clone(),
-            reason: e.to_string(),
-        })
-    })?;
     let keep = match (&input.metadata, &input.filter) {
         (Some((path, id)), Some(filter)) => Some(filtered_cells(path, id, filter)?),
         (None, Some(_)) => {
@@ -140,9 +157,28 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
         }
         _ => None,
     };
+    match &manifest.model {
+        ArtifactModel::Sbnn(part) => apply_sbnn(folder, &manifest, part, input, keep.as_ref()),
+        ArtifactModel::Cae(part) => {
+            super::apply_cae::apply_cae(folder, &manifest, part, input, keep.as_ref())
+        }
+        ArtifactModel::Srrr(part) => {
+            super::apply_srrr::apply_srrr(&manifest, part, input, keep.as_ref())
+        }
+    }
+}
+
+/// The new cells read, aligned with `genes` and prepared with the input's
+/// training recipe; the report counts the cells the recipe skipped.
+pub(super) fn prepare_input(
+    manifest: &Manifest,
+    genes: &[String],
+    input: &ApplyInput,
+    keep: Option<&HashSet<String>>,
+) -> Result<(FeatureTable, AlignmentReport), ApplyError> {
     let recipe = &manifest.input.recipe;
-    let (raw, transposed) = read_cells(&input.data, &recipe.inputs, keep.as_ref())?;
-    let aligned = align(&raw, recipe, &part.genes, input.policy, transposed).map_err(|source| {
+    let (raw, transposed) = read_cells(&input.data, &recipe.inputs, keep)?;
+    let aligned = align(&raw, recipe, genes, input.policy, transposed).map_err(|source| {
         ApplyError::Align {
             path: input.data.clone(),
             cause: source,
@@ -163,6 +199,25 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
             report.lines().join("; ")
         )));
     }
+    Ok((prepared, report))
+}
+
+/// Applies an sBNN: predicted targets and latent codes.
+fn apply_sbnn(
+    folder: &Path,
+    manifest: &Manifest,
+    part: &SbnnPart,
+    input: &ApplyInput,
+    keep: Option<&HashSet<String>>,
+) -> Result<Application, ApplyError> {
+    let net_path = folder.join(&part.weights);
+    let (net, _) = DenseNet::load(&net_path).map_err(|e| {
+        ApplyError::Artifact(ArtifactError::Io {
+            path: net_path.clone(),
+            reason: e.to_string(),
+        })
+    })?;
+    let (prepared, report) = prepare_input(manifest, &part.genes, input, keep)?;
     let mean_fill = !matches!(input.policy, MissingPolicy::Zero);
     let (z_predictions, latent) = sbnn_forward(&net, part, &prepared, &report.missing, mean_fill)?;
     let mut application = Application {
@@ -173,38 +228,54 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
         outputs: part.outputs.clone(),
         predictions: to_target_units(&z_predictions, manifest.target.as_ref()),
         latent,
+        latent_e: None,
+        labels: Vec::new(),
         scores: None,
         calibration: None,
     };
     if let Some(path) = &input.observed {
-        let target = manifest.target.as_ref().ok_or_else(|| {
-            ApplyError::Invalid("the artifact holds no target preprocessing to compare with".into())
-        })?;
-        let observed = read_observed(path, target, &part.outputs)?;
-        let rows = match_rows(&application.cells, &observed.cells);
-        if rows.is_empty() {
-            return Err(ApplyError::Invalid(format!(
-                "{}: no cell of the measured values is among the predicted cells",
-                path.display()
-            )));
-        }
-        let (p, o): (Vec<usize>, Vec<usize>) = rows.iter().copied().unzip();
-        let predicted = z_predictions.select(Axis(0), &p);
-        let measured = observed.values.select(Axis(0), &o);
-        application.scores = Some(score(&predicted, &measured, &part.outputs));
-        if let Some(cells) = &input.calibrate {
-            let ids: Vec<String> = o.iter().map(|&i| observed.cells[i].clone()).collect();
-            application.calibration = Some(
-                calibrate(&predicted, &measured, &ids, cells, &part.outputs)
-                    .map_err(ApplyError::Invalid)?,
-            );
-        }
+        let observed = read_observed(path, manifest, &part.outputs)?;
+        score_against(&mut application, &z_predictions, &observed, input, path)?;
     } else if input.calibrate.is_some() {
-        return Err(ApplyError::Invalid(
-            "--calibrate needs --observed (the measured values to calibrate on)".into(),
-        ));
+        return Err(calibrate_needs_observed());
     }
     Ok(application)
+}
+
+/// The error of `--calibrate` without `--observed`.
+pub(super) fn calibrate_needs_observed() -> ApplyError {
+    ApplyError::Invalid("--calibrate needs --observed (the measured values to calibrate on)".into())
+}
+
+/// Scores `predicted` (rows = the application's cells, target z-units)
+/// against the measured values `observed` (columns = the outputs), and
+/// fits the recalibration where asked for.
+pub(super) fn score_against(
+    application: &mut Application,
+    predicted: &Array2<f64>,
+    observed: &FeatureTable,
+    input: &ApplyInput,
+    path: &Path,
+) -> Result<(), ApplyError> {
+    let rows = match_rows(&application.cells, &observed.cells);
+    if rows.is_empty() {
+        return Err(ApplyError::Invalid(format!(
+            "{}: no cell of the measured values is among the predicted cells",
+            path.display()
+        )));
+    }
+    let (p, o): (Vec<usize>, Vec<usize>) = rows.iter().copied().unzip();
+    let predicted = predicted.select(Axis(0), &p);
+    let measured = observed.values.select(Axis(0), &o);
+    application.scores = Some(score(&predicted, &measured, &application.outputs));
+    if let Some(cells) = &input.calibrate {
+        let ids: Vec<String> = o.iter().map(|&i| observed.cells[i].clone()).collect();
+        application.calibration = Some(
+            calibrate(&predicted, &measured, &ids, cells, &application.outputs)
+                .map_err(ApplyError::Invalid)?,
+        );
+    }
+    Ok(())
 }
 
 /// Ids of the metadata rows whose column `filter.0` matches `filter.1`.
@@ -212,7 +283,7 @@ fn filtered_cells(
     path: &Path,
     id_column: &str,
     (column, value): &(String, String),
-) -> Result<std::collections::HashSet<String>, ApplyError> {
+) -> Result<HashSet<String>, ApplyError> {
     let metadata = read_metadata(path, id_column)?;
     let values = metadata.column(column).ok_or_else(|| {
         ApplyError::Invalid(format!(
@@ -225,7 +296,7 @@ fn filtered_cells(
         Some(prefix) => v.starts_with(prefix),
         None => v == value,
     };
-    let keep: std::collections::HashSet<String> = metadata
+    let keep: HashSet<String> = metadata
         .cells
         .iter()
         .zip(values)
@@ -247,7 +318,7 @@ fn filtered_cells(
 pub fn read_cells(
     path: &Path,
     wanted: &[String],
-    keep: Option<&std::collections::HashSet<String>>,
+    keep: Option<&HashSet<String>>,
 ) -> Result<(FeatureTable, bool), ApplyError> {
     let format = detect_format(path)?;
     let orientation = match format {
@@ -261,7 +332,7 @@ pub fn read_cells(
         }
     };
     let loaded = read_matrix(&MatrixSource::new(path, orientation))?;
-    let wanted_set: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
     let hits = |names: &[String]| {
         names
             .iter()
@@ -309,23 +380,7 @@ fn sbnn_forward(
     missing: &[String],
     mean_fill: bool,
 ) -> Result<(Array2<f64>, Array2<f64>), ApplyError> {
-    let index: HashMap<&str, usize> = prepared
-        .features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.as_str(), i))
-        .collect();
-    let columns: Vec<usize> = part
-        .genes
-        .iter()
-        .map(|g| {
-            index.get(g.as_str()).copied().ok_or_else(|| {
-                ApplyError::Invalid(format!(
-                    "the artifact's gene `{g}` is not among its prepared features"
-                ))
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let columns = columns_of(prepared, &part.genes)?;
     let rows = prepared.cells.len();
     let mut x = Vec::with_capacity(rows * columns.len());
     for row in prepared.values.rows() {
@@ -370,7 +425,7 @@ fn sbnn_forward(
 }
 
 /// Predictions moved from the target recipe's z-scored units back to its unscaled units.
-fn to_target_units(z: &Array2<f64>, target: Option<&FittedModality>) -> Array2<f64> {
+pub(super) fn to_target_units(z: &Array2<f64>, target: Option<&FittedModality>) -> Array2<f64> {
     let mut values = z.clone();
     if let Some((means, sds)) =
         target.and_then(|t| t.recipe.means.as_ref().zip(t.recipe.sds.as_ref()))
@@ -384,12 +439,16 @@ fn to_target_units(z: &Array2<f64>, target: Option<&FittedModality>) -> Array2<f
     values
 }
 
-/// Measured targets prepared with the target recipe (training statistics), columns `outputs`.
-fn read_observed(
+/// Measured targets prepared with the artifact's target recipe (training
+/// statistics), columns `outputs` in that order.
+pub(super) fn read_observed(
     path: &Path,
-    target: &FittedModality,
+    manifest: &Manifest,
     outputs: &[String],
 ) -> Result<FeatureTable, ApplyError> {
+    let target = manifest.target.as_ref().ok_or_else(|| {
+        ApplyError::Invalid("the artifact holds no target preprocessing to compare with".into())
+    })?;
     let recipe = &target.recipe;
     let (raw, _) = read_cells(path, &recipe.inputs, None)?;
     let absent: Vec<&String> = recipe
@@ -422,11 +481,36 @@ fn read_observed(
             path: path.to_path_buf(),
             cause: Box::new(source),
         })?;
-    Ok(prepared)
+    let columns = columns_of(&prepared, outputs)?;
+    Ok(FeatureTable {
+        cells: prepared.cells,
+        features: outputs.to_vec(),
+        values: prepared.values.select(Axis(1), &columns),
+    })
+}
+
+/// The columns of `table` holding `names`, in that order.
+pub(super) fn columns_of(table: &FeatureTable, names: &[String]) -> Result<Vec<usize>, ApplyError> {
+    let index: HashMap<&str, usize> = table
+        .features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i))
+        .collect();
+    names
+        .iter()
+        .map(|g| {
+            index.get(g.as_str()).copied().ok_or_else(|| {
+                ApplyError::Invalid(format!(
+                    "the artifact's feature `{g}` is not among its prepared features"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Pairs of (predicted row, observed row) for the cells in both, in predicted order.
-fn match_rows(predicted: &[String], observed: &[String]) -> Vec<(usize, usize)> {
+pub(super) fn match_rows(predicted: &[String], observed: &[String]) -> Vec<(usize, usize)> {
     let index: HashMap<&str, usize> = observed
         .iter()
         .enumerate()

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::qda::Qda;
+use crate::models::cae::CaeConfig;
 use crate::prep::FittedRecipe;
 
 /// The manifest's `format` field.
@@ -83,11 +85,71 @@ pub struct SbnnPart {
     pub code_layers: usize,
 }
 
+/// The sRRR's part: the final fit's maps and the scaling around them.
+/// Predictions are `((x − gene_means) / gene_sds) W Vᵀ · output_sds + output_means`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SrrrPart {
+    /// The selected genes in order (the rows of `w`).
+    pub genes: Vec<String>,
+    /// Training means of those genes after the recipe.
+    pub gene_means: Vec<f64>,
+    /// Training SDs of those genes, when the fold scaling also divides.
+    pub gene_sds: Option<Vec<f64>>,
+    /// W: one row per gene, one column per latent component.
+    pub w: Vec<Vec<f64>>,
+    /// V: one row per output, one column per latent component.
+    pub v: Vec<Vec<f64>>,
+    /// Output feature names in order.
+    pub outputs: Vec<String>,
+    /// Training means of the outputs after their recipe.
+    pub output_means: Vec<f64>,
+    /// Training SDs of the outputs, when the fold scaling also divided.
+    pub output_sds: Option<Vec<f64>>,
+}
+
+/// A label level's classifiers, fitted on the training cells' latents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelLevel {
+    /// The level's name (e.g. `family`).
+    pub name: String,
+    /// The metadata column its labels came from (e.g. `rna_family`).
+    pub column: String,
+    /// Class names; the classifiers predict indices into this list.
+    pub classes: Vec<String>,
+    /// QDA fitted on the training cells' `z_T` (absent when no class had enough cells).
+    pub from_t: Option<Qda>,
+    /// QDA fitted on the training cells' `z_E`.
+    pub from_e: Option<Qda>,
+}
+
+/// The coupled autoencoder's part: the model on all training cells, its
+/// arms' inputs, and the classifiers on its latents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaePart {
+    /// The network's safetensors file (both arms), relative to the artifact folder.
+    pub weights: String,
+    /// The settings it was built with (needed to rebuild it before loading the weights).
+    pub config: CaeConfig,
+    /// Input features of the first arm (T), in order, as its recipe prepares them.
+    pub t_features: Vec<String>,
+    /// Training means of those features (filled in for missing genes unless
+    /// the policy is `zero`).
+    pub t_means: Vec<f64>,
+    /// Input features of the second arm (E), in order.
+    pub e_features: Vec<String>,
+    /// Per label level, the classifiers.
+    pub levels: Vec<LabelLevel>,
+}
+
 /// The model inside an artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ArtifactModel {
     /// A sparse bottleneck network fitted on all training cells.
     Sbnn(SbnnPart),
+    /// A coupled autoencoder (two arms) fitted on all training cells.
+    Cae(CaePart),
+    /// Sparse reduced-rank regression refitted on all training cells at the chosen λ.
+    Srrr(SrrrPart),
 }
 
 impl ArtifactModel {
@@ -95,6 +157,8 @@ impl ArtifactModel {
     pub fn kind(&self) -> &'static str {
         match self {
             ArtifactModel::Sbnn(_) => "sBNN",
+            ArtifactModel::Cae(_) => "k-CAE",
+            ArtifactModel::Srrr(_) => "sRRR",
         }
     }
 }

@@ -10,24 +10,21 @@ use super::Application;
 use crate::data::h5ad::write_h5ad;
 use crate::data::{DataError, FeatureTable, LoadedTable};
 
-/// The per-cell table: predicted outputs, then latent dimensions `latent_1`, ...
+/// The per-cell table: predicted outputs, then latent dimensions `latent_1`,
+/// ..., then (k-CAE with measured E) `latent_e_1`, ... (NaN for cells without).
 pub fn per_cell_table(application: &Application) -> FeatureTable {
     let dims = application.latent.ncols();
-    let outputs = application.outputs.len();
     let mut features = application.outputs.clone();
     features.extend((1..=dims).map(|d| format!("latent_{d}")));
-    let mut values = ndarray::Array2::zeros((application.cells.len(), outputs + dims));
-    for (mut row, (p, z)) in values.rows_mut().into_iter().zip(
-        application
-            .predictions
-            .rows()
-            .into_iter()
-            .zip(application.latent.rows()),
-    ) {
-        for (slot, v) in row.iter_mut().zip(p.iter().chain(z.iter())) {
-            *slot = *v;
-        }
+    let mut blocks = vec![application.predictions.view(), application.latent.view()];
+    if let Some(latent_e) = &application.latent_e {
+        features.extend((1..=latent_e.ncols()).map(|d| format!("latent_e_{d}")));
+        blocks.push(latent_e.view());
     }
+    // `concatenate` may lay the columns out in another order; `.h5ad` needs rows.
+    let values = ndarray::concatenate(ndarray::Axis(1), &blocks)
+        .map(|v| v.as_standard_layout().into_owned())
+        .unwrap_or_else(|_| ndarray::Array2::zeros((application.cells.len(), 0)));
     FeatureTable {
         cells: application.cells.clone(),
         features,
@@ -35,27 +32,50 @@ pub fn per_cell_table(application: &Application) -> FeatureTable {
     }
 }
 
+/// The predicted classes as named per-cell columns (`family_from_z_T`, ...).
+pub fn label_columns(application: &Application) -> Vec<(String, Vec<Option<String>>)> {
+    application
+        .labels
+        .iter()
+        .map(|l| {
+            (
+                format!("{}_from_{}", l.level, l.source),
+                l.predicted.clone(),
+            )
+        })
+        .collect()
+}
+
 /// Writes the per-cell table to `path`: `.h5ad` (X = the table, var = its
-/// columns) when the name ends so, else CSV (`cell,<columns>`).
+/// columns, obs = the predicted classes) when the name ends so, else CSV
+/// (`cell,<columns>,<classes>`; an empty field where a cell has no value).
 pub fn write_predictions(application: &Application, path: &Path) -> Result<(), DataError> {
     let table = per_cell_table(application);
+    let labels = label_columns(application);
     if path.extension().is_some_and(|e| e == "h5ad") {
-        return write_h5ad(path, &LoadedTable::Dense(table), &[]);
+        return write_h5ad(path, &LoadedTable::Dense(table), &labels);
     }
     let io = |cause| DataError::Io {
         path: path.to_path_buf(),
         cause,
     };
     let mut text = String::from("cell");
-    for f in &table.features {
+    for f in table.features.iter().chain(labels.iter().map(|(n, _)| n)) {
         text.push(',');
         text.push_str(f);
     }
     text.push('\n');
-    for (cell, row) in table.cells.iter().zip(table.values.rows()) {
+    for (i, (cell, row)) in table.cells.iter().zip(table.values.rows()).enumerate() {
         text.push_str(cell);
         for v in row {
-            text.push_str(&format!(",{v}"));
+            text.push(',');
+            if v.is_finite() {
+                text.push_str(&v.to_string());
+            }
+        }
+        for (_, values) in &labels {
+            text.push(',');
+            text.push_str(values[i].as_deref().unwrap_or(""));
         }
         text.push('\n');
     }
@@ -78,6 +98,13 @@ pub fn summary_json(application: &Application) -> Value {
         "cells": application.cells.len(),
         "alignment": application.report,
         "metrics": scores,
+        "classes": application.labels.iter().map(|l| json!({
+            "level": l.level,
+            "from": l.source,
+            "scored": l.scored,
+            "accuracy": l.accuracy,
+            "confusion": l.confusion,
+        })).collect::<Vec<_>>(),
         "calibration": application.calibration,
     })
 }
@@ -106,6 +133,16 @@ pub fn summary_lines(application: &Application) -> Vec<String> {
             .map(|(n, v)| format!("{n} {v:.3}"))
             .collect();
         lines.push(format!("per feature: {}", per.join(", ")));
+    }
+    for l in &application.labels {
+        let predicted = l.predicted.iter().flatten().count();
+        lines.push(match l.accuracy {
+            Some(a) => format!(
+                "{} from {}: accuracy {a:.3} on {} labelled cells ({predicted} predicted)",
+                l.level, l.source, l.scored
+            ),
+            None => format!("{} from {}: {predicted} cells predicted", l.level, l.source),
+        });
     }
     if let Some(c) = &application.calibration {
         lines.push(format!(

@@ -1,23 +1,36 @@
 //! Writing a finished run's model artifact: the `manifest.json` beside the
-//! weights the run saved, holding the fitted preprocessing of its modalities
-//! and the scaling around the network (see [`crate::artifact`]).
+//! weights the run saved, holding the fitted preprocessing of its modalities,
+//! the scaling around the sBNN's network, or the k-CAE's settings, feature
+//! lists and the classifiers fitted on its training latents (see
+//! [`crate::artifact`]).
 
 use std::path::Path;
 
+use ndarray::{Array2, Axis};
+
+use super::cae::IN_SAMPLE;
 use super::experiment::paired_regression;
 use super::{PreparedDataset, RunError};
+use crate::analysis::labels::{ClassOrder, encode_labels};
+use crate::analysis::latent_eval::LatentEvalConfig;
+use crate::analysis::qda::Qda;
 use crate::analysis::scaling::column_statistics;
 use crate::artifact::manifest::{FORMAT, FittedModality, VERSION, data_fingerprint};
-use crate::artifact::{ArtifactModel, Manifest, Provenance, SbnnPart};
+use crate::artifact::{
+    ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart, SrrrPart,
+};
+use crate::models::cae::CaeConfig;
 use crate::models::sbnn::network::bottleneck;
 use crate::nn::dense::DenseNet;
-use crate::session::{Experiment, ExperimentResult, ModelSpec};
+use crate::session::{Experiment, ExperimentResult, ModelSpec, ResultDetail};
 
-/// The file the sBNN's final model is saved to (see `runner::sbnn`).
-const SBNN_WEIGHTS: &str = "final.safetensors";
+/// The file the sBNN's and the k-CAE's model on all cells is saved to
+/// (see `runner::sbnn`, `runner::cae`).
+const FINAL_WEIGHTS: &str = "final.safetensors";
 
 /// Writes `folder/manifest.json` for `experiment`'s result, if its model
-/// kind has an artifact (the sBNN); `session` names the session file.
+/// kind has an artifact (sBNN, k-CAE, sRRR with a final fit); `session`
+/// names the session file.
 pub(super) fn write(
     folder: &Path,
     session: &str,
@@ -25,45 +38,36 @@ pub(super) fn write(
     result: &ExperimentResult,
     dataset: &PreparedDataset,
 ) -> Result<bool, RunError> {
-    let ModelSpec::Sbnn(config) = &experiment.model else {
-        return Ok(false);
-    };
     let failed = |reason: String| RunError::Weights {
         experiment: experiment.name.clone(),
         path: folder.to_path_buf(),
         reason,
     };
-    let regression = paired_regression(experiment, dataset, "sBNN needs two modalities")?;
-    let (x, y) = (&regression.x, &regression.y);
-    let (x_means, x_sds) = column_statistics(x.values.view(), regression.scaling)
-        .map_err(|e| failed(e.to_string()))?;
-    let (y_means, y_sds) = column_statistics(y.values.view(), regression.scaling)
-        .map_err(|e| failed(e.to_string()))?;
-    // The network's input order, as its header says (see `runner::sbnn`).
-    let weights = folder.join(SBNN_WEIGHTS);
-    let (_, info) = DenseNet::load(&weights).map_err(|e| failed(e.to_string()))?;
-    let genes: Vec<String> = match info.get("inputs") {
-        Some(inputs) => inputs.split(',').map(String::from).collect(),
-        None => result.genes.iter().map(|g| g.name.clone()).collect(),
-    };
-    let columns: Vec<usize> = genes
-        .iter()
-        .map(|g| {
-            x.features
-                .iter()
-                .position(|f| f == g)
-                .ok_or_else(|| failed(format!("gene `{g}` is not an input feature")))
-        })
-        .collect::<Result<_, _>>()?;
-    let part = SbnnPart {
-        weights: SBNN_WEIGHTS.into(),
-        gene_means: columns.iter().map(|&c| x_means[c]).collect(),
-        gene_sds: x_sds.map(|sd| columns.iter().map(|&c| sd[c]).collect()),
-        genes,
-        outputs: y.features.clone(),
-        output_means: y_means.to_vec(),
-        output_sds: y_sds.map(|sd| sd.to_vec()),
-        code_layers: bottleneck(config) + 1,
+    let (model, fingerprint) = match &experiment.model {
+        ModelSpec::Sbnn(config) => {
+            let regression = paired_regression(experiment, dataset, "sBNN needs two modalities")?;
+            let part = sbnn_part(folder, config, result, &regression).map_err(failed)?;
+            (
+                ArtifactModel::Sbnn(part),
+                data_fingerprint(&[&regression.x, &regression.y]),
+            )
+        }
+        ModelSpec::Cae { model, analysis } => {
+            let tables = modality_tables(experiment, dataset).map_err(failed)?;
+            let part = cae_part(model, analysis, result, dataset, &tables).map_err(failed)?;
+            (ArtifactModel::Cae(part), data_fingerprint(&tables))
+        }
+        ModelSpec::Srrr(_) => {
+            let regression = paired_regression(experiment, dataset, "sRRR needs two modalities")?;
+            let Some(part) = srrr_part(result, &regression).map_err(failed)? else {
+                return Ok(false);
+            };
+            (
+                ArtifactModel::Srrr(part),
+                data_fingerprint(&[&regression.x, &regression.y]),
+            )
+        }
+        _ => return Ok(false),
     };
     let fitted = |name: &String| {
         dataset
@@ -82,14 +86,192 @@ pub(super) fn write(
             session: session.to_string(),
             experiment: experiment.name.clone(),
             dataset: dataset.name.clone(),
-            data_fingerprint: data_fingerprint(&[x, y]),
+            data_fingerprint: fingerprint,
             config_fingerprint: crate::session::fingerprint(experiment, None),
             patchbench: env!("CARGO_PKG_VERSION").into(),
         },
         input: fitted(&experiment.modalities[0])?,
         target: Some(fitted(&experiment.modalities[1])?),
-        model: ArtifactModel::Sbnn(part),
+        model,
     };
     manifest.write(folder).map_err(|e| failed(e.to_string()))?;
     Ok(true)
+}
+
+/// The prepared tables of the experiment's first two modalities.
+fn modality_tables<'a>(
+    experiment: &Experiment,
+    dataset: &'a PreparedDataset,
+) -> Result<[&'a crate::data::FeatureTable; 2], String> {
+    let table = |i: usize| {
+        let name = experiment
+            .modalities
+            .get(i)
+            .ok_or_else(|| "a k-CAE artifact needs two modalities".to_string())?;
+        dataset
+            .data
+            .modality(name)
+            .map(|m| &m.table)
+            .ok_or_else(|| format!("dataset `{}` has no modality `{name}`", dataset.name))
+    };
+    Ok([table(0)?, table(1)?])
+}
+
+/// The sBNN's part: its input genes (as the network's header says), their
+/// training means and SDs, and the outputs' scaling.
+fn sbnn_part(
+    folder: &Path,
+    config: &crate::models::sbnn::SbnnConfig,
+    result: &ExperimentResult,
+    regression: &super::experiment::PairedRegression,
+) -> Result<SbnnPart, String> {
+    let (x, y) = (&regression.x, &regression.y);
+    let (x_means, x_sds) =
+        column_statistics(x.values.view(), regression.scaling).map_err(|e| e.to_string())?;
+    let (y_means, y_sds) =
+        column_statistics(y.values.view(), regression.scaling).map_err(|e| e.to_string())?;
+    let weights = folder.join(FINAL_WEIGHTS);
+    let (_, info) = DenseNet::load(&weights).map_err(|e| e.to_string())?;
+    let genes: Vec<String> = match info.get("inputs") {
+        Some(inputs) => inputs.split(',').map(String::from).collect(),
+        None => result.genes.iter().map(|g| g.name.clone()).collect(),
+    };
+    let columns: Vec<usize> = genes
+        .iter()
+        .map(|g| {
+            x.features
+                .iter()
+                .position(|f| f == g)
+                .ok_or_else(|| format!("gene `{g}` is not an input feature"))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(SbnnPart {
+        weights: FINAL_WEIGHTS.into(),
+        gene_means: columns.iter().map(|&c| x_means[c]).collect(),
+        gene_sds: x_sds.map(|sd| columns.iter().map(|&c| sd[c]).collect()),
+        genes,
+        outputs: y.features.clone(),
+        output_means: y_means.to_vec(),
+        output_sds: y_sds.map(|sd| sd.to_vec()),
+        code_layers: bottleneck(config) + 1,
+    })
+}
+
+/// The sRRR's part: the final fit's W and V (from the result) and the
+/// scaling around them; `None` when no λ met the gene target (no final fit).
+fn srrr_part(
+    result: &ExperimentResult,
+    regression: &super::experiment::PairedRegression,
+) -> Result<Option<SrrrPart>, String> {
+    let ResultDetail::Srrr {
+        loadings, weights, ..
+    } = &result.detail
+    else {
+        return Err("the result holds no sRRR fit".into());
+    };
+    if weights.is_empty() || loadings.is_empty() {
+        return Ok(None);
+    }
+    let (x, y) = (&regression.x, &regression.y);
+    let genes: Vec<String> = result.genes.iter().map(|g| g.name.clone()).collect();
+    if genes.len() != weights.len() {
+        return Err(format!(
+            "{} selected genes but {} rows of W",
+            genes.len(),
+            weights.len()
+        ));
+    }
+    let columns: Vec<usize> = genes
+        .iter()
+        .map(|g| {
+            x.features
+                .iter()
+                .position(|f| f == g)
+                .ok_or_else(|| format!("gene `{g}` is not an input feature"))
+        })
+        .collect::<Result<_, _>>()?;
+    let (x_means, x_sds) =
+        column_statistics(x.values.view(), regression.scaling).map_err(|e| e.to_string())?;
+    let (y_means, y_sds) =
+        column_statistics(y.values.view(), regression.scaling).map_err(|e| e.to_string())?;
+    Ok(Some(SrrrPart {
+        gene_means: columns.iter().map(|&c| x_means[c]).collect(),
+        gene_sds: x_sds.map(|sd| columns.iter().map(|&c| sd[c]).collect()),
+        genes,
+        w: weights.clone(),
+        v: loadings.clone(),
+        outputs: y.features.clone(),
+        output_means: y_means.to_vec(),
+        output_sds: y_sds.map(|sd| sd.to_vec()),
+    }))
+}
+
+/// The k-CAE's part: settings, both arms' input features, and per label
+/// level QDA fitted on the in-sample `z_T` and `z_E` of the model on all
+/// cells (as the folds fit theirs, with the experiment's QDA settings).
+fn cae_part(
+    config: &CaeConfig,
+    analysis: &LatentEvalConfig,
+    result: &ExperimentResult,
+    dataset: &PreparedDataset,
+    tables: &[&crate::data::FeatureTable; 2],
+) -> Result<CaePart, String> {
+    if !result.weights.iter().any(|w| w.ends_with(FINAL_WEIGHTS)) {
+        return Err(format!(
+            "the run saved no `{FINAL_WEIGHTS}` (the model on all cells)"
+        ));
+    }
+    let latent = |name: &str| {
+        let wanted = format!("{name} {IN_SAMPLE}");
+        result
+            .latents
+            .iter()
+            .find(|l| l.name == wanted)
+            .map(|l| &l.latent)
+            .ok_or_else(|| format!("the result holds no `{wanted}` latent"))
+    };
+    let (z_t, z_e) = (latent("z_T")?, latent("z_E")?);
+    let matrix = |l: &crate::session::Latent| {
+        Array2::from_shape_vec(
+            (l.cells.len(), l.dims),
+            l.values.iter().map(|&v| f64::from(v)).collect(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let (z_t_matrix, z_e_matrix) = (matrix(z_t)?, matrix(z_e)?);
+    let mut levels = Vec::with_capacity(analysis.levels.len());
+    for (name, column) in &analysis.levels {
+        let raw = dataset
+            .data
+            .labels(column, &z_t.cells)
+            .ok_or_else(|| format!("the metadata has no label column `{column}`"))?;
+        let classes = encode_labels(&raw, ClassOrder::Sorted);
+        let (rows, y): (Vec<usize>, Vec<usize>) = classes
+            .codes
+            .iter()
+            .enumerate()
+            .filter_map(|(row, code)| code.map(|c| (row, c)))
+            .unzip();
+        let fit =
+            |z: &Array2<f64>| Qda::fit(z.select(Axis(0), &rows).view(), &y, &analysis.qda).ok();
+        levels.push(LabelLevel {
+            name: name.clone(),
+            column: column.clone(),
+            classes: classes.names,
+            from_t: fit(&z_t_matrix),
+            from_e: fit(&z_e_matrix),
+        });
+    }
+    Ok(CaePart {
+        weights: FINAL_WEIGHTS.into(),
+        config: config.clone(),
+        t_features: tables[0].features.clone(),
+        t_means: tables[0]
+            .values
+            .mean_axis(Axis(0))
+            .map(|m| m.to_vec())
+            .unwrap_or_default(),
+        e_features: tables[1].features.clone(),
+        levels,
+    })
 }

@@ -1,7 +1,9 @@
 //! Running a k-CAE experiment: for every fold, train on all cells except the
 //! fold's paired test cells, encode the paired cells, judge the latents
 //! ([`crate::analysis::latent_eval`]) and measure reconstruction and
-//! cross-modal prediction errors on the test cells.
+//! cross-modal prediction errors on the test cells. A last model trains on
+//! every cell: the one a user applies to new cells (saved as `final`, the
+//! model artifact's network), its in-sample latents kept in the result.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ use crate::analysis::cv::Fit;
 use crate::analysis::latent_eval::{FoldEvaluation, FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::models::cae::{CaeConfig, CaeError, CoupledAutoencoder, LossRecord, train};
 use crate::progress::Sink;
-use crate::session::{CrossModal, Curve, Experiment};
+use crate::session::{CrossModal, Curve, Experiment, Latent, NamedLatent};
 
 /// The folds train in parallel on the CPU; a CUDA build's models cannot
 /// leave their thread, so there they train one after another.
@@ -36,18 +38,35 @@ pub(super) fn run(
     let prepared = prepare(experiment, analysis, dataset)?;
     let mut pooled = Pooled::new(prepared.paired.len(), config.latent_dims);
     let folds = prepared.folds.len();
-    let trained = run_cae_fits(
-        &Fit::plan(folds, false),
-        &format!("{}: k-CAE, {folds} folds", experiment.name),
-        (folds * config.steps) as u64,
+    let mut trained = run_cae_fits(
+        &Fit::plan(folds, true),
+        &format!(
+            "{}: k-CAE, {folds} folds and a model on all cells",
+            experiment.name
+        ),
+        ((folds + 1) * config.steps) as u64,
         sink,
-        |fit, sink: &mut dyn Sink| {
-            let f = fit.fold().ok_or(CaeError::WorkerFailed)?;
-            train_fold(config, analysis, &prepared, f, sink)
+        |fit, sink: &mut dyn Sink| match fit.fold() {
+            Some(f) => train_fold(config, analysis, &prepared, f, sink)
+                .map(|t| FitOutcome::Fold(Box::new(t))),
+            None => train_all(config, &prepared, sink).map(|t| FitOutcome::AllCells(Box::new(t))),
         },
     )
     .map_err(|e| e.into_model_error(CaeError::Cancelled, CaeError::WorkerFailed))
     .map_err(|source| RunError::model(&experiment.name, source))?;
+    let all_cells = match trained.pop() {
+        Some(FitOutcome::AllCells(all)) => *all,
+        _ => {
+            return Err(RunError::model(&experiment.name, CaeError::WorkerFailed));
+        }
+    };
+    let trained: Vec<TrainedFold> = trained
+        .into_iter()
+        .filter_map(|outcome| match outcome {
+            FitOutcome::Fold(fold) => Some(*fold),
+            FitOutcome::AllCells(_) => None,
+        })
+        .collect();
     let mut histories: Vec<Vec<LossRecord>> = Vec::with_capacity(folds);
     let mut networks = Vec::with_capacity(folds);
     // Observed and predicted (from z_T) E rows of every paired test cell.
@@ -88,8 +107,56 @@ pub(super) fn run(
         .metrics
         .insert("cells".into(), prepared.ids.len() as f64);
     outcome.cross_modal = Some(cross_modal(experiment, dataset, &prepared, e_rows));
+    let in_sample = |name: &str, z: Array2<f32>| NamedLatent {
+        name: format!("{name} {IN_SAMPLE}"),
+        latent: Latent {
+            dims: z.ncols(),
+            cells: prepared
+                .paired
+                .iter()
+                .map(|&c| prepared.ids[c].clone())
+                .collect(),
+            values: z.iter().copied().collect(),
+        },
+    };
+    outcome.latents.push(in_sample("z_T", all_cells.z_t));
+    outcome.latents.push(in_sample("z_E", all_cells.z_e));
+    networks.push(NamedNetwork {
+        name: "final".into(),
+        network: Box::new(all_cells.model),
+    });
     outcome.networks = networks;
     Ok(outcome)
+}
+
+/// How the in-sample latents of the model on all cells are named after `z_T`/`z_E`.
+pub(crate) const IN_SAMPLE: &str = "(model on all cells, in-sample)";
+
+/// What one of the parallel fits produced.
+enum FitOutcome {
+    Fold(Box<TrainedFold>),
+    AllCells(Box<TrainedAll>),
+}
+
+/// The model on every cell and its codes of the paired cells.
+struct TrainedAll {
+    model: CoupledAutoencoder,
+    z_t: Array2<f32>,
+    z_e: Array2<f32>,
+}
+
+/// Trains the model on every cell (seed `config.seed`) and encodes the paired cells.
+fn train_all(
+    config: &CaeConfig,
+    prepared: &LatentData,
+    sink: &mut dyn Sink,
+) -> Result<TrainedAll, CaeError> {
+    let all: Vec<usize> = (0..prepared.ids.len()).collect();
+    let mut model = train(config, &prepared.data, &all, "all cells", sink)?.model;
+    let positions: Vec<usize> = (0..prepared.paired.len()).collect();
+    let z_t = model.encode(0, &prepared.paired_rows(0, &positions))?;
+    let z_e = model.encode(1, &prepared.paired_rows(1, &positions))?;
+    Ok(TrainedAll { model, z_t, z_e })
 }
 
 /// Fold `f`'s model and what it says about the fold's test cells.

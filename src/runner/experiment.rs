@@ -131,7 +131,9 @@ fn run(
         },
     };
     // The manifest beside the weights makes their folder a model artifact.
-    if let Some(target) = target.filter(|_| !result.weights.is_empty()) {
+    // The sRRR's fit lives in the result itself, not in a weights file.
+    let has_model = !result.weights.is_empty() || matches!(experiment.model, ModelSpec::Srrr(_));
+    if let Some(target) = target.filter(|_| has_model) {
         let folder = target.artifact_folder(&experiment.name);
         let session = target.session_name();
         if let Err(error) = super::artifact::write(&folder, &session, experiment, &result, dataset)

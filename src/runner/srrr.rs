@@ -57,6 +57,7 @@ pub(super) fn run(
                 lambdas: result.lambdas,
                 chosen_lambda: None,
                 loadings: Vec::new(),
+                weights: Vec::new(),
                 unconverged_fits: result.unconverged_fits,
             },
         });
@@ -101,6 +102,7 @@ pub(super) fn run(
             lambdas: result.lambdas,
             chosen_lambda: Some(selection.lambda),
             loadings: fit.loadings,
+            weights: fit.genes.iter().map(|g| g.weights.clone()).collect(),
             unconverged_fits: result.unconverged_fits,
         },
     })

@@ -67,6 +67,10 @@ pub enum ResultDetail {
         chosen_lambda: Option<f64>,
         /// Response loadings V of the final fit, one row per target feature.
         loadings: Vec<Vec<f64>>,
+        /// Rows of W of the final fit, one per selected gene in the order of
+        /// the result's `genes` (empty in results saved before they were kept).
+        #[serde(default)]
+        weights: Vec<Vec<f64>>,
         /// Fold-λ fits that stopped at the iteration limit.
         unconverged_fits: usize,
     },

@@ -153,6 +153,7 @@ fn result(r2: f64) -> ExperimentResult {
             lambdas: vec![],
             chosen_lambda: None,
             loadings: vec![],
+            weights: vec![],
             unconverged_fits: 0,
         },
         provenance: Provenance {
