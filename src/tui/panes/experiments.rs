@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .max()
         .unwrap_or(4)
         .clamp(10, 32) as u16;
-    let seeds = crate::figures::compare::seed_summaries(app.session());
+    let seeds = &app.derived.seeds;
     let seed_width: u16 = if seeds.is_empty() { 0 } else { 16 };
     let fixed = name_width + 7 + 17 + seed_width + 3;
     let room = area.width.saturating_sub(fixed + 2) / 11;
