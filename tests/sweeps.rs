@@ -29,7 +29,12 @@ fn run_ok(dir: &Path, args: &[&str]) -> String {
 /// small sRRR.
 fn grid_session(dir: &Path) -> patchbench::session::Session {
     common::small_dataset(dir, 5);
-    std::fs::write(dir.join("s.ron"), common::srrr_session("rrr", 2)).expect("session");
+    // λ up to 3: at alpha 0.5 the path must reach 10 genes, else those runs fail.
+    let session = common::srrr_session("rrr", 2).replace(
+        "0.5, 0.8])",
+        "0.5, 0.8, 1.2, 1.6, 2.0, 2.25, 2.5, 2.75, 3.0])",
+    );
+    std::fs::write(dir.join("s.ron"), session).expect("session");
     run_ok(
         dir,
         &[
