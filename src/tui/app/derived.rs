@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::App;
-use crate::figures::compare::{Comparison, SeedSummary, compare, seed_summaries};
+use crate::figures::compare::{Comparison, SeedSummary, compare, main_metric, seed_summaries};
 use crate::session::{Session, fingerprint};
 
 /// Views of the session cached for drawing.
@@ -22,6 +22,10 @@ pub struct Derived {
     pub seeds: BTreeMap<String, SeedSummary>,
     /// Every metric name of every result, headline metrics first.
     pub metric_names: Vec<String>,
+    /// The runs table's metric columns: the main metric of each model kind
+    /// with a result first (so a session mixing models shows each one's
+    /// score however narrow the table), then the other metric names.
+    pub table_metrics: Vec<String>,
     /// What `comparison` compares: generation, runs, curve and parameter.
     compared: Option<(u64, Vec<String>, usize, usize)>,
     /// The compare view's runs, side by side.
@@ -43,6 +47,21 @@ impl Derived {
             .collect();
         self.seeds = seed_summaries(session);
         self.metric_names = session.metric_names();
+        let mut table: Vec<String> = Vec::new();
+        for experiment in session.experiments.iter().filter(|e| e.result.is_some()) {
+            let main = main_metric(experiment);
+            if self.metric_names.iter().any(|m| m == main) && !table.iter().any(|m| m == main) {
+                table.push(main.to_string());
+            }
+        }
+        let rest: Vec<String> = self
+            .metric_names
+            .iter()
+            .filter(|m| !table.contains(m))
+            .cloned()
+            .collect();
+        table.extend(rest);
+        self.table_metrics = table;
     }
 }
 

@@ -32,7 +32,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let metrics = app.metric_names();
+    let metrics = &app.derived.table_metrics;
     let sorted_metric = match &app.sort.column {
         SortColumn::Metric(m) => Some(m.clone()),
         _ => None,
