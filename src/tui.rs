@@ -73,6 +73,7 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
         while let Some(job) = app.next_job() {
             worker::spawn_run(job, sender.clone());
         }
+        app.sync();
         terminal.draw(|frame| ui::draw(frame, app))?;
         if event::poll(TICK)? {
             match event::read()? {

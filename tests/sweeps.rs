@@ -29,7 +29,12 @@ fn run_ok(dir: &Path, args: &[&str]) -> String {
 /// small sRRR.
 fn grid_session(dir: &Path) -> patchbench::session::Session {
     common::small_dataset(dir, 5);
-    std::fs::write(dir.join("s.ron"), common::srrr_session("rrr", 2)).expect("session");
+    // λ up to 3: at alpha 0.5 the path must reach 10 genes, else those runs fail.
+    let session = common::srrr_session("rrr", 2).replace(
+        "0.5, 0.8])",
+        "0.5, 0.8, 1.2, 1.6, 2.0, 2.25, 2.5, 2.75, 3.0])",
+    );
+    std::fs::write(dir.join("s.ron"), session).expect("session");
     run_ok(
         dir,
         &[
@@ -163,4 +168,54 @@ fn bad_sweeps_and_shards_are_clear_errors() {
         "no experiment `missing`",
     );
     fail(&["sweep", "s.ron", "rrr", "random", "x"], "count of draws");
+}
+
+/// Regression: a rank sweep of the demo sRRR showed `-` for `cv_r2_mean` at
+/// rank 2, because a run whose λ path never reached the gene target was
+/// stored as done without a score. It now fails, saying which λ to add, and
+/// nothing without the headline metric is stored.
+#[test]
+fn a_srrr_run_whose_lambdas_miss_the_gene_target_fails_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::small_dataset(dir.path(), 5);
+    let session = common::session_with_model(
+        "rrr",
+        "Srrr(rank: 1, target_genes: 10, lambdas: [0.05, 0.1, 0.2, 0.3, 0.5, 0.8])",
+        5,
+    );
+    std::fs::write(dir.path().join("s.ron"), session).expect("session");
+    run_ok(
+        dir.path(),
+        &["sweep", "s.ron", "rrr", "target_genes=10,100"],
+    );
+    let output = Command::cargo_bin("patchbench")
+        .expect("binary built")
+        .current_dir(dir.path())
+        .args(["--batch", "s.ron"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a failed run fails the batch");
+    assert!(
+        stderr.contains("rrr~target_genes=100")
+            && stderr.contains("no λ gives 100 ± 3 genes on average")
+            && stderr.contains("add smaller λ values to `lambdas`"),
+        "{stderr}"
+    );
+    let session = patchbench::session::load(&dir.path().join("s.ron")).expect("session");
+    let stored: BTreeMap<&str, bool> = session
+        .experiments
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e.name.as_str(),
+                e.result.as_ref()?.metrics.contains_key("cv_r2_mean"),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        stored,
+        BTreeMap::from([("rrr", true), ("rrr~target_genes=10", true)]),
+        "only runs with a score are stored"
+    );
 }

@@ -274,7 +274,11 @@ mod tests {
                 std::path::Path::new("demo.ron"),
             )
             .unwrap();
-        for (i, experiment) in session.experiments.iter_mut().enumerate().skip(3) {
+        // The sweep's runs follow the demo's own experiments; the k-th gets
+        // R² 0.1 × (k + 3).
+        let first_run = session.experiments.len() - session.sweeps[0].runs.len();
+        for (k, experiment) in session.experiments.iter_mut().skip(first_run).enumerate() {
+            let i = k + 3;
             let text = format!(
                 "(metrics: {{\"cv_r2_mean\": {:?}}}, per_fold: [], \
                  detail: Srrr(rank: 1, lambdas: [], chosen_lambda: None, loadings: [], unconverged_fits: 0), \

@@ -103,37 +103,59 @@ impl Svg {
     }
 
     fn axes(&mut self, x: [f64; 2], y: [f64; 2], x_title: &str, y_title: &str) {
-        let (right, bottom) = (WIDTH - 160.0, HEIGHT - MARGIN);
+        self.axes_in(PlotFrame::FULL, x, y, x_title, y_title);
+    }
+
+    /// A frame with its bounds at the corners and axis titles, at `frame`.
+    fn axes_in(
+        &mut self,
+        frame: PlotFrame,
+        x: [f64; 2],
+        y: [f64; 2],
+        x_title: &str,
+        y_title: &str,
+    ) {
+        let PlotFrame {
+            left,
+            top,
+            right,
+            bottom,
+        } = frame;
         let _ = write!(
             self.body,
-            r#"<rect x="{MARGIN}" y="{MARGIN}" width="{}" height="{}" fill="none" stroke="black"/>
-<text x="{MARGIN}" y="{}" >{:.3}</text><text x="{right}" y="{}" text-anchor="end">{:.3}</text>
-<text x="{}" y="{}" text-anchor="end">{:.3}</text><text x="{}" y="{MARGIN}" text-anchor="end" dy="10">{:.3}</text>
+            r#"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="black"/>
+<text x="{left}" y="{}" >{:.3}</text><text x="{right}" y="{}" text-anchor="end">{:.3}</text>
+<text x="{}" y="{}" text-anchor="end">{:.3}</text><text x="{}" y="{top}" text-anchor="end" dy="10">{:.3}</text>
 <text x="{}" y="{}" text-anchor="middle">{}</text>
 <text transform="translate(14,{}) rotate(-90)" text-anchor="middle">{}</text>
 "#,
-            right - MARGIN,
-            bottom - MARGIN,
+            right - left,
+            bottom - top,
             bottom + 16.0,
             x[0],
             bottom + 16.0,
             x[1],
-            MARGIN - 4.0,
+            left - 4.0,
             bottom,
             y[0],
-            MARGIN - 4.0,
+            left - 4.0,
             y[1],
-            (MARGIN + right) / 2.0,
+            (left + right) / 2.0,
             bottom + 34.0,
             escape(x_title),
-            (MARGIN + bottom) / 2.0,
+            (top + bottom) / 2.0,
             escape(y_title)
         );
     }
 
     fn legend(&mut self, entries: &[(String, usize)]) {
+        self.legend_at(MARGIN, entries);
+    }
+
+    /// The legend beside the plot, its first entry at height `top`.
+    fn legend_at(&mut self, top: f64, entries: &[(String, usize)]) {
         for (i, (label, color)) in entries.iter().enumerate() {
-            let y = MARGIN + 10.0 + 18.0 * i as f64;
+            let y = top + 10.0 + 18.0 * i as f64;
             let _ = writeln!(
                 self.body,
                 r#"<circle cx="{}" cy="{y}" r="5" fill="{}"/><text x="{}" y="{}">{}</text>"#,
@@ -152,12 +174,54 @@ impl Svg {
     }
 }
 
+/// A plot's frame in the figure's coordinates (pixels, y down).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PlotFrame {
+    left: f64,
+    top: f64,
+    right: f64,
+    bottom: f64,
+}
+
+impl PlotFrame {
+    /// The one frame of a single-plot figure (the legend to its right).
+    const FULL: PlotFrame = PlotFrame {
+        left: MARGIN,
+        top: MARGIN,
+        right: WIDTH - 160.0,
+        bottom: HEIGHT - MARGIN,
+    };
+
+    /// The full frame cut into `count` frames stacked top to bottom, with
+    /// room between them for the upper frame's axis labels.
+    fn stacked(count: usize) -> Vec<PlotFrame> {
+        const GAP: f64 = 50.0;
+        let full = PlotFrame::FULL;
+        let count = count.max(1);
+        let height = (full.bottom - full.top - GAP * (count - 1) as f64) / count as f64;
+        (0..count)
+            .map(|i| {
+                let top = full.top + i as f64 * (height + GAP);
+                PlotFrame {
+                    top,
+                    bottom: top + height,
+                    ..full
+                }
+            })
+            .collect()
+    }
+}
+
 /// Maps data coordinates into the plot frame.
 fn projector(x: [f64; 2], y: [f64; 2]) -> impl Fn(f64, f64) -> (f64, f64) {
-    let (right, bottom) = (WIDTH - 160.0, HEIGHT - MARGIN);
+    projector_in(PlotFrame::FULL, x, y)
+}
+
+/// Maps data coordinates into `frame`.
+fn projector_in(frame: PlotFrame, x: [f64; 2], y: [f64; 2]) -> impl Fn(f64, f64) -> (f64, f64) {
     move |a, b| {
-        let px = MARGIN + (a - x[0]) / (x[1] - x[0]).max(1e-12) * (right - MARGIN);
-        let py = bottom - (b - y[0]) / (y[1] - y[0]).max(1e-12) * (bottom - MARGIN);
+        let px = frame.left + (a - x[0]) / (x[1] - x[0]).max(1e-12) * (frame.right - frame.left);
+        let py = frame.bottom - (b - y[0]) / (y[1] - y[0]).max(1e-12) * (frame.bottom - frame.top);
         (px, py)
     }
 }
@@ -195,34 +259,39 @@ pub fn scatter_svg(scatter: &plot::Scatter) -> String {
     svg.finish()
 }
 
-/// Curves as SVG polylines with a legend.
+/// Curves as SVG polylines with a legend: losses and scores (R², accuracy,
+/// ARI, AMI) on separate panels stacked over one shared step axis, each with
+/// its own value axis (see [`plot::curve_panels`]), as the workbench draws
+/// them.
 pub fn curves_svg(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> String {
     let x = plot::bounds(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
-    let y = plot::bounds(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+    let panels = plot::curve_panels(curves.to_vec());
     let mut svg = Svg::new(title);
-    svg.axes(x, y, "step", "value");
-    let project = projector(x, y);
-    for (i, (_, points)) in curves.iter().enumerate() {
-        let path: Vec<String> = points
-            .iter()
-            .map(|&(a, b)| {
-                let (px, py) = project(a, b);
-                format!("{px:.1},{py:.1}")
-            })
-            .collect();
-        let _ = writeln!(
-            svg.body,
-            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
-            rgb(i),
-            path.join(" ")
-        );
+    let mut colour = 0;
+    for ((panel, curves), frame) in panels.iter().zip(PlotFrame::stacked(panels.len())) {
+        let y = plot::bounds(curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
+        svg.axes_in(frame, x, y, "step", panel);
+        let project = projector_in(frame, x, y);
+        let mut entries = Vec::new();
+        for (name, points) in curves {
+            let path: Vec<String> = points
+                .iter()
+                .map(|&(a, b)| {
+                    let (px, py) = project(a, b);
+                    format!("{px:.1},{py:.1}")
+                })
+                .collect();
+            let _ = writeln!(
+                svg.body,
+                r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
+                rgb(colour),
+                path.join(" ")
+            );
+            entries.push((name.clone(), colour));
+            colour += 1;
+        }
+        svg.legend_at(frame.top, &entries);
     }
-    let entries: Vec<_> = curves
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _))| (n.clone(), i))
-        .collect();
-    svg.legend(&entries);
     svg.finish()
 }
 
@@ -320,4 +389,87 @@ pub fn confusion_svg(confusion: &crate::analysis::confusion::Confusion) -> Strin
         }
     }
     svg.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames (`<rect ... stroke="black"/>`) of an SVG: (top, bottom).
+    fn frames(svg: &str) -> Vec<(f64, f64)> {
+        svg.lines()
+            .filter(|l| l.starts_with("<rect") && l.contains(r#"stroke="black""#))
+            .map(|l| {
+                let attr = |name: &str| -> f64 {
+                    let start = l.find(&format!(" {name}=\"")).expect(name) + name.len() + 3;
+                    let end = start + l[start..].find('"').expect("closing quote");
+                    l[start..end].parse().expect("a number")
+                };
+                (attr("y"), attr("y") + attr("height"))
+            })
+            .collect()
+    }
+
+    /// The y pixel range of each polyline: (lowest, highest).
+    fn polylines(svg: &str) -> Vec<(f64, f64)> {
+        svg.lines()
+            .filter(|l| l.starts_with("<polyline"))
+            .map(|l| {
+                let points = l.split("points=\"").nth(1).expect("points");
+                let ys: Vec<f64> = points
+                    .trim_end_matches("\"/>")
+                    .split(' ')
+                    .map(|p| p.split(',').nth(1).expect("x,y").parse().expect("y"))
+                    .collect();
+                (
+                    ys.iter().copied().fold(f64::INFINITY, f64::min),
+                    ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                )
+            })
+            .collect()
+    }
+
+    fn curve(name: &str, values: impl Iterator<Item = f64>) -> (String, Vec<(f64, f64)>) {
+        (
+            name.to_string(),
+            values.enumerate().map(|(i, v)| (i as f64, v)).collect(),
+        )
+    }
+
+    #[test]
+    fn loss_and_score_curves_get_separate_stacked_axes() {
+        let curves = vec![
+            curve("loss", (0..50).map(|i| 1000.0 / (1.0 + i as f64))),
+            curve("test_r2", (0..50).map(|i| 0.1 + 0.01 * i as f64)),
+            curve("train_accuracy", (0..50).map(|i| 0.5 + 0.005 * i as f64)),
+        ];
+        let svg = curves_svg("run", &curves);
+        let frames = frames(&svg);
+        assert_eq!(frames.len(), 2, "a loss panel and a score panel: {svg}");
+        let (loss_panel, score_panel) = (frames[0], frames[1]);
+        assert!(loss_panel.1 < score_panel.0, "stacked, loss on top");
+        assert!(svg.contains(">loss</text>") && svg.contains(">score</text>"));
+        let lines = polylines(&svg);
+        assert_eq!(lines.len(), 3);
+        let inside = |line: (f64, f64), panel: (f64, f64)| {
+            line.0 >= panel.0 - 0.1 && line.1 <= panel.1 + 0.1
+        };
+        assert!(inside(lines[0], loss_panel));
+        assert!(inside(lines[1], score_panel) && inside(lines[2], score_panel));
+        // On a shared axis the R² (0.1 to 0.59) would be a flat line under a
+        // loss of 1000; on its own axis it spans most of its panel.
+        let height = score_panel.1 - score_panel.0;
+        assert!(
+            lines[1].1 - lines[1].0 > 0.5 * height,
+            "R² spans {:?} of a panel {height} high",
+            lines[1]
+        );
+    }
+
+    #[test]
+    fn curves_of_one_kind_keep_one_full_frame() {
+        let svg = curves_svg("run", &[curve("loss", (0..10).map(f64::from))]);
+        let full = PlotFrame::FULL;
+        assert_eq!(frames(&svg), vec![(full.top, full.bottom)]);
+    }
 }

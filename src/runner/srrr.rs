@@ -37,31 +37,16 @@ pub(super) fn run(
     )
     .map_err(srrr_err)?;
 
-    let mut metrics = BTreeMap::from([("paired_cells".to_string(), x.cells.len() as f64)]);
-    // Without a λ meeting the gene target there is no model to report; the
-    // λ path still shows the user how many genes each penalty kept.
+    // Without a λ meeting the gene target there is no model and no score:
+    // the run fails and says which λ to add, rather than storing a result
+    // without its headline metric.
     let Some(selection) = result.selection else {
-        return Ok(ModelOutcome {
-            metrics,
-            per_fold: Vec::new(),
-            per_feature: Vec::new(),
-            genes: Vec::new(),
-            latent: None,
-            latents: Vec::new(),
-            cross_modal: None,
-            networks: Vec::new(),
-            curves: Vec::new(),
-            confusions: Vec::new(),
-            detail: ResultDetail::Srrr {
-                rank: result.rank,
-                lambdas: result.lambdas,
-                chosen_lambda: None,
-                loadings: Vec::new(),
-                weights: Vec::new(),
-                unconverged_fits: result.unconverged_fits,
-            },
+        return Err(RunError::Unsuitable {
+            experiment: experiment.name.clone(),
+            message: no_lambda_on_target(&result.lambdas, config),
         });
     };
+    let mut metrics = BTreeMap::from([("paired_cells".to_string(), x.cells.len() as f64)]);
     let fit = selection.final_fit;
     metrics.insert("cv_r2_mean".into(), selection.r2.mean);
     metrics.insert("cv_r2_sd".into(), selection.r2.sd);
@@ -121,4 +106,36 @@ fn lambda_curves(lambdas: &[LambdaRow]) -> Vec<Curve> {
             row.r2_relaxed.as_ref().map(|r| r.mean)
         }),
     ]
+}
+
+/// Why no λ of the path was chosen, with the gene counts it reached and
+/// what to change.
+fn no_lambda_on_target(rows: &[LambdaRow], config: &SrrrConfig) -> String {
+    let (target, tolerance) = (config.target_genes as f64, config.tolerance);
+    let most = rows.iter().map(|r| r.mean_genes).fold(f64::NAN, f64::max);
+    let fewest = rows.iter().map(|r| r.mean_genes).fold(f64::NAN, f64::min);
+    let hint = if fewest > target + tolerance {
+        "add larger λ values to `lambdas`".to_string()
+    } else if most < target - tolerance {
+        "add smaller λ values to `lambdas`".to_string()
+    } else {
+        let below = rows
+            .iter()
+            .filter(|r| r.mean_genes > target)
+            .map(|r| r.lambda)
+            .fold(f64::NAN, f64::max);
+        let above = rows
+            .iter()
+            .filter(|r| r.mean_genes < target)
+            .map(|r| r.lambda)
+            .fold(f64::NAN, f64::min);
+        format!("add λ values between {below} and {above} to `lambdas`, or widen `tolerance`")
+    };
+    format!(
+        "no λ gives {} ± {tolerance} genes on average (rank {}, alpha {}): the {} λ values keep {fewest:.1} to {most:.1} genes; {hint}",
+        config.target_genes,
+        config.rank,
+        config.alpha,
+        rows.len()
+    )
 }

@@ -27,6 +27,7 @@ pub struct SessionStore {
     pending: Vec<Change>,
     owner: Option<OwnerLock>,
     read_only: Option<String>,
+    generation: u64,
 }
 
 impl SessionStore {
@@ -84,6 +85,7 @@ impl SessionStore {
             pending: Vec::new(),
             owner: None,
             read_only: None,
+            generation: 0,
         }
     }
 
@@ -91,6 +93,13 @@ impl SessionStore {
     /// unsaved changes applied.
     pub fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// Grows whenever [`session`](Self::session) may have changed (a
+    /// change, a save that merged other writers' work, a reload), so views
+    /// derived from the session know when to recompute.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The session file.
@@ -120,6 +129,7 @@ impl SessionStore {
         change.apply(&mut updated)?;
         validate::check(&updated, &self.path).map_err(|e| e.to_string())?;
         self.session = updated;
+        self.generation += 1;
         self.pending.push(change);
         Ok(())
     }
@@ -164,6 +174,13 @@ impl SessionStore {
         let _lock = SaveLock::acquire(&self.path)?;
         let mut report = SaveReport::default();
         let (merged, text) = match std::fs::read_to_string(&self.path) {
+            // Nobody wrote the file since this store last read or wrote it:
+            // the session already is that file with the pending changes
+            // (each validated when made), so it need not be parsed again.
+            Ok(disk_text) if disk_text == self.text => {
+                let text = merged_text(&disk_text, &self.session, &self.pending)?;
+                (None, text)
+            }
             Ok(disk_text) => {
                 let mut merged =
                     parse(&disk_text, &self.path).map_err(|error| SessionError::DiskInvalid {
@@ -178,11 +195,11 @@ impl SessionStore {
                 }
                 validate::check(&merged, &self.path)?;
                 let text = merged_text(&disk_text, &merged, &applied)?;
-                (merged, text)
+                (Some(merged), text)
             }
             // Removed meanwhile: write what this program has.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                (self.session.clone(), to_ron(&self.session)?)
+                (None, to_ron(&self.session)?)
             }
             Err(source) => {
                 return Err(SessionError::Io {
@@ -193,7 +210,10 @@ impl SessionStore {
             }
         };
         write_atomic(&self.path, &text)?;
-        self.session = merged;
+        if let Some(merged) = merged {
+            self.session = merged;
+            self.generation += 1;
+        }
         self.text = text;
         self.pending.clear();
         Ok(report)
@@ -207,6 +227,7 @@ impl SessionStore {
         self.pending
             .retain(|change| change.apply(&mut session).is_ok());
         self.session = session;
+        self.generation += 1;
         self.text = text.to_string();
         Ok(())
     }

@@ -439,7 +439,11 @@ mod tests {
             .add_sweep("sbnn", "group_lasso=0.01,0.1 genes=10,25 seed=1,2", path)
             .unwrap();
         assert_eq!(again, runs);
-        assert_eq!(session.experiments.len(), 3 + 8, "no experiment twice");
+        assert_eq!(
+            session.experiments.len(),
+            demo().experiments.len() + 8,
+            "no experiment twice"
+        );
         let text = crate::session::to_ron(&session).unwrap();
         assert_eq!(crate::session::parse(&text, path).unwrap(), session);
     }

@@ -9,10 +9,12 @@
 
 mod cluster;
 mod commands;
+mod derived;
 mod persist;
 mod runs;
 
 pub use cluster::ClusterState;
+pub use derived::Derived;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,6 +73,8 @@ pub struct App {
     pub cluster: ClusterState,
     /// Runs marked for comparison (`m`); none: the selected run's sweep.
     pub marked: Vec<String>,
+    /// Views of the session cached for drawing (see [`App::sync`]).
+    pub derived: Derived,
 }
 
 impl App {
@@ -100,7 +104,7 @@ impl App {
     }
 
     fn with_store(path: &Path, store: SessionStore) -> App {
-        App {
+        let mut app = App {
             path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
             display_path: path.display().to_string(),
             store,
@@ -122,7 +126,10 @@ impl App {
             seen: BTreeMap::new(),
             cluster: ClusterState::default(),
             marked: Vec::new(),
-        }
+            derived: Derived::default(),
+        };
+        app.sync();
+        app
     }
 
     /// The folder the session's relative paths start from.
@@ -181,11 +188,13 @@ impl App {
     }
 
     fn is_stale(&self, experiment: &Experiment, result: &ExperimentResult) -> bool {
-        result
-            .provenance
-            .config
-            .as_ref()
-            .is_some_and(|fp| *fp != self.fingerprint(experiment))
+        let Some(recorded) = &result.provenance.config else {
+            return false;
+        };
+        match self.derived.fingerprints.get(&experiment.name) {
+            Some(current) => recorded != current,
+            None => *recorded != self.fingerprint(experiment),
+        }
     }
 
     fn fingerprint(&self, experiment: &Experiment) -> String {
@@ -239,8 +248,8 @@ impl App {
 
     /// Every metric name of every result, headline metrics first (see
     /// [`Session::metric_names`]).
-    pub fn metric_names(&self) -> Vec<String> {
-        self.session().metric_names()
+    pub fn metric_names(&self) -> &[String] {
+        &self.derived.metric_names
     }
 
     /// The loaded dataset of `experiment`, if loaded.
@@ -343,6 +352,7 @@ impl App {
                 }
             }
         }
+        self.sync();
     }
 
     /// Performs one action.
@@ -464,7 +474,7 @@ impl App {
 
     fn sort_next(&mut self) {
         let mut columns = vec![SortColumn::Session, SortColumn::Name, SortColumn::Status];
-        columns.extend(self.metric_names().into_iter().map(SortColumn::Metric));
+        columns.extend(self.metric_names().iter().cloned().map(SortColumn::Metric));
         let i = columns
             .iter()
             .position(|c| *c == self.sort.column)
@@ -520,6 +530,7 @@ impl App {
                 }
             }
         }
+        self.sync();
     }
 
     /// Datasets that need loading; marks them as loading.

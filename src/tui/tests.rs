@@ -792,3 +792,31 @@ fn snapshot_tiny_terminals_and_empty_session() {
     press(&mut empty, "rcwex?");
     insta::assert_snapshot!("empty_help_20x5", render(&empty, 20, 5));
 }
+
+#[test]
+fn the_runs_table_shows_each_model_s_main_metric_in_a_mixed_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = session();
+    let mut scores = result(0.5);
+    scores.metrics = BTreeMap::from([
+        ("accuracy".to_string(), 0.72),
+        ("accuracy_sd".to_string(), 0.0),
+        ("seconds".to_string(), 1.4),
+    ]);
+    let mut mixture = experiment("mix", 1, Some(scores));
+    mixture.modalities = vec!["T".into()];
+    mixture.model = ron::from_str("MixVae((labels: Some(\"family\"), seeds: [], model: ()))")
+        .expect("a mixture VAE spec");
+    session.experiments.push(mixture);
+    let app = App::new(&dir.path().join("s.ron"), session);
+    // 100 columns leave room for two metrics: the sRRR's and the mixVAE's
+    // main ones, not the sRRR's first two.
+    let screen = render(&app, 100, 30);
+    let header = screen.lines().find(|l| l.contains("experiment")).unwrap();
+    assert!(
+        header.contains("cv_r2_mean") && header.contains("accuracy"),
+        "{screen}"
+    );
+    let row = screen.lines().find(|l| l.contains("mix ")).unwrap();
+    assert!(row.contains("0.7200"), "{row}");
+}

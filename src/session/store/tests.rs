@@ -115,7 +115,11 @@ fn config_edits_sweeps_and_new_experiments_keep_the_comments() {
     let saved = crate::session::load(&path).unwrap();
     assert_eq!(&saved, store.session());
     assert_eq!(saved.experiments[0].protocol.folds, 5);
-    assert_eq!(saved.experiments.len(), 4);
+    let demo_experiments = crate::session::parse(DEMO, &path)
+        .unwrap()
+        .experiments
+        .len();
+    assert_eq!(saved.experiments.len(), demo_experiments + 1);
     assert_eq!(saved.sweeps.len(), 1);
 }
 
@@ -185,4 +189,32 @@ fn opening_removes_temp_files_of_dead_writers() {
     std::fs::write(&stale, "half a session").unwrap();
     SessionStore::open(&path).unwrap();
     assert!(!stale.exists());
+}
+
+#[test]
+fn saving_over_an_unchanged_file_writes_the_same_and_the_generation_counts_changes() {
+    let (_dir, path) = demo();
+    let mut mine = SessionStore::open(&path).unwrap();
+    let mut other = SessionStore::open(&path).unwrap();
+    let start = mine.generation();
+    // Nobody else wrote: the file is not parsed again, and the result is
+    // spliced in with the comments kept.
+    mine.record_result("srrr_rank2", "fp".into(), result(0.5))
+        .unwrap();
+    assert_eq!(mine.generation(), start + 1, "one change");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(mine.text(), text);
+    assert_eq!(comments(&text), comments(DEMO));
+    assert_eq!(&crate::session::load(&path).unwrap(), mine.session());
+    // Another writer's save merges this one's result into its session.
+    other
+        .record_result("sbnn", "fp".into(), result(0.7))
+        .unwrap();
+    assert_eq!(metric(&path, "srrr_rank2"), Some(0.5));
+    assert_eq!(metric(&path, "sbnn"), Some(0.7));
+    let seen = mine.generation();
+    mine.reload(&std::fs::read_to_string(&path).unwrap())
+        .unwrap();
+    assert!(mine.generation() > seen, "a reload is a change");
+    assert_eq!(&crate::session::load(&path).unwrap(), mine.session());
 }

@@ -13,27 +13,25 @@ use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, Paragraph, Row, Ta
 
 use super::experiments::format_value;
 use super::view::{ChartLine, color, line_chart};
-use crate::figures::compare::{Comparison, compare};
+use crate::figures::compare::Comparison;
 use crate::figures::plot;
 use crate::tui::app::App;
 
 /// Draws the compare tab into `area`.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    let runs = app.compared();
-    let comparison = compare(
-        app.session(),
-        &runs,
-        app.view.compare_curve,
-        app.view.compare_parameter,
-    );
-    if comparison.runs.is_empty() {
+    let Some(comparison) = app
+        .derived
+        .comparison
+        .as_ref()
+        .filter(|c| !c.runs.is_empty())
+    else {
         return frame.render_widget(
             Paragraph::new(
                 "nothing to compare: mark runs with m, or select a sweep run".dark_gray(),
             ),
             area,
         );
-    }
+    };
     let table_height = (comparison.runs.len() as u16 + 2)
         .min(area.height / 2)
         .max(3);
@@ -41,9 +39,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Layout::vertical([Constraint::Min(4), Constraint::Length(table_height)]).areas(area);
     let [curves, sweep] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(plots);
-    draw_overlay(frame, curves, &comparison);
-    draw_sweep_plot(frame, sweep, &comparison);
-    draw_table(frame, table, &comparison);
+    draw_overlay(frame, curves, comparison);
+    draw_sweep_plot(frame, sweep, comparison);
+    draw_table(frame, table, comparison);
 }
 
 /// The part of a sweep run's name after `~` (the whole name otherwise).

@@ -32,7 +32,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         );
         return;
     }
-    let metrics = app.metric_names();
+    let metrics = &app.derived.table_metrics;
     let sorted_metric = match &app.sort.column {
         SortColumn::Metric(m) => Some(m.clone()),
         _ => None,
@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .max()
         .unwrap_or(4)
         .clamp(10, 32) as u16;
-    let seeds = crate::figures::compare::seed_summaries(app.session());
+    let seeds = &app.derived.seeds;
     let seed_width: u16 = if seeds.is_empty() { 0 } else { 16 };
     let fixed = name_width + 7 + 17 + seed_width + 3;
     let room = area.width.saturating_sub(fixed + 2) / 11;
