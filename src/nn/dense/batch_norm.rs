@@ -152,16 +152,16 @@ impl DenseBatchNorm {
             }
         }
         d_input.clear();
-        d_input.extend(
-            d_output
-                .iter()
-                .zip(&cache.output)
-                .enumerate()
-                .map(|(i, (dy, y))| {
-                    let c = i % cols;
-                    cache.inv_std[c] * (dy - sums[c] / n - y * sums_y[c] / n)
-                }),
-        );
+        d_input.resize(d_output.len(), 0.0);
+        for ((dx, dy), y) in d_input
+            .chunks_exact_mut(cols)
+            .zip(d_output.chunks_exact(cols))
+            .zip(cache.output.chunks_exact(cols))
+        {
+            for c in 0..cols {
+                dx[c] = cache.inv_std[c] * (dy[c] - sums[c] / n - y[c] * sums_y[c] / n);
+            }
+        }
         Ok(())
     }
 }
@@ -169,11 +169,12 @@ impl DenseBatchNorm {
 /// `out = (x − mean) ⊙ inv_std`, row by row.
 fn normalise(x: &[f32], cols: usize, mean: &[f32], inv_std: &[f32], out: &mut Vec<f32>) {
     out.clear();
-    out.extend(
-        x.iter()
-            .enumerate()
-            .map(|(i, v)| (v - mean[i % cols]) * inv_std[i % cols]),
-    );
+    out.resize(x.len(), 0.0);
+    for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+        for c in 0..cols {
+            o[c] = (row[c] - mean[c]) * inv_std[c];
+        }
+    }
 }
 
 #[cfg(test)]

@@ -121,6 +121,18 @@ pub fn relu_backward(delta: &mut [f32], output: &[f32]) {
     });
 }
 
+/// Inverted dropout from precomputed draws: zeroes `values[i]` where
+/// `draws[i] < threshold` and scales the rest by `keep`, without a branch
+/// per element.
+pub fn drop_below(values: &mut [f32], draws: &[u32], threshold: u32, keep: f32) {
+    Arch::new().dispatch(|| {
+        for (v, &d) in values.iter_mut().zip(draws) {
+            let kept = *v * keep;
+            *v = if d < threshold { 0.0 } else { kept };
+        }
+    });
+}
+
 /// Adds every row of the row-major `rows` (rows of `sums.len()` values) into `sums`.
 pub fn add_rows(sums: &mut [f32], rows: &[f32]) {
     Arch::new().dispatch(|| {
