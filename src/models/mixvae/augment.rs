@@ -83,23 +83,39 @@ impl Augmenter {
         device: &Device,
         rng: &mut ChaCha8Rng,
     ) -> Result<Array2<f32>, NnError> {
-        let mut copy = match self {
-            Augmenter::Generator(g) => {
-                let mut store = g.store.clone();
-                let out = g.forward(&mut store, Var::from_array(device, x)?, Mode::Eval, rng)?;
-                return out.noisy.to_array();
-            }
-            _ => x.to_owned(),
-        };
-        let values = copy
-            .as_slice_mut()
-            .ok_or_else(|| NnError::Backend("augmenting a non-contiguous batch".into()))?;
-        match self {
-            Augmenter::Dropout(rate) => nn::dropout_in_place(values, *rate, rng)?,
-            Augmenter::Noise(std) => nn::add_noise_in_place(values, *std, rng)?,
-            Augmenter::Identity | Augmenter::Generator(_) => {}
+        let mut values = Vec::new();
+        self.augment_into(x, device, rng, &mut values)?;
+        Array2::from_shape_vec(x.dim(), values).map_err(|e| NnError::Backend(e.to_string()))
+    }
+
+    /// [`Augmenter::augment`] into `out` (row-major, replacing its contents),
+    /// sparing a training step a copy of the batch.
+    pub(crate) fn augment_into(
+        &self,
+        x: &Array2<f32>,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<f32>,
+    ) -> Result<(), NnError> {
+        out.clear();
+        if let Augmenter::Generator(g) = self {
+            let mut store = g.store.clone();
+            let copy = g
+                .forward(&mut store, Var::from_array(device, x)?, Mode::Eval, rng)?
+                .noisy
+                .to_array()?;
+            out.extend(copy.iter().copied());
+            return Ok(());
         }
-        Ok(copy)
+        match x.as_slice() {
+            Some(values) => out.extend_from_slice(values),
+            None => out.extend(x.iter().copied()),
+        }
+        match self {
+            Augmenter::Dropout(rate) => nn::dropout_in_place(out, *rate, rng),
+            Augmenter::Noise(std) => nn::add_noise_in_place(out, *std, rng),
+            Augmenter::Identity | Augmenter::Generator(_) => Ok(()),
+        }
     }
 }
 

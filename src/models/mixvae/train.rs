@@ -355,14 +355,11 @@ impl Job<'_> {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seeds[a]);
             // The agent reconstructs its augmented copy from that copy after
             // input dropout, both built on the host.
-            let copy = network.augmenter.augment(self.xb, &device, &mut rng)?;
-            let rows = copy.nrows();
+            let rows = self.xb.nrows();
             let run = &mut network.runs[i];
-            run.target.clear();
-            match copy.as_slice() {
-                Some(values) => run.target.extend_from_slice(values),
-                None => run.target.extend(copy.iter().copied()),
-            }
+            network
+                .augmenter
+                .augment_into(self.xb, &device, &mut rng, &mut run.target)?;
             run.input.clear();
             run.input.extend_from_slice(&run.target);
             nn::dropout_in_place(&mut run.input, config.input_dropout, &mut rng)?;

@@ -8,6 +8,7 @@
 //! variance for the running variance (as [`crate::nn::BatchNorm`] does on the
 //! tape). Evaluation mode uses the running statistics.
 
+use super::kernels;
 use crate::nn::NnError;
 
 /// A batch normalisation of `running_mean.len()` columns.
@@ -77,18 +78,12 @@ impl DenseBatchNorm {
         let mean = &mut cache.sums;
         mean.clear();
         mean.resize(cols, 0.0);
-        for row in x.chunks_exact(cols) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
-        }
+        kernels::add_rows(mean, x);
         mean.iter_mut().for_each(|m| *m /= n);
         let var = &mut cache.inv_std;
         var.clear();
         var.resize(cols, 0.0);
-        for row in x.chunks_exact(cols) {
-            for ((s, v), m) in var.iter_mut().zip(row).zip(mean.iter()) {
-                *s += (v - m) * (v - m);
-            }
-        }
+        kernels::add_squared_deviation_rows(var, x, mean);
         var.iter_mut().for_each(|s| *s /= n);
         let (m, bessel) = (self.momentum, if rows > 1 { n / (n - 1.0) } else { 1.0 });
         for (((rm, rv), bm), bv) in self
@@ -103,19 +98,19 @@ impl DenseBatchNorm {
         }
         var.iter_mut()
             .for_each(|v| *v = 1.0 / (*v + self.eps).sqrt());
-        normalise(x, cols, mean, var, &mut cache.output);
+        normalise(x, mean, var, &mut cache.output);
         Ok(())
     }
 
     /// Evaluation mode: normalises `x` with the running statistics into `out`.
     pub fn forward_eval(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), NnError> {
-        let cols = self.check(x, rows)?;
+        self.check(x, rows)?;
         let inv_std: Vec<f32> = self
             .running_var
             .iter()
             .map(|v| 1.0 / (v + self.eps).sqrt())
             .collect();
-        normalise(x, cols, &self.running_mean, &inv_std, out);
+        normalise(x, &self.running_mean, &inv_std, out);
         Ok(())
     }
 
@@ -142,38 +137,28 @@ impl DenseBatchNorm {
         sums.resize(cols, 0.0);
         sums_y.clear();
         sums_y.resize(cols, 0.0);
-        for (dy, y) in d_output
-            .chunks_exact(cols)
-            .zip(cache.output.chunks_exact(cols))
-        {
-            for c in 0..cols {
-                sums[c] += dy[c];
-                sums_y[c] += dy[c] * y[c];
-            }
-        }
+        kernels::add_rows(sums, d_output);
+        kernels::add_product_rows(sums_y, d_output, &cache.output);
         d_input.clear();
-        d_input.extend(
-            d_output
-                .iter()
-                .zip(&cache.output)
-                .enumerate()
-                .map(|(i, (dy, y))| {
-                    let c = i % cols;
-                    cache.inv_std[c] * (dy - sums[c] / n - y * sums_y[c] / n)
-                }),
+        d_input.resize(d_output.len(), 0.0);
+        kernels::batch_norm_input_gradient(
+            d_input,
+            d_output,
+            &cache.output,
+            &cache.inv_std,
+            sums,
+            sums_y,
+            n,
         );
         Ok(())
     }
 }
 
 /// `out = (x − mean) ⊙ inv_std`, row by row.
-fn normalise(x: &[f32], cols: usize, mean: &[f32], inv_std: &[f32], out: &mut Vec<f32>) {
+fn normalise(x: &[f32], mean: &[f32], inv_std: &[f32], out: &mut Vec<f32>) {
     out.clear();
-    out.extend(
-        x.iter()
-            .enumerate()
-            .map(|(i, v)| (v - mean[i % cols]) * inv_std[i % cols]),
-    );
+    out.resize(x.len(), 0.0);
+    kernels::normalise_rows(out, x, mean, inv_std);
 }
 
 #[cfg(test)]

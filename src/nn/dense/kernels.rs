@@ -102,6 +102,16 @@ pub fn elu_backward(delta: &mut [f32], output: &[f32]) {
     });
 }
 
+/// `delta = d_output` times the ELU's derivative read from the layer's
+/// output `h` (as [`elu_backward`] on a copy of `d_output`, in one pass).
+pub fn elu_backward_into(delta: &mut [f32], d_output: &[f32], output: &[f32]) {
+    Arch::new().dispatch(|| {
+        for ((d, &g), &h) in delta.iter_mut().zip(d_output).zip(output) {
+            *d = g * if h > 0.0 { 1.0 } else { h + 1.0 };
+        }
+    });
+}
+
 /// The ReLU in place: `max(v, 0)`.
 pub fn relu_in_place(values: &mut [f32]) {
     Arch::new().dispatch(|| {
@@ -121,12 +131,103 @@ pub fn relu_backward(delta: &mut [f32], output: &[f32]) {
     });
 }
 
+/// Inverted dropout from precomputed draws: zeroes `values[i]` where
+/// `draws[i] < threshold` and scales the rest by `keep`, without a branch
+/// per element.
+pub fn drop_below(values: &mut [f32], draws: &[u32], threshold: u32, keep: f32) {
+    Arch::new().dispatch(|| {
+        for (v, &d) in values.iter_mut().zip(draws) {
+            let kept = *v * keep;
+            *v = if d < threshold { 0.0 } else { kept };
+        }
+    });
+}
+
+/// `delta = d_output` where the layer's output `h > 0`, else 0 (as
+/// [`relu_backward`] on a copy of `d_output`, in one pass).
+pub fn relu_backward_into(delta: &mut [f32], d_output: &[f32], output: &[f32]) {
+    Arch::new().dispatch(|| {
+        for ((d, &g), &h) in delta.iter_mut().zip(d_output).zip(output) {
+            *d = if h > 0.0 { g } else { 0.0 };
+        }
+    });
+}
+
 /// Adds every row of the row-major `rows` (rows of `sums.len()` values) into `sums`.
 pub fn add_rows(sums: &mut [f32], rows: &[f32]) {
     Arch::new().dispatch(|| {
         for row in rows.chunks_exact(sums.len().max(1)) {
             for (s, v) in sums.iter_mut().zip(row) {
                 *s += v;
+            }
+        }
+    });
+}
+
+/// Adds `(v − mean)²` of every row of the row-major `rows` into `sums`,
+/// column by column (`mean` and `sums` are one row wide).
+pub fn add_squared_deviation_rows(sums: &mut [f32], rows: &[f32], mean: &[f32]) {
+    Arch::new().dispatch(|| {
+        for row in rows.chunks_exact(sums.len().max(1)) {
+            for ((s, v), m) in sums.iter_mut().zip(row).zip(mean) {
+                *s += (v - m) * (v - m);
+            }
+        }
+    });
+}
+
+/// Adds `a ⊙ b` of every row of the row-major `a` and `b` into `sums`.
+pub fn add_product_rows(sums: &mut [f32], a: &[f32], b: &[f32]) {
+    let cols = sums.len().max(1);
+    Arch::new().dispatch(|| {
+        for (ra, rb) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
+            for ((s, x), y) in sums.iter_mut().zip(ra).zip(rb) {
+                *s += x * y;
+            }
+        }
+    });
+}
+
+/// `out = (x − mean) ⊙ inv_std` row by row (`mean` and `inv_std` one row wide).
+pub fn normalise_rows(out: &mut [f32], x: &[f32], mean: &[f32], inv_std: &[f32]) {
+    let cols = mean.len().max(1);
+    Arch::new().dispatch(|| {
+        for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+            for (((o, v), m), s) in o.iter_mut().zip(row).zip(mean).zip(inv_std) {
+                *o = (v - m) * s;
+            }
+        }
+    });
+}
+
+/// The batch normalisation's input gradient row by row:
+/// `dx = inv_std ⊙ (dy − sums / n − y ⊙ sums_y / n)`, where `sums` and
+/// `sums_y` are the column sums of `dy` and `dy ⊙ y`.
+pub fn batch_norm_input_gradient(
+    dx: &mut [f32],
+    dy: &[f32],
+    y: &[f32],
+    inv_std: &[f32],
+    sums: &[f32],
+    sums_y: &[f32],
+    n: f32,
+) {
+    let cols = inv_std.len().max(1);
+    Arch::new().dispatch(|| {
+        for ((dx, dy), y) in dx
+            .chunks_exact_mut(cols)
+            .zip(dy.chunks_exact(cols))
+            .zip(y.chunks_exact(cols))
+        {
+            for (((((dx, dy), y), s), sy), is) in dx
+                .iter_mut()
+                .zip(dy)
+                .zip(y)
+                .zip(sums)
+                .zip(sums_y)
+                .zip(inv_std)
+            {
+                *dx = is * (dy - s / n - y * sy / n);
             }
         }
     });

@@ -41,6 +41,16 @@ impl Activation {
             Activation::Linear => {}
         }
     }
+
+    /// Writes `d_output` times the activation's derivative (read from its
+    /// output) into `delta`, of the same length.
+    fn backward_into(self, delta: &mut [f32], d_output: &[f32], output: &[f32]) {
+        match self {
+            Activation::Elu => kernels::elu_backward_into(delta, d_output, output),
+            Activation::Relu => kernels::relu_backward_into(delta, d_output, output),
+            Activation::Linear => delta.copy_from_slice(d_output),
+        }
+    }
 }
 
 /// One fully connected layer `act(x W + b)`; `weight` is `(inputs, outputs)` row-major.
@@ -422,11 +432,21 @@ impl DenseNet {
         };
         grads.weight.resize_with(self.layers.len(), Vec::new);
         grads.bias.resize_with(self.layers.len(), Vec::new);
-        ws.delta.clear();
-        ws.delta.extend_from_slice(d_output);
         for l in (lowest..=last).rev() {
             let layer = &self.layers[l];
-            layer.activation.backward(&mut ws.delta, &ws.acts[l]);
+            // A linear output layer's delta is `d_output` itself: no copy.
+            let top_linear = l == last && layer.activation == Activation::Linear;
+            if l == last && !top_linear {
+                ws.delta.resize(d_output.len(), 0.0);
+                layer
+                    .activation
+                    .backward_into(&mut ws.delta, d_output, &ws.acts[l]);
+            } else if l < last {
+                layer.activation.backward(&mut ws.delta, &ws.acts[l]);
+            }
+            let par_weight = ws.par(layer.inputs, layer.outputs, rows);
+            let par_input = ws.par(rows, layer.inputs, layer.outputs);
+            let delta: &[f32] = if top_linear { d_output } else { &ws.delta };
             let input: &[f32] = if l == from { x } else { &ws.acts[l - 1] };
             if layer.trainable {
                 let gw = &mut grads.weight[l];
@@ -438,17 +458,16 @@ impl DenseNet {
                     rows,
                     input,
                     true,
-                    &ws.delta,
+                    delta,
                     false,
                     false,
-                    ws.par(layer.inputs, layer.outputs, rows),
+                    par_weight,
                 );
                 let gb = &mut grads.bias[l];
                 gb.clear();
                 gb.resize(layer.outputs, 0.0);
-                kernels::add_rows(gb, &ws.delta);
+                kernels::add_rows(gb, delta);
             }
-            let par = ws.par(rows, layer.inputs, layer.outputs);
             let below: &mut Vec<f32> = match (l > lowest, d_input.as_deref_mut()) {
                 (true, _) => &mut ws.delta_below,
                 (false, Some(d_input)) => d_input,
@@ -460,12 +479,12 @@ impl DenseNet {
                 rows,
                 layer.inputs,
                 layer.outputs,
-                &ws.delta,
+                delta,
                 false,
                 &layer.weight,
                 true,
                 false,
-                par,
+                par_input,
             );
             if l > lowest {
                 std::mem::swap(&mut ws.delta, &mut ws.delta_below);
