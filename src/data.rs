@@ -25,5 +25,5 @@ pub use matrix::{MatrixFormat, MatrixSource, detect_format, read_matrix};
 pub use metadata::{Metadata, read_metadata};
 pub use mtx::{MtxFiles, read_mtx};
 pub use read::read_table;
-pub use sparse::{Csr, LoadedTable, SparseTable, csr_from_dense};
+pub use sparse::{Csr, LoadedTable, SparseTable, csr_from_dense, first_stored_where};
 pub use table::{FeatureTable, Orientation, write_table};

@@ -9,6 +9,7 @@
 //! dropped silently, and a problem is a [`PrepError`] that names the step, the
 //! field, and the feature or cell involved.
 
+mod columns;
 mod error;
 mod filter;
 mod fitted;

@@ -8,6 +8,7 @@
 //! gives the same numbers on either representation.
 
 use ndarray::Array2;
+use rayon::prelude::*;
 
 use super::FeatureTable;
 
@@ -26,12 +27,27 @@ pub struct SparseTable {
 }
 
 impl SparseTable {
-    /// The dense copy of the whole table.
+    /// The dense copy of the whole table (rows filled in parallel).
     pub fn to_dense(&self) -> FeatureTable {
+        let columns = self.features.len();
+        let mut values = Array2::zeros((self.cells.len(), columns));
+        let indptr = self.values.indptr();
+        let indptr = indptr.raw_storage();
+        let (indices, data) = (self.values.indices(), self.values.data());
+        // A fresh array of zeros is contiguous and row-major.
+        if let Some(flat) = values.as_slice_mut() {
+            flat.par_chunks_mut(columns.max(1))
+                .zip(indptr.par_windows(2))
+                .for_each(|(row, span)| {
+                    for k in span[0]..span[1] {
+                        row[indices[k] as usize] = data[k];
+                    }
+                });
+        }
         FeatureTable {
             cells: self.cells.clone(),
             features: self.features.clone(),
-            values: self.values.to_dense(),
+            values,
         }
     }
 
@@ -95,23 +111,28 @@ impl SparseTable {
             .map(|(f, _)| f)
             .collect::<Vec<_>>();
         let rows = self.cells.len();
-        let (indptr, indices, data) = self.values.into_raw_storage();
-        let mut new_indptr = Vec::with_capacity(indptr.len());
-        let mut new_indices = Vec::new();
-        let mut new_data = Vec::new();
-        new_indptr.push(0);
-        for window in indptr.windows(2) {
-            let (start, end) = (window[0], window[1]);
-            for (&j, &v) in indices[start..end].iter().zip(&data[start..end]) {
-                let mapped = new_index[j as usize];
+        // Compacted in place: an entry only ever moves towards the front.
+        let (mut indptr, mut indices, mut data) = self.values.into_raw_storage();
+        let mut kept = 0;
+        let mut start = 0;
+        for i in 0..rows {
+            let end = indptr[i + 1];
+            for k in start..end {
+                let mapped = new_index[indices[k] as usize];
                 if mapped != u32::MAX {
-                    new_indices.push(mapped);
-                    new_data.push(v);
+                    indices[kept] = mapped;
+                    data[kept] = data[k];
+                    kept += 1;
                 }
             }
-            new_indptr.push(new_indices.len());
+            start = end;
+            indptr[i + 1] = kept;
         }
-        let values = Csr::new((rows, features.len()), new_indptr, new_indices, new_data);
+        indices.truncate(kept);
+        data.truncate(kept);
+        indices.shrink_to_fit();
+        data.shrink_to_fit();
+        let values = Csr::new((rows, features.len()), indptr, indices, data);
         Self {
             cells: self.cells,
             features,
@@ -151,6 +172,29 @@ impl SparseTable {
             values,
         }
     }
+}
+
+/// Stored values scanned per parallel task by [`first_stored_where`].
+const SCAN_BLOCK: usize = 1 << 16;
+
+/// The first stored entry (row, column, value) of `csr`, in storage order,
+/// for which `bad` holds; blocks of values are scanned in parallel.
+pub fn first_stored_where(
+    csr: &Csr,
+    bad: impl Fn(f64) -> bool + Sync,
+) -> Option<(usize, usize, f64)> {
+    let data = csr.data();
+    let k = data
+        .par_chunks(SCAN_BLOCK)
+        .enumerate()
+        .find_map_first(|(b, block)| {
+            block
+                .iter()
+                .position(|&v| bad(v))
+                .map(|k| b * SCAN_BLOCK + k)
+        })?;
+    let row = csr.indptr().raw_storage().partition_point(|&p| p <= k);
+    Some((row.saturating_sub(1), csr.indices()[k] as usize, data[k]))
 }
 
 /// A dense matrix as CSR (zeros left out).

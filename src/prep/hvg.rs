@@ -2,7 +2,7 @@
 //! dense or CSR table of `ln(x + 1)` normalised values (scanpy's `log1p`):
 //!
 //! 1. undo the log (`expm1`), then per gene the mean and the unbiased
-//!    variance (ddof = 1);
+//!    variance (ddof = 1), in one pass as scanpy: `E[x²] - E[x]²`;
 //! 2. a mean of 0 becomes 1e-12; dispersion = variance / mean, 0 becomes
 //!    NaN, then `ln`; the mean becomes `ln(1 + mean)`;
 //! 3. genes are binned by mean into `n_bins` equal-width bins (pandas `cut`:
@@ -14,7 +14,7 @@
 //! 5. the genes whose normalised dispersion is at least the `n`-th highest
 //!    are selected (ties at the cut-off are all kept, as in scanpy).
 
-use super::sparse::for_each_stored;
+use super::columns::{column_sums, refuse_stored};
 use super::{PrepError, StepId};
 use crate::data::LoadedTable;
 
@@ -35,41 +35,22 @@ pub(super) fn seurat_dispersions(
     n_bins: usize,
     step: StepId,
 ) -> Result<SeuratDispersions, PrepError> {
-    let genes = table.features().len();
     let cells = table.cells().len() as f64;
-    let mut sums = vec![0.0; genes];
-    for_each_stored(table, |i, j, v| {
-        if !(v.is_finite() && v > -1.0) {
-            return Err(super::sparse::bad_stored_value(
-                table,
-                step,
-                (i, j, v),
-                "a finite log1p value above -1",
-            ));
-        }
-        sums[j] += v.exp_m1();
-        Ok(())
+    refuse_stored(table, step, "a finite log1p value above -1", |v| {
+        !(v.is_finite() && v > -1.0)
     })?;
-    let means: Vec<f64> = sums.iter().map(|s| s / cells).collect();
-    // Squared deviations over the stored entries, then the unstored zeros' share.
-    let mut squares = vec![0.0; genes];
-    let mut stored = vec![0_usize; genes];
-    for_each_stored(table, |_, j, v| {
-        let d = v.exp_m1() - means[j];
-        squares[j] += d * d;
-        stored[j] += 1;
-        Ok(())
-    })?;
+    // One pass, as scanpy's `_get_mean_var`: mean of x and of x², variance = E[x²] - E[x]².
+    let moments = column_sums(table, |_, v| v.exp_m1());
+    let means: Vec<f64> = moments.sums.iter().map(|s| s / cells).collect();
     let correction = if cells > 1.0 {
         cells / (cells - 1.0)
     } else {
         1.0
     };
-    let mut log_means = Vec::with_capacity(genes);
-    let mut dispersions = Vec::with_capacity(genes);
-    for j in 0..genes {
-        let zeros = cells - stored[j] as f64;
-        let variance = (squares[j] + zeros * means[j] * means[j]) / cells * correction;
+    let mut log_means = Vec::with_capacity(means.len());
+    let mut dispersions = Vec::with_capacity(means.len());
+    for (j, &squares) in moments.squares.iter().enumerate() {
+        let variance = (squares / cells - means[j] * means[j]) * correction;
         let mean = if means[j] == 0.0 { 1e-12 } else { means[j] };
         let dispersion = variance / mean;
         dispersions.push(if dispersion == 0.0 {

@@ -12,8 +12,8 @@
 //! 4. the `n` genes with the largest `variances_norm` are selected (exactly
 //!    `n`; a tie goes to the earlier gene).
 
+use super::columns::{column_sums, refuse_stored};
 use super::loess::loess_fitted;
-use super::sparse::{bad_stored_value, for_each_stored};
 use super::{PrepError, StepId};
 use crate::data::LoadedTable;
 
@@ -52,32 +52,17 @@ pub(super) fn seurat_v3_variances(
             ),
         });
     }
-    let mut sums = vec![0.0; genes];
-    let mut stored = vec![0_usize; genes];
-    for_each_stored(table, |i, j, v| {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(bad_stored_value(
-                table,
-                step,
-                (i, j, v),
-                "a finite, non-negative count",
-            ));
-        }
-        sums[j] += v;
-        stored[j] += 1;
-        Ok(())
+    refuse_stored(table, step, "a finite, non-negative count", |v| {
+        !(v.is_finite() && v >= 0.0)
     })?;
-    let means: Vec<f64> = sums.iter().map(|s| s / cells).collect();
+    let first = column_sums(table, |_, v| v);
+    let means: Vec<f64> = first.sums.iter().map(|s| s / cells).collect();
     // Squared deviations over the stored entries, then the unstored zeros' share.
-    let mut squares = vec![0.0; genes];
-    for_each_stored(table, |_, j, v| {
-        squares[j] += (v - means[j]) * (v - means[j]);
-        Ok(())
-    })?;
+    let deviations = column_sums(table, |j, v| v - means[j]);
     let variances: Vec<f64> = (0..genes)
         .map(|j| {
-            let zeros = cells - stored[j] as f64;
-            (squares[j] + zeros * means[j] * means[j]) / (cells - 1.0)
+            let zeros = cells - first.stored[j] as f64;
+            (deviations.squares[j] + zeros * means[j] * means[j]) / (cells - 1.0)
         })
         .collect();
     let varying: Vec<usize> = (0..genes).filter(|&j| variances[j] > 0.0).collect();
@@ -99,18 +84,11 @@ pub(super) fn seurat_v3_variances(
     let clip: Vec<f64> = (0..genes)
         .map(|j| sd[j] * cells.sqrt() + means[j])
         .collect();
-    let mut clipped_sums = vec![0.0; genes];
-    let mut clipped_squares = vec![0.0; genes];
-    for_each_stored(table, |_, j, v| {
-        let c = v.min(clip[j]);
-        clipped_sums[j] += c;
-        clipped_squares[j] += c * c;
-        Ok(())
-    })?;
+    let clipped = column_sums(table, |j, v| v.min(clip[j]));
     let normalised = (0..genes)
         .map(|j| {
             let m = means[j];
-            (cells * m * m + clipped_squares[j] - 2.0 * clipped_sums[j] * m)
+            (cells * m * m + clipped.squares[j] - 2.0 * clipped.sums[j] * m)
                 / ((cells - 1.0) * sd[j] * sd[j])
         })
         .collect();

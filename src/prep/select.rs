@@ -15,12 +15,11 @@
 //! move towards the side that fixes the count, stop when exactly `n` genes
 //! pass, at most 100 steps.
 
+use super::columns::{column_sums, refuse_stored};
 use super::hvg::{seurat_dispersions, top_genes};
 use super::hvg_v3::seurat_v3_variances;
 use super::sparse::{bad_stored_value, for_each_stored};
-use super::standardise::column_stats;
 use super::subset::{Outcome, keep_features};
-use super::transform::find_bad_value;
 use super::{GeneSelection, PrepError, StepDetail, StepId};
 use crate::data::LoadedTable;
 
@@ -95,48 +94,24 @@ fn by_variance(
     step: StepId,
 ) -> Result<(Vec<bool>, StepDetail), PrepError> {
     let expected = "a finite value (drop missing values first)";
-    let variances: Vec<f64> = match table {
-        LoadedTable::Dense(t) => {
-            find_bad_value(t, step, expected, |v| !v.is_finite())?;
-            column_stats(&t.values)
-                .iter()
-                .map(|s| s.sd * s.sd)
-                .collect()
-        }
-        LoadedTable::Sparse(_) => sparse_variances(table, step, expected)?,
-    };
-    let (keep, smallest_selected) = top_n(&variances, n);
+    refuse_stored(table, step, expected, |v| !v.is_finite())?;
+    let (keep, smallest_selected) = top_n(&variances(table), n);
     Ok((keep, StepDetail::Variance { smallest_selected }))
 }
 
 /// Population variance of every column from the stored entries: the zeros
 /// left out contribute `mean^2` each to the squared deviations.
-fn sparse_variances(
-    table: &LoadedTable,
-    step: StepId,
-    expected: &'static str,
-) -> Result<Vec<f64>, PrepError> {
-    let genes = table.features().len();
+fn variances(table: &LoadedTable) -> Vec<f64> {
     let cells = table.cells().len().max(1) as f64;
-    let mut sums = vec![0.0; genes];
-    let mut stored = vec![0_usize; genes];
-    for_each_stored(table, |i, j, v| {
-        if !v.is_finite() {
-            return Err(bad_stored_value(table, step, (i, j, v), expected));
-        }
-        sums[j] += v;
-        stored[j] += 1;
-        Ok(())
-    })?;
-    let means: Vec<f64> = sums.iter().map(|s| s / cells).collect();
-    let mut squares = vec![0.0; genes];
-    for_each_stored(table, |_, j, v| {
-        squares[j] += (v - means[j]) * (v - means[j]);
-        Ok(())
-    })?;
-    Ok((0..genes)
-        .map(|j| (squares[j] + (cells - stored[j] as f64) * means[j] * means[j]) / cells)
-        .collect())
+    let first = column_sums(table, |_, v| v);
+    let means: Vec<f64> = first.sums.iter().map(|s| s / cells).collect();
+    let deviations = column_sums(table, |j, v| v - means[j]);
+    (0..means.len())
+        .map(|j| {
+            let zeros = cells - first.stored[j] as f64;
+            (deviations.squares[j] + zeros * means[j] * means[j]) / cells
+        })
+        .collect()
 }
 
 fn by_seurat(

@@ -4,8 +4,10 @@
 //! counterpart gives (up to the order of floating-point sums). A log of
 //! `x + 1` keeps zeros at zero, so the matrix stays sparse throughout.
 
+use rayon::prelude::*;
 use regex::Regex;
 
+use super::columns::first_stored_sparse;
 use super::subset::Outcome;
 use super::transform::median_of_sorted;
 use super::{PrepError, StepDetail, StepId};
@@ -52,34 +54,58 @@ pub(super) fn bad_stored_value(
     }
 }
 
-/// The first stored value for which `bad` holds, as an error.
+/// The table back if no stored value is `bad`, else the first such value as an error.
 fn check_values(
     table: SparseTable,
     step: StepId,
     expected: &'static str,
-    bad: impl Fn(f64) -> bool,
+    bad: impl Fn(f64) -> bool + Sync,
 ) -> Result<SparseTable, PrepError> {
-    for (i, row) in table.values.outer_iterator().enumerate() {
-        if let Some((j, &value)) = row.iter().find(|&(_, &v)| bad(v)) {
-            return Err(PrepError::BadValue {
-                step,
-                cell: table.cells.get(i).cloned().unwrap_or_default(),
-                feature: table.features.get(j).cloned().unwrap_or_default(),
-                value,
-                expected,
-            });
-        }
+    match first_stored_sparse(&table, bad) {
+        Some((i, j, value)) => Err(PrepError::BadValue {
+            step,
+            cell: table.cells.get(i).cloned().unwrap_or_default(),
+            feature: table.features.get(j).cloned().unwrap_or_default(),
+            value,
+            expected,
+        }),
+        None => Ok(table),
     }
-    Ok(table)
 }
 
 /// Each cell's sum over the stored entries, in storage order.
 fn row_sums(table: &SparseTable) -> Vec<f64> {
+    let data = table.values.data();
     table
         .values
-        .outer_iterator()
-        .map(|row| row.data().iter().sum())
+        .indptr()
+        .raw_storage()
+        .par_windows(2)
+        .map(|w| data[w[0]..w[1]].iter().sum())
         .collect()
+}
+
+/// Cells per block of a parallel pass over the stored values.
+const BLOCK_ROWS: usize = 1024;
+
+/// Calls `visit(cell, values)` on every cell's stored values, blocks of cells in parallel.
+fn par_rows_mut(table: &mut SparseTable, visit: impl Fn(usize, &mut [f64]) + Sync) {
+    let indptr = table.values.indptr().raw_storage().to_vec();
+    let data = table.values.data_mut();
+    let mut blocks = Vec::with_capacity(indptr.len() / BLOCK_ROWS + 1);
+    let mut rest = data;
+    for first in (0..indptr.len().saturating_sub(1)).step_by(BLOCK_ROWS) {
+        let last = (first + BLOCK_ROWS).min(indptr.len() - 1);
+        let (block, tail) = rest.split_at_mut(indptr[last] - indptr[first]);
+        blocks.push((first, last, block));
+        rest = tail;
+    }
+    blocks.into_par_iter().for_each(|(first, last, block)| {
+        let offset = indptr[first];
+        for i in first..last {
+            visit(i, &mut block[indptr[i] - offset..indptr[i + 1] - offset]);
+        }
+    });
 }
 
 /// `LibrarySizeNormalise` on CSR: each cell divided by its sum, times the median sum.
@@ -101,9 +127,11 @@ pub(super) fn library_size_normalise(
     let mut sorted = sums.clone();
     sorted.sort_by(f64::total_cmp);
     let median = median_of_sorted(&sorted);
-    for (mut row, sum) in table.values.outer_iterator_mut().zip(&sums) {
-        row.map_inplace(|&v| v / sum * median);
-    }
+    par_rows_mut(&mut table, |i, row| {
+        for v in row {
+            *v = *v / sums[i] * median;
+        }
+    });
     let min = sorted.first().copied().unwrap_or(f64::NAN);
     let max = sorted.last().copied().unwrap_or(f64::NAN);
     Ok((
@@ -120,7 +148,11 @@ pub(super) fn log_plus_one(
     log: fn(f64) -> f64,
 ) -> Result<(LoadedTable, Outcome), PrepError> {
     let mut table = check_values(table, step, expected, |v| v <= -1.0)?;
-    table.values.map_inplace(|&v| log(v + 1.0));
+    par_rows_mut(&mut table, |_, row| {
+        for v in row {
+            *v = log(*v + 1.0);
+        }
+    });
     Ok((LoadedTable::Sparse(table), Outcome::nothing()))
 }
 

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{TypeDescriptor, VarLenAscii, VarLenUnicode};
+use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Conversion, Dataset, Group, LocationType};
 use ndarray::Array2;
 
-use super::super::{Csr, DataError};
+use super::super::{Csr, DataError, first_stored_where};
 
 /// The file being read, for error messages.
 pub(super) struct Context {
@@ -173,11 +173,7 @@ fn check_finite(ctx: &Context, name: &str, matrix: &Matrix) -> Result<(), DataEr
             .indexed_iter()
             .find(|(_, v)| !v.is_finite())
             .map(|((i, j), &v)| (i, j, v)),
-        Matrix::Sparse(csr) => csr.outer_iterator().enumerate().find_map(|(i, row)| {
-            row.iter()
-                .find(|(_, v)| !v.is_finite())
-                .map(|(j, &v)| (i, j, v))
-        }),
+        Matrix::Sparse(csr) => first_stored_where(csr, |v| !v.is_finite()),
     };
     match bad {
         Some((i, j, v)) => Err(ctx.error(
@@ -219,7 +215,7 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
             .dataset(part)
             .map_err(|e| ctx.error(&member(part), &format!("missing: {e}")))
     };
-    let data = numbers(ctx, &dataset("data")?, &member("data"))?;
+    let data = values(ctx, &dataset("data")?, &member("data"))?;
     let indices: Vec<u32> = read_indices(ctx, &dataset("indices")?, &member("indices"))?;
     let indptr: Vec<u64> = read_indices(ctx, &dataset("indptr")?, &member("indptr"))?;
     let (outer, inner) = if csc {
@@ -305,45 +301,82 @@ pub(super) fn numbers(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Ve
     }
 }
 
-/// Entries read at a time when converting an index array.
-const INDEX_BLOCK: usize = 1 << 22;
+/// Entries read at a time from a 1-D array (16 MiB of `f32`).
+const BLOCK: usize = 1 << 22;
 
-/// A 1-D integer dataset of indices as `T` (`u32` or `u64`), read in blocks
-/// so that only one block is held at 64 bits; negative values and values
-/// that do not fit `T` are refused.
+/// A 1-D dataset read block by block as `S` (the stored type, so HDF5 copies
+/// without converting; any other type is converted by HDF5), each entry
+/// turned into `T` by `convert` straight into the result.
+fn read_1d<S: hdf5::H5Type + Copy, T>(
+    ctx: &Context,
+    dataset: &Dataset,
+    name: &str,
+    convert: impl Fn(S) -> Result<T, DataError>,
+) -> Result<Vec<T>, DataError> {
+    let total = dataset.size();
+    let mut values = Vec::with_capacity(total);
+    for start in (0..total).step_by(BLOCK) {
+        let end = (start + BLOCK).min(total);
+        let block = dataset
+            .as_reader()
+            .conversion(Conversion::Hard)
+            .read_slice_1d::<S, _>(start..end)
+            .map_err(|e| ctx.hdf5(name, &e))?;
+        for &v in &block {
+            values.push(convert(v)?);
+        }
+    }
+    Ok(values)
+}
+
+/// The stored values of a sparse matrix (a 1-D array of any integer or float
+/// type) as `f64`, read in their stored type when that is `f32` or `f64`.
+fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Vec<f64>, DataError> {
+    match dataset.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => {
+            read_1d(ctx, dataset, name, |v: f32| Ok(f64::from(v)))
+        }
+        Ok(TypeDescriptor::Float(FloatSize::U8)) => read_1d(ctx, dataset, name, |v: f64| Ok(v)),
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {
+            read_1d(ctx, dataset, name, |v: f64| Ok(v))
+        }
+        Ok(other) => Err(ctx.error(
+            name,
+            &format!("holds {other:?} values; expected integers or floating-point numbers"),
+        )),
+        Err(e) => Err(ctx.hdf5(name, &e)),
+    }
+}
+
+/// A 1-D integer dataset of indices as `T` (`u32` or `u64`), read in its
+/// stored type when that is a 32- or 64-bit integer; negative values and
+/// values that do not fit `T` are refused.
 fn read_indices<T: TryFrom<i64>>(
     ctx: &Context,
     dataset: &Dataset,
     name: &str,
 ) -> Result<Vec<T>, DataError> {
+    let convert = |v: i64| {
+        T::try_from(v).map_err(|_| {
+            ctx.error(
+                name,
+                &format!("holds the index {v}; expected a non-negative index that fits the matrix"),
+            )
+        })
+    };
     match dataset.dtype().and_then(|t| t.to_descriptor()) {
-        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {}
-        Ok(other) => {
-            return Err(ctx.error(name, &format!("holds {other:?} values; expected integers")));
+        Ok(TypeDescriptor::Integer(IntSize::U4)) => {
+            read_1d(ctx, dataset, name, |v: i32| convert(i64::from(v)))
         }
-        Err(e) => return Err(ctx.hdf5(name, &e)),
-    }
-    let total = dataset.size();
-    let mut values = Vec::with_capacity(total);
-    for start in (0..total).step_by(INDEX_BLOCK) {
-        let end = (start + INDEX_BLOCK).min(total);
-        let block = dataset
-            .as_reader()
-            .conversion(Conversion::Hard)
-            .read_slice_1d::<i64, _>(start..end)
-            .map_err(|e| ctx.hdf5(name, &e))?;
-        for &v in &block {
-            values.push(T::try_from(v).map_err(|_| {
-                ctx.error(
-                    name,
-                    &format!(
-                        "holds the index {v}; expected a non-negative index that fits the matrix"
-                    ),
-                )
-            })?);
+        Ok(TypeDescriptor::Unsigned(IntSize::U4)) => {
+            read_1d(ctx, dataset, name, |v: u32| convert(i64::from(v)))
         }
+        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {
+            read_1d(ctx, dataset, name, convert)
+        }
+        Ok(other) => Err(ctx.error(name, &format!("holds {other:?} values; expected integers"))),
+        Err(e) => Err(ctx.hdf5(name, &e)),
     }
-    Ok(values)
 }
 
 /// An integer dataset as `i64`.
