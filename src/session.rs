@@ -17,6 +17,7 @@ mod lock;
 mod merge;
 mod result;
 mod ron_text;
+mod saver;
 mod schema;
 mod store;
 mod sweep;
@@ -32,11 +33,12 @@ pub use result::{
     AgentCategories, CrossModal, Curve, ExperimentResult, FeatureScore, Latent, NamedLatent,
     Provenance, ResultDetail,
 };
+pub use saver::BackgroundSaver;
 pub use schema::{
     DatasetSpec, Experiment, MetadataSpec, ModalitySpec, ModelSpec, Protocol, SESSION_VERSION,
     Session,
 };
-pub use store::{SaveReport, SessionStore};
+pub use store::{SaveJob, SaveOutcome, SaveReport, SessionStore};
 pub use sweep::{
     Dimension, Distribution, RandomSearch, SEED, Sweep, SweepError, SweepSpec, SweepValues,
     numeric_parameters, replicate_key, run_name, set_parameter, with_parameter,

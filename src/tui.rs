@@ -29,7 +29,7 @@ mod tests;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -38,6 +38,8 @@ use ratatui::crossterm::event::{self, Event as TermEvent, KeyEventKind};
 
 use app::App;
 use state::{AppEvent, Effect};
+
+use crate::session::BackgroundSaver;
 
 /// How long the loop waits for a key before looking at background events.
 const TICK: Duration = Duration::from_millis(50);
@@ -64,6 +66,12 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
             None
         }
     };
+    let saver = {
+        let sender = sender.clone();
+        BackgroundSaver::start(move |outcome| {
+            let _ = sender.send(AppEvent::Saved(outcome));
+        })
+    };
     let mut changed: Vec<std::path::PathBuf> = Vec::new();
     let mut last_change = Instant::now();
     loop {
@@ -72,6 +80,9 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
         }
         while let Some(job) = app.next_job() {
             worker::spawn_run(job, sender.clone());
+        }
+        if let Some(job) = app.next_save() {
+            saver.save(job);
         }
         app.sync();
         terminal.draw(|frame| ui::draw(frame, app))?;
@@ -108,8 +119,23 @@ fn event_loop(terminal: &mut DefaultTerminal, app: &mut App) -> Result<()> {
             }
         }
         if app.quit {
+            finish_saving(app, saver, &receiver);
             return Ok(());
         }
+    }
+}
+
+/// On quitting: waits for the save in flight, books it (and every other
+/// save outcome in `receiver`), then writes what is still unsaved.
+pub fn finish_saving(app: &mut App, saver: BackgroundSaver, receiver: &Receiver<AppEvent>) {
+    saver.finish();
+    while let Ok(event) = receiver.try_recv() {
+        if let AppEvent::Saved(outcome) = event {
+            app.handle(AppEvent::Saved(outcome));
+        }
+    }
+    if app.save_pending() {
+        app.save_now();
     }
 }
 

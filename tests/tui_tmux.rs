@@ -216,7 +216,13 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
         "the trained network is saved beside the session"
     );
     pane.keys(&["q"]);
-    let session = std::fs::read_to_string(dir.path().join("s.ron")).unwrap();
+    // Saved by the writer thread, shortly after the run finished.
+    let saved = || std::fs::read_to_string(dir.path().join("s.ron")).unwrap();
+    let started = Instant::now();
+    while !saved().contains("cv_r2_mean") && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let session = saved();
     assert!(session.contains("cv_r2_mean"), "the result was autosaved");
     assert!(session.contains("s.weights/net/final.safetensors"));
 

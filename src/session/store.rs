@@ -10,8 +10,15 @@
 //! other's results, and a file the user made invalid is never overwritten:
 //! the save fails, the changes stay pending, and the next save after the
 //! file is fixed writes them.
+//!
+//! A save can also run on another thread: [`SessionStore::save_job`] takes
+//! a [`SaveJob`] (a cheap snapshot: the session is shared, not copied),
+//! [`SaveJob::run`] does the reading, merging and writing anywhere, and
+//! [`SessionStore::finish_save`] books its [`SaveOutcome`]; changes made
+//! meanwhile stay pending for the next save.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::file::write_atomic;
 use super::lock::{OwnerLock, SaveLock, remove_stale_temp_files};
@@ -22,12 +29,18 @@ use super::{ExperimentResult, Session, SessionError, parse, to_ron, validate};
 #[derive(Debug)]
 pub struct SessionStore {
     path: PathBuf,
-    session: Session,
+    session: Arc<Session>,
     text: String,
-    pending: Vec<Change>,
+    /// Unsaved changes, each with its number (see `changes`).
+    pending: Vec<(u64, Change)>,
     owner: Option<OwnerLock>,
     read_only: Option<String>,
     generation: u64,
+    /// How many changes were ever made: numbers them.
+    changes: u64,
+    /// How many times the file was written or reloaded: a save job whose
+    /// count is behind must not replace the text or session it did not see.
+    writes: u64,
 }
 
 impl SessionStore {
@@ -80,12 +93,14 @@ impl SessionStore {
     fn with_text(path: &Path, session: Session, text: String) -> SessionStore {
         SessionStore {
             path: path.to_path_buf(),
-            session,
+            session: Arc::new(session),
             text,
             pending: Vec::new(),
             owner: None,
             read_only: None,
             generation: 0,
+            changes: 0,
+            writes: 0,
         }
     }
 
@@ -125,12 +140,13 @@ impl SessionStore {
     /// Makes `change` here and remembers it for the next [`save`](Self::save);
     /// `Err` says why it does not apply.
     pub fn change(&mut self, change: Change) -> Result<(), String> {
-        let mut updated = self.session.clone();
+        let mut updated = Session::clone(&self.session);
         change.apply(&mut updated)?;
         validate::check(&updated, &self.path).map_err(|e| e.to_string())?;
-        self.session = updated;
+        self.session = Arc::new(updated);
         self.generation += 1;
-        self.pending.push(change);
+        self.changes += 1;
+        self.pending.push((self.changes, change));
         Ok(())
     }
 
@@ -141,8 +157,20 @@ impl SessionStore {
         &mut self,
         name: &str,
         config_fingerprint: String,
-        mut result: ExperimentResult,
+        result: ExperimentResult,
     ) -> Result<SaveReport, SessionError> {
+        self.add_result(name, config_fingerprint, result)?;
+        self.save()
+    }
+
+    /// Like [`record_result`](Self::record_result) without saving: the
+    /// result waits, pending, for the next save.
+    pub fn add_result(
+        &mut self,
+        name: &str,
+        config_fingerprint: String,
+        mut result: ExperimentResult,
+    ) -> Result<(), SessionError> {
         result.provenance.config = Some(config_fingerprint);
         self.change(Change::Result {
             experiment: name.to_string(),
@@ -152,8 +180,7 @@ impl SessionStore {
             path: self.path.clone(),
             field: format!("experiments[{name}].result"),
             message,
-        })?;
-        self.save()
+        })
     }
 
     /// Writes this program's changes into the file as it is on disk now,
@@ -162,23 +189,109 @@ impl SessionStore {
     /// pending); changes that no longer apply (their experiment was removed)
     /// are dropped and listed in the report.
     pub fn save(&mut self) -> Result<SaveReport, SessionError> {
+        match self.save_job()? {
+            Some(job) => self.finish_save(job.run()),
+            None => Ok(SaveReport::default()),
+        }
+    }
+
+    /// A snapshot of the unsaved changes to write with [`SaveJob::run`],
+    /// on any thread; `None` when nothing waits. Fails when the store is
+    /// read-only.
+    pub fn save_job(&self) -> Result<Option<SaveJob>, SessionError> {
         if let Some(holder) = &self.read_only {
             return Err(SessionError::ReadOnly {
                 path: self.path.clone(),
                 holder: holder.clone(),
             });
         }
-        if self.pending.is_empty() {
-            return Ok(SaveReport::default());
+        let Some(&(last_change, _)) = self.pending.last() else {
+            return Ok(None);
+        };
+        Ok(Some(SaveJob {
+            path: self.path.clone(),
+            known_text: self.text.clone(),
+            session: Arc::clone(&self.session),
+            changes: self.pending.iter().map(|(_, c)| c.clone()).collect(),
+            last_change,
+            writes: self.writes,
+        }))
+    }
+
+    /// Books what a [`SaveJob`] of this store did: on success its changes
+    /// are no longer pending (changes made since stay pending) and, unless
+    /// the file was written or reloaded meanwhile, the written text and
+    /// merged session become this store's. On failure nothing changes.
+    pub fn finish_save(&mut self, outcome: SaveOutcome) -> Result<SaveReport, SessionError> {
+        let written = outcome.written?;
+        self.pending
+            .retain(|(number, _)| *number > outcome.last_change);
+        if outcome.writes == self.writes {
+            self.text = written.text;
+            if let Some(mut merged) = written.merged {
+                for (_, change) in &self.pending {
+                    // One that no longer applies is dropped, and reported,
+                    // by the next save.
+                    let _ = change.apply(&mut merged);
+                }
+                self.session = Arc::new(merged);
+                self.generation += 1;
+            }
         }
+        self.writes += 1;
+        Ok(written.report)
+    }
+
+    /// Takes `text`, the file's new content written by someone else: the
+    /// session becomes it plus this program's unsaved changes. An invalid
+    /// text is refused and everything kept as it was.
+    pub fn reload(&mut self, text: &str) -> Result<(), SessionError> {
+        let mut session = parse(text, &self.path)?;
+        self.pending
+            .retain(|(_, change)| change.apply(&mut session).is_ok());
+        self.session = Arc::new(session);
+        self.generation += 1;
+        self.writes += 1;
+        self.text = text.to_string();
+        Ok(())
+    }
+}
+
+/// One save of a [`SessionStore`]'s changes, detached from the store so
+/// that it can run on another thread ([`SessionStore::save_job`]).
+#[derive(Debug)]
+pub struct SaveJob {
+    path: PathBuf,
+    /// The file's text as the store last read or wrote it.
+    known_text: String,
+    /// The store's session: `known_text` with `changes` applied.
+    session: Arc<Session>,
+    changes: Vec<Change>,
+    last_change: u64,
+    writes: u64,
+}
+
+impl SaveJob {
+    /// Takes the save lock, merges the changes into the file as it is on
+    /// disk now and replaces it atomically (write, then rename: a crash
+    /// leaves the old file whole).
+    pub fn run(self) -> SaveOutcome {
+        SaveOutcome {
+            written: self.write(),
+            last_change: self.last_change,
+            writes: self.writes,
+        }
+    }
+
+    fn write(&self) -> Result<Written, SessionError> {
         let _lock = SaveLock::acquire(&self.path)?;
         let mut report = SaveReport::default();
         let (merged, text) = match std::fs::read_to_string(&self.path) {
-            // Nobody wrote the file since this store last read or wrote it:
+            // Nobody wrote the file since the store last read or wrote it:
             // the session already is that file with the pending changes
             // (each validated when made), so it need not be parsed again.
-            Ok(disk_text) if disk_text == self.text => {
-                let text = merged_text(&disk_text, &self.session, &self.pending)?;
+            Ok(disk_text) if disk_text == self.known_text => {
+                let text = merged_text(&disk_text, &self.session, &self.changes)?;
                 (None, text)
             }
             Ok(disk_text) => {
@@ -187,7 +300,7 @@ impl SessionStore {
                         error: Box::new(error),
                     })?;
                 let mut applied = Vec::new();
-                for change in &self.pending {
+                for change in &self.changes {
                     match change.apply(&mut merged) {
                         Ok(()) => applied.push(change.clone()),
                         Err(reason) => report.dropped.push(reason),
@@ -210,27 +323,29 @@ impl SessionStore {
             }
         };
         write_atomic(&self.path, &text)?;
-        if let Some(merged) = merged {
-            self.session = merged;
-            self.generation += 1;
-        }
-        self.text = text;
-        self.pending.clear();
-        Ok(report)
+        Ok(Written {
+            text,
+            merged,
+            report,
+        })
     }
+}
 
-    /// Takes `text`, the file's new content written by someone else: the
-    /// session becomes it plus this program's unsaved changes. An invalid
-    /// text is refused and everything kept as it was.
-    pub fn reload(&mut self, text: &str) -> Result<(), SessionError> {
-        let mut session = parse(text, &self.path)?;
-        self.pending
-            .retain(|change| change.apply(&mut session).is_ok());
-        self.session = session;
-        self.generation += 1;
-        self.text = text.to_string();
-        Ok(())
-    }
+/// What a [`SaveJob`] did, for [`SessionStore::finish_save`].
+#[derive(Debug)]
+pub struct SaveOutcome {
+    written: Result<Written, SessionError>,
+    last_change: u64,
+    writes: u64,
+}
+
+/// A successful save: the text written and, when other writers' work was
+/// merged in, the session that text holds.
+#[derive(Debug)]
+struct Written {
+    text: String,
+    merged: Option<Session>,
+    report: SaveReport,
 }
 
 /// What a save could not write.

@@ -75,6 +75,17 @@ pub struct App {
     pub marked: Vec<String>,
     /// Views of the session cached for drawing (see [`App::sync`]).
     pub derived: Derived,
+    /// Whether a background save is asked for or running.
+    saving: SaveState,
+}
+
+/// The background save's state (see the `persist` module).
+#[derive(Debug, Default, Clone, Copy)]
+struct SaveState {
+    /// Changes were made since the last save job was taken.
+    requested: bool,
+    /// A save job is being written; its outcome is not booked yet.
+    in_flight: bool,
 }
 
 impl App {
@@ -127,6 +138,7 @@ impl App {
             cluster: ClusterState::default(),
             marked: Vec::new(),
             derived: Derived::default(),
+            saving: SaveState::default(),
         };
         app.sync();
         app
@@ -529,6 +541,7 @@ impl App {
                     self.file_changed(&path);
                 }
             }
+            AppEvent::Saved(outcome) => self.save_done(outcome),
         }
         self.sync();
     }

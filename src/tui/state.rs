@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::sweep_dialog::SweepDialog;
 use crate::progress::Event;
 use crate::runner::{Job, PreparedDataset, WeightsTarget};
-use crate::session::ExperimentResult;
+use crate::session::{ExperimentResult, SaveOutcome};
 
 /// The panes, in focus order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,7 +280,7 @@ pub enum RunUpdate {
 }
 
 /// Everything that can happen to the app besides keys.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum AppEvent {
     /// News of an experiment's run.
     Run {
@@ -298,4 +298,6 @@ pub enum AppEvent {
     },
     /// Watched files changed on disk.
     FilesChanged(Vec<PathBuf>),
+    /// The writer thread saved the session (or failed to).
+    Saved(SaveOutcome),
 }

@@ -11,7 +11,9 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::App;
-use super::state::{AppEvent, DatasetState, Effect, Mode, Pane, RunUpdate, Status, ViewTab};
+use super::state::{
+    AppEvent, DatasetState, Effect, Mode, Pane, RunUpdate, Severity, Status, ViewTab,
+};
 use super::ui;
 use crate::analysis::confusion::Confusion;
 use crate::data::{Dataset, FeatureTable, Metadata, Modality, Orientation};
@@ -208,6 +210,98 @@ fn app() -> (tempfile::TempDir, App) {
     (dir, app)
 }
 
+/// Runs the saves the app asks for, as the event loop's writer thread does.
+fn write_saves(app: &mut App) {
+    while let Some(job) = app.next_save() {
+        app.handle(AppEvent::Saved(job.run()));
+    }
+}
+
+/// Reports that run `name` finished with a result scoring `r2`.
+fn finish(app: &mut App, name: &str, r2: f64) {
+    let fingerprint = job_fingerprint(app, name);
+    app.handle(AppEvent::Run {
+        name: name.into(),
+        update: RunUpdate::Finished {
+            fingerprint,
+            result: Box::new(result(r2)),
+        },
+    });
+}
+
+fn saved_r2(path: &Path) -> Vec<Option<f64>> {
+    session::load(path)
+        .unwrap()
+        .experiments
+        .iter()
+        .map(|e| e.result.as_ref().map(|r| r.metrics["cv_r2_mean"]))
+        .collect()
+}
+
+#[test]
+fn finished_runs_are_saved_by_the_writer_one_save_at_a_time() {
+    let (_dir, mut app) = app();
+    let path = app.path.clone();
+    finish(&mut app, "alpha", 0.1);
+    assert_eq!(app.status(&app.session().experiments[0]), Status::Done);
+    assert_eq!(
+        saved_r2(&path),
+        [Some(0.41), Some(0.57), None],
+        "not saved on the UI thread"
+    );
+    let first = app.next_save().expect("a save job");
+    // Two more finish while the first save is written: no second job yet.
+    finish(&mut app, "beta", 0.2);
+    finish(&mut app, "gamma", 0.3);
+    assert!(app.next_save().is_none(), "one save in flight");
+    app.handle(AppEvent::Saved(first.run()));
+    assert_eq!(saved_r2(&path), [Some(0.1), Some(0.57), None]);
+    // The next save writes the latest state once.
+    let second = app.next_save().expect("the coalesced save");
+    app.handle(AppEvent::Saved(second.run()));
+    assert!(app.next_save().is_none() && !app.save_pending());
+    assert_eq!(saved_r2(&path), [Some(0.1), Some(0.2), Some(0.3)]);
+    assert_eq!(&session::load(&path).unwrap(), app.session());
+}
+
+#[test]
+fn quitting_waits_for_the_save_in_flight_and_writes_the_rest() {
+    let (_dir, mut app) = app();
+    let path = app.path.clone();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let saver = session::BackgroundSaver::start(move |outcome| {
+        let _ = sender.send(AppEvent::Saved(outcome));
+    });
+    finish(&mut app, "alpha", 0.1);
+    saver.save(app.next_save().unwrap());
+    finish(&mut app, "beta", 0.2);
+    crate::tui::finish_saving(&mut app, saver, &receiver);
+    assert!(!app.save_pending());
+    assert_eq!(saved_r2(&path), [Some(0.1), Some(0.2), None]);
+}
+
+#[test]
+fn a_failed_background_save_keeps_the_file_and_reaches_the_ui() {
+    let (_dir, mut app) = app();
+    let path = app.path.clone();
+    finish(&mut app, "alpha", 0.1);
+    let job = app.next_save().unwrap();
+    // The file turns invalid before the writer reads it.
+    let broken = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("version: 1,", "version: 1,,", 1);
+    std::fs::write(&path, &broken).unwrap();
+    app.handle(AppEvent::Saved(job.run()));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    let (message, severity) = app.message.clone().unwrap();
+    assert_eq!(severity, Severity::Error, "{message}");
+    // Fixed: the result, still pending, is written by the next save.
+    std::fs::write(&path, broken.replacen("version: 1,,", "version: 1,", 1)).unwrap();
+    app.save();
+    write_saves(&mut app);
+    assert_eq!(saved_r2(&path), [Some(0.1), Some(0.57), None]);
+}
+
 /// The fingerprint a run of `name` records: its configuration now.
 fn job_fingerprint(app: &App, name: &str) -> String {
     let experiment = app.session().experiments.iter().find(|e| e.name == name);
@@ -345,6 +439,7 @@ fn a_run_reports_progress_saves_its_result_and_survives_reopening() {
     assert_eq!(app.status(app.selected().unwrap()), Status::Done);
     press(&mut app, "q");
     assert!(app.quit);
+    write_saves(&mut app); // as the event loop does when quitting
     let reopened = App::open(&dir.path().join("s.ron")).unwrap();
     let gamma = &reopened.session().experiments[2];
     assert_eq!(gamma.result.as_ref().unwrap().metrics["cv_r2_mean"], 0.33);
@@ -390,7 +485,8 @@ fn a_sweep_from_the_keyboard_queues_runs_and_resumes_after_reopening() {
             result: Box::new(result(0.2)),
         },
     });
-    // "Quit" (the session is free again), then reopen.
+    // "Quit" (saves written, the session free again), then reopen.
+    write_saves(&mut app);
     drop(app);
     let reopened = App::open(&dir.path().join("s.ron")).unwrap();
     assert_eq!(reopened.session().sweeps[0].runs.len(), 3);
@@ -418,11 +514,13 @@ fn config_edits_reload_valid_and_report_invalid_with_line_and_column() {
             result: Box::new(result(0.4)),
         },
     });
+    write_saves(&mut app);
     assert_eq!(app.status(app.selected().unwrap()), Status::Done);
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("rank: 2"));
     std::fs::write(&path, text.replace("rank: 2", "rank: 4")).unwrap();
     app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    write_saves(&mut app);
     let ModelSpec::Srrr(config) = &app.selected().unwrap().model else {
         panic!("an sRRR model")
     };
@@ -466,6 +564,7 @@ fn a_finished_run_keeps_the_comments_of_the_demo_session() {
             result: Box::new(result(0.3)),
         },
     });
+    write_saves(&mut app);
     let text = std::fs::read_to_string(&path).unwrap();
     let comments = |t: &str| -> Vec<String> {
         t.lines()
@@ -496,6 +595,7 @@ fn another_writer_and_the_workbench_keep_each_others_results() {
             result: Box::new(result(0.1)),
         },
     });
+    write_saves(&mut app);
     let saved = session::load(&path).unwrap();
     let r2 = |i: usize| saved.experiments[i].result.as_ref().unwrap().metrics["cv_r2_mean"];
     assert_eq!((r2(1), r2(2)), (0.9, 0.1));
@@ -516,6 +616,7 @@ fn a_second_workbench_opens_read_only_and_names_the_holder() {
             result: Box::new(result(0.1)),
         },
     });
+    write_saves(&mut second);
     let (message, _) = second.message.clone().unwrap();
     assert!(message.contains("read-only"), "{message}");
     assert!(
@@ -544,11 +645,13 @@ fn an_invalid_session_on_disk_stops_autosave_until_it_is_fixed() {
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace("rank: 2", "rank: 5")).unwrap();
     app.handle(AppEvent::FilesChanged(vec![config]));
+    write_saves(&mut app);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
     assert!(app.message.clone().unwrap().0.contains("not saved"));
     // The user fixes the file: the pending edit is saved into it.
     std::fs::write(&path, &good).unwrap();
     app.handle(AppEvent::FilesChanged(vec![path.clone()]));
+    write_saves(&mut app);
     let ModelSpec::Srrr(config) = &session::load(&path).unwrap().experiments[0].model else {
         panic!("an sRRR model")
     };

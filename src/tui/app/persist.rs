@@ -5,20 +5,68 @@
 //! user's comments stay), and never written over a file that does not
 //! parse; such a save fails with a message and the change waits until the
 //! file is fixed.
+//!
+//! Saves run on the event loop's writer thread
+//! ([`crate::session::BackgroundSaver`]), one at a time: [`App::save`] only
+//! asks for one, [`App::next_save`] hands the loop a snapshot to write when
+//! none is in flight, and [`App::handle`] books the outcome. Results that
+//! finish while a save runs are written together by the next one.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::App;
+use super::{App, SaveState};
 use crate::figures::{self, ExportOptions, Figure};
-use crate::session::{Change, SaveReport, SessionError, config_to_ron, parse_config};
+use crate::session::{
+    Change, SaveJob, SaveOutcome, SaveReport, SessionError, config_to_ron, parse_config,
+};
 use crate::tui::state::{Effect, Status, ViewTab};
 
 impl App {
-    /// Writes this workbench's unsaved changes, remembering the text written
-    /// to ignore the watcher's report of our own write.
+    /// Asks for this workbench's unsaved changes to be written (by the
+    /// next [`SaveJob`] the event loop takes from [`App::next_save`]).
     pub fn save(&mut self) {
+        self.saving.requested = true;
+    }
+
+    /// The save to run now, when one was asked for and none is in flight;
+    /// its outcome comes back as [`AppEvent::Saved`](crate::tui::state::AppEvent::Saved).
+    pub fn next_save(&mut self) -> Option<SaveJob> {
+        if self.saving.in_flight || !self.saving.requested {
+            return None;
+        }
+        self.saving.requested = false;
+        match self.store.save_job() {
+            Ok(job) => {
+                self.saving.in_flight = job.is_some();
+                job
+            }
+            Err(error) => {
+                self.save_failed(&error);
+                None
+            }
+        }
+    }
+
+    /// True while a save is in flight or asked for.
+    pub fn save_pending(&self) -> bool {
+        self.saving.in_flight || self.saving.requested
+    }
+
+    /// Books a background save's outcome.
+    pub(super) fn save_done(&mut self, outcome: SaveOutcome) {
+        self.saving.in_flight = false;
+        match self.store.finish_save(outcome) {
+            Ok(report) => self.saved(report),
+            Err(error) => self.save_failed(&error),
+        }
+    }
+
+    /// Writes the unsaved changes here and now: when quitting, once the
+    /// writer thread has finished and its outcomes are booked.
+    pub fn save_now(&mut self) {
+        self.saving = SaveState::default();
         match self.store.save() {
             Ok(report) => self.saved(report),
             Err(error) => self.save_failed(&error),
@@ -26,7 +74,7 @@ impl App {
     }
 
     /// Notes a successful save and reports changes it had to drop.
-    pub(super) fn saved(&mut self, report: SaveReport) {
+    fn saved(&mut self, report: SaveReport) {
         self.seen
             .insert(self.path.clone(), self.store.text().to_string());
         if !report.dropped.is_empty() {

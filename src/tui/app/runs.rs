@@ -89,10 +89,10 @@ impl App {
                 result,
             } => {
                 self.runs.finish(name, Ok(()));
-                match self.store.record_result(name, fingerprint, *result) {
-                    Ok(report) => {
+                match self.store.add_result(name, fingerprint, *result) {
+                    Ok(()) => {
                         self.info(format!("{name} finished"));
-                        self.saved(report);
+                        self.save();
                     }
                     Err(error) => self.save_failed(&error),
                 }
