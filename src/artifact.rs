@@ -10,6 +10,7 @@
 pub mod align;
 pub mod apply;
 mod apply_cae;
+pub mod apply_mixvae;
 mod apply_srrr;
 pub mod calibrate;
 pub mod manifest;
@@ -17,6 +18,8 @@ pub mod output;
 
 pub use align::{AlignmentReport, MissingPolicy};
 pub use apply::{Application, ApplyInput, LabelPredictions, apply};
+pub use apply_mixvae::{CategoryScores, CategorySummary};
 pub use manifest::{
-    ArtifactError, ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart, SrrrPart,
+    ArtifactError, ArtifactModel, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart,
+    Provenance, SbnnPart, SrrrPart,
 };

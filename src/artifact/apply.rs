@@ -10,6 +10,7 @@ use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::align::{AlignError, AlignmentReport, MissingPolicy, align};
+use super::apply_mixvae::CategorySummary;
 use super::calibrate::{Calibration, CalibrationCells, calibrate};
 use super::manifest::{
     ArtifactError, ArtifactModel, FittedModality, Manifest, Provenance, SbnnPart,
@@ -137,8 +138,11 @@ pub struct Application {
     /// The k-CAE's `z_E` of the cells with measured targets (cells × dims,
     /// NaN rows for cells without).
     pub latent_e: Option<Array2<f64>>,
-    /// Classes predicted from the latents (k-CAE).
+    /// Classes predicted from the latents (k-CAE), or the mixture VAE's
+    /// consensus category and its known type.
     pub labels: Vec<LabelPredictions>,
+    /// The mixture VAE's agreement, category sizes and label scores.
+    pub categories: Option<CategorySummary>,
     /// Scores, where measured targets were given.
     pub scores: Option<Scores>,
     /// The recalibration, where asked for.
@@ -164,6 +168,9 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
         }
         ArtifactModel::Srrr(part) => {
             super::apply_srrr::apply_srrr(&manifest, part, input, keep.as_ref())
+        }
+        ArtifactModel::MixVae(part) => {
+            super::apply_mixvae::apply_mixvae(folder, &manifest, part, input, keep.as_ref())
         }
     }
 }
@@ -230,6 +237,7 @@ fn apply_sbnn(
         latent,
         latent_e: None,
         labels: Vec::new(),
+        categories: None,
         scores: None,
         calibration: None,
     };

@@ -57,6 +57,7 @@ pub(super) fn apply_cae(
         latent: z_t,
         latent_e: None,
         labels: Vec::new(),
+        categories: None,
         scores: None,
         calibration: None,
     };

@@ -63,6 +63,7 @@ pub(super) fn apply_srrr(
         latent,
         latent_e: None,
         labels: Vec::new(),
+        categories: None,
         scores: None,
         calibration: None,
     };

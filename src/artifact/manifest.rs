@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::qda::Qda;
 use crate::models::cae::CaeConfig;
+use crate::models::mixvae::MixVaeConfig;
 use crate::prep::FittedRecipe;
 
 /// The manifest's `format` field.
@@ -141,6 +142,37 @@ pub struct CaePart {
     pub levels: Vec<LabelLevel>,
 }
 
+/// The mixture VAE's part: every agent's network (of the first seed's fit,
+/// whose categories the result stores), the settings to rebuild them, the
+/// input features, and the categories' names and known types.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixVaePart {
+    /// One safetensors file per network (`agent0`, ... ; one when the
+    /// agents share a network), relative to the artifact folder.
+    pub weights: Vec<String>,
+    /// The settings the networks were built with.
+    pub config: MixVaeConfig,
+    /// Input features in order, as the input recipe prepares them.
+    pub features: Vec<String>,
+    /// Training means of those features (filled in for missing genes unless
+    /// the policy is `zero`).
+    pub feature_means: Vec<f64>,
+    /// Category names (`c0`, `c1`, ...), one per category of the model.
+    pub categories: Vec<String>,
+    /// The known types the categories map to, when training had labels.
+    pub types: Option<CategoryTypes>,
+}
+
+/// Each category's known type: the most common label of the training cells
+/// the consensus put in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryTypes {
+    /// The metadata column the labels came from.
+    pub column: String,
+    /// Per category, its type (`None` for a category without labelled cells).
+    pub types: Vec<Option<String>>,
+}
+
 /// The model inside an artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ArtifactModel {
@@ -150,6 +182,8 @@ pub enum ArtifactModel {
     Cae(CaePart),
     /// Sparse reduced-rank regression refitted on all training cells at the chosen λ.
     Srrr(SrrrPart),
+    /// A coupled mixture VAE's agents.
+    MixVae(MixVaePart),
 }
 
 impl ArtifactModel {
@@ -159,6 +193,7 @@ impl ArtifactModel {
             ArtifactModel::Sbnn(_) => "sBNN",
             ArtifactModel::Cae(_) => "k-CAE",
             ArtifactModel::Srrr(_) => "sRRR",
+            ArtifactModel::MixVae(_) => "mixVAE",
         }
     }
 }

@@ -105,6 +105,7 @@ pub fn summary_json(application: &Application) -> Value {
             "accuracy": l.accuracy,
             "confusion": l.confusion,
         })).collect::<Vec<_>>(),
+        "categories": application.categories,
         "calibration": application.calibration,
     })
 }
@@ -143,6 +144,21 @@ pub fn summary_lines(application: &Application) -> Vec<String> {
             ),
             None => format!("{} from {}: {predicted} cells predicted", l.level, l.source),
         });
+    }
+    if let Some(c) = &application.categories {
+        let used = c.sizes.iter().filter(|(_, n)| *n > 0).count();
+        lines.push(format!(
+            "categories used {used} of {}; agents' agreement {:.3}; mean consensus confidence {:.3}",
+            c.sizes.len(),
+            c.agreement,
+            c.mean_confidence
+        ));
+        if let Some(s) = &c.scores {
+            lines.push(format!(
+                "against `{}` ({} labelled cells): accuracy {:.3}, ARI {:.3} (agent mean); consensus accuracy {:.3}, ARI {:.3}",
+                s.column, s.scored, s.accuracy, s.ari, s.consensus_accuracy, s.consensus_ari
+            ));
+        }
     }
     if let Some(c) = &application.calibration {
         lines.push(format!(

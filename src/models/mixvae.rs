@@ -27,6 +27,7 @@ mod output;
 mod parallel;
 mod revive;
 mod train;
+mod trained;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -38,7 +39,8 @@ pub use config::{
 };
 pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
 pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};
-pub use train::fit;
+pub use train::{fit, fit_keeping};
+pub use trained::{AgentNetwork, Assignment, TrainedMixVae};
 
 use super::{Headline, Method, SettingError};
 use crate::nn::NnError;

@@ -4,6 +4,7 @@
 //! lists and the classifiers fitted on its training latents (see
 //! [`crate::artifact`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use ndarray::{Array2, Axis};
@@ -17,9 +18,11 @@ use crate::analysis::qda::Qda;
 use crate::analysis::scaling::column_statistics;
 use crate::artifact::manifest::{FORMAT, FittedModality, VERSION, data_fingerprint};
 use crate::artifact::{
-    ArtifactModel, CaePart, LabelLevel, Manifest, Provenance, SbnnPart, SrrrPart,
+    ArtifactModel, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart, Provenance, SbnnPart,
+    SrrrPart,
 };
 use crate::models::cae::CaeConfig;
+use crate::models::mixvae::{MixVaeConfig, MixVaeSpec};
 use crate::models::sbnn::network::bottleneck;
 use crate::nn::dense::DenseNet;
 use crate::session::{Experiment, ExperimentResult, ModelSpec, ResultDetail};
@@ -67,7 +70,17 @@ pub(super) fn write(
                 data_fingerprint(&[&regression.x, &regression.y]),
             )
         }
-        _ => return Ok(false),
+        ModelSpec::MixVae(spec) => {
+            let table = experiment
+                .modalities
+                .first()
+                .and_then(|name| dataset.data.modality(name))
+                .map(|m| &m.table)
+                .ok_or_else(|| failed("the mixture VAE's modality is missing".into()))?;
+            let part = mixvae_part(spec, result, dataset, table).map_err(failed)?;
+            (ArtifactModel::MixVae(part), data_fingerprint(&[table]))
+        }
+        ModelSpec::PcCca { .. } => return Ok(false),
     };
     let fitted = |name: &String| {
         dataset
@@ -91,7 +104,10 @@ pub(super) fn write(
             patchbench: env!("CARGO_PKG_VERSION").into(),
         },
         input: fitted(&experiment.modalities[0])?,
-        target: Some(fitted(&experiment.modalities[1])?),
+        target: match experiment.modalities.get(1) {
+            Some(name) => Some(fitted(name)?),
+            None => None,
+        },
         model,
     };
     manifest.write(folder).map_err(|e| failed(e.to_string()))?;
@@ -274,4 +290,83 @@ fn cae_part(
         e_features: tables[1].features.clone(),
         levels,
     })
+}
+
+/// The mixture VAE's part: the first seed's networks (the files the run
+/// saved, `agent0`, ...), its settings, input features and their means, and
+/// per category the most common training label of its consensus cells.
+fn mixvae_part(
+    spec: &MixVaeSpec,
+    result: &ExperimentResult,
+    dataset: &PreparedDataset,
+    table: &crate::data::FeatureTable,
+) -> Result<MixVaePart, String> {
+    let ResultDetail::MixVae { consensus, .. } = &result.detail else {
+        return Err("the result holds no mixture VAE fit".into());
+    };
+    let weights: Vec<String> = result
+        .weights
+        .iter()
+        .filter_map(|w| Path::new(w).file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    let config = MixVaeConfig {
+        seed: spec.seeds.first().copied().unwrap_or(spec.model.seed),
+        ..spec.model.clone()
+    };
+    let types = match &spec.labels {
+        None => None,
+        Some(column) => {
+            let labels = dataset
+                .data
+                .labels(column, &table.cells)
+                .ok_or_else(|| format!("the metadata has no label column `{column}`"))?;
+            Some(CategoryTypes {
+                column: column.clone(),
+                types: majority_labels(consensus, &labels, config.categories),
+            })
+        }
+    };
+    Ok(MixVaePart {
+        weights,
+        config: config.clone(),
+        features: table.features.clone(),
+        feature_means: table
+            .values
+            .mean_axis(Axis(0))
+            .map(|m| m.to_vec())
+            .unwrap_or_default(),
+        categories: (0..config.categories).map(|k| format!("c{k}")).collect(),
+        types,
+    })
+}
+
+/// Per category, the most common label of its cells (ties: the name first
+/// in sort order); `None` for a category without labelled cells.
+fn majority_labels(
+    categories: &[usize],
+    labels: &[Option<String>],
+    count: usize,
+) -> Vec<Option<String>> {
+    let mut tallies: Vec<BTreeMap<&str, usize>> = vec![BTreeMap::new(); count];
+    for (&c, label) in categories.iter().zip(labels) {
+        if let (Some(tally), Some(label)) = (tallies.get_mut(c), label) {
+            *tally.entry(label.as_str()).or_default() += 1;
+        }
+    }
+    tallies
+        .iter()
+        .map(|tally| {
+            tally
+                .iter()
+                .fold(
+                    None,
+                    |best: Option<(&str, usize)>, (&name, &n)| match best {
+                        Some((_, m)) if m >= n => best,
+                        _ => Some((name, n)),
+                    },
+                )
+                .map(|(name, _)| name.to_string())
+        })
+        .collect()
 }

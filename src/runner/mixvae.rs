@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::experiment::ModelOutcome;
+use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
 use crate::analysis::clustering::{
     adjusted_mutual_information, adjusted_rand_index, matched_accuracy,
@@ -12,7 +13,9 @@ use crate::analysis::clustering::{
 use crate::analysis::confusion::Confusion;
 use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
-use crate::models::mixvae::{MixVaeConfig, MixVaeError, MixVaeFit, fit, label_preservation};
+use crate::models::mixvae::{
+    MixVaeConfig, MixVaeError, MixVaeFit, fit, fit_keeping, label_preservation,
+};
 use crate::progress::{Event, Sink};
 use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
 
@@ -85,6 +88,7 @@ pub(super) fn run(
         spec.seeds.clone()
     };
     let mut fits = Vec::with_capacity(seeds.len());
+    let mut networks = Vec::new();
     let mut scores: Vec<BTreeMap<String, f64>> = Vec::with_capacity(seeds.len());
     for (i, &seed) in seeds.iter().enumerate() {
         sink.event(Event::Message(format!(
@@ -97,7 +101,22 @@ pub(super) fn run(
             ..spec.model.clone()
         };
         let model_error = |source: MixVaeError| RunError::model(&experiment.name, source);
-        let fitted = fit(x.view(), &config, sink).map_err(model_error)?;
+        // The first seed's fit is the one the result shows; its networks are kept.
+        let fitted = if i == 0 {
+            let (fitted, trained) = fit_keeping(x.view(), &config, sink).map_err(model_error)?;
+            networks = trained
+                .into_networks()
+                .into_iter()
+                .enumerate()
+                .map(|(a, network)| NamedNetwork {
+                    name: format!("agent{a}"),
+                    network: Box::new(network),
+                })
+                .collect();
+            fitted
+        } else {
+            fit(x.view(), &config, sink).map_err(model_error)?
+        };
         scores.push(score(&fitted, truth.as_ref(), &x).map_err(model_error)?);
         fits.push(fitted);
     }
@@ -185,7 +204,7 @@ pub(super) fn run(
         }),
         latents: Vec::new(),
         cross_modal: None,
-        networks: Vec::new(),
+        networks,
         curves,
         confusions,
         detail: ResultDetail::MixVae {

@@ -5,11 +5,11 @@ use ndarray::{Array2, Axis, Slice};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::agent::argmax;
+use super::agent::{AgentNet, argmax};
 use super::config::MixVaeConfig;
 use super::train::{Agents, Network};
 use super::{EpochLoss, MixVaeError};
-use crate::nn::{Mode, Var};
+use crate::nn::{Mode, ParamStore, Var};
 
 /// Rows evaluated at once.
 const EVAL_CHUNK: usize = 1024;
@@ -163,36 +163,7 @@ pub(crate) fn evaluate(
     let mut per_agent = Vec::with_capacity(agents.count);
     for a in 0..agents.count {
         let Network { net, store, .. } = agents.network_mut(a);
-        let device = store.device().clone();
-        let mut probabilities = Array2::<f32>::zeros((cells, config.categories));
-        let mut state = Array2::<f32>::zeros((cells, config.state_dim));
-        for (rows, chunk) in eval_chunks(x) {
-            let xb = Var::from_array(&device, &chunk)?;
-            let pass = net.evaluate(store, xb, config)?;
-            let q = pass.log_q.exp()?.to_array()?;
-            probabilities
-                .slice_axis_mut(Axis(0), Slice::from(rows.clone()))
-                .assign(&q);
-            state
-                .slice_axis_mut(Axis(0), Slice::from(rows))
-                .assign(&pass.state_mean.to_array()?);
-        }
-        let category: Vec<usize> = probabilities
-            .rows()
-            .into_iter()
-            .map(|r| argmax(r.iter().copied()))
-            .collect();
-        let confidence = probabilities
-            .rows()
-            .into_iter()
-            .map(|r| r.iter().copied().fold(0.0f32, f32::max))
-            .collect();
-        per_agent.push(AgentAssignments {
-            category,
-            confidence,
-            probabilities,
-            state,
-        });
+        per_agent.push(assign_agent(net, store, x, config)?);
     }
     let (consensus, category_sizes) = consensus(
         per_agent.iter().map(|a| &a.probabilities),
@@ -213,8 +184,49 @@ pub(crate) fn evaluate(
     })
 }
 
+/// One agent's categories, confidences, probabilities and states of the
+/// rows of `x` in evaluation mode (in chunks of [`EVAL_CHUNK`] rows).
+pub(crate) fn assign_agent(
+    net: &AgentNet,
+    store: &mut ParamStore,
+    x: &Array2<f32>,
+    config: &MixVaeConfig,
+) -> Result<AgentAssignments, MixVaeError> {
+    let cells = x.nrows();
+    let device = store.device().clone();
+    let mut probabilities = Array2::<f32>::zeros((cells, config.categories));
+    let mut state = Array2::<f32>::zeros((cells, config.state_dim));
+    for (rows, chunk) in eval_chunks(x) {
+        let xb = Var::from_array(&device, &chunk)?;
+        let pass = net.evaluate(store, xb, config)?;
+        let q = pass.log_q.exp()?.to_array()?;
+        probabilities
+            .slice_axis_mut(Axis(0), Slice::from(rows.clone()))
+            .assign(&q);
+        state
+            .slice_axis_mut(Axis(0), Slice::from(rows))
+            .assign(&pass.state_mean.to_array()?);
+    }
+    let category: Vec<usize> = probabilities
+        .rows()
+        .into_iter()
+        .map(|r| argmax(r.iter().copied()))
+        .collect();
+    let confidence = probabilities
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().copied().fold(0.0f32, f32::max))
+        .collect();
+    Ok(AgentAssignments {
+        category,
+        confidence,
+        probabilities,
+        state,
+    })
+}
+
 /// Mean over agent pairs of the fraction of cells with the same category.
-fn agreement(agents: &[AgentAssignments]) -> f64 {
+pub(crate) fn agreement(agents: &[AgentAssignments]) -> f64 {
     let mut sum = 0.0;
     let mut pairs = 0usize;
     for a in 0..agents.len() {

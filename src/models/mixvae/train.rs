@@ -14,6 +14,7 @@ use super::dense_agent::{AgentRun, DenseAgent};
 use super::objective::coupling;
 use super::output::{MixVaeFit, evaluate};
 use super::revive::{revival_due, revive_empty};
+use super::trained::{AgentNetwork, TrainedMixVae};
 use super::{EpochLoss, MixVaeError};
 use crate::nn::{self, Device, DeviceChoice, NnError, ParamStore};
 use crate::progress::{Event, Sink};
@@ -73,6 +74,15 @@ pub fn fit(
     config: &MixVaeConfig,
     sink: &mut dyn Sink,
 ) -> Result<MixVaeFit, MixVaeError> {
+    fit_keeping(x, config, sink).map(|(fit, _)| fit)
+}
+
+/// Like [`fit`], and also returns the trained networks (to save or apply).
+pub fn fit_keeping(
+    x: ArrayView2<f32>,
+    config: &MixVaeConfig,
+    sink: &mut dyn Sink,
+) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
     config.validate()?;
     let (cells, genes) = x.dim();
     if cells < 2 || genes == 0 {
@@ -182,7 +192,12 @@ pub fn fit(
     fit.epoch_seconds = epoch_seconds;
     fit.revived = revived;
     fit.augmented = augmented_copy(&augmenter, &x, &device, config.seed)?;
-    Ok(fit)
+    let networks = agents
+        .networks
+        .into_iter()
+        .map(|n| AgentNetwork::new(n.net, n.store))
+        .collect();
+    Ok((fit, TrainedMixVae::new(networks, config)))
 }
 
 /// One augmented copy of every row of `x`, from its own random stream so
