@@ -97,7 +97,7 @@ pub(super) fn run(
             ..spec.model.clone()
         };
         let model_error = |source: MixVaeError| RunError::model(&experiment.name, source);
-        let fitted = fit(x.view(), &config, sink).map_err(model_error)?;
+        let fitted = fit(&x, &config, sink).map_err(model_error)?;
         scores.push(score(&fitted, truth.as_ref(), &x).map_err(model_error)?);
         fits.push(fitted);
     }
