@@ -404,9 +404,8 @@ fn headline(metrics_shown: &[Headline], metrics: &BTreeMap<String, f64>) -> Stri
 
 /// Progress on stderr: a bar on a terminal, a log line per stage otherwise.
 ///
-/// The bar's time left is the stage's mean pace so far (as the workbench
-/// shows it), not indicatif's, which grew while a long step ran (12 minutes
-/// left shown half-way through a 3-epoch, 70-second stage).
+/// The bar's time left is at the stage's mean pace so far (as the workbench
+/// shows it), not indicatif's estimate, which grew while a long step ran.
 struct BatchSink {
     experiment: String,
     bar: Option<ProgressBar>,
