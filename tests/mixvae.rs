@@ -340,12 +340,12 @@ fn invalid_settings_are_rejected_with_the_field_name() {
     // Bad data: too few cells, non-finite values.
     let one = Array2::<f32>::zeros((1, 3));
     assert!(matches!(
-        fit(one.view(), &MixVaeConfig::default(), &mut Quiet),
+        fit(&one, &MixVaeConfig::default(), &mut Quiet),
         Err(MixVaeError::Data(_))
     ));
     let mut nan = Array2::<f32>::zeros((4, 3));
     nan[[2, 1]] = f32::NAN;
-    let err = fit(nan.view(), &MixVaeConfig::default(), &mut Quiet).unwrap_err();
+    let err = fit(&nan, &MixVaeConfig::default(), &mut Quiet).unwrap_err();
     assert!(err.to_string().contains("cell 2, feature 1"), "{err}");
 }
 
