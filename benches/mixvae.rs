@@ -112,7 +112,7 @@ fn main() {
         ..MixVaeConfig::default()
     };
     let cpu_start = cpu_seconds();
-    let fitted = match fit(x.view(), &config, &mut Quiet) {
+    let fitted = match fit(&x, &config, &mut Quiet) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("mixVAE bench failed: {e}");

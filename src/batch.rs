@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -27,7 +27,7 @@ use crate::nn::DeviceChoice;
 use crate::progress::{Event, Sink};
 use crate::runner::{
     PreparedDataset, RunQueue, WeightsTarget, load_dataset, missing_files,
-    run_experiment_saving_weights,
+    run_experiment_saving_weights, stage_eta,
 };
 use crate::session::{self, DatasetSpec, Experiment, ExperimentResult, Session, SessionStore};
 
@@ -403,20 +403,25 @@ fn headline(metrics_shown: &[Headline], metrics: &BTreeMap<String, f64>) -> Stri
 }
 
 /// Progress on stderr: a bar on a terminal, a log line per stage otherwise.
+///
+/// The bar's time left is at the stage's mean pace so far (as the workbench
+/// shows it), not indicatif's estimate, which grew while a long step ran.
 struct BatchSink {
     experiment: String,
     bar: Option<ProgressBar>,
+    stage: String,
+    stage_started: Instant,
+    total: u64,
 }
 
 impl BatchSink {
     fn new(experiment: &str) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(
-                "{prefix} {msg:20} [{bar:30}] {pos}/{len} {elapsed}<{eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{prefix} {msg:32} [{bar:30}] {pos}/{len} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(experiment.to_string());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -428,6 +433,9 @@ impl BatchSink {
         BatchSink {
             experiment: experiment.into(),
             bar,
+            stage: String::new(),
+            stage_started: Instant::now(),
+            total: 0,
         }
     }
 
@@ -443,11 +451,21 @@ impl Sink for BatchSink {
     fn event(&mut self, event: Event) {
         match (&self.bar, event) {
             (Some(bar), Event::Stage { name, total }) => {
-                bar.set_message(name);
+                bar.set_message(name.clone());
                 bar.set_length(total);
                 bar.set_position(0);
+                self.stage = name;
+                self.stage_started = Instant::now();
+                self.total = total;
             }
-            (Some(bar), Event::Step { done }) => bar.set_position(done),
+            (Some(bar), Event::Step { done }) => {
+                bar.set_position(done);
+                let left = stage_eta(self.stage_started.elapsed(), done, self.total);
+                bar.set_message(match left {
+                    Some(left) => format!("{} · {}s left", self.stage, left.as_secs()),
+                    None => self.stage.clone(),
+                });
+            }
             (Some(bar), Event::Message(text)) => bar.println(text),
             (None, Event::Stage { name, total }) => {
                 eprintln!("[{}] {name} ({total} steps)", self.experiment)

@@ -22,5 +22,5 @@ mod weights;
 pub use dataset::{PreparedDataset, load_dataset, missing_files};
 pub use error::RunError;
 pub use experiment::{run_experiment, run_experiment_saving_weights};
-pub use queue::{Cancelled, Job, Progress, QueueError, Run, RunQueue};
+pub use queue::{Cancelled, Job, Progress, QueueError, Run, RunQueue, stage_eta};
 pub use weights::WeightsTarget;

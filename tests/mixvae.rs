@@ -63,7 +63,7 @@ fn small_config(agents: usize, categories: usize) -> MixVaeConfig {
 fn two_agents_recover_the_components_of_a_gaussian_mixture() {
     let (x, labels) = gaussian_mixture(4, 80, 20, 1.0, 11);
     let mut recorder = Recorder::default();
-    let fitted = fit(x.view(), &small_config(2, 4), &mut recorder).unwrap();
+    let fitted = fit(&x, &small_config(2, 4), &mut recorder).unwrap();
     // The components are far apart (mean distance ≈ 3·√(2·20) ≈ 19 noise SDs),
     // so k-means or a GMM separates them perfectly; a model that merges two of
     // the four components scores ARI ≈ 0.7 at best, and random labels ≈ 0.
@@ -105,7 +105,7 @@ fn one_agent_trains_its_classifier_and_recovers_the_components() {
         balance_weight: 10.0,
         ..small_config(1, 4)
     };
-    let fitted = fit(x.view(), &config, &mut Quiet).unwrap();
+    let fitted = fit(&x, &config, &mut Quiet).unwrap();
     let ari = adjusted_rand_index(&fitted.consensus, &labels);
     assert!(ari > 0.9, "ARI {ari}, sizes {:?}", fitted.category_sizes);
     assert!(fitted.category_sizes.iter().all(|&n| n > 0));
@@ -126,7 +126,7 @@ fn empty_categories_are_re_seeded_when_k_exceeds_the_components() {
             revive_every,
             ..small_config(2, 6)
         };
-        fit(x.view(), &config, &mut Quiet).unwrap()
+        fit(&x, &config, &mut Quiet).unwrap()
     };
     let without = sizes_with(0);
     assert_eq!(without.revived, 0);
@@ -176,7 +176,7 @@ fn the_generator_augmenter_trains_and_feeds_the_agents() {
         ..small_config(2, 3)
     };
     let mut recorder = Recorder::default();
-    let fitted = fit(x.view(), &config, &mut recorder).unwrap();
+    let fitted = fit(&x, &config, &mut recorder).unwrap();
     assert!(
         recorder
             .events
@@ -331,7 +331,7 @@ fn invalid_settings_are_rejected_with_the_field_name() {
     ];
     let x = Array2::<f32>::zeros((10, 3));
     for (config, field) in cases {
-        match fit(x.view(), &config, &mut Quiet) {
+        match fit(&x, &config, &mut Quiet) {
             Err(MixVaeError::Config { field: f, .. }) => assert_eq!(f, field),
             other => panic!("{field}: expected a config error, got {other:?}"),
         }
@@ -340,12 +340,12 @@ fn invalid_settings_are_rejected_with_the_field_name() {
     // Bad data: too few cells, non-finite values.
     let one = Array2::<f32>::zeros((1, 3));
     assert!(matches!(
-        fit(one.view(), &MixVaeConfig::default(), &mut Quiet),
+        fit(&one, &MixVaeConfig::default(), &mut Quiet),
         Err(MixVaeError::Data(_))
     ));
     let mut nan = Array2::<f32>::zeros((4, 3));
     nan[[2, 1]] = f32::NAN;
-    let err = fit(nan.view(), &MixVaeConfig::default(), &mut Quiet).unwrap_err();
+    let err = fit(&nan, &MixVaeConfig::default(), &mut Quiet).unwrap_err();
     assert!(err.to_string().contains("cell 2, feature 1"), "{err}");
 }
 
@@ -356,15 +356,15 @@ fn the_same_seed_gives_the_same_fit() {
         epochs: 5,
         ..small_config(2, 3)
     };
-    let a = fit(x.view(), &config, &mut Quiet).unwrap();
-    let b = fit(x.view(), &config, &mut Quiet).unwrap();
+    let a = fit(&x, &config, &mut Quiet).unwrap();
+    let b = fit(&x, &config, &mut Quiet).unwrap();
     let bits = |f: &patchbench::models::mixvae::MixVaeFit| -> Vec<u64> {
         f.losses.iter().map(|l| l.total.to_bits()).collect()
     };
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(a.agents, b.agents);
     assert_eq!(a.consensus, b.consensus);
-    let c = fit(x.view(), &MixVaeConfig { seed: 4, ..config }, &mut Quiet).unwrap();
+    let c = fit(&x, &MixVaeConfig { seed: 4, ..config }, &mut Quiet).unwrap();
     assert_ne!(bits(&a), bits(&c));
 }
 

@@ -103,7 +103,7 @@ pub(super) fn run(
         let model_error = |source: MixVaeError| RunError::model(&experiment.name, source);
         // The first seed's fit is the one the result shows; its networks are kept.
         let fitted = if i == 0 {
-            let (fitted, trained) = fit_keeping(x.view(), &config, sink).map_err(model_error)?;
+            let (fitted, trained) = fit_keeping(&x, &config, sink).map_err(model_error)?;
             networks = trained
                 .into_networks()
                 .into_iter()
@@ -115,7 +115,7 @@ pub(super) fn run(
                 .collect();
             fitted
         } else {
-            fit(x.view(), &config, sink).map_err(model_error)?
+            fit(&x, &config, sink).map_err(model_error)?
         };
         scores.push(score(&fitted, truth.as_ref(), &x).map_err(model_error)?);
         fits.push(fitted);

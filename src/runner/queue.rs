@@ -55,14 +55,22 @@ impl Progress {
 
     /// Estimated time left in the stage, once a step is done.
     pub fn eta(&self, now: Instant) -> Option<Duration> {
-        if self.done == 0 || self.total <= self.done {
-            return None;
-        }
-        let per_step = now.duration_since(self.stage_started).as_secs_f64() / self.done as f64;
-        Some(Duration::from_secs_f64(
-            per_step * (self.total - self.done) as f64,
-        ))
+        stage_eta(
+            now.duration_since(self.stage_started),
+            self.done,
+            self.total,
+        )
     }
+}
+
+/// Time left in a stage that took `elapsed` for `done` of its `total` steps,
+/// at the mean pace so far (`None` before the first step or after the last).
+pub fn stage_eta(elapsed: Duration, done: u64, total: u64) -> Option<Duration> {
+    if done == 0 || total <= done {
+        return None;
+    }
+    let per_step = elapsed.as_secs_f64() / done as f64;
+    Some(Duration::from_secs_f64(per_step * (total - done) as f64))
 }
 
 /// A run that is queued or going.

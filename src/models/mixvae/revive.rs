@@ -136,6 +136,8 @@ fn embed_all(
         )?;
         lows.push(low);
         qs.push(q);
+        // Each chunk's input buffer would stay in the device's cache otherwise.
+        device.empty_cache()?;
     }
     let join = |parts: Vec<Array2<f32>>| -> Result<Array2<f32>, NnError> {
         let views: Vec<_> = parts.iter().map(|p| p.view()).collect();

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, Axis};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -67,10 +67,15 @@ impl Agents {
 
 /// Fits a coupled mixture VAE to the rows (cells) of `x` and evaluates it on them.
 ///
+/// `x` is borrowed, never copied: mini-batches are gathered from it and the
+/// evaluation runs over it in chunks, so memory beyond `x` grows with the
+/// batch and chunk sizes (and with cells x categories for the results), not
+/// with cells x features.
+///
 /// Reports a stage per phase and a `loss` metric per epoch to `sink`, and
 /// stops with [`MixVaeError::Cancelled`] when the sink asks.
 pub fn fit(
-    x: ArrayView2<f32>,
+    x: &Array2<f32>,
     config: &MixVaeConfig,
     sink: &mut dyn Sink,
 ) -> Result<MixVaeFit, MixVaeError> {
@@ -79,7 +84,7 @@ pub fn fit(
 
 /// Like [`fit`], and also returns the trained networks (to save or apply).
 pub fn fit_keeping(
-    x: ArrayView2<f32>,
+    x: &Array2<f32>,
     config: &MixVaeConfig,
     sink: &mut dyn Sink,
 ) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
@@ -98,10 +103,9 @@ pub fn fit_keeping(
             i % genes
         )));
     }
-    let x = x.to_owned();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let device = Device::open(DeviceChoice::Cpu)?;
-    let augmenter = Augmenter::build(&config.augmentation, &x, &device, &mut rng, sink)?;
+    let augmenter = Augmenter::build(&config.augmentation, x, &device, &mut rng, sink)?;
     let networks = if config.shared { 1 } else { config.agents };
     // Agent a's weights come from stream a of one seed (stream 0 for all
     // with `same_init`).
@@ -162,7 +166,7 @@ pub fn fit_keeping(
             for network in &mut agents.networks {
                 network.save()?;
             }
-            let pass = revive_empty(&mut agents, &x, config)?;
+            let pass = revive_empty(&mut agents, x, config)?;
             if pass > 0 {
                 for network in &mut agents.networks {
                     network.load(config)?;
@@ -187,11 +191,11 @@ pub fn fit_keeping(
         network.save()?;
         network.store.check_finite()?;
     }
-    let mut fit = evaluate(&mut agents, &x, config, &mut rng)?;
+    let mut fit = evaluate(&mut agents, x, config, &mut rng)?;
     fit.losses = losses;
     fit.epoch_seconds = epoch_seconds;
     fit.revived = revived;
-    fit.augmented = augmented_copy(&augmenter, &x, &device, config.seed)?;
+    fit.augmented = augmented_copy(&augmenter, x, &device, config.seed)?;
     let networks = agents
         .networks
         .into_iter()
