@@ -227,13 +227,36 @@ fn apply_sbnn(
     let (prepared, report) = prepare_input(manifest, &part.genes, input, keep)?;
     let mean_fill = !matches!(input.policy, MissingPolicy::Zero);
     let (z_predictions, latent) = sbnn_forward(&net, part, &prepared, &report.missing, mean_fill)?;
+    predicted(
+        manifest,
+        report,
+        prepared.cells.clone(),
+        &part.outputs,
+        &z_predictions,
+        latent,
+        input,
+    )
+}
+
+/// The application of a model that predicts `outputs` (sBNN, sRRR): the
+/// predictions in the target recipe's units and the latent code, scored
+/// against `--observed` where it is given.
+pub(super) fn predicted(
+    manifest: &Manifest,
+    report: AlignmentReport,
+    cells: Vec<String>,
+    outputs: &[String],
+    z_predictions: &Array2<f64>,
+    latent: Array2<f64>,
+    input: &ApplyInput,
+) -> Result<Application, ApplyError> {
     let mut application = Application {
         provenance: manifest.provenance.clone(),
         model: manifest.model.kind().to_string(),
         report,
-        cells: prepared.cells.clone(),
-        outputs: part.outputs.clone(),
-        predictions: to_target_units(&z_predictions, manifest.target.as_ref()),
+        cells,
+        outputs: outputs.to_vec(),
+        predictions: to_target_units(z_predictions, manifest.target.as_ref()),
         latent,
         latent_e: None,
         labels: Vec::new(),
@@ -242,8 +265,8 @@ fn apply_sbnn(
         calibration: None,
     };
     if let Some(path) = &input.observed {
-        let observed = read_observed(path, manifest, &part.outputs)?;
-        score_against(&mut application, &z_predictions, &observed, input, path)?;
+        let observed = read_observed(path, manifest, outputs)?;
+        score_against(&mut application, z_predictions, &observed, input, path)?;
     } else if input.calibrate.is_some() {
         return Err(calibrate_needs_observed());
     }

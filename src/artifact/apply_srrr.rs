@@ -7,10 +7,7 @@ use std::collections::HashSet;
 use ndarray::{Array2, Axis};
 
 use super::MissingPolicy;
-use super::apply::{
-    Application, ApplyError, ApplyInput, calibrate_needs_observed, columns_of, prepare_input,
-    read_observed, score_against, to_target_units,
-};
+use super::apply::{Application, ApplyError, ApplyInput, columns_of, predicted, prepare_input};
 use super::manifest::{Manifest, SrrrPart};
 
 /// Applies the sRRR of `part` to `input`.
@@ -53,27 +50,15 @@ pub(super) fn apply_srrr(
             *value = *value * sd + part.output_means[j];
         }
     }
-    let mut application = Application {
-        provenance: manifest.provenance.clone(),
-        model: manifest.model.kind().to_string(),
+    predicted(
+        manifest,
         report,
-        cells: prepared.cells.clone(),
-        outputs: part.outputs.clone(),
-        predictions: to_target_units(&z_predictions, manifest.target.as_ref()),
+        prepared.cells.clone(),
+        &part.outputs,
+        &z_predictions,
         latent,
-        latent_e: None,
-        labels: Vec::new(),
-        categories: None,
-        scores: None,
-        calibration: None,
-    };
-    if let Some(path) = &input.observed {
-        let observed = read_observed(path, manifest, &part.outputs)?;
-        score_against(&mut application, &z_predictions, &observed, input, path)?;
-    } else if input.calibrate.is_some() {
-        return Err(calibrate_needs_observed());
-    }
-    Ok(application)
+        input,
+    )
 }
 
 /// A stored matrix (rows of equal length) as an array; `name` for the message.
