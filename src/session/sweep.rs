@@ -204,17 +204,22 @@ impl SweepValues {
             SweepValues::List(ref values) => values.clone(),
             SweepValues::Range { start, stop, step } => {
                 let count = ((stop - start) / step + 1e-9).floor() as usize + 1;
-                (0..count).map(|i| start + step * i as f64).collect()
+                (0..count).map(|i| tidy(start + step * i as f64)).collect()
             }
             SweepValues::LogRange { start, stop, count } => {
                 let (a, b) = (start.ln(), stop.ln());
                 (0..count)
-                    .map(|i| (a + (b - a) * i as f64 / (count - 1) as f64).exp())
-                    .map(|v| (v * 1e12).round() / 1e12)
+                    .map(|i| tidy((a + (b - a) * i as f64 / (count - 1) as f64).exp()))
                     .collect()
             }
         }
     }
+}
+
+/// `v` rounded to 12 decimals, so that a computed grid point is the number
+/// the user would type (`0.3`, not `0.30000000000000004`) in run names.
+fn tidy(v: f64) -> f64 {
+    (v * 1e12).round() / 1e12
 }
 
 /// Every numeric hyperparameter of `model` with its value, by field path.
@@ -485,6 +490,18 @@ mod tests {
         assert_eq!(
             SweepValues::parse("log 0.001..0.1:3").unwrap().expand(),
             vec![0.001, 0.01, 0.1]
+        );
+        let tenths: Vec<String> = SweepValues::parse("0.1..1:0.1")
+            .unwrap()
+            .expand()
+            .iter()
+            .map(f64::to_string)
+            .collect();
+        assert_eq!(
+            tenths,
+            [
+                "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"
+            ]
         );
         assert!(SweepValues::parse("1,x").is_err());
         assert!(SweepValues::parse("log 0..1:3").is_err());
