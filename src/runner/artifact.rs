@@ -152,15 +152,7 @@ fn sbnn_part(
         Some(inputs) => inputs.split(',').map(String::from).collect(),
         None => result.genes.iter().map(|g| g.name.clone()).collect(),
     };
-    let columns: Vec<usize> = genes
-        .iter()
-        .map(|g| {
-            x.features
-                .iter()
-                .position(|f| f == g)
-                .ok_or_else(|| format!("gene `{g}` is not an input feature"))
-        })
-        .collect::<Result<_, _>>()?;
+    let columns = input_columns(&x.features, &genes)?;
     Ok(SbnnPart {
         weights: FINAL_WEIGHTS.into(),
         gene_means: columns.iter().map(|&c| x_means[c]).collect(),
@@ -171,6 +163,19 @@ fn sbnn_part(
         output_sds: y_sds.map(|sd| sd.to_vec()),
         code_layers: bottleneck(config) + 1,
     })
+}
+
+/// The column of each of `genes` among the input `features`, in `genes`' order.
+fn input_columns(features: &[String], genes: &[String]) -> Result<Vec<usize>, String> {
+    genes
+        .iter()
+        .map(|g| {
+            features
+                .iter()
+                .position(|f| f == g)
+                .ok_or_else(|| format!("gene `{g}` is not an input feature"))
+        })
+        .collect()
 }
 
 /// The sRRR's part: the final fit's W and V (from the result) and the
@@ -197,15 +202,7 @@ fn srrr_part(
             weights.len()
         ));
     }
-    let columns: Vec<usize> = genes
-        .iter()
-        .map(|g| {
-            x.features
-                .iter()
-                .position(|f| f == g)
-                .ok_or_else(|| format!("gene `{g}` is not an input feature"))
-        })
-        .collect::<Result<_, _>>()?;
+    let columns = input_columns(&x.features, &genes)?;
     let (x_means, x_sds) =
         column_statistics(x.values.view(), regression.scaling).map_err(|e| e.to_string())?;
     let (y_means, y_sds) =
