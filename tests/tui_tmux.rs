@@ -216,17 +216,8 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
         "the trained network is saved beside the session"
     );
     pane.keys(&["q"]);
-    // Saved by the writer thread, shortly after the run finished.
-    let saved = || std::fs::read_to_string(dir.path().join("s.ron")).unwrap();
-    let started = Instant::now();
-    while !saved().contains("cv_r2_mean") && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let session = saved();
-    assert!(session.contains("cv_r2_mean"), "the result was autosaved");
-    assert!(session.contains("s.weights/net/final.safetensors"));
-
-    // Reopened, both results and their plots are there without retraining.
+    // Quitting waits for the writer thread and saves what it has not yet
+    // written; read the session once the workbench has gone.
     let alive = |name: &str| {
         Command::new("tmux")
             .args(["has-session", "-t", name])
@@ -237,6 +228,14 @@ fn workbench_trains_shows_plots_and_hot_reloads_in_tmux() {
     while alive(&pane.0) && start.elapsed() < long {
         std::thread::sleep(Duration::from_millis(100));
     }
+    let session = std::fs::read_to_string(dir.path().join("s.ron")).unwrap();
+    assert!(session.contains("cv_r2_mean"), "the result was autosaved");
+    assert!(
+        session.contains("s.weights/net/final.safetensors"),
+        "the sBNN result is saved on quitting:\n{session}"
+    );
+
+    // Reopened, both results and their plots are there without retraining.
     let name = format!("{}-reopened", pane.0);
     let reopened = Pane::open(name, dir.path(), &command);
     reopened.wait_for("the reopened session with the sRRR plot", long, |s| {
