@@ -264,6 +264,11 @@ fn batch_runs_cae_and_pc_cca_and_reports_latent_metrics() {
         .as_f64()
         .expect("latent_abs_corr_last");
     assert!((0.0..=1.0).contains(&last_corr), "{last_corr}");
+    // The same on the held-out cells' codes in inference mode (Fig. 1B's view).
+    let held_out_corr = lines[0]["metrics"]["latent_abs_corr_held_out"]
+        .as_f64()
+        .expect("latent_abs_corr_held_out");
+    assert!((0.0..=1.0).contains(&held_out_corr), "{held_out_corr}");
     let ratio = lines[0]["metrics"]["latent_rms_ratio"]
         .as_f64()
         .expect("latent_rms_ratio");

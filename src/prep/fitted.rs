@@ -45,6 +45,11 @@ pub enum FittedStep {
         /// The training median library size.
         target: f64,
     },
+    /// Every value times `factor`.
+    Scale {
+        /// The multiplier.
+        factor: f64,
+    },
     /// `log2(x + 1)`.
     Log2p1,
     /// `ln(x + 1)`.
@@ -100,6 +105,7 @@ impl Recorder {
     pub fn step(&mut self, step: &Step, after: &[String], median: Option<f64>) {
         let fitted = match step {
             Step::LibrarySizeNormalise => median.map(|target| FittedStep::LibrarySize { target }),
+            Step::Scale { factor } => Some(FittedStep::Scale { factor: *factor }),
             Step::Log2p1 => Some(FittedStep::Log2p1),
             Step::Log1p => Some(FittedStep::Log1p),
             Step::LnFeatures { features } => Some(FittedStep::Ln(features.clone())),
@@ -195,6 +201,11 @@ impl FittedRecipe {
                     let table = drop_cells(table, &mut skipped, zero_sum, Reason::ZeroLibrary);
                     check_values(&table, id, "a finite, non-negative count", |v| v >= 0.0)?;
                     normalise(table, *target)
+                }
+                FittedStep::Scale { factor } => {
+                    let mut table = table;
+                    table.values.mapv_inplace(|v| v * factor);
+                    table
                 }
                 FittedStep::Log2p1 => log(table, id, f64::log2)?,
                 FittedStep::Log1p => log(table, id, f64::ln)?,
@@ -367,6 +378,7 @@ mod tests {
                     method: GeneSelection::Variance,
                 },
                 Step::Log2p1,
+                Step::Scale { factor: 0.5 },
             ],
             standardise: Standardise::AllCells,
         };

@@ -13,7 +13,7 @@ use super::select::select_genes;
 use super::sparse;
 use super::standardise::zscore_all_cells;
 use super::subset::Outcome;
-use super::transform::{library_size_normalise, ln_features, log_plus_one};
+use super::transform::{library_size_normalise, ln_features, log_plus_one, scale};
 use super::{PrepError, Report, StepDetail, StepId, StepReport};
 use crate::data::{FeatureTable, LoadedTable};
 
@@ -96,6 +96,12 @@ pub enum Step {
     /// by the median of those sums. Put it after `SelectGenes` to sum over the
     /// selected genes (the sBNN code), before it to sum over all genes.
     LibrarySizeNormalise,
+    /// Multiplies every value by `factor` (finite, positive), e.g. `1 / 255`
+    /// to put 8-bit pixel intensities on [0, 1] as image models expect.
+    Scale {
+        /// The multiplier.
+        factor: f64,
+    },
     /// Replaces every value `x` by `log2(x + 1)`.
     Log2p1,
     /// Replaces every value `x` by `ln(x + 1)` (scanpy's `log1p`, what the
@@ -384,6 +390,7 @@ impl Step {
             Step::RestrictToFeatures { .. } => "RestrictToFeatures",
             Step::SelectGenes { .. } => "SelectGenes",
             Step::LibrarySizeNormalise => "LibrarySizeNormalise",
+            Step::Scale { .. } => "Scale",
             Step::Log2p1 => "Log2p1",
             Step::Log1p => "Log1p",
             Step::LnFeatures { .. } => "LnFeatures",
@@ -435,6 +442,7 @@ impl Step {
                 Ok((table.into_dense(), outcome))
             }
             Step::LibrarySizeNormalise => library_size_normalise(table, id),
+            Step::Scale { factor } => scale(table, *factor, id),
             Step::Log2p1 => log_plus_one(table, id, LOG2P1_EXPECTS, f64::log2),
             Step::Log1p => log_plus_one(table, id, LOG1P_EXPECTS, f64::ln),
             Step::LnFeatures { features } => ln_features(table, features, id),

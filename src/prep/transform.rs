@@ -99,6 +99,31 @@ pub(super) fn log_plus_one(
     Ok((table, Outcome::nothing()))
 }
 
+/// Multiplies every value by `factor` (finite and positive, else an error
+/// naming the field), e.g. 1/255 to put 8-bit pixel intensities on [0, 1].
+pub(super) fn scale(
+    mut table: FeatureTable,
+    factor: f64,
+    step: StepId,
+) -> Result<(FeatureTable, Outcome), PrepError> {
+    check_scale_factor(factor, step)?;
+    table.values.mapv_inplace(|v| v * factor);
+    Ok((table, Outcome::nothing()))
+}
+
+/// The error of a `Scale` factor that is not finite and positive.
+pub(super) fn check_scale_factor(factor: f64, step: StepId) -> Result<(), PrepError> {
+    if factor.is_finite() && factor > 0.0 {
+        Ok(())
+    } else {
+        Err(PrepError::InvalidParameter {
+            step,
+            field: "factor",
+            message: format!("must be finite and positive, got {factor}"),
+        })
+    }
+}
+
 /// Replaces the values of the named features by their natural log; values
 /// must be positive (NaN stays NaN).
 pub(super) fn ln_features(
@@ -249,6 +274,23 @@ mod tests {
                 .contains("cell \"cell1\", feature \"f0\" has value -1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn scale_multiplies_every_value_and_rejects_bad_factors() {
+        let (out, _) = scale(
+            table(array![[0.0, 255.0], [51.0, f64::NAN]]),
+            1.0 / 255.0,
+            STEP,
+        )
+        .unwrap();
+        assert_eq!(out.values.row(0).to_vec(), [0.0, 1.0]);
+        assert!((out.values[(1, 0)] - 0.2).abs() < 1e-15);
+        assert!(out.values[(1, 1)].is_nan());
+        for bad in [0.0, -2.0, f64::NAN, f64::INFINITY] {
+            let err = scale(table(array![[1.0]]), bad, STEP).unwrap_err();
+            assert!(err.to_string().contains("field `factor`"), "{err}");
+        }
     }
 
     #[test]

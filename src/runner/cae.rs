@@ -15,7 +15,9 @@ use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
 use crate::analysis::cv::Fit;
 use crate::analysis::latent_eval::{FoldEvaluation, FoldLatents, LatentEvalConfig, evaluate_fold};
-use crate::models::cae::{CaeConfig, CaeError, CoupledAutoencoder, LossRecord, train};
+use crate::models::cae::{
+    CaeConfig, CaeError, CoupledAutoencoder, LossRecord, max_abs_correlation, train,
+};
 use crate::progress::Sink;
 use crate::session::{CrossModal, Curve, Experiment, Latent, NamedLatent};
 
@@ -132,6 +134,13 @@ pub(super) fn run(
 /// How the in-sample latents of the model on all cells are named after `z_T`/`z_E`.
 pub(crate) const IN_SAMPLE: &str = "(model on all cells, in-sample)";
 
+/// The metric of the largest |correlation| between two latent dimensions of
+/// the held-out cells' codes in inference mode (no dropout, batch norm with
+/// the population statistics), averaged over the two agents: the
+/// representation Gala et al.'s Fig. 1B plots, where the training curves'
+/// `latent_abs_corr_*` see the dropped-out training batches.
+const HELD_OUT_CORR: &str = "latent_abs_corr_held_out";
+
 /// What one of the parallel fits produced.
 enum FitOutcome {
     Fold(Box<TrainedFold>),
@@ -211,6 +220,12 @@ fn train_fold(
     let t_from_e = model.predict(1, 0, &x_e_test, p_t)?;
     let e_from_t = model.predict(0, 1, &x_t_test, p_e)?;
     let errors = BTreeMap::from([
+        (
+            HELD_OUT_CORR.to_string(),
+            (max_abs_correlation(latents.test_t.view())
+                + max_abs_correlation(latents.test_e.view()))
+                / 2.0,
+        ),
         (
             "recon_t".to_string(),
             relative_error(x_t_test.view(), t_from_t.view()),
