@@ -320,6 +320,26 @@ fn invalid_settings_are_rejected_with_the_field_name() {
         ),
         (
             MixVaeConfig {
+                augmentation: Augmentation::Rotation {
+                    degrees: 200.0,
+                    width: 28,
+                },
+                ..MixVaeConfig::default()
+            },
+            "augmentation.degrees",
+        ),
+        (
+            MixVaeConfig {
+                augmentation: Augmentation::Rotation {
+                    degrees: 20.0,
+                    width: 0,
+                },
+                ..MixVaeConfig::default()
+            },
+            "augmentation.width",
+        ),
+        (
+            MixVaeConfig {
                 augmentation: Augmentation::Generator(GeneratorConfig {
                     epochs: 0,
                     ..GeneratorConfig::default()
@@ -337,6 +357,16 @@ fn invalid_settings_are_rejected_with_the_field_name() {
         }
     }
     assert!(MixVaeConfig::default().validate().is_ok());
+    // Rotation needs rows of whole images: 3 features are not rows of 2 pixels.
+    let rotation = MixVaeConfig {
+        augmentation: Augmentation::Rotation {
+            degrees: 20.0,
+            width: 2,
+        },
+        ..MixVaeConfig::default()
+    };
+    let err = fit(&x, &rotation, &mut Quiet).unwrap_err();
+    assert!(err.to_string().contains("augmentation.width"), "{err}");
     // Bad data: too few cells, non-finite values.
     let one = Array2::<f32>::zeros((1, 3));
     assert!(matches!(

@@ -26,6 +26,7 @@ mod output;
 #[cfg(not(feature = "cuda"))]
 mod parallel;
 mod revive;
+mod rotate;
 mod train;
 mod trained;
 

@@ -27,6 +27,7 @@ use rand_distr::StandardNormal;
 
 use super::MixVaeError;
 use super::config::{Augmentation, GeneratorConfig};
+use super::rotate::rotate_rows_in_place;
 use crate::analysis::cca::Pca;
 use crate::nn::{
     self, Adam, AdamConfig, BatchNorm, Device, Linear, Mode, NnError, ParamStore, Scalar, Var,
@@ -42,6 +43,13 @@ pub(crate) enum Augmenter {
     Dropout(f32),
     /// Additive Gaussian noise.
     Noise(f32),
+    /// Random rotation of images `width` wide by up to `degrees`.
+    Rotation {
+        /// The largest angle.
+        degrees: f32,
+        /// The image width.
+        width: usize,
+    },
     /// A trained generator.
     Generator(Box<Generator>),
 }
@@ -59,6 +67,10 @@ impl Augmenter {
             Augmentation::None => Augmenter::Identity,
             Augmentation::Dropout { rate } => Augmenter::Dropout(*rate),
             Augmentation::Noise { std } => Augmenter::Noise(*std),
+            Augmentation::Rotation { degrees, width } => Augmenter::Rotation {
+                degrees: *degrees,
+                width: *width,
+            },
             Augmentation::Generator(config) => {
                 Augmenter::Generator(Box::new(Generator::train(config, x, device, rng, sink)?))
             }
@@ -114,6 +126,10 @@ impl Augmenter {
         match self {
             Augmenter::Dropout(rate) => nn::dropout_in_place(out, *rate, rng),
             Augmenter::Noise(std) => nn::add_noise_in_place(out, *std, rng),
+            Augmenter::Rotation { degrees, width } => {
+                rotate_rows_in_place(out, x.ncols(), *width, *degrees, rng);
+                Ok(())
+            }
             Augmenter::Identity | Augmenter::Generator(_) => Ok(()),
         }
     }

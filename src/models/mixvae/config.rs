@@ -75,6 +75,16 @@ pub enum Augmentation {
         /// Standard deviation of the noise.
         std: f32,
     },
+    /// Each agent sees the sample, read as an image `width` pixels wide,
+    /// rotated by its own random angle in `[−degrees, degrees]` (the paper's
+    /// cpl-mixVAE^a on MNIST: ±20°). Needs every pixel, in image order.
+    Rotation {
+        /// The largest rotation, in degrees (0 to 180).
+        degrees: f32,
+        /// The image width in pixels (28 for MNIST); the feature count must
+        /// be a multiple of it.
+        width: usize,
+    },
     /// The paper's augmenter: a generator trained on the data before the
     /// mixture model, adding noise in its low-dimensional representation.
     Generator(GeneratorConfig),
@@ -349,6 +359,14 @@ impl MixVaeConfig {
                 "a finite non-negative number",
                 std.to_string(),
             ),
+            Augmentation::Rotation { degrees, .. } if !(0.0..=180.0).contains(degrees) => bad(
+                "augmentation.degrees",
+                "an angle in [0, 180]",
+                degrees.to_string(),
+            ),
+            Augmentation::Rotation { width: 0, .. } => {
+                bad("augmentation.width", "a positive width", "0".to_string())
+            }
             Augmentation::Generator(g) => g.validate(),
             _ => Ok(()),
         }

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::agent::AgentNet;
 use super::augment::Augmenter;
-use super::config::MixVaeConfig;
+use super::config::{Augmentation, MixVaeConfig};
 use super::dense_agent::{AgentRun, DenseAgent};
 use super::objective::coupling;
 use super::output::{MixVaeFit, evaluate};
@@ -102,6 +102,14 @@ pub fn fit_keeping(
             i / genes,
             i % genes
         )));
+    }
+    if let Augmentation::Rotation { width, .. } = config.augmentation
+        && genes % width.max(1) != 0
+    {
+        return Err(MixVaeError::Config {
+            field: "augmentation.width".into(),
+            message: format!("{genes} features are not rows of {width}-pixel images"),
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let device = Device::open(DeviceChoice::Cpu)?;
