@@ -16,7 +16,7 @@ pub(crate) fn rotate_rows_in_place(
     degrees: f32,
     rng: &mut ChaCha8Rng,
 ) {
-    if width == 0 || features == 0 || features % width != 0 {
+    if width == 0 || features == 0 || !features.is_multiple_of(width) {
         return;
     }
     let mut source = Vec::with_capacity(features);

@@ -104,7 +104,7 @@ pub fn fit_keeping(
         )));
     }
     if let Augmentation::Rotation { width, .. } = config.augmentation
-        && genes % width.max(1) != 0
+        && !genes.is_multiple_of(width.max(1))
     {
         return Err(MixVaeError::Config {
             field: "augmentation.width".into(),
