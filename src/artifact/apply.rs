@@ -147,6 +147,9 @@ pub struct Application {
     pub scores: Option<Scores>,
     /// The recalibration, where asked for.
     pub calibration: Option<Calibration>,
+    /// The measured targets (`--observed`) of the cells, in the units of
+    /// `predictions` (cells × outputs; NaN rows for cells not measured).
+    pub observed: Option<Array2<f64>>,
 }
 
 /// Applies the artifact in `folder` to `input`.
@@ -263,10 +266,19 @@ pub(super) fn predicted(
         categories: None,
         scores: None,
         calibration: None,
+        observed: None,
     };
     if let Some(path) = &input.observed {
         let observed = read_observed(path, manifest, outputs)?;
-        score_against(&mut application, z_predictions, &observed, input, path)?;
+        let target = manifest.target.as_ref();
+        score_against(
+            &mut application,
+            z_predictions,
+            &observed,
+            input,
+            path,
+            target,
+        )?;
     } else if input.calibrate.is_some() {
         return Err(calibrate_needs_observed());
     }
@@ -279,14 +291,16 @@ pub(super) fn calibrate_needs_observed() -> ApplyError {
 }
 
 /// Scores `predicted` (rows = the application's cells, target z-units)
-/// against the measured values `observed` (columns = the outputs), and
-/// fits the recalibration where asked for.
+/// against the measured values `observed` (columns = the outputs), keeps
+/// them in the predictions' units (`target`'s recipe) and fits the
+/// recalibration where asked for.
 pub(super) fn score_against(
     application: &mut Application,
     predicted: &Array2<f64>,
     observed: &FeatureTable,
     input: &ApplyInput,
     path: &Path,
+    target: Option<&FittedModality>,
 ) -> Result<(), ApplyError> {
     let rows = match_rows(&application.cells, &observed.cells);
     if rows.is_empty() {
@@ -298,6 +312,11 @@ pub(super) fn score_against(
     let (p, o): (Vec<usize>, Vec<usize>) = rows.iter().copied().unzip();
     let predicted = predicted.select(Axis(0), &p);
     let measured = observed.values.select(Axis(0), &o);
+    let mut all = Array2::from_elem(application.predictions.dim(), f64::NAN);
+    for (row, &i) in measured.rows().into_iter().zip(&p) {
+        all.row_mut(i).assign(&row);
+    }
+    application.observed = Some(to_target_units(&all, target));
     application.scores = Some(score(&predicted, &measured, &application.outputs));
     if let Some(cells) = &input.calibrate {
         let ids: Vec<String> = o.iter().map(|&i| observed.cells[i].clone()).collect();
