@@ -335,13 +335,18 @@ fn filtered_cells(
     (column, value): &(String, String),
 ) -> Result<HashSet<String>, ApplyError> {
     let metadata = read_metadata(path, id_column)?;
-    let values = metadata.column(column).ok_or_else(|| {
-        ApplyError::Invalid(format!(
-            "{}: no column `{column}`; it has {}",
-            path.display(),
-            metadata.columns.join(", ")
-        ))
-    })?;
+    // The id column is the metadata's index, not one of its columns.
+    let values = if column == id_column {
+        metadata.cells.iter().map(|c| Some(c.as_str())).collect()
+    } else {
+        metadata.column(column).ok_or_else(|| {
+            ApplyError::Invalid(format!(
+                "{}: no column `{column}`; it has {id_column}, {}",
+                path.display(),
+                metadata.columns.join(", ")
+            ))
+        })?
+    };
     let matches = |v: &str| match value.strip_suffix('*') {
         Some(prefix) => v.starts_with(prefix),
         None => v == value,
