@@ -278,3 +278,123 @@ fn bad_model_references_are_refused_naming_the_field() {
         "{no_artifact}"
     );
 }
+
+/// Writes the features-by-cells counts `csv` as a 10x folder whose primary
+/// ids are `ID<n>` for every other gene (spike-ins keep theirs), with every
+/// gene's name as its `gene_symbols`; returns the renamed genes.
+fn tenx_folder(csv: &Path, folder: &Path) -> Vec<String> {
+    let table = read_table(csv, Orientation::FeaturesByCells).expect("counts");
+    std::fs::create_dir_all(folder).expect("folder");
+    let mut entries = Vec::new();
+    for ((cell, feature), &v) in table.values.indexed_iter() {
+        if v != 0.0 {
+            entries.push(format!("{} {} {v}", feature + 1, cell + 1));
+        }
+    }
+    let matrix = format!(
+        "%%MatrixMarket matrix coordinate real general\n{} {} {}\n{}\n",
+        table.features.len(),
+        table.cells.len(),
+        entries.len(),
+        entries.join("\n")
+    );
+    std::fs::write(folder.join("matrix.mtx"), matrix).expect("matrix");
+    std::fs::write(folder.join("barcodes.tsv"), table.cells.join("\n") + "\n").expect("cells");
+    let mut renamed = Vec::new();
+    let lines: Vec<String> = table
+        .features
+        .iter()
+        .enumerate()
+        .map(|(j, gene)| {
+            let id = if j % 2 == 1 && !gene.starts_with("ERCC-") {
+                renamed.push(gene.clone());
+                format!("ID{j}")
+            } else {
+                gene.clone()
+            };
+            format!("{id}\t{gene}\tGene Expression")
+        })
+        .collect();
+    std::fs::write(folder.join("features.tsv"), lines.join("\n") + "\n").expect("features");
+    renamed
+}
+
+#[test]
+fn genes_are_matched_through_an_alias_column_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::small_dataset(dir.path(), 5);
+    let renamed = tenx_folder(&data.join("gene_counts.csv"), &dir.path().join("tenx"));
+    let apply = |name: &str, dataset: &str, options: &str| {
+        format!(
+            r#"    (name: "{name}", dataset: "{dataset}", modalities: ["T", "E"],
+      model: Apply(model_from: "srrr"{options})),
+"#
+        )
+    };
+    let experiments = [
+        apply("csv", "sim", ""),
+        apply("aliased", "tenx", r#", alias_column: "gene_symbols""#),
+        apply("unaliased", "tenx", ""),
+    ]
+    .concat();
+    let tenx = r#"    (
+      name: "tenx",
+      modalities: [
+        (name: "T", path: "tenx", orientation: FeaturesByCells),
+        (name: "E", path: "data/ephys_values.csv", orientation: CellsByFeatures),
+      ],
+    ),
+  ],
+  experiments: [
+"#;
+    let text = common::srrr_session("srrr", 2).replacen(
+        "  ],\n  experiments: [\n",
+        &format!("{tenx}{experiments}"),
+        1,
+    );
+    std::fs::write(dir.path().join("s.ron"), text).expect("session");
+    let output = patchbench(dir.path())
+        .args(["--batch", "s.ron"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "`unaliased` fails");
+    assert!(
+        stderr.contains("experiment `unaliased`") && stderr.contains("genes are missing"),
+        "{stderr}"
+    );
+    let session = session::load(&dir.path().join("s.ron")).expect("session");
+    let (csv, aliased) = (result(&session, "csv"), result(&session, "aliased"));
+    let ResultDetail::Apply(detail) = &aliased.detail else {
+        panic!("an Apply detail");
+    };
+    let report = &detail.report;
+    assert_eq!(report.alias_column.as_deref(), Some("gene_symbols"));
+    assert!(report.missing.is_empty(), "{:?}", report.missing);
+    let matched: Vec<&String> = report.aliased.iter().map(|(model, _)| model).collect();
+    assert!(!matched.is_empty() && matched.iter().all(|g| renamed.contains(g)));
+    assert!(report.aliased.iter().all(|(_, id)| id.starts_with("ID")));
+    assert_eq!(aliased.metrics["alias_genes"], matched.len() as f64);
+    let line = format!(
+        "matched through alias column `gene_symbols` ({})",
+        matched.len()
+    );
+    assert!(
+        detail.report_lines.iter().any(|l| l.starts_with(&line)),
+        "{:?}",
+        detail.report_lines
+    );
+    // Found through their aliases, the genes give what their names give.
+    assert_eq!(aliased.metrics["r2"], csv.metrics["r2"]);
+    assert_eq!(aliased.latent, csv.latent);
+    // The same from the command line.
+    let output = patchbench(dir.path())
+        .args(["apply", "s.weights/srrr", "--data", "tenx", "--json"])
+        .args(["--alias-column", "gene_symbols"])
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let listed = json["alignment"]["aliased"].as_array().expect("aliased");
+    assert_eq!(listed.len(), matched.len());
+}

@@ -39,6 +39,10 @@ pub struct ApplyInput {
     pub policy: MissingPolicy,
     /// Cells to fit a per-feature recalibration on (reported, never applied).
     pub calibrate: Option<CalibrationCells>,
+    /// A second name of every feature (an `.h5ad`'s `var` column, a 10x
+    /// folder's `gene_symbols`) to find the model's genes that are not
+    /// found by their primary name.
+    pub alias_column: Option<String>,
 }
 
 /// Why a model could not be applied.
@@ -187,7 +191,12 @@ pub(super) fn prepare_input(
     keep: Option<&HashSet<String>>,
 ) -> Result<(FeatureTable, AlignmentReport), ApplyError> {
     let recipe = &manifest.input.recipe;
-    let (raw, transposed) = read_cells(&input.data, &recipe.inputs, keep)?;
+    let (raw, transposed, aliased) = read_cells(
+        &input.data,
+        &recipe.inputs,
+        keep,
+        input.alias_column.as_deref(),
+    )?;
     let aligned = align(&raw, recipe, genes, input.policy, transposed).map_err(|source| {
         ApplyError::Align {
             path: input.data.clone(),
@@ -195,6 +204,8 @@ pub(super) fn prepare_input(
         }
     })?;
     let mut report = aligned.report;
+    report.alias_column = input.alias_column.clone();
+    report.aliased = aliased;
     let (prepared, skipped) = recipe
         .replay(aligned.table)
         .map_err(|source| ApplyError::Prep {
@@ -369,12 +380,16 @@ fn filtered_cells(
 
 /// Reads a matrix as cells × features, with features among `wanted`:
 /// delimited text is read with features in rows and transposed when its
-/// header holds them instead. Returns the table and whether it was transposed.
+/// header holds them instead. A feature of `wanted` that no primary name
+/// matches is looked up in the `alias` column (see [`ApplyInput`]) and named
+/// after the wanted one. Returns the table, whether it was transposed, and
+/// the features matched through the alias as (wanted name, primary name).
 pub fn read_cells(
     path: &Path,
     wanted: &[String],
     keep: Option<&HashSet<String>>,
-) -> Result<(FeatureTable, bool), ApplyError> {
+    alias: Option<&str>,
+) -> Result<(FeatureTable, bool, Vec<(String, String)>), ApplyError> {
     let format = detect_format(path)?;
     let orientation = match format {
         MatrixFormat::H5ad => Orientation::CellsByFeatures,
@@ -386,7 +401,11 @@ pub fn read_cells(
             )));
         }
     };
-    let loaded = read_matrix(&MatrixSource::new(path, orientation))?;
+    let mut loaded = read_matrix(&MatrixSource::new(path, orientation))?;
+    let aliased = match alias {
+        Some(column) => match_aliases(path, format, orientation, column, wanted, &mut loaded)?,
+        None => Vec::new(),
+    };
     let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
     let hits = |names: &[String]| {
         names
@@ -424,7 +443,53 @@ pub fn read_cells(
             )));
         }
     }
-    Ok((table, transposed))
+    Ok((table, transposed, aliased))
+}
+
+/// Renames the features of `loaded` whose name is not wanted but whose
+/// alias (the `column` of the file's feature annotation) is a wanted name
+/// that no feature has; returns (wanted name, primary name) of each.
+fn match_aliases(
+    path: &Path,
+    format: MatrixFormat,
+    orientation: Orientation,
+    column: &str,
+    wanted: &[String],
+    loaded: &mut LoadedTable,
+) -> Result<Vec<(String, String)>, ApplyError> {
+    if !matches!(format, MatrixFormat::H5ad | MatrixFormat::TenxFolder) {
+        return Err(ApplyError::Invalid(format!(
+            "{}: an alias column is read from an .h5ad's var or a 10x folder's features file              (gene_symbols), not from this file",
+            path.display()
+        )));
+    }
+    let mut source = MatrixSource::new(path, orientation);
+    source.h5ad.var_column = Some(column.to_string());
+    let aliases = read_matrix(&source)?.features().to_vec();
+    let features = match loaded {
+        LoadedTable::Dense(t) => &mut t.features,
+        LoadedTable::Sparse(t) => &mut t.features,
+    };
+    let present: HashSet<String> = features.iter().cloned().collect();
+    let mut by_alias: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, alias) in aliases.iter().enumerate() {
+        by_alias.entry(alias.as_str()).or_default().push(j);
+    }
+    let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut matched = Vec::new();
+    for name in wanted.iter().filter(|w| !present.contains(*w)) {
+        // An ambiguous alias (several features) or one whose feature is
+        // itself wanted by its primary name matches nothing.
+        if let Some([j]) = by_alias.get(name.as_str()).map(Vec::as_slice)
+            && !wanted_set.contains(features[*j].as_str())
+        {
+            matched.push((
+                name.clone(),
+                std::mem::replace(&mut features[*j], name.clone()),
+            ));
+        }
+    }
+    Ok(matched)
 }
 
 /// The network's predictions (in the target's z-scored units) and latent codes.
@@ -505,7 +570,7 @@ pub(super) fn read_observed(
         ApplyError::Invalid("the artifact holds no target preprocessing to compare with".into())
     })?;
     let recipe = &target.recipe;
-    let (raw, _) = read_cells(path, &recipe.inputs, None)?;
+    let (raw, _, _) = read_cells(path, &recipe.inputs, None, None)?;
     let absent: Vec<&String> = recipe
         .inputs
         .iter()

@@ -171,6 +171,7 @@ fn apply_input(
             .map(|f| (f.column.clone(), f.value.clone())),
         policy: spec.missing,
         calibrate: spec.calibrate.clone(),
+        alias_column: spec.alias_column.clone(),
     })
 }
 
@@ -186,6 +187,7 @@ fn to_result(
     let mut metrics = BTreeMap::from([
         ("cells".to_string(), application.cells.len() as f64),
         ("missing_genes".to_string(), report.missing.len() as f64),
+        ("alias_genes".to_string(), report.aliased.len() as f64),
         ("skipped_cells".to_string(), report.skipped.len() as f64),
         (
             "scale_mismatch_features".to_string(),

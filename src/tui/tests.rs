@@ -934,6 +934,8 @@ fn applied_result() -> ExperimentResult {
         transposed: true,
         model_genes: 10,
         missing: vec!["Gene9".into()],
+        alias_column: None,
+        aliased: vec![],
         recipe_features: 12,
         recipe_missing: 1,
         scale_mismatch: vec![],
