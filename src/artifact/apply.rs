@@ -378,6 +378,9 @@ fn filtered_cells(
     Ok(keep)
 }
 
+/// Features matched through an alias column: (the model's name, the data's primary name).
+pub type Aliased = Vec<(String, String)>;
+
 /// Reads a matrix as cells × features, with features among `wanted`:
 /// delimited text is read with features in rows and transposed when its
 /// header holds them instead. A feature of `wanted` that no primary name
@@ -389,7 +392,7 @@ pub fn read_cells(
     wanted: &[String],
     keep: Option<&HashSet<String>>,
     alias: Option<&str>,
-) -> Result<(FeatureTable, bool, Vec<(String, String)>), ApplyError> {
+) -> Result<(FeatureTable, bool, Aliased), ApplyError> {
     let format = detect_format(path)?;
     let orientation = match format {
         MatrixFormat::H5ad => Orientation::CellsByFeatures,
@@ -456,7 +459,7 @@ fn match_aliases(
     column: &str,
     wanted: &[String],
     loaded: &mut LoadedTable,
-) -> Result<Vec<(String, String)>, ApplyError> {
+) -> Result<Aliased, ApplyError> {
     if !matches!(format, MatrixFormat::H5ad | MatrixFormat::TenxFolder) {
         return Err(ApplyError::Invalid(format!(
             "{}: an alias column is read from an .h5ad's var or a 10x folder's features file              (gene_symbols), not from this file",
