@@ -26,7 +26,7 @@ use crate::models::Headline;
 use crate::nn::DeviceChoice;
 use crate::progress::{Event, Sink};
 use crate::runner::{
-    PreparedDataset, RunQueue, WeightsTarget, load_dataset, missing_files,
+    PreparedDataset, RunQueue, WeightsTarget, load_dataset, missing_files, run_application,
     run_experiment_saving_weights, stage_eta,
 };
 use crate::session::{self, DatasetSpec, Experiment, ExperimentResult, Session, SessionStore};
@@ -68,7 +68,7 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
     let mut store = SessionStore::open(input)?;
     // The experiments run as they were when the batch started; results are
     // merged into the file as it is when each one finishes.
-    let session = store.session().clone();
+    let mut session = store.session().clone();
     let base = folder_of(input);
     let mut selected = select(&session, options)?;
     let mut shard = None;
@@ -107,11 +107,15 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
         let name = job.experiment.name.clone();
         let mut sink = BatchSink::new(&name);
         let on_device = on_device(&job.experiment, options.device);
-        let result = prepared(&mut datasets, &job.dataset, &base).and_then(|dataset| {
-            Ok(run_experiment_saving_weights(
-                &on_device, dataset, &mut sink, &weights,
-            )?)
-        });
+        let result = if job.experiment.model.method().model_from().is_some() {
+            run_application(&job, &base, &weights, &mut sink).map_err(anyhow::Error::new)
+        } else {
+            prepared(&mut datasets, &job.dataset, &base).and_then(|dataset| {
+                Ok(run_experiment_saving_weights(
+                    &on_device, dataset, &mut sink, &weights,
+                )?)
+            })
+        };
         sink.finish();
         match result {
             Ok(result) => {
@@ -130,6 +134,12 @@ pub fn run(options: &BatchOptions) -> Result<BatchOutcome> {
                         file.write(path)?;
                     }
                     None => {
+                        // An `Apply` experiment later in this batch reads the model's result.
+                        if let Some(e) = session.experiments.iter_mut().find(|e| e.name == name) {
+                            let mut copy = result.clone();
+                            copy.provenance.config = Some(job.fingerprint.clone());
+                            e.result = Some(copy);
+                        }
                         let report = store.record_result(&name, job.fingerprint, result)?;
                         for dropped in report.dropped {
                             eprintln!("warning: result not stored: {dropped}");
@@ -247,9 +257,12 @@ fn select(session: &Session, options: &BatchOptions) -> Result<Vec<usize>> {
             }
         };
     }
-    Ok((0..session.experiments.len())
+    let mut selected: Vec<usize> = (0..session.experiments.len())
         .filter(|&i| options.rerun || session.experiments[i].result.is_none())
-        .collect())
+        .collect();
+    // An `Apply` experiment runs after the models it applies.
+    selected.sort_by_key(|&i| session.experiments[i].model.method().model_from().is_some());
+    Ok(selected)
 }
 
 /// Fails before any training when a selected experiment's files are missing.

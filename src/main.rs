@@ -122,6 +122,10 @@ struct ApplyArgs {
     /// comma-separated ids) and report it next to the uncalibrated numbers.
     #[arg(long, value_name = "N|IDS")]
     calibrate: Option<patchbench::artifact::calibrate::CalibrationCells>,
+    /// Look genes not found by name up in this feature column (an .h5ad var
+    /// column, or gene_symbols of a 10x folder).
+    #[arg(long, value_name = "COLUMN")]
+    alias_column: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -366,6 +370,7 @@ fn run_apply(args: ApplyArgs) -> Result<ExitCode> {
         filter,
         policy: args.missing,
         calibrate: args.calibrate,
+        alias_column: args.alias_column,
     };
     let application = apply(&args.artifact, &input)?;
     if let Some(out) = &args.out {

@@ -1,5 +1,6 @@
 //! One module per method.
 
+pub mod apply;
 pub mod cae;
 pub mod method;
 pub mod mixvae;

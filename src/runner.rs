@@ -4,6 +4,7 @@
 //! [`RunQueue`] keeps the books of queued and running experiments for both
 //! front ends.
 
+mod apply;
 mod artifact;
 mod cae;
 mod checks;
@@ -19,6 +20,7 @@ mod sbnn;
 mod srrr;
 mod weights;
 
+pub use apply::{SourceModel, run_application};
 pub use dataset::{PreparedDataset, load_dataset, missing_files};
 pub use error::RunError;
 pub use experiment::{run_experiment, run_experiment_saving_weights};

@@ -30,8 +30,8 @@ pub use file::{load, parse, relocate, save, to_ron, write_atomic};
 pub use lock::{OwnerLock, SaveLock, remove_stale_temp_files};
 pub use merge::Change;
 pub use result::{
-    AgentCategories, CrossModal, Curve, ExperimentResult, FeatureScore, Latent, NamedLatent,
-    Provenance, ResultDetail,
+    AgentCategories, ApplyDetail, CrossModal, Curve, ExperimentResult, FeatureScore, Latent,
+    NamedLatent, Provenance, ResultDetail,
 };
 pub use saver::BackgroundSaver;
 pub use schema::{

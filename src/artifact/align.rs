@@ -78,6 +78,12 @@ pub struct AlignmentReport {
     pub model_genes: usize,
     /// Those the new data lack, in the model's order.
     pub missing: Vec<String>,
+    /// The alias column looked in for genes not found by name, if any.
+    #[serde(default)]
+    pub alias_column: Option<String>,
+    /// Features found through it: (the model's name, the data's primary name).
+    #[serde(default)]
+    pub aliased: Vec<(String, String)>,
     /// Features the preprocessing reads (e.g. the library-size sum).
     pub recipe_features: usize,
     /// How many of those the new data lack (treated as zero counts).
@@ -108,6 +114,19 @@ impl AlignmentReport {
             self.recipe_features - self.recipe_missing,
             self.recipe_features
         )];
+        if let Some(column) = &self.alias_column {
+            let names: Vec<String> = self
+                .aliased
+                .iter()
+                .map(|(model, data)| format!("{model} ({data})"))
+                .collect();
+            lines.push(format!(
+                "matched through alias column `{column}` ({}){}{}",
+                self.aliased.len(),
+                if names.is_empty() { "" } else { ": " },
+                sample(&names)
+            ));
+        }
         if !self.missing.is_empty() {
             lines.push(format!(
                 "missing model genes ({}): {}",
@@ -249,6 +268,8 @@ pub fn align(
         transposed,
         model_genes: model_genes.len(),
         missing,
+        alias_column: None,
+        aliased: Vec::new(),
         recipe_features: recipe.inputs.len(),
         recipe_missing: columns.iter().filter(|c| c.is_none()).count(),
         scale_mismatch,

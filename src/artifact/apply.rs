@@ -39,6 +39,10 @@ pub struct ApplyInput {
     pub policy: MissingPolicy,
     /// Cells to fit a per-feature recalibration on (reported, never applied).
     pub calibrate: Option<CalibrationCells>,
+    /// A second name of every feature (an `.h5ad`'s `var` column, a 10x
+    /// folder's `gene_symbols`) to find the model's genes that are not
+    /// found by their primary name.
+    pub alias_column: Option<String>,
 }
 
 /// Why a model could not be applied.
@@ -147,6 +151,9 @@ pub struct Application {
     pub scores: Option<Scores>,
     /// The recalibration, where asked for.
     pub calibration: Option<Calibration>,
+    /// The measured targets (`--observed`) of the cells, in the units of
+    /// `predictions` (cells × outputs; NaN rows for cells not measured).
+    pub observed: Option<Array2<f64>>,
 }
 
 /// Applies the artifact in `folder` to `input`.
@@ -184,7 +191,12 @@ pub(super) fn prepare_input(
     keep: Option<&HashSet<String>>,
 ) -> Result<(FeatureTable, AlignmentReport), ApplyError> {
     let recipe = &manifest.input.recipe;
-    let (raw, transposed) = read_cells(&input.data, &recipe.inputs, keep)?;
+    let (raw, transposed, aliased) = read_cells(
+        &input.data,
+        &recipe.inputs,
+        keep,
+        input.alias_column.as_deref(),
+    )?;
     let aligned = align(&raw, recipe, genes, input.policy, transposed).map_err(|source| {
         ApplyError::Align {
             path: input.data.clone(),
@@ -192,6 +204,8 @@ pub(super) fn prepare_input(
         }
     })?;
     let mut report = aligned.report;
+    report.alias_column = input.alias_column.clone();
+    report.aliased = aliased;
     let (prepared, skipped) = recipe
         .replay(aligned.table)
         .map_err(|source| ApplyError::Prep {
@@ -263,10 +277,19 @@ pub(super) fn predicted(
         categories: None,
         scores: None,
         calibration: None,
+        observed: None,
     };
     if let Some(path) = &input.observed {
         let observed = read_observed(path, manifest, outputs)?;
-        score_against(&mut application, z_predictions, &observed, input, path)?;
+        let target = manifest.target.as_ref();
+        score_against(
+            &mut application,
+            z_predictions,
+            &observed,
+            input,
+            path,
+            target,
+        )?;
     } else if input.calibrate.is_some() {
         return Err(calibrate_needs_observed());
     }
@@ -279,14 +302,16 @@ pub(super) fn calibrate_needs_observed() -> ApplyError {
 }
 
 /// Scores `predicted` (rows = the application's cells, target z-units)
-/// against the measured values `observed` (columns = the outputs), and
-/// fits the recalibration where asked for.
+/// against the measured values `observed` (columns = the outputs), keeps
+/// them in the predictions' units (`target`'s recipe) and fits the
+/// recalibration where asked for.
 pub(super) fn score_against(
     application: &mut Application,
     predicted: &Array2<f64>,
     observed: &FeatureTable,
     input: &ApplyInput,
     path: &Path,
+    target: Option<&FittedModality>,
 ) -> Result<(), ApplyError> {
     let rows = match_rows(&application.cells, &observed.cells);
     if rows.is_empty() {
@@ -298,6 +323,11 @@ pub(super) fn score_against(
     let (p, o): (Vec<usize>, Vec<usize>) = rows.iter().copied().unzip();
     let predicted = predicted.select(Axis(0), &p);
     let measured = observed.values.select(Axis(0), &o);
+    let mut all = Array2::from_elem(application.predictions.dim(), f64::NAN);
+    for (row, &i) in measured.rows().into_iter().zip(&p) {
+        all.row_mut(i).assign(&row);
+    }
+    application.observed = Some(to_target_units(&all, target));
     application.scores = Some(score(&predicted, &measured, &application.outputs));
     if let Some(cells) = &input.calibrate {
         let ids: Vec<String> = o.iter().map(|&i| observed.cells[i].clone()).collect();
@@ -316,13 +346,18 @@ fn filtered_cells(
     (column, value): &(String, String),
 ) -> Result<HashSet<String>, ApplyError> {
     let metadata = read_metadata(path, id_column)?;
-    let values = metadata.column(column).ok_or_else(|| {
-        ApplyError::Invalid(format!(
-            "{}: no column `{column}`; it has {}",
-            path.display(),
-            metadata.columns.join(", ")
-        ))
-    })?;
+    // The id column is the metadata's index, not one of its columns.
+    let values = if column == id_column {
+        metadata.cells.iter().map(|c| Some(c.as_str())).collect()
+    } else {
+        metadata.column(column).ok_or_else(|| {
+            ApplyError::Invalid(format!(
+                "{}: no column `{column}`; it has {id_column}, {}",
+                path.display(),
+                metadata.columns.join(", ")
+            ))
+        })?
+    };
     let matches = |v: &str| match value.strip_suffix('*') {
         Some(prefix) => v.starts_with(prefix),
         None => v == value,
@@ -343,14 +378,21 @@ fn filtered_cells(
     Ok(keep)
 }
 
+/// Features matched through an alias column: (the model's name, the data's primary name).
+pub type Aliased = Vec<(String, String)>;
+
 /// Reads a matrix as cells × features, with features among `wanted`:
 /// delimited text is read with features in rows and transposed when its
-/// header holds them instead. Returns the table and whether it was transposed.
+/// header holds them instead. A feature of `wanted` that no primary name
+/// matches is looked up in the `alias` column (see [`ApplyInput`]) and named
+/// after the wanted one. Returns the table, whether it was transposed, and
+/// the features matched through the alias as (wanted name, primary name).
 pub fn read_cells(
     path: &Path,
     wanted: &[String],
     keep: Option<&HashSet<String>>,
-) -> Result<(FeatureTable, bool), ApplyError> {
+    alias: Option<&str>,
+) -> Result<(FeatureTable, bool, Aliased), ApplyError> {
     let format = detect_format(path)?;
     let orientation = match format {
         MatrixFormat::H5ad => Orientation::CellsByFeatures,
@@ -362,7 +404,11 @@ pub fn read_cells(
             )));
         }
     };
-    let loaded = read_matrix(&MatrixSource::new(path, orientation))?;
+    let mut loaded = read_matrix(&MatrixSource::new(path, orientation))?;
+    let aliased = match alias {
+        Some(column) => match_aliases(path, format, orientation, column, wanted, &mut loaded)?,
+        None => Vec::new(),
+    };
     let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
     let hits = |names: &[String]| {
         names
@@ -400,7 +446,53 @@ pub fn read_cells(
             )));
         }
     }
-    Ok((table, transposed))
+    Ok((table, transposed, aliased))
+}
+
+/// Renames the features of `loaded` whose name is not wanted but whose
+/// alias (the `column` of the file's feature annotation) is a wanted name
+/// that no feature has; returns (wanted name, primary name) of each.
+fn match_aliases(
+    path: &Path,
+    format: MatrixFormat,
+    orientation: Orientation,
+    column: &str,
+    wanted: &[String],
+    loaded: &mut LoadedTable,
+) -> Result<Aliased, ApplyError> {
+    if !matches!(format, MatrixFormat::H5ad | MatrixFormat::TenxFolder) {
+        return Err(ApplyError::Invalid(format!(
+            "{}: an alias column is read from an .h5ad's var or a 10x folder's features file              (gene_symbols), not from this file",
+            path.display()
+        )));
+    }
+    let mut source = MatrixSource::new(path, orientation);
+    source.h5ad.var_column = Some(column.to_string());
+    let aliases = read_matrix(&source)?.features().to_vec();
+    let features = match loaded {
+        LoadedTable::Dense(t) => &mut t.features,
+        LoadedTable::Sparse(t) => &mut t.features,
+    };
+    let present: HashSet<String> = features.iter().cloned().collect();
+    let mut by_alias: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (j, alias) in aliases.iter().enumerate() {
+        by_alias.entry(alias.as_str()).or_default().push(j);
+    }
+    let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut matched = Vec::new();
+    for name in wanted.iter().filter(|w| !present.contains(*w)) {
+        // An ambiguous alias (several features) or one whose feature is
+        // itself wanted by its primary name matches nothing.
+        if let Some([j]) = by_alias.get(name.as_str()).map(Vec::as_slice)
+            && !wanted_set.contains(features[*j].as_str())
+        {
+            matched.push((
+                name.clone(),
+                std::mem::replace(&mut features[*j], name.clone()),
+            ));
+        }
+    }
+    Ok(matched)
 }
 
 /// The network's predictions (in the target's z-scored units) and latent codes.
@@ -481,7 +573,7 @@ pub(super) fn read_observed(
         ApplyError::Invalid("the artifact holds no target preprocessing to compare with".into())
     })?;
     let recipe = &target.recipe;
-    let (raw, _) = read_cells(path, &recipe.inputs, None)?;
+    let (raw, _, _) = read_cells(path, &recipe.inputs, None, None)?;
     let absent: Vec<&String> = recipe
         .inputs
         .iter()

@@ -60,10 +60,12 @@ pub(super) fn apply_cae(
         categories: None,
         scores: None,
         calibration: None,
+        observed: None,
     };
     if let Some(path) = &input.observed {
         let observed = read_observed(path, manifest, &part.e_features)?;
-        score_against(&mut application, &e_from_t, &observed, input, path)?;
+        let target = manifest.target.as_ref();
+        score_against(&mut application, &e_from_t, &observed, input, path, target)?;
         let rows = match_rows(&application.cells, &observed.cells);
         let (p, o): (Vec<usize>, Vec<usize>) = rows.into_iter().unzip();
         let x_e = observed.values.select(Axis(0), &o).mapv(|v| v as f32);

@@ -155,6 +155,7 @@ pub(super) fn apply_mixvae(
         categories: Some(summary),
         scores: None,
         calibration: None,
+        observed: None,
     })
 }
 

@@ -8,7 +8,7 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
 use crate::runner::PreparedDataset;
-use crate::session::{ExperimentResult, Latent};
+use crate::session::{ExperimentResult, Latent, ResultDetail};
 
 /// Distinct colours for label groups, in order of use (RGB).
 pub const PALETTE: [(u8, u8, u8); 12] = [
@@ -50,6 +50,9 @@ pub struct Scatter {
     pub x_bounds: [f64; 2],
     /// `[min, max]` of y, zoomed.
     pub y_bounds: [f64; 2],
+    /// Cells drawn over the others with their own marker: the new cells an
+    /// `Apply` experiment placed in its model's training latent space.
+    pub applied: Option<Vec<(f64, f64)>>,
 }
 
 /// The latent spaces of a result with their names: `latent` first (named
@@ -122,7 +125,59 @@ pub fn scatter(
         groups,
         x_bounds,
         y_bounds,
+        applied: None,
     })
+}
+
+/// The scatter of an `Apply` experiment's result `applied`: the training
+/// latent space of the model it applied (`training`, the `model_from`
+/// experiment's result, space `training_latent` of its detail) coloured
+/// like [`scatter`], with the applied cells' codes as the `applied` overlay
+/// when `show_applied`. Without the training result, the applied cells alone.
+pub fn applied_scatter(
+    applied: &ExperimentResult,
+    training: Option<&ExperimentResult>,
+    show_applied: bool,
+    dims: (usize, usize),
+    dataset: Option<&PreparedDataset>,
+    column: Option<&str>,
+    zoom: f64,
+) -> Option<Scatter> {
+    let ResultDetail::Apply(detail) = &applied.detail else {
+        return scatter(applied, 0, dims, dataset, column, zoom);
+    };
+    let space = training.and_then(|t| {
+        latents(t)
+            .iter()
+            .position(|(name, _)| *name == detail.training_latent)
+            .map(|index| (t, index))
+    });
+    let Some((training, index)) = space else {
+        return scatter(applied, 0, dims, None, None, zoom);
+    };
+    let mut plot = scatter(training, index, dims, dataset, column, 1.0)?;
+    let latent = applied.latent.as_ref()?;
+    if show_applied && latent.dims > 0 {
+        let (dx, dy) = (dims.0.min(latent.dims - 1), dims.1.min(latent.dims - 1));
+        let points: Vec<(f64, f64)> = latent
+            .values
+            .chunks(latent.dims)
+            .map(|row| {
+                let y = if latent.dims == 1 { 0.0 } else { row[dy] };
+                (f64::from(row[dx]), f64::from(y))
+            })
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        plot.applied = Some(points);
+    }
+    let all = plot
+        .groups
+        .iter()
+        .flat_map(|g| g.points.iter())
+        .chain(plot.applied.iter().flatten());
+    plot.x_bounds = zoomed(bounds(all.clone().map(|p| p.0)), zoom);
+    plot.y_bounds = zoomed(bounds(all.map(|p| p.1)), zoom);
+    Some(plot)
 }
 
 /// Most points the workbench's braille latent plot draws; beyond this a
@@ -285,6 +340,7 @@ mod tests {
             ],
             x_bounds: [0.0, 70_000.0],
             y_bounds: [0.0, 140_000.0],
+            applied: None,
         }
     }
 

@@ -92,6 +92,12 @@ pub trait Method {
     /// How many modalities the method needs.
     fn modality_count(&self) -> usize;
 
+    /// The most modalities the method takes (more than
+    /// [`Method::modality_count`] where the further ones are optional).
+    fn max_modalities(&self) -> usize {
+        self.modality_count()
+    }
+
     /// Checks the settings that do not depend on the data.
     fn validate(&self) -> Result<(), SettingError>;
 
@@ -102,6 +108,16 @@ pub trait Method {
     /// it (e.g. `("labels", "rna_type")`); such a method needs metadata.
     fn label_columns(&self) -> Vec<(&'static str, &str)> {
         Vec::new()
+    }
+
+    /// Whether a run writes a model artifact that an `Apply` experiment can use.
+    fn has_artifact(&self) -> bool {
+        true
+    }
+
+    /// The experiment whose trained model this one applies (only `Apply`).
+    fn model_from(&self) -> Option<&str> {
+        None
     }
 }
 

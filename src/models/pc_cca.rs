@@ -35,4 +35,8 @@ impl Method for PcCcaConfig {
     fn headline(&self) -> &'static [Headline] {
         method::LATENT_HEADLINE
     }
+
+    fn has_artifact(&self) -> bool {
+        false
+    }
 }

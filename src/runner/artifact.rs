@@ -80,7 +80,7 @@ pub(super) fn write(
             let part = mixvae_part(spec, result, dataset, table).map_err(failed)?;
             (ArtifactModel::MixVae(part), data_fingerprint(&[table]))
         }
-        ModelSpec::PcCca { .. } => return Ok(false),
+        ModelSpec::PcCca { .. } | ModelSpec::Apply(_) => return Ok(false),
     };
     let fitted = |name: &String| {
         dataset

@@ -75,6 +75,14 @@ fn run(
             super::pc_cca::run(experiment, model, analysis, dataset, sink)?
         }
         ModelSpec::MixVae(spec) => super::mixvae::run(experiment, spec, dataset, sink)?,
+        ModelSpec::Apply(_) => {
+            return Err(RunError::Unsuitable {
+                experiment: experiment.name.clone(),
+                message:
+                    "an Apply experiment runs through `run_application`, not on a prepared dataset"
+                        .into(),
+            });
+        }
     };
     check_outcome(
         &outcome.metrics,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::apply::SourceModel;
 use crate::progress::Event;
 use crate::session::{DatasetSpec, Experiment, Session, fingerprint};
 
@@ -97,6 +98,9 @@ pub struct Job {
     pub fingerprint: String,
     /// Set when the user cancels.
     pub cancel: Arc<AtomicBool>,
+    /// An `Apply` experiment's `model_from` experiment as it is in the
+    /// session when the run starts; `None` for other experiments.
+    pub source: Option<SourceModel>,
 }
 
 /// Why an experiment was not queued.
@@ -195,6 +199,7 @@ impl RunQueue {
                 experiment: experiment.clone(),
                 dataset: dataset.clone(),
                 cancel: run.cancel.clone(),
+                source: source_model(session, experiment),
             };
             self.active = Some(name);
             return Some(job);
@@ -266,6 +271,20 @@ impl RunQueue {
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }
+}
+
+/// The experiment `experiment` applies the model of, with its dataset.
+fn source_model(session: &Session, experiment: &Experiment) -> Option<SourceModel> {
+    let name = experiment.model.method().model_from()?;
+    let from = session.experiments.iter().find(|e| e.name == name)?;
+    Some(SourceModel {
+        experiment: from.clone(),
+        dataset: session
+            .datasets
+            .iter()
+            .find(|d| d.name == from.dataset)
+            .cloned(),
+    })
 }
 
 #[cfg(test)]

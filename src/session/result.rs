@@ -3,6 +3,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::confusion::Confusion;
+use crate::artifact::calibrate::Calibration;
+use crate::artifact::{AlignmentReport, Provenance as ArtifactProvenance};
 use crate::models::mixvae::Traversal;
 use crate::models::sbnn::LatentGrid;
 use crate::models::srrr::LambdaRow;
@@ -116,6 +118,36 @@ pub enum ResultDetail {
         /// Median wall-clock seconds per training epoch.
         seconds_per_epoch: f64,
     },
+    /// Another experiment's trained model applied to new cells (the
+    /// result's `latent` holds the applied cells' latent codes, its
+    /// `cross_modal` their predicted targets next to the measured ones).
+    Apply(Box<ApplyDetail>),
+}
+
+/// What an `Apply` experiment stores beside its metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyDetail {
+    /// The experiment whose model was applied.
+    pub model_from: String,
+    /// Its model kind (`sbnn`, `cae`, ...).
+    pub model: String,
+    /// The artifact's provenance (training data and configuration fingerprints).
+    pub artifact: ArtifactProvenance,
+    /// The name of the model-from result's latent space the applied cells'
+    /// `latent` lies in (`z` for the result's `latent`, else a `latents` name).
+    pub training_latent: String,
+    /// The feature-alignment report.
+    pub report: AlignmentReport,
+    /// Its human-readable lines, as `patchbench apply` prints them.
+    pub report_lines: Vec<String>,
+    /// Per-cell predicted classes (`family_from_z_T`, `category_from_consensus`,
+    /// ...), cells in the order of the result's `latent`.
+    #[serde(default)]
+    pub classes: Vec<(String, Vec<Option<String>>)>,
+    /// The recalibration, where asked for (never applied to the predictions).
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
 }
 
 /// One agent's category and maximum posterior for every cell.

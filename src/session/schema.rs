@@ -8,6 +8,7 @@ use crate::analysis::cv::FoldScheme;
 use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::data::Orientation;
 use crate::models::Method;
+use crate::models::apply::ApplySpec;
 use crate::models::cae::CaeConfig;
 use crate::models::mixvae::MixVaeSpec;
 use crate::models::sbnn::SbnnConfig;
@@ -170,6 +171,9 @@ pub enum ModelSpec {
     },
     /// Coupled mixture VAE (cpl-mixVAE; Marghi, Gala & Sümbül).
     MixVae(MixVaeSpec),
+    /// The trained model of another experiment (`model_from`) applied to the
+    /// cells of this experiment's dataset; trains nothing.
+    Apply(ApplySpec),
 }
 
 impl Session {
@@ -216,6 +220,7 @@ impl ModelSpec {
             ModelSpec::Cae { model, .. } => model,
             ModelSpec::PcCca { model, .. } => model,
             ModelSpec::MixVae(spec) => spec,
+            ModelSpec::Apply(spec) => spec,
         }
     }
 
@@ -296,6 +301,13 @@ mod tests {
                 seeds: vec![1],
                 model: Default::default(),
             }),
+            ModelSpec::Apply(ApplySpec {
+                model_from: "sbnn".into(),
+                missing: Default::default(),
+                calibrate: None,
+                filter: None,
+                alias_column: Some("symbol".into()),
+            }),
         ];
         for spec in &all {
             match spec {
@@ -303,7 +315,8 @@ mod tests {
                 | ModelSpec::Sbnn(_)
                 | ModelSpec::Cae { .. }
                 | ModelSpec::PcCca { .. }
-                | ModelSpec::MixVae(_) => {}
+                | ModelSpec::MixVae(_)
+                | ModelSpec::Apply(_) => {}
             }
         }
         all
@@ -329,7 +342,7 @@ mod tests {
     #[test]
     fn the_seam_gives_every_kind_a_name_modalities_and_a_headline() {
         let kinds: Vec<&str> = every_kind().iter().map(ModelSpec::kind).collect();
-        assert_eq!(kinds, ["srrr", "sbnn", "cae", "pc_cca", "mixvae"]);
+        assert_eq!(kinds, ["srrr", "sbnn", "cae", "pc_cca", "mixvae", "apply"]);
         for spec in every_kind() {
             let method = spec.method();
             assert!(method.validate().is_ok(), "{} defaults", spec.kind());

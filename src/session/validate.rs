@@ -77,8 +77,14 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                 ),
             ));
         };
-        let wanted = experiment.model.modality_count();
-        if experiment.modalities.len() != wanted {
+        let method = experiment.model.method();
+        let (least, most) = (method.modality_count(), method.max_modalities());
+        if !(least..=most).contains(&experiment.modalities.len()) {
+            let wanted = if least == most {
+                least.to_string()
+            } else {
+                format!("{least} to {most}")
+            };
             return Err(invalid(
                 field("modalities"),
                 format!(
@@ -87,6 +93,9 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                     experiment.modalities.len()
                 ),
             ));
+        }
+        if let Some(source) = method.model_from() {
+            check_model_from(session, source).map_err(|m| invalid(field("model.model_from"), m))?;
         }
         for name in &experiment.modalities {
             if !dataset.modalities.iter().any(|m| &m.name == name) {
@@ -152,6 +161,35 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Why `source` cannot be the model an `Apply` experiment applies.
+fn check_model_from(session: &Session, source: &str) -> Result<(), String> {
+    let Some(from) = session.experiments.iter().find(|e| e.name == source) else {
+        let known: Vec<_> = session
+            .experiments
+            .iter()
+            .filter(|e| e.model.method().model_from().is_none())
+            .map(|e| format!("`{}`", e.name))
+            .collect();
+        return Err(format!(
+            "unknown experiment `{source}`; the session's models are {}",
+            list_or_none(&known)
+        ));
+    };
+    let method = from.model.method();
+    if method.model_from().is_some() {
+        return Err(format!(
+            "`{source}` is itself an Apply experiment; name the experiment that trains the model"
+        ));
+    }
+    if !method.has_artifact() {
+        return Err(format!(
+            "`{source}` is a {} experiment, which writes no model artifact to apply",
+            method.kind()
+        ));
     }
     Ok(())
 }

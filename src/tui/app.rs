@@ -272,10 +272,22 @@ impl App {
         }
     }
 
-    /// The metadata columns of the selected experiment's dataset.
+    /// The experiment whose model the selected `Apply` experiment applies.
+    pub fn model_from(&self) -> Option<&Experiment> {
+        let name = self.selected()?.model.method().model_from()?;
+        self.session().experiments.iter().find(|e| e.name == name)
+    }
+
+    /// The dataset whose labels colour the latent plot: the selected
+    /// experiment's, or for an `Apply` experiment its model's training dataset.
+    pub fn plotted_dataset(&self) -> Option<&Arc<PreparedDataset>> {
+        let experiment = self.model_from().or(self.selected())?;
+        self.prepared(&experiment.dataset)
+    }
+
+    /// The metadata columns of the plotted dataset ([`App::plotted_dataset`]).
     pub fn label_columns(&self) -> Vec<String> {
-        self.selected()
-            .and_then(|e| self.prepared(&e.dataset))
+        self.plotted_dataset()
             .and_then(|d| d.data.metadata.as_ref())
             .map(|m| m.columns.clone())
             .unwrap_or_default()
@@ -414,6 +426,7 @@ impl App {
                 let x = (x + 1) % (dims - 1);
                 self.view.dims = (x, x + 1);
             }
+            Action::AppliedToggle => self.view.show_applied = !self.view.show_applied,
             Action::ZoomIn => self.view.zoom = (self.view.zoom * 1.5).min(100.0),
             Action::ZoomOut => self.view.zoom = (self.view.zoom / 1.5).max(0.1),
             Action::ZoomFit => self.view.zoom = 1.0,

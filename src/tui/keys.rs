@@ -44,6 +44,8 @@ pub enum Action {
     LatentNext,
     /// Plot the next pair of latent dimensions.
     DimsNext,
+    /// Show or hide the applied cells over the training latent space (Apply).
+    AppliedToggle,
     /// Zoom in.
     ZoomIn,
     /// Zoom out.
@@ -252,6 +254,14 @@ pub const BINDINGS: &[Binding] = &[
         "d",
         A::DimsNext,
         "next pair of latent dimensions / compared parameter",
+        G,
+        false,
+    ),
+    bind(
+        &[K::Char('a')],
+        "a",
+        A::AppliedToggle,
+        "show / hide the applied cells over the training latent (Apply)",
         G,
         false,
     ),

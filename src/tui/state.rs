@@ -116,6 +116,9 @@ pub struct ViewState {
     pub compare_curve: usize,
     /// Which swept parameter the compare view plots against (cycling).
     pub compare_parameter: usize,
+    /// Whether an `Apply` experiment's latent view draws the applied cells
+    /// over its model's training latent space.
+    pub show_applied: bool,
 }
 
 impl Default for ViewState {
@@ -130,6 +133,7 @@ impl Default for ViewState {
             cell_index: 0,
             compare_curve: 0,
             compare_parameter: 0,
+            show_applied: true,
         }
     }
 }

@@ -923,3 +923,138 @@ fn the_runs_table_shows_each_model_s_main_metric_in_a_mixed_session() {
     let row = screen.lines().find(|l| l.contains("mix ")).unwrap();
     assert!(row.contains("0.7200"), "{row}");
 }
+
+/// The result of an `Apply` experiment that placed four new cells in the
+/// training latent space of `alpha` (the last one without measured E).
+fn applied_result() -> ExperimentResult {
+    use crate::artifact::{AlignmentReport, MissingPolicy, Provenance as ArtifactProvenance};
+    let new_cells: Vec<String> = (0..4).map(|i| format!("n{i}")).collect();
+    let report = AlignmentReport {
+        cells: 4,
+        transposed: true,
+        model_genes: 10,
+        missing: vec!["Gene9".into()],
+        alias_column: None,
+        aliased: vec![],
+        recipe_features: 12,
+        recipe_missing: 1,
+        scale_mismatch: vec![],
+        warnings: vec![],
+        policy: MissingPolicy::Refuse(0.2),
+        skipped: Default::default(),
+    };
+    let mut applied = result(0.0);
+    applied.metrics = BTreeMap::from([
+        ("cells".to_string(), 4.0),
+        ("r2".to_string(), 0.31),
+        ("family_accuracy_z_T".to_string(), 0.75),
+        ("seconds".to_string(), 0.2),
+    ]);
+    applied.latent = Some(Latent {
+        dims: 2,
+        cells: new_cells.clone(),
+        values: vec![0.0, 0.0, 3.0, 1.5, 6.0, 3.0, 1.5, 0.5],
+    });
+    applied.latents = vec![];
+    applied.cross_modal = Some(CrossModal {
+        source: "T".into(),
+        target: "E".into(),
+        features: vec!["R_input".into(), "Tau".into()],
+        cells: new_cells,
+        observed: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, f32::NAN, f32::NAN],
+        predicted: vec![1.2, 1.9, 2.5, 4.4, 5.5, 6.1, 7.0, 8.0],
+    });
+    applied.detail = ResultDetail::Apply(Box::new(session::ApplyDetail {
+        model_from: "alpha".into(),
+        model: "sRRR".into(),
+        artifact: ArtifactProvenance {
+            session: "s.ron".into(),
+            experiment: "alpha".into(),
+            dataset: "toy".into(),
+            data_fingerprint: "d41d8cd9".into(),
+            config_fingerprint: "0123abcd".into(),
+            patchbench: "0.1.0".into(),
+        },
+        training_latent: "z".into(),
+        report_lines: report.lines(),
+        report,
+        classes: vec![(
+            "family_from_z_T".into(),
+            vec![
+                Some("Alpha".into()),
+                Some("Beta".into()),
+                None,
+                Some("Gamma".into()),
+            ],
+        )],
+        calibration: None,
+    }));
+    applied
+}
+
+/// The snapshot session with an `Apply` experiment of `alpha`, selected.
+fn applied_app() -> App {
+    let mut session = session();
+    session.experiments.push(Experiment {
+        name: "alpha_new".into(),
+        dataset: "toy".into(),
+        modalities: vec!["T".into(), "E".into()],
+        model: ModelSpec::Apply(crate::models::apply::ApplySpec {
+            model_from: "alpha".into(),
+            missing: crate::artifact::MissingPolicy::Refuse(0.2),
+            calibrate: None,
+            filter: None,
+            alias_column: None,
+        }),
+        protocol: Protocol::default(),
+        result: Some(applied_result()),
+    });
+    let mut app = App::new(Path::new("s.ron"), session);
+    app.datasets
+        .insert("toy".into(), DatasetState::Loaded(prepared()));
+    press(&mut app, "G");
+    app
+}
+
+#[test]
+fn applied_cells_are_drawn_over_the_training_latent_and_toggled_with_a() {
+    let mut app = applied_app();
+    assert_eq!(app.selected().unwrap().name, "alpha_new");
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("× applied (4)"), "{screen}");
+    assert!(
+        screen.contains("Alpha (10)"),
+        "training cells coloured by family"
+    );
+    assert!(
+        screen.contains("in `alpha`'s space · a hides ×"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("applied_latent_120x40", screen);
+    press(&mut app, "a");
+    let hidden = render(&app, 120, 40);
+    assert!(!hidden.contains("applied (4)"), "{hidden}");
+    assert!(hidden.contains("a shows"), "{hidden}");
+    press(&mut app, "a");
+    assert_eq!(render(&app, 120, 40), screen);
+}
+
+#[test]
+fn the_config_pane_shows_the_alignment_report_and_cross_modal_the_applied_cells() {
+    let mut app = applied_app();
+    let screen = render(&app, 120, 40);
+    for line in [
+        "applied: sRRR `alpha`",
+        "alignment report:",
+        "4 cells (genes in rows); model",
+        "missing model genes (1): Gene9",
+        "missing-gene policy: refuse:0.2",
+    ] {
+        assert!(screen.contains(line), "{line} in\n{screen}");
+    }
+    app.focus = Pane::View;
+    press(&mut app, "5nnn");
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("cell n3 (4/4"), "{screen}");
+    insta::assert_snapshot!("applied_cross_modal_120x40", screen);
+}

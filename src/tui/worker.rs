@@ -11,7 +11,7 @@ use std::thread;
 
 use super::state::{AppEvent, RunJob, RunUpdate};
 use crate::progress::{Event, Sink};
-use crate::runner::{load_dataset, run_experiment_saving_weights};
+use crate::runner::{load_dataset, run_application, run_experiment_saving_weights};
 use crate::session::DatasetSpec;
 
 /// A [`Sink`] that forwards a run's events to the app and reads its cancel flag.
@@ -58,6 +58,10 @@ pub fn spawn_run(job: RunJob, sender: Sender<AppEvent>) {
 
 fn run_job(run: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
     let job = &run.job;
+    if job.experiment.model.method().model_from().is_some() {
+        let outcome = run_application(job, &run.base, &run.weights, sink);
+        return finished(job, sink, outcome);
+    }
     let loaded;
     let dataset = match &run.prepared {
         Some(data) => data.as_ref(),
@@ -78,7 +82,17 @@ fn run_job(run: &RunJob, sink: &mut ChannelSink) -> RunUpdate {
     if sink.cancelled() {
         return RunUpdate::Failed("cancelled".into());
     }
-    match run_experiment_saving_weights(&job.experiment, dataset, sink, &run.weights) {
+    let outcome = run_experiment_saving_weights(&job.experiment, dataset, sink, &run.weights);
+    finished(job, sink, outcome)
+}
+
+/// The update that ends `job`'s run with `outcome`.
+fn finished(
+    job: &crate::runner::Job,
+    sink: &ChannelSink,
+    outcome: Result<crate::session::ExperimentResult, crate::runner::RunError>,
+) -> RunUpdate {
+    match outcome {
         Ok(result) => RunUpdate::Finished {
             fingerprint: job.fingerprint.clone(),
             result: Box::new(result),

@@ -7,7 +7,7 @@ use ratatui::style::{Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::session::config_to_ron;
+use crate::session::{ApplyDetail, ResultDetail, config_to_ron};
 use crate::tui::app::App;
 use crate::tui::state::Pane;
 use crate::tui::ui::pane_block;
@@ -28,6 +28,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Pane::Config.title().to_string()
         }
         Some(experiment) => {
+            // An application's report comes first: it says whether to trust it.
+            if let Some(ResultDetail::Apply(detail)) = experiment.result.as_ref().map(|r| &r.detail)
+            {
+                lines.extend(alignment_lines(detail));
+            }
             match config_to_ron(experiment) {
                 // The extension header only matters to the parser.
                 Ok(text) => lines.extend(
@@ -62,4 +67,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .block(pane_block(app, Pane::Config, title)),
         area,
     );
+}
+
+/// The model an `Apply` result used and its feature-alignment report.
+fn alignment_lines(detail: &ApplyDetail) -> Vec<Line<'static>> {
+    let a = &detail.artifact;
+    let mut lines = vec![
+        Line::from(format!(
+            "applied: {} `{}` (trained on {}, data {}, config {})",
+            detail.model, detail.model_from, a.dataset, a.data_fingerprint, a.config_fingerprint
+        )),
+        Line::from("alignment report:".bold()),
+    ];
+    lines.extend(
+        detail
+            .report_lines
+            .iter()
+            .map(|l| Line::from(format!("  {l}"))),
+    );
+    lines
 }

@@ -13,7 +13,7 @@ use ratatui::widgets::{
 
 use crate::analysis::confusion::Confusion;
 use crate::figures::plot::{self, PALETTE};
-use crate::session::ExperimentResult;
+use crate::session::{ExperimentResult, ResultDetail};
 use crate::tui::app::App;
 use crate::tui::state::{Pane, ViewTab};
 use crate::tui::ui::pane_block;
@@ -82,26 +82,50 @@ fn message(frame: &mut Frame, area: Rect, text: &str) {
     );
 }
 
+/// The marker of the applied cells drawn over a training latent space.
+const APPLIED_MARKER: &str = "×";
+/// The colour of the applied cells.
+const APPLIED_COLOR: Color = Color::White;
+/// Most applied cells drawn with [`APPLIED_MARKER`]; beyond, braille dots.
+const MAX_APPLIED_MARKERS: usize = 2_000;
+
 fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResult) {
-    let dataset = app
-        .selected()
-        .and_then(|e| app.prepared(&e.dataset))
-        .map(|d| d.as_ref());
+    let dataset = app.plotted_dataset().map(|d| d.as_ref());
     let column = app.label_column();
-    let Some(scatter) = plot::scatter(
-        result,
-        app.view.latent_index,
-        app.view.dims,
-        dataset,
-        column.as_deref(),
-        app.view.zoom,
-    ) else {
+    let source = app.model_from();
+    let scatter = match source {
+        Some(source) => plot::applied_scatter(
+            result,
+            source.result.as_ref(),
+            app.view.show_applied,
+            app.view.dims,
+            dataset,
+            column.as_deref(),
+            app.view.zoom,
+        ),
+        None => plot::scatter(
+            result,
+            app.view.latent_index,
+            app.view.dims,
+            dataset,
+            column.as_deref(),
+            app.view.zoom,
+        ),
+    };
+    let Some(scatter) = scatter else {
         return message(frame, area, "this result has no latent space");
     };
+    let applied = scatter.applied.as_deref().unwrap_or_default();
     let legend_width = scatter
         .groups
         .iter()
         .map(|g| g.label.chars().count() + g.points.len().to_string().len() + 6)
+        .chain(
+            scatter
+                .applied
+                .iter()
+                .map(|a| 14 + a.len().to_string().len()),
+        )
         .max()
         .unwrap_or(8)
         .clamp(8, 28) as u16;
@@ -112,11 +136,27 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
     };
     let [plot_area, legend_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(legend_width)]).areas(area);
-    let spaces = plot::latents(result).len();
+    let spaces = match source {
+        Some(_) => 1,
+        None => plot::latents(result).len(),
+    };
     let drawn = plot::subsample(&scatter, plot::MAX_DRAWN, 1);
     let (shown, total) = (plot::point_count(&drawn), plot::point_count(&scatter));
+    let applied_hint = match source {
+        Some(source) if source.result.is_some() => format!(
+            " in `{}`'s space · a {} {APPLIED_MARKER}",
+            source.name,
+            if app.view.show_applied {
+                "hides"
+            } else {
+                "shows"
+            }
+        ),
+        Some(source) => format!(" · `{}` has no result: applied cells alone", source.name),
+        None => String::new(),
+    };
     let header = format!(
-        "{} vs {} · colour: {} · zoom ×{:.1}{}{}",
+        "{} vs {}{applied_hint} · colour: {} · zoom ×{:.1}{}{}",
         scatter.axes.0,
         scatter.axes.1,
         column.as_deref().unwrap_or("(loading labels)"),
@@ -144,6 +184,20 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
                     color: color(group.color),
                 });
             }
+            if applied.len() > MAX_APPLIED_MARKERS {
+                ctx.draw(&Points {
+                    coords: applied,
+                    color: APPLIED_COLOR,
+                });
+            } else {
+                for &(x, y) in applied {
+                    ctx.print(
+                        x,
+                        y,
+                        Span::styled(APPLIED_MARKER, Style::new().fg(APPLIED_COLOR).bold()),
+                    );
+                }
+            }
         });
     let [head, canvas_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(plot_area);
@@ -151,7 +205,7 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
     frame.render_widget(canvas, canvas_area);
     if legend_width > 0 {
         // The legend counts every cell, drawn or not.
-        let lines: Vec<Line> = scatter
+        let mut lines: Vec<Line> = scatter
             .groups
             .iter()
             .map(|g| {
@@ -161,6 +215,15 @@ fn draw_latent(frame: &mut Frame, area: Rect, app: &App, result: &ExperimentResu
                 ])
             })
             .collect();
+        if let Some(applied) = &scatter.applied {
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{APPLIED_MARKER} "),
+                    Style::new().fg(APPLIED_COLOR).bold(),
+                ),
+                Span::raw(format!("applied ({})", applied.len())),
+            ]));
+        }
         frame.render_widget(Paragraph::new(lines), legend_area);
     }
 }
@@ -381,12 +444,29 @@ fn draw_cross_modal(frame: &mut Frame, area: Rect, result: &ExperimentResult, ce
     );
     let [table_area, chart_area] =
         Layout::horizontal([Constraint::Length(36), Constraint::Min(0)]).areas(body);
-    let rows: Vec<Row> = cross
+    let value = |v: f32| {
+        if v.is_finite() {
+            format!("{v:.3}")
+        } else {
+            "-".into()
+        }
+    };
+    let mut rows: Vec<Row> = cross
         .features
         .iter()
         .zip(observed.iter().zip(&predicted))
-        .map(|(name, (o, p))| Row::new(vec![name.clone(), format!("{o:.3}"), format!("{p:.3}")]))
+        .map(|(name, (&o, &p))| Row::new(vec![name.clone(), value(o), value(p)]))
         .collect();
+    if let ResultDetail::Apply(detail) = &result.detail {
+        for (name, classes) in &detail.classes {
+            let class = classes.get(cell).cloned().flatten();
+            rows.push(Row::new(vec![
+                name.replace("_from_", " ← "),
+                String::new(),
+                class.unwrap_or_else(|| "-".into()),
+            ]));
+        }
+    }
     frame.render_widget(
         Table::new(
             rows,
@@ -402,6 +482,7 @@ fn draw_cross_modal(frame: &mut Frame, area: Rect, result: &ExperimentResult, ce
     let points: Vec<(f64, f64)> = observed
         .iter()
         .zip(&predicted)
+        .filter(|(o, p)| o.is_finite() && p.is_finite())
         .map(|(&o, &p)| (f64::from(o), f64::from(p)))
         .collect();
     let b = plot::bounds(points.iter().flat_map(|p| [p.0, p.1]));
