@@ -145,7 +145,10 @@ fn streamed_sparse_counts_read_back_and_open_in_anndata() {
             let n = values.len() as f64;
             let mean = values.iter().sum::<f64>() / n;
             let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-            assert!((sd - EPHYS_NOISE).abs() < 0.05, "feature {f}, type {t}: SD {sd}");
+            assert!(
+                (sd - EPHYS_NOISE).abs() < 0.05,
+                "feature {f}, type {t}: SD {sd}"
+            );
             type_means.push(mean);
         }
         let spread = type_means.iter().cloned().fold(f64::MIN, f64::max)

@@ -295,7 +295,13 @@ fn a_session_trains_on_a_sparse_h5ad_with_a_paired_obsm_modality() {
     let cross = result.cross_modal.as_ref().expect("cross-modal prediction");
     assert_eq!(cross.cells.len(), 200);
     assert_eq!(cross.observed.len(), 200 * 5);
-    assert!(cross.observed.iter().chain(&cross.predicted).all(|v| v.is_finite()));
+    assert!(
+        cross
+            .observed
+            .iter()
+            .chain(&cross.predicted)
+            .all(|v| v.is_finite())
+    );
     // The model on all cells encodes every paired cell (600 > one chunk of 512).
     let in_sample = result
         .latents

@@ -20,9 +20,9 @@
 
 use std::path::Path;
 
+use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ndarray::Array2;
 use rand_distr::{Distribution, LogNormal, Normal, Poisson};
 
 use super::SimulateError;
@@ -174,7 +174,9 @@ pub fn write_sparse_counts_h5ad(
 
 /// The paired modality: cell `i` (type `i mod types`) gets its type's mean
 /// of each feature plus noise of SD [`EPHYS_NOISE`]; `None` without features.
-fn simulate_ephys(config: &SparseCountsConfig) -> Result<Option<Array2<f64>>, rand_distr::NormalError> {
+fn simulate_ephys(
+    config: &SparseCountsConfig,
+) -> Result<Option<Array2<f64>>, rand_distr::NormalError> {
     if config.ephys_features == 0 {
         return Ok(None);
     }

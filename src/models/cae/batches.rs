@@ -32,7 +32,12 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     /// A sampler over the training cells `cells` of `data`.
-    pub fn new<M: Rows>(data: &MultiModal<M>, cells: &[usize], batch_size: usize, paired: usize) -> Self {
+    pub fn new<M: Rows>(
+        data: &MultiModal<M>,
+        cells: &[usize],
+        batch_size: usize,
+        paired: usize,
+    ) -> Self {
         let paired_cells = cells
             .iter()
             .copied()

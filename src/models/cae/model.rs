@@ -210,8 +210,12 @@ mod tests {
         let whole = model.encode_in_chunks(0, &copy, &(0..rows.len()).collect::<Vec<_>>(), 1000);
         let whole = whole.unwrap();
         for chunk in [1, 3, 7, 22] {
-            let chunked = model.encode_in_chunks(0, &table.view(), &rows, chunk).unwrap();
-            let gap = (&chunked - &whole).mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+            let chunked = model
+                .encode_in_chunks(0, &table.view(), &rows, chunk)
+                .unwrap();
+            let gap = (&chunked - &whole)
+                .mapv(f32::abs)
+                .fold(0.0f32, |a, &b| a.max(b));
             assert!(gap < 1e-5, "chunks of {chunk}: codes differ by {gap}");
         }
         let again = model.encode(0, &copy).unwrap();
