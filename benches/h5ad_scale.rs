@@ -86,6 +86,7 @@ fn data_file(dir: &Path, cells: usize) -> PathBuf {
             density: DENSITY,
             types: 10,
             seed: 1,
+            ephys_features: 0,
         };
         let stored = write_sparse_counts_h5ad(&path, &config).expect("write the .h5ad");
         eprintln!(

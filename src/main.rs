@@ -173,12 +173,17 @@ struct SimulateArgs {
     #[arg(long)]
     genes: Option<usize>,
     /// `csv`: the Patch-seq dataset (counts, ephys, metadata); `h5ad`: a sparse
-    /// count matrix streamed into OUT/counts.h5ad (X as CSR, obs["type"]).
+    /// count matrix streamed into OUT/counts.h5ad (X as CSR, obs["type"],
+    /// the paired modality as obsm["ephys"]).
     #[arg(long, value_enum, default_value_t = SimulateFormat::Csv)]
     format: SimulateFormat,
     /// With --format h5ad: the expected fraction of non-zero counts.
     #[arg(long, default_value_t = 0.05)]
     density: f64,
+    /// With --format h5ad: features of the paired modality written as
+    /// obsm["ephys"] (a per-type mean plus noise; 0 writes none).
+    #[arg(long, default_value_t = 16)]
+    ephys_features: usize,
 }
 
 /// What `simulate` writes.
@@ -325,6 +330,7 @@ fn run_simulate(args: &SimulateArgs) -> Result<ExitCode> {
             density: args.density,
             types: 10,
             seed: args.seed.unwrap_or(config.seed),
+            ephys_features: args.ephys_features,
         };
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("creating {}", args.out.display()))?;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use ndarray::array;
 use patchbench::data::h5ad::{H5adLatents, H5adSelection, read_h5ad, write_latents_h5ad};
-use patchbench::data::simulate::{SparseCountsConfig, write_sparse_counts_h5ad};
+use patchbench::data::simulate::{EPHYS_NOISE, SparseCountsConfig, write_sparse_counts_h5ad};
 use patchbench::data::{LoadedTable, read_metadata};
 use tempfile::TempDir;
 
@@ -107,6 +107,7 @@ fn streamed_sparse_counts_read_back_and_open_in_anndata() {
         density: 0.05,
         types: 4,
         seed: 3,
+        ephys_features: 6,
     };
     let stored = write_sparse_counts_h5ad(&path, &config).unwrap();
     // 5000 x 120 x 5% = 30,000 expected; binomial SD about 170.
@@ -126,9 +127,42 @@ fn streamed_sparse_counts_read_back_and_open_in_anndata() {
     assert_eq!(table.cells[4096], "cell0004096");
     let metadata = read_metadata(&path, "obs_names").unwrap();
     assert_eq!(metadata.label("type", "cell0000006"), Some("type2"));
-    // The same config writes the same counts.
+    // The paired modality: one row per cell, each feature spread by
+    // EPHYS_NOISE around its type's mean, the means differing between types.
+    let ephys = H5adSelection {
+        obsm: Some("ephys".into()),
+        ..H5adSelection::default()
+    };
+    let LoadedTable::Dense(e) = read_h5ad(&path, &ephys).unwrap() else {
+        panic!("obsm['ephys'] should read as a dense matrix");
+    };
+    assert_eq!(e.values.dim(), (5000, 6));
+    assert_eq!(e.cells, table.cells);
+    for f in 0..6 {
+        let mut type_means = Vec::new();
+        for t in 0..4 {
+            let values: Vec<f64> = (t..5000).step_by(4).map(|i| e.values[[i, f]]).collect();
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            assert!(
+                (sd - EPHYS_NOISE).abs() < 0.05,
+                "feature {f}, type {t}: SD {sd}"
+            );
+            type_means.push(mean);
+        }
+        let spread = type_means.iter().cloned().fold(f64::MIN, f64::max)
+            - type_means.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(spread > 0.1, "feature {f}: type means {type_means:?}");
+    }
+    // The same config writes the same counts, with or without the ephys.
     let again = dir.path().join("again.h5ad");
-    write_sparse_counts_h5ad(&again, &config).unwrap();
+    let without_ephys = SparseCountsConfig {
+        ephys_features: 0,
+        ..config.clone()
+    };
+    write_sparse_counts_h5ad(&again, &without_ephys).unwrap();
+    assert!(read_h5ad(&again, &ephys).is_err());
     let LoadedTable::Sparse(second) = read_h5ad(&again, &H5adSelection::default()).unwrap() else {
         panic!("X should read as CSR");
     };
@@ -136,11 +170,11 @@ fn streamed_sparse_counts_read_back_and_open_in_anndata() {
     let total: f64 = table.values.data().iter().sum();
     let script = "import sys, anndata\n\
                   a = anndata.read_h5ad(sys.argv[1])\n\
-                  print(type(a.X).__name__, a.shape, a.X.nnz, float(a.X.sum()))";
+                  print(type(a.X).__name__, a.shape, a.X.nnz, float(a.X.sum()), a.obsm['ephys'].shape)";
     if let Some(printed) = with_anndata(script, &path) {
         assert_eq!(
             printed,
-            format!("csr_matrix (5000, 120) {stored} {total:?}")
+            format!("csr_matrix (5000, 120) {stored} {total:?} (5000, 6)")
         );
     }
 }

@@ -230,3 +230,92 @@ fn bad_settings_and_data_are_reported() {
     .unwrap_err();
     assert!(err.to_string().contains("modality 1"), "{err}");
 }
+
+/// The k-CAE on a paired set read from one sparse `.h5ad` (genes as CSR `X`,
+/// the simulated electrophysiology as `obsm["ephys"]`): it trains on views
+/// of the prepared tables, scores a held-out fold and encodes all 600 paired
+/// cells in two chunks of rows gathered from them.
+#[test]
+fn a_session_trains_on_a_sparse_h5ad_with_a_paired_obsm_modality() {
+    use patchbench::data::simulate::{SparseCountsConfig, write_sparse_counts_h5ad};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SparseCountsConfig {
+        cells: 600,
+        genes: 300,
+        density: 0.1,
+        types: 3,
+        seed: 2,
+        ephys_features: 5,
+    };
+    write_sparse_counts_h5ad(&dir.path().join("counts.h5ad"), &config).expect("written");
+    let text = r#"(
+  version: 1,
+  datasets: [(
+    name: "sim",
+    modalities: [
+      (name: "counts", path: "counts.h5ad", orientation: CellsByFeatures,
+       recipe: (steps: [LibrarySizeNormalise, Log1p, SelectGenes(n: 50, method: Seurat())], standardise: AllCells)),
+      (name: "ephys", path: "counts.h5ad", orientation: CellsByFeatures, obsm: "ephys",
+       recipe: (steps: [], standardise: AllCells)),
+    ],
+    metadata: (path: "counts.h5ad", id_column: "obs_names"),
+  )],
+  experiments: [(
+    name: "cae",
+    dataset: "sim",
+    modalities: ["counts", "ephys"],
+    model: Cae(model: (steps: 60, batch_size: 32, paired_per_batch: 24, log_every: 20),
+               analysis: (levels: [("type", "type")], gmm_components: [3], gmm: (inits: 1))),
+    protocol: (folds: 3, seed: 42, scored_folds: Some(1)),
+  )],
+)"#;
+    let session =
+        patchbench::session::parse(text, std::path::Path::new("s.ron")).expect("valid session");
+    let prepared =
+        patchbench::runner::load_dataset(&session.datasets[0], dir.path()).expect("loads");
+    let counts = &prepared.data.modality("counts").expect("counts").table;
+    assert_eq!(counts.values.dim(), (600, 50));
+    let mut recorder = Recorder::default();
+    let result =
+        patchbench::runner::run_experiment(&session.experiments[0], &prepared, &mut recorder)
+            .expect("runs");
+    assert_eq!(result.metrics["paired_cells"], 600.0);
+    assert_eq!(result.metrics["folds"], 1.0);
+    for key in [
+        "qda_acc_t_type",
+        "qda_acc_e_type",
+        "recon_t",
+        "cross_e_from_t",
+        "ami_gmm",
+    ] {
+        assert!(result.metrics[key].is_finite(), "{key}");
+    }
+    assert!(result.metrics["seconds_per_1000_steps"] > 0.0);
+    // One held-out fold of three: 200 test cells, 5 E features each.
+    let cross = result.cross_modal.as_ref().expect("cross-modal prediction");
+    assert_eq!(cross.cells.len(), 200);
+    assert_eq!(cross.observed.len(), 200 * 5);
+    assert!(
+        cross
+            .observed
+            .iter()
+            .chain(&cross.predicted)
+            .all(|v| v.is_finite())
+    );
+    // The model on all cells encodes every paired cell (600 > one chunk of 512).
+    let in_sample = result
+        .latents
+        .iter()
+        .find(|l| l.name.starts_with("z_T ("))
+        .expect("in-sample z_T");
+    assert_eq!(in_sample.latent.cells.len(), 600);
+    assert_eq!(in_sample.latent.values.len(), 600 * 3);
+    assert!(in_sample.latent.values.iter().all(|v| v.is_finite()));
+    // Progress: both fits report their steps.
+    let steps = recorder
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Step { .. }))
+        .count();
+    assert!(steps >= 2 * 3, "{steps} step events");
+}

@@ -22,7 +22,8 @@ use hdf5::File;
 
 use super::{DataError, FeatureTable, LoadedTable, Metadata, SparseTable};
 pub use write::{
-    CsrWriter, H5adLatents, atomically, dict, write_frame, write_h5ad, write_latents_h5ad,
+    CsrWriter, H5adLatents, atomically, dict, write_dense, write_frame, write_h5ad,
+    write_latents_h5ad,
 };
 
 /// Which matrix of an `.h5ad` file a modality reads, and how its features are named.

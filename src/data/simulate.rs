@@ -30,7 +30,7 @@ pub use ephys::{EphysFeature, EphysKind, StateShape};
 pub use expression::{ExpressionTruth, StateGene};
 pub use hierarchy::{CellType, Hierarchy, SimulatedCell};
 pub use output::FILE_NAMES;
-pub use sparse_counts::{SparseCountsConfig, write_sparse_counts_h5ad};
+pub use sparse_counts::{EPHYS_NOISE, SparseCountsConfig, write_sparse_counts_h5ad};
 
 use crate::data::{DataError, FeatureTable};
 

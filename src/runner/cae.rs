@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 
 use super::experiment::ModelOutcome;
-use super::latents::{LatentData, Pooled, prepare, relative_error};
+use super::latents::{LatentData, Pooled, RelativeError, prepare};
 use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
 use crate::analysis::cv::Fit;
@@ -69,6 +69,11 @@ pub(super) fn run(
             FitOutcome::AllCells(_) => None,
         })
         .collect();
+    let training_seconds: Vec<f64> = trained
+        .iter()
+        .map(|t| t.seconds)
+        .chain([all_cells.seconds])
+        .collect();
     let mut histories: Vec<Vec<LossRecord>> = Vec::with_capacity(folds);
     let mut networks = Vec::with_capacity(folds);
     // Observed and predicted (from z_T) E rows of every paired test cell.
@@ -108,6 +113,11 @@ pub(super) fn run(
     outcome
         .metrics
         .insert("cells".into(), prepared.ids.len() as f64);
+    let mean_seconds = training_seconds.iter().sum::<f64>() / training_seconds.len() as f64;
+    outcome.metrics.insert(
+        "seconds_per_1000_steps".into(),
+        mean_seconds * 1000.0 / config.steps.max(1) as f64,
+    );
     outcome.cross_modal = Some(cross_modal(experiment, dataset, &prepared, e_rows));
     let in_sample = |name: &str, z: Array2<f32>| NamedLatent {
         name: format!("{name} {IN_SAMPLE}"),
@@ -150,6 +160,8 @@ enum FitOutcome {
 /// The model on every cell and its codes of the paired cells.
 struct TrainedAll {
     model: CoupledAutoencoder,
+    /// Seconds of its training steps.
+    seconds: f64,
     z_t: Array2<f32>,
     z_e: Array2<f32>,
 }
@@ -157,21 +169,30 @@ struct TrainedAll {
 /// Trains the model on every cell (seed `config.seed`) and encodes the paired cells.
 fn train_all(
     config: &CaeConfig,
-    prepared: &LatentData,
+    prepared: &LatentData<'_>,
     sink: &mut dyn Sink,
 ) -> Result<TrainedAll, CaeError> {
     let all: Vec<usize> = (0..prepared.ids.len()).collect();
-    let mut model = train(config, &prepared.data, &all, "all cells", sink)?.model;
+    let trained = train(config, &prepared.data, &all, "all cells", sink)?;
+    let mut model = trained.model;
     let positions: Vec<usize> = (0..prepared.paired.len()).collect();
-    let z_t = model.encode(0, &prepared.paired_rows(0, &positions))?;
-    let z_e = model.encode(1, &prepared.paired_rows(1, &positions))?;
-    Ok(TrainedAll { model, z_t, z_e })
+    let matrices = &prepared.data.matrices;
+    let z_t = model.encode_rows(0, &matrices[0], &prepared.paired_row_indices(0, &positions))?;
+    let z_e = model.encode_rows(1, &matrices[1], &prepared.paired_row_indices(1, &positions))?;
+    Ok(TrainedAll {
+        model,
+        seconds: trained.seconds,
+        z_t,
+        z_e,
+    })
 }
 
 /// Fold `f`'s model and what it says about the fold's test cells.
 struct TrainedFold {
     model: CoupledAutoencoder,
     history: Vec<LossRecord>,
+    /// Seconds of its training steps.
+    seconds: f64,
     evaluation: FoldEvaluation,
     /// Reconstruction and cross-modal prediction errors on the test cells.
     errors: BTreeMap<String, f64>,
@@ -187,7 +208,7 @@ struct TrainedFold {
 fn train_fold(
     config: &CaeConfig,
     analysis: &LatentEvalConfig,
-    prepared: &LatentData,
+    prepared: &LatentData<'_>,
     f: usize,
     sink: &mut dyn Sink,
 ) -> Result<TrainedFold, CaeError> {
@@ -200,59 +221,98 @@ fn train_fold(
     let stage = format!("fold {}", f + 1);
     let trained = train(&fold_config, &prepared.data, &train_cells, &stage, sink)?;
     let mut model = trained.model;
-    let x_t_train = prepared.paired_rows(0, &fold.train);
-    let x_e_train = prepared.paired_rows(1, &fold.train);
-    let x_t_test = prepared.paired_rows(0, &fold.test);
-    let x_e_test = prepared.paired_rows(1, &fold.test);
-    let mut encode = |i: usize, x: &Array2<f32>| model.encode(i, x).map(|z| z.mapv(f64::from));
+    let rows = |i: usize, positions: &[usize]| prepared.paired_row_indices(i, positions);
+    let matrices = &prepared.data.matrices;
+    let mut encode = |i: usize, rows: &[usize]| {
+        model
+            .encode_rows(i, &matrices[i], rows)
+            .map(|z| z.mapv(f64::from))
+    };
     let latents = FoldLatents {
-        train_t: encode(0, &x_t_train)?,
-        train_e: encode(1, &x_e_train)?,
-        test_t: encode(0, &x_t_test)?,
-        test_e: encode(1, &x_e_test)?,
+        train_t: encode(0, &rows(0, &fold.train))?,
+        train_e: encode(1, &rows(1, &fold.train))?,
+        test_t: encode(0, &rows(0, &fold.test))?,
+        test_e: encode(1, &rows(1, &fold.test))?,
         train_labels: prepared.labels_of(&fold.train),
         test_labels: prepared.labels_of(&fold.test),
     };
     let evaluation = evaluate_fold(&latents, analysis);
-    let (p_t, p_e) = (x_t_test.ncols(), x_e_test.ncols());
-    let t_from_t = model.predict(0, 0, &x_t_test, p_t)?;
-    let e_from_e = model.predict(1, 1, &x_e_test, p_e)?;
-    let t_from_e = model.predict(1, 0, &x_e_test, p_t)?;
-    let e_from_t = model.predict(0, 1, &x_t_test, p_e)?;
-    let errors = BTreeMap::from([
-        (
-            HELD_OUT_CORR.to_string(),
-            (max_abs_correlation(latents.test_t.view())
-                + max_abs_correlation(latents.test_e.view()))
-                / 2.0,
-        ),
-        (
-            "recon_t".to_string(),
-            relative_error(x_t_test.view(), t_from_t.view()),
-        ),
-        (
-            "recon_e".to_string(),
-            relative_error(x_e_test.view(), e_from_e.view()),
-        ),
-        (
-            "cross_t_from_e".to_string(),
-            relative_error(x_t_test.view(), t_from_e.view()),
-        ),
-        (
-            "cross_e_from_t".to_string(),
-            relative_error(x_e_test.view(), e_from_t.view()),
-        ),
-    ]);
+    let mut test = TestPredictions::of(&mut model, prepared, &fold.test)?;
+    test.errors.insert(
+        HELD_OUT_CORR.to_string(),
+        (max_abs_correlation(latents.test_t.view()) + max_abs_correlation(latents.test_e.view()))
+            / 2.0,
+    );
     Ok(TrainedFold {
         model,
         history: trained.history,
+        seconds: trained.seconds,
         evaluation,
-        errors,
+        errors: test.errors,
         test_t: latents.test_t,
         test_e: latents.test_e,
-        x_e_test,
-        e_from_t,
+        x_e_test: test.x_e,
+        e_from_t: test.e_from_t,
     })
+}
+
+/// Cells of a fold's test set per chunk of reconstruction and prediction.
+const TEST_CHUNK: usize = 512;
+
+/// What a fold's model makes of its paired test cells.
+struct TestPredictions {
+    /// Relative reconstruction and cross-modal prediction errors.
+    errors: BTreeMap<String, f64>,
+    /// Observed E of the test cells.
+    x_e: Array2<f32>,
+    /// E decoded from their z_T.
+    e_from_t: Array2<f32>,
+}
+
+impl TestPredictions {
+    /// Reconstructs and predicts each modality of the paired cells at
+    /// `positions` from the other, [`TEST_CHUNK`] cells at a time (rows
+    /// gathered from the dataset's tables), summing the errors over chunks.
+    fn of(
+        model: &mut CoupledAutoencoder,
+        prepared: &LatentData<'_>,
+        positions: &[usize],
+    ) -> Result<Self, CaeError> {
+        let matrices = &prepared.data.matrices;
+        let (p_t, p_e) = (matrices[0].ncols(), matrices[1].ncols());
+        let mut errors = [RelativeError::default(); 4];
+        let mut x_e = Vec::with_capacity(positions.len() * p_e);
+        let mut e_from_t = Vec::with_capacity(positions.len() * p_e);
+        for part in positions.chunks(TEST_CHUNK) {
+            let x_t_part = prepared.paired_rows(0, part);
+            let x_e_part = prepared.paired_rows(1, part);
+            let t_from_t = model.predict(0, 0, &x_t_part, p_t)?;
+            let e_from_e = model.predict(1, 1, &x_e_part, p_e)?;
+            let t_from_e = model.predict(1, 0, &x_e_part, p_t)?;
+            let e_from_t_part = model.predict(0, 1, &x_t_part, p_e)?;
+            errors[0].add(x_t_part.view(), t_from_t.view());
+            errors[1].add(x_e_part.view(), e_from_e.view());
+            errors[2].add(x_t_part.view(), t_from_e.view());
+            errors[3].add(x_e_part.view(), e_from_t_part.view());
+            x_e.extend(x_e_part.iter());
+            e_from_t.extend(e_from_t_part.iter());
+        }
+        let names = ["recon_t", "recon_e", "cross_t_from_e", "cross_e_from_t"];
+        let shape = (x_e.len() / p_e.max(1), p_e);
+        let matrix = |values: Vec<f32>| {
+            Array2::from_shape_vec(shape, values)
+                .map_err(|e| CaeError::Data(format!("test predictions: {e}")))
+        };
+        Ok(TestPredictions {
+            errors: names
+                .iter()
+                .zip(errors)
+                .map(|(name, error)| (name.to_string(), error.value()))
+                .collect(),
+            x_e: matrix(x_e)?,
+            e_from_t: matrix(e_from_t)?,
+        })
+    }
 }
 
 /// The second modality (E) of every paired test cell, observed and decoded
@@ -260,7 +320,7 @@ fn train_fold(
 fn cross_modal(
     experiment: &Experiment,
     dataset: &PreparedDataset,
-    prepared: &LatentData,
+    prepared: &LatentData<'_>,
     rows: Vec<Option<(Vec<f32>, Vec<f32>)>>,
 ) -> CrossModal {
     let name = |i: usize| experiment.modalities.get(i).cloned().unwrap_or_default();

@@ -18,9 +18,10 @@ use crate::session::{Curve, Experiment, Latent, NamedLatent, ResultDetail};
 
 /// The experiment's modalities matched by cell id, and the folds over the
 /// cells measured in the first two.
-pub(super) struct LatentData {
-    /// Every cell's rows, plus the matrices (`f32`, as the networks use them).
-    pub data: MultiModal,
+pub(super) struct LatentData<'a> {
+    /// Every cell's rows, plus the matrices: views of the dataset's prepared
+    /// tables, whose rows the networks gather as `f32` a batch at a time.
+    pub data: MultiModal<ArrayView2<'a, f64>>,
     /// Cell ids, one per entry of `data.cells`.
     pub ids: Vec<String>,
     /// Cells (indices into `ids`) measured in the first two modalities; the folds index this list.
@@ -34,11 +35,11 @@ pub(super) struct LatentData {
 }
 
 /// Builds [`LatentData`] for `experiment`.
-pub(super) fn prepare(
+pub(super) fn prepare<'a>(
     experiment: &Experiment,
     analysis: &LatentEvalConfig,
-    dataset: &PreparedDataset,
-) -> Result<LatentData, RunError> {
+    dataset: &'a PreparedDataset,
+) -> Result<LatentData<'a>, RunError> {
     let unsuitable = |message: String| RunError::Unsuitable {
         experiment: experiment.name.clone(),
         message,
@@ -56,7 +57,7 @@ pub(super) fn prepare(
         })?;
         tables.push(&modality.table);
     }
-    let matrices = tables.iter().map(|t| t.values.mapv(|v| v as f32)).collect();
+    let matrices = tables.iter().map(|t| t.values.view()).collect();
     let CellIndex { ids, rows: cells } = CellIndex::of(&tables);
     let data = MultiModal { matrices, cells };
     data.validate().map_err(|e| unsuitable(e.to_string()))?;
@@ -94,14 +95,18 @@ pub(super) fn prepare(
     })
 }
 
-impl LatentData {
+impl LatentData<'_> {
     /// Rows of modality `i` of the paired cells at positions `positions` of `paired`.
     pub fn paired_rows(&self, i: usize, positions: &[usize]) -> Array2<f32> {
-        let rows: Vec<usize> = positions
+        self.data.select(i, &self.paired_row_indices(i, positions))
+    }
+
+    /// Indices into modality `i`'s matrix of the paired cells at `positions` of `paired`.
+    pub fn paired_row_indices(&self, i: usize, positions: &[usize]) -> Vec<usize> {
+        positions
             .iter()
             .filter_map(|&p| self.data.cells[self.paired[p]][i])
-            .collect();
-        self.data.select(i, &rows)
+            .collect()
     }
 
     /// Labels (per level) of the paired cells at `positions`.
@@ -125,13 +130,35 @@ impl LatentData {
 
 /// Normalised prediction error `mean ‖x − x̂‖² / mean ‖x‖²` (Gala et al. Fig. 4C).
 pub(super) fn relative_error(x: ArrayView2<'_, f32>, predicted: ArrayView2<'_, f32>) -> f64 {
-    let mut err = 0.0f64;
-    let mut norm = 0.0f64;
-    for (a, b) in x.iter().zip(predicted.iter()) {
-        err += f64::from(a - b).powi(2);
-        norm += f64::from(*a).powi(2);
+    let mut error = RelativeError::default();
+    error.add(x, predicted);
+    error.value()
+}
+
+/// [`relative_error`] summed over chunks of cells.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct RelativeError {
+    err: f64,
+    norm: f64,
+}
+
+impl RelativeError {
+    /// Adds the cells of one chunk.
+    pub fn add(&mut self, x: ArrayView2<'_, f32>, predicted: ArrayView2<'_, f32>) {
+        for (a, b) in x.iter().zip(predicted.iter()) {
+            self.err += f64::from(a - b).powi(2);
+            self.norm += f64::from(*a).powi(2);
+        }
     }
-    if norm > 0.0 { err / norm } else { f64::NAN }
+
+    /// The error of every cell added so far (NaN where all are zero).
+    pub fn value(&self) -> f64 {
+        if self.norm > 0.0 {
+            self.err / self.norm
+        } else {
+            f64::NAN
+        }
+    }
 }
 
 /// Collects the folds' evaluations, out-of-fold latents and tallies.
@@ -266,7 +293,7 @@ impl Pooled {
     /// and `z_E` beside it, pooled confusions, and the given curves.
     pub fn into_outcome(
         self,
-        data: &LatentData,
+        data: &LatentData<'_>,
         levels: &[(String, String)],
         curves: Vec<Curve>,
         coupling: String,
@@ -299,7 +326,7 @@ impl Pooled {
     }
 
     /// Out-of-fold `z_T` and `z_E` of every paired cell that was tested.
-    fn latents(&self, data: &LatentData) -> (Latent, Latent) {
+    fn latents(&self, data: &LatentData<'_>) -> (Latent, Latent) {
         let build = |codes: &Vec<Option<Vec<f32>>>| {
             let mut cells = Vec::new();
             let mut values = Vec::new();

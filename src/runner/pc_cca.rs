@@ -93,7 +93,7 @@ struct FittedFold {
 fn fit_fold(
     config: &PcCcaConfig,
     analysis: &LatentEvalConfig,
-    prepared: &LatentData,
+    prepared: &LatentData<'_>,
     f: usize,
 ) -> Result<FittedFold, CcaError> {
     let fold = &prepared.folds[f];

@@ -241,7 +241,8 @@ pub fn dict(parent: &Group, name: &str) -> hdf5::Result<Group> {
     Ok(group)
 }
 
-fn write_dense(parent: &Group, name: &str, values: &Array2<f64>) -> hdf5::Result<()> {
+/// A dense matrix element `name` of `parent` (anndata's `array` encoding).
+pub fn write_dense(parent: &Group, name: &str, values: &Array2<f64>) -> hdf5::Result<()> {
     let dataset = parent
         .new_dataset_builder()
         .with_data(values.view())

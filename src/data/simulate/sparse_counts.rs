@@ -10,21 +10,33 @@
 //! `1 + Poisson(base mean x marker fold x library factor)`. Everything comes
 //! from one ChaCha8 stream per block of cells seeded from `seed`, so a config
 //! always writes the same file.
+//!
+//! A paired second modality goes into `obsm["ephys"]` (dense, cells x
+//! `ephys_features`): feature `f` of a cell of type `t` is a per-type mean
+//! (standard normal, one per type and feature) plus Gaussian noise of SD
+//! [`EPHYS_NOISE`], so genes and "electrophysiology" share the type signal as
+//! in a Patch-seq set. It comes from its own stream of `seed`: the counts are
+//! the same whatever `ephys_features` is.
 
 use std::path::Path;
 
+use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, LogNormal, Poisson};
+use rand_distr::{Distribution, LogNormal, Normal, Poisson};
 
 use super::SimulateError;
 use crate::data::DataError;
-use crate::data::h5ad::{CsrWriter, atomically, dict, write_frame};
+use crate::data::h5ad::{CsrWriter, atomically, dict, write_dense, write_frame};
 
 /// Cells generated and written at a time.
 const BLOCK: usize = 4096;
 /// Fold change of a type's marker genes.
 const MARKER_FOLD: f64 = 8.0;
+/// SD of the noise around a type's mean of an `obsm["ephys"]` feature.
+pub const EPHYS_NOISE: f64 = 0.5;
+/// The ChaCha8 stream of `seed` the `obsm["ephys"]` values come from.
+const EPHYS_STREAM: u64 = 2;
 
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +49,8 @@ pub struct SparseCountsConfig {
     pub density: f64,
     /// Number of cell types (the `type` column of `obs`).
     pub types: usize,
+    /// Features of the paired modality written as `obsm["ephys"]` (0: none).
+    pub ephys_features: usize,
     /// Seed of every draw.
     pub seed: u64,
 }
@@ -66,7 +80,8 @@ impl SparseCountsConfig {
 }
 
 /// Draws the counts block by block and writes them as `X` (CSR, `float32`)
-/// of the `.h5ad` at `path`, with `obs["type"]` and gene ids as `var_names`.
+/// of the `.h5ad` at `path`, with `obs["type"]`, gene ids as `var_names` and,
+/// with `ephys_features > 0`, the paired modality as `obsm["ephys"]`.
 /// Returns the number of stored counts.
 pub fn write_sparse_counts_h5ad(
     path: &Path,
@@ -95,6 +110,7 @@ pub fn write_sparse_counts_h5ad(
     let types: Vec<Option<String>> = (0..config.cells)
         .map(|i| Some(format!("type{}", i % config.types)))
         .collect();
+    let ephys = simulate_ephys(config).map_err(|e| numeric(&e))?;
     let mut failure = None;
     let written = atomically(path, |file| {
         let mut writer = CsrWriter::new(file, "X", config.genes)?;
@@ -140,7 +156,11 @@ pub fn write_sparse_counts_h5ad(
         writer.finish()?;
         write_frame(file, "obs", &cells, &[("type".to_owned(), types)])?;
         write_frame(file, "var", &genes, &[])?;
-        for name in ["layers", "obsm", "obsp", "varm", "varp", "uns"] {
+        let obsm = dict(file, "obsm")?;
+        if let Some(ephys) = &ephys {
+            write_dense(&obsm, "ephys", ephys)?;
+        }
+        for name in ["layers", "obsp", "varm", "varp", "uns"] {
             dict(file, name)?;
         }
         Ok(())
@@ -150,6 +170,27 @@ pub fn write_sparse_counts_h5ad(
     }
     written.map_err(|e: DataError| SimulateError::Table(e))?;
     Ok(stored)
+}
+
+/// The paired modality: cell `i` (type `i mod types`) gets its type's mean
+/// of each feature plus noise of SD [`EPHYS_NOISE`]; `None` without features.
+fn simulate_ephys(
+    config: &SparseCountsConfig,
+) -> Result<Option<Array2<f64>>, rand_distr::NormalError> {
+    if config.ephys_features == 0 {
+        return Ok(None);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    rng.set_stream(EPHYS_STREAM);
+    let standard = Normal::new(0.0, 1.0)?;
+    let noise = Normal::new(0.0, EPHYS_NOISE)?;
+    let means = Array2::from_shape_fn((config.types, config.ephys_features), |_| {
+        standard.sample(&mut rng)
+    });
+    let values = Array2::from_shape_fn((config.cells, config.ephys_features), |(i, f)| {
+        means[[i % config.types, f]] + noise.sample(&mut rng)
+    });
+    Ok(Some(values))
 }
 
 /// The next detected gene at or after `from`: a geometric gap with success probability `density`.

@@ -10,7 +10,7 @@ use rand::Rng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
-use super::data::MultiModal;
+use super::data::{MultiModal, Rows};
 
 /// One modality's rows in a mini-batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,12 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     /// A sampler over the training cells `cells` of `data`.
-    pub fn new(data: &MultiModal, cells: &[usize], batch_size: usize, paired: usize) -> Self {
+    pub fn new<M: Rows>(
+        data: &MultiModal<M>,
+        cells: &[usize],
+        batch_size: usize,
+        paired: usize,
+    ) -> Self {
         let paired_cells = cells
             .iter()
             .copied()
@@ -50,7 +55,7 @@ impl BatchSampler {
     }
 
     /// One mini-batch per modality.
-    pub fn draw(&self, data: &MultiModal, rng: &mut ChaCha8Rng) -> Vec<ArmBatch> {
+    pub fn draw<M: Rows>(&self, data: &MultiModal<M>, rng: &mut ChaCha8Rng) -> Vec<ArmBatch> {
         let n_paired = self.paired.min(self.paired_cells.len());
         let chosen: Vec<usize> = sample(rng, self.paired_cells.len(), n_paired)
             .into_iter()

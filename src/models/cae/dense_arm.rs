@@ -3,10 +3,10 @@
 //! backward pass with the coupling's gradient added at the code and a fused
 //! Adam update. Every buffer is allocated once and reused.
 
-use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
 
 use super::arm::{Arm, ArmLayers};
+use super::data::Rows;
 use crate::nn::dense::{BatchNormCache, DenseBatchNorm, TrainingNet, weighted_mse_with_grad};
 use crate::nn::{AdamConfig, NnError, ParamStore, add_noise_in_place, dropout_in_place};
 
@@ -57,18 +57,14 @@ impl DenseArm {
     /// reconstruction error; the code is then [`DenseArm::code`].
     pub(super) fn forward(
         &mut self,
-        matrix: &Array2<f32>,
+        matrix: &impl Rows,
         rows: &[usize],
         rng: &mut ChaCha8Rng,
     ) -> Result<f32, NnError> {
         self.rows = rows.len();
         self.target.clear();
         for &r in rows {
-            let row = matrix.row(r);
-            match row.as_slice() {
-                Some(values) => self.target.extend_from_slice(values),
-                None => self.target.extend(row.iter().copied()),
-            }
+            matrix.push_row(r, &mut self.target);
         }
         self.input.clone_from(&self.target);
         add_noise_in_place(&mut self.input, self.input_noise, rng)?;
@@ -149,6 +145,7 @@ mod tests {
     use super::*;
     use crate::models::cae::ArmConfig;
     use crate::nn::{DeviceChoice, Mode, Var, loss};
+    use ndarray::Array2;
     use rand::{Rng, SeedableRng};
 
     /// The dense arm's gradients against the tape's for the same weights,

@@ -9,7 +9,7 @@ use super::CaeError;
 use super::batches::{ArmBatch, BatchSampler, shared_pairs};
 use super::config::CaeConfig;
 use super::coupling::Coupling;
-use super::data::MultiModal;
+use super::data::{MultiModal, Rows};
 use super::dense_arm::DenseArm;
 use super::model::CoupledAutoencoder;
 use crate::nn::AdamConfig;
@@ -70,14 +70,18 @@ pub struct Trained {
     pub model: CoupledAutoencoder,
     /// One record per `log_every` steps.
     pub history: Vec<LossRecord>,
+    /// Wall-clock seconds of the training steps (without the statistics pass).
+    pub seconds: f64,
 }
 
-/// Trains a coupled autoencoder on the cells `train` of `data`. Reports a
+/// Trains a coupled autoencoder on the cells `train` of `data` (mini-batches
+/// and the latent normalisation's statistics gathered from its matrices, a
+/// batch or chunk at a time, never a copy of them). Reports a
 /// stage named `stage`, steps and the metrics `loss`, `coupling` and
 /// `recon_{i}` through `sink`; stops early with [`CaeError::Cancelled`] when asked.
-pub fn train(
+pub fn train<M: Rows>(
     config: &CaeConfig,
-    data: &MultiModal,
+    data: &MultiModal<M>,
     train: &[usize],
     stage: &str,
     sink: &mut dyn Sink,
@@ -106,6 +110,7 @@ pub fn train(
     let mut acc_rms = vec![0.0; k];
     let mut acc_corr = vec![0.0; k];
     let mut acc_steps = 0usize;
+    let started = std::time::Instant::now();
     for step in 1..=config.steps {
         if sink.cancelled() {
             return Err(CaeError::Cancelled);
@@ -203,18 +208,22 @@ pub fn train(
             acc_steps = 0;
         }
     }
+    let seconds = started.elapsed().as_secs_f64();
     for (arm, trained) in model.arms.iter().zip(&arms) {
         arm.set_layers(&mut model.store, &trained.layers())?;
     }
     for i in 0..k {
         let (rows, _) = data.rows_of(i, train);
-        let x = data.select(i, &rows);
-        let pre = model.pre_latent(i, &x)?;
+        let pre = model.pre_latent_rows(i, &data.matrices[i], &rows)?;
         let arm = model.arms[i].clone();
         arm.set_population_statistics(&mut model.store, &pre)?;
     }
     model.store.check_finite()?;
-    Ok(Trained { model, history })
+    Ok(Trained {
+        model,
+        history,
+        seconds,
+    })
 }
 
 /// The coupling summed over every pair of agents that share cells in this
