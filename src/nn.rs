@@ -79,7 +79,8 @@ pub use external::external_scalar;
 pub use layers::{BatchNorm, Linear, Mode};
 pub use params::{ParamId, ParamRole, ParamStore};
 pub use random::{
-    add_noise_in_place, dropout, dropout_in_place, gaussian_noise, gumbel_noise, gumbel_softmax,
+    add_noise_in_place, dropout, dropout_copy, dropout_in_place, gaussian_noise, gumbel_noise,
+    gumbel_softmax,
 };
 pub use var::{Grads, Scalar, Var};
 

@@ -96,38 +96,56 @@ impl Augmenter {
         rng: &mut ChaCha8Rng,
     ) -> Result<Array2<f32>, NnError> {
         let mut values = Vec::new();
-        self.augment_into(x, device, rng, &mut values)?;
+        if let Augmenter::Generator(g) = self {
+            g.noisy_copy(x, device, rng, &mut values)?;
+        } else {
+            match x.as_slice() {
+                Some(v) => values.extend_from_slice(v),
+                None => values.extend(x.iter().copied()),
+            }
+            self.perturb(&mut values, x.ncols(), rng)?;
+        }
         Array2::from_shape_vec(x.dim(), values).map_err(|e| NnError::Backend(e.to_string()))
     }
 
-    /// [`Augmenter::augment`] into `out` (row-major, replacing its contents),
-    /// sparing a training step a copy of the batch.
-    pub(crate) fn augment_into(
+    /// [`Augmenter::augment`] of the rows `batch` of `x` into `out`
+    /// (row-major, replacing its contents): the rows are gathered straight
+    /// into `out`, sparing a training step a copy of its batch.
+    pub(crate) fn augment_rows_into(
         &self,
         x: &Array2<f32>,
+        batch: &[usize],
         device: &Device,
         rng: &mut ChaCha8Rng,
         out: &mut Vec<f32>,
     ) -> Result<(), NnError> {
         out.clear();
         if let Augmenter::Generator(g) = self {
-            let mut store = g.store.clone();
-            let copy = g
-                .forward(&mut store, Var::from_array(device, x)?, Mode::Eval, rng)?
-                .noisy
-                .to_array()?;
-            out.extend(copy.iter().copied());
-            return Ok(());
+            return g.noisy_copy(&x.select(Axis(0), batch), device, rng, out);
         }
-        match x.as_slice() {
-            Some(values) => out.extend_from_slice(values),
-            None => out.extend(x.iter().copied()),
+        for &r in batch {
+            let row = x.row(r);
+            match row.as_slice() {
+                Some(v) => out.extend_from_slice(v),
+                None => out.extend(row.iter().copied()),
+            }
         }
+        self.perturb(out, x.ncols(), rng)
+    }
+
+    /// The dropout, noise or rotation of a fixed augmenter, in place on
+    /// row-major `values` of `columns` features (nothing for the others).
+    fn perturb(
+        &self,
+        values: &mut [f32],
+        columns: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(), NnError> {
         match self {
-            Augmenter::Dropout(rate) => nn::dropout_in_place(out, *rate, rng),
-            Augmenter::Noise(std) => nn::add_noise_in_place(out, *std, rng),
+            Augmenter::Dropout(rate) => nn::dropout_in_place(values, *rate, rng),
+            Augmenter::Noise(std) => nn::add_noise_in_place(values, *std, rng),
             Augmenter::Rotation { degrees, width } => {
-                rotate_rows_in_place(out, x.ncols(), *width, *degrees, rng);
+                rotate_rows_in_place(values, columns, *width, *degrees, rng);
                 Ok(())
             }
             Augmenter::Identity | Augmenter::Generator(_) => Ok(()),
@@ -235,6 +253,23 @@ impl Generator {
             dec,
             out,
         })
+    }
+
+    /// The noisy output `x_n` for the batch `x`, appended to `out` (row-major).
+    fn noisy_copy(
+        &self,
+        x: &Array2<f32>,
+        device: &Device,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<f32>,
+    ) -> Result<(), NnError> {
+        let mut store = self.store.clone();
+        let copy = self
+            .forward(&mut store, Var::from_array(device, x)?, Mode::Eval, rng)?
+            .noisy
+            .to_array()?;
+        out.extend(copy.iter().copied());
+        Ok(())
     }
 
     fn decode(&self, store: &mut ParamStore, z: Var, mode: Mode) -> Result<Var, NnError> {

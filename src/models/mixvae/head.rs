@@ -11,6 +11,7 @@
 
 use super::agent::PROB_EPS;
 use super::config::{CouplingInput, MixVaeConfig, SoftmaxMode};
+use crate::nn::dense::kernels;
 
 /// Buffers of one agent's head, reused from step to step.
 #[derive(Debug, Default, Clone)]
@@ -39,29 +40,38 @@ pub(crate) struct Head {
     d_logits: Vec<f32>,
 }
 
-/// Row-wise `softmax(scale · x)` into `out`.
-fn softmax_rows(x: &[f32], k: usize, scale: f32, out: &mut Vec<f32>) {
+/// `scale · x` into `out`, less each row's maximum.
+fn shifted_rows(x: &[f32], k: usize, scale: f32, out: &mut Vec<f32>) {
     out.clear();
     out.extend(x.iter().map(|v| v * scale));
     for row in out.chunks_exact_mut(k) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
+        row.iter_mut().for_each(|v| *v -= max);
+    }
+}
+
+/// Row-wise `softmax(scale · x)` into `out`.
+fn softmax_rows(x: &[f32], k: usize, scale: f32, out: &mut Vec<f32>) {
+    shifted_rows(x, k, scale, out);
+    kernels::exp_in_place(out);
+    for row in out.chunks_exact_mut(k) {
+        let sum: f32 = row.iter().sum();
         row.iter_mut().for_each(|v| *v /= sum);
     }
 }
 
-/// Row-wise `log_softmax(scale · x)` into `out`.
-fn log_softmax_rows(x: &[f32], k: usize, scale: f32, out: &mut Vec<f32>) {
-    out.clear();
-    out.extend(x.iter().map(|v| v * scale));
-    for row in out.chunks_exact_mut(k) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
-        row.iter_mut().for_each(|v| *v -= lse);
+/// Row-wise `log_softmax(scale · x)` into `log_p` and its exponential,
+/// `softmax(scale · x)`, into `p`.
+fn log_softmax_rows(x: &[f32], k: usize, scale: f32, log_p: &mut Vec<f32>, p: &mut Vec<f32>) {
+    shifted_rows(x, k, scale, log_p);
+    p.clear();
+    p.extend_from_slice(log_p);
+    kernels::exp_in_place(p);
+    for (lr, pr) in log_p.chunks_exact_mut(k).zip(p.chunks_exact_mut(k)) {
+        let sum: f32 = pr.iter().sum();
+        let log_sum = sum.ln();
+        lr.iter_mut().for_each(|v| *v -= log_sum);
+        pr.iter_mut().for_each(|v| *v /= sum);
     }
 }
 
@@ -117,14 +127,12 @@ impl Head {
         let k = config.categories;
         (self.rows, self.k) = (rows, k);
         match config.softmax {
-            SoftmaxMode::Single => log_softmax_rows(logits, k, 1.0, &mut self.log_q),
+            SoftmaxMode::Single => log_softmax_rows(logits, k, 1.0, &mut self.log_q, &mut self.q),
             SoftmaxMode::Double { tau } => {
                 softmax_rows(logits, k, 1.0, &mut self.inner);
-                log_softmax_rows(&self.inner, k, 1.0 / tau, &mut self.log_q);
+                log_softmax_rows(&self.inner, k, 1.0 / tau, &mut self.log_q, &mut self.q);
             }
         }
-        self.q.clear();
-        self.q.extend(self.log_q.iter().map(|v| v.exp()));
         self.sample.clear();
         self.sample
             .extend(self.log_q.iter().zip(gumbel).map(|(l, g)| l + g));
@@ -219,9 +227,8 @@ impl Head {
         self.inv_sd
             .iter_mut()
             .for_each(|s| *s = (*s / denominator + config.variance_eps).powf(-0.5));
-        self.floored_log.clear();
-        self.floored_log
-            .extend(compared.iter().map(|v| (v + config.log_floor).ln()));
+        self.floored_log.resize(compared.len(), 0.0);
+        kernels::ln_shifted(&mut self.floored_log, compared, config.log_floor);
         self.floored_log
             .chunks_exact(k)
             .flat_map(|row| row.iter().zip(&self.inv_sd).map(|(l, s)| l * s))

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, Axis};
+use ndarray::Array2;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -162,8 +162,7 @@ pub fn fit_keeping(
             if chunk.len() < 2 {
                 continue;
             }
-            let xb = x.select(Axis(0), chunk);
-            let parts = stepper.step(&mut agents, &xb, config, &mut rng)?;
+            let parts = stepper.step(&mut agents, x, chunk, config, &mut rng)?;
             sum.add(&parts);
             steps += 1;
         }
@@ -254,7 +253,7 @@ impl Stepper {
         })
     }
 
-    /// One optimisation step on the batch `xb`; returns the loss parts.
+    /// One optimisation step on the rows `batch` of `x`; returns the loss parts.
     ///
     /// Each network runs its agents' forward passes, the host computes the
     /// coupling term from their `u_a` (see [`super::objective::coupling`]), and
@@ -264,7 +263,8 @@ impl Stepper {
     fn step(
         &self,
         agents: &mut Agents,
-        xb: &Array2<f32>,
+        x: &Array2<f32>,
+        batch: &[usize],
         config: &MixVaeConfig,
         rng: &mut ChaCha8Rng,
     ) -> Result<EpochLoss, MixVaeError> {
@@ -279,7 +279,8 @@ impl Stepper {
                 run,
                 seeds: &seeds,
                 count,
-                xb,
+                x,
+                batch,
                 config,
             })
             .collect();
@@ -358,7 +359,10 @@ pub(crate) struct Job<'a> {
     seeds: &'a [u64],
     /// How many agents there are in all.
     pub count: usize,
-    xb: &'a Array2<f32>,
+    /// The training matrix and the rows of this step's batch (each agent
+    /// gathers its own copy).
+    x: &'a Array2<f32>,
+    batch: &'a [usize],
     pub config: &'a MixVaeConfig,
 }
 
@@ -382,14 +386,16 @@ impl Job<'_> {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seeds[a]);
             // The agent reconstructs its augmented copy from that copy after
             // input dropout, both built on the host.
-            let rows = self.xb.nrows();
+            let rows = self.batch.len();
             let run = &mut network.runs[i];
-            network
-                .augmenter
-                .augment_into(self.xb, &device, &mut rng, &mut run.target)?;
-            run.input.clear();
-            run.input.extend_from_slice(&run.target);
-            nn::dropout_in_place(&mut run.input, config.input_dropout, &mut rng)?;
+            network.augmenter.augment_rows_into(
+                self.x,
+                self.batch,
+                &device,
+                &mut rng,
+                &mut run.target,
+            )?;
+            nn::dropout_copy(&run.target, config.input_dropout, &mut rng, &mut run.input)?;
             let (own, u) = network
                 .engine
                 .forward(run, rows, self.count, config, &mut rng)?;

@@ -82,6 +82,146 @@ fn expm1_nonpositive(x: f32) -> f32 {
     scale * p + (scale - 1.0)
 }
 
+/// `exp(x)` in `f32`, vectorisable: `x = k·ln2 + r` with `|r| ≤ ln2/2`,
+/// `exp(r)` from its Taylor series to `r⁷` (truncation below 6e-9
+/// relative), scaled by `2ᵏ` in two halves so that results underflow to
+/// subnormals and 0 and overflow to infinity as `f32` does. NaN stays NaN.
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    let x = x.clamp(-104.0, 89.0);
+    let k = (x * LOG2E + ROUND) - ROUND;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let k = k as i32;
+    let half = k >> 1;
+    let first = f32::from_bits(((half + 127) << 23) as u32);
+    let second = f32::from_bits(((k - half + 127) << 23) as u32);
+    p * first * second
+}
+
+/// `ln(x)` for a positive, normal, finite `f32`, vectorisable: `x = 2ᵉ·m`
+/// with `m ∈ [√½, √2)`, then `ln m = 2 atanh(s)`, `s = (m − 1)/(m + 1)`,
+/// from its series to `s⁹` (`|s| < 0.172`: truncation below 1e-9).
+#[inline(always)]
+fn ln_normal(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let bits = x.to_bits();
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let big = m > std::f32::consts::SQRT_2;
+    let m = if big { 0.5 * m } else { m };
+    let e = (if big { e + 1 } else { e }) as f32;
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let series =
+        2.0 * s * (1.0 + z * (1.0 / 3.0 + z * (1.0 / 5.0 + z * (1.0 / 7.0 + z * (1.0 / 9.0)))));
+    e * LN2_HI + (e * LN2_LO + series)
+}
+
+/// `ln(x)` in `f32` for any input: [`ln_normal`], with subnormals scaled up
+/// first, `ln 0 = −∞`, `ln ∞ = ∞` and NaN for negative inputs and NaN.
+#[inline(always)]
+fn ln_f32(x: f32) -> f32 {
+    const TWO_23: f32 = 8_388_608.0;
+    const LN_TWO_23: f32 = 15.942_385;
+    let tiny = x < f32::MIN_POSITIVE;
+    let scaled = ln_normal(if tiny { x * TWO_23 } else { x });
+    let value = if tiny { scaled - LN_TWO_23 } else { scaled };
+    if x > 0.0 && x < f32::INFINITY {
+        value
+    } else if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x == f32::INFINITY {
+        x
+    } else {
+        f32::NAN
+    }
+}
+
+/// `exp` of every value, in place (within 2 ulp of the exact result for
+/// normal outputs, see the tests).
+pub fn exp_in_place(values: &mut [f32]) {
+    Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            *v = exp_f32(*v);
+        }
+    });
+}
+
+/// `out = ln(x + shift)` element by element (within 2 ulp of the rounded
+/// sum's logarithm; `ln 0 = −∞`, NaN below 0).
+pub fn ln_shifted(out: &mut [f32], x: &[f32], shift: f32) {
+    Arch::new().dispatch(|| {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = ln_f32(v + shift);
+        }
+    });
+}
+
+/// `1 / 2²⁴`: the spacing of the 24-bit uniform draws below.
+const UNIT_24: f32 = 1.0 / 16_777_216.0;
+
+/// Standard Gumbel draws `−ln(−ln u)` in place of uniform draws `u ∈ (0, 1)`.
+pub fn gumbel_from_uniform(values: &mut [f32]) {
+    Arch::new().dispatch(|| {
+        for v in values.iter_mut() {
+            *v = -ln_normal(-ln_normal(*v));
+        }
+    });
+}
+
+/// Standard normal pairs by the Box–Muller transform from 32-bit draws
+/// (their top 24 bits each): `u = 1 − a/2²⁴ ∈ (0, 1]` (exact in `f32`),
+/// `θ = 2π (b/2²⁴ − ½) ∈ [−π, π)`, `first[i] = √(−2 ln u)·cos θ` and
+/// `second[i] = √(−2 ln u)·sin θ`. `sin` and `cos` of `θ/2` come from their
+/// Taylor series (to `x¹¹` and `x¹²`, truncation below 6e-8) and are
+/// doubled by the angle formulas.
+/// The largest magnitude is `√(2 ln 2²⁴) ≈ 5.8`.
+pub fn normal_pairs(first: &mut [f32], second: &mut [f32], a: &[u32], b: &[u32]) {
+    Arch::new().dispatch(|| {
+        for (((c, s), &a), &b) in first.iter_mut().zip(second.iter_mut()).zip(a).zip(b) {
+            let u = 1.0 - (a >> 8) as f32 * UNIT_24;
+            let radius = (-2.0 * ln_normal(u)).sqrt();
+            let half = std::f32::consts::PI * ((b >> 8) as f32 * UNIT_24 - 0.5);
+            let z = half * half;
+            let sin = half
+                * (1.0
+                    - z * (1.0 / 6.0
+                        - z * (1.0 / 120.0
+                            - z * (1.0 / 5040.0
+                                - z * (1.0 / 362_880.0 - z * (1.0 / 39_916_800.0))))));
+            let cos = 1.0
+                - z * (0.5
+                    - z * (1.0 / 24.0
+                        - z * (1.0 / 720.0
+                            - z * (1.0 / 40_320.0
+                                - z * (1.0 / 3_628_800.0 - z * (1.0 / 479_001_600.0))))));
+            *c = radius * (cos * cos - sin * sin);
+            *s = radius * (2.0 * sin * cos);
+        }
+    });
+}
+
+/// `values += scale · noise`, element by element.
+pub fn add_scaled(values: &mut [f32], noise: &[f32], scale: f32) {
+    Arch::new().dispatch(|| {
+        for (v, n) in values.iter_mut().zip(noise) {
+            *v += scale * n;
+        }
+    });
+}
+
 /// The ELU (α = 1) in place: `v` for `v > 0`, else `exp(v) − 1`.
 pub fn elu_in_place(values: &mut [f32]) {
     Arch::new().dispatch(|| {
@@ -284,6 +424,107 @@ mod tests {
         assert_eq!(expm1_nonpositive(0.0), 0.0);
         assert_eq!(expm1_nonpositive(-200.0), -1.0);
         assert_eq!(expm1_nonpositive(f32::NEG_INFINITY), -1.0);
+    }
+
+    /// The worst error of `f` against `want` in units of the `f32` spacing
+    /// at the exact result.
+    fn worst_ulp(
+        inputs: impl Iterator<Item = f32>,
+        f: fn(f32) -> f32,
+        want: fn(f64) -> f64,
+    ) -> f64 {
+        let mut worst = 0.0f64;
+        for x in inputs {
+            let exact = want(f64::from(x));
+            let ulp = f64::from(f32::EPSILON) * exact.abs().max(f64::from(f32::MIN_POSITIVE));
+            worst = worst.max((f64::from(f(x)) - exact).abs() / ulp);
+        }
+        worst
+    }
+
+    #[test]
+    fn exp_matches_f64_within_two_ulp() {
+        let grid = (0..=200_000).map(|i| -87.0 + 8.775e-4 * i as f32);
+        assert!(worst_ulp(grid, exp_f32, f64::exp) < 2.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(89.0), f32::INFINITY);
+        assert!(exp_f32(f32::NAN).is_nan());
+        // Subnormal results keep their magnitude (e^-100 ≈ 3.7e-44).
+        let tiny = f64::from(exp_f32(-100.0));
+        assert!((tiny - (-100.0f64).exp()).abs() < 2e-45, "{tiny}");
+    }
+
+    #[test]
+    fn ln_matches_f64_within_two_ulp() {
+        let fine = (1..=100_000).map(|i| 0.5 + 1e-5 * i as f32);
+        let wide = (0..4000).map(|i| 1e-37 * 1.0219f32.powi(i));
+        assert!(worst_ulp(fine.chain(wide), ln_f32, f64::ln) < 2.0);
+        assert_eq!(ln_f32(1.0), 0.0);
+        assert_eq!(ln_f32(0.0), f32::NEG_INFINITY);
+        assert_eq!(ln_f32(f32::INFINITY), f32::INFINITY);
+        assert!(ln_f32(-1.0).is_nan() && ln_f32(f32::NAN).is_nan());
+        let subnormal = f32::from_bits(1000);
+        let want = f64::from(subnormal).ln();
+        assert!((f64::from(ln_f32(subnormal)) - want).abs() < 1e-5 * want.abs());
+        let mut v = vec![0.0f32; 3];
+        ln_shifted(&mut v, &[0.5, std::f32::consts::E - 0.5, -0.5], 0.5);
+        assert_eq!(v[0], 0.0);
+        assert!((v[1] - 1.0).abs() < 1e-7 && v[2] == f32::NEG_INFINITY);
+        exp_in_place(&mut v);
+        assert!((v[1] - std::f32::consts::E).abs() < 1e-6 && v[2] == 0.0);
+    }
+
+    #[test]
+    fn box_muller_pairs_match_the_f64_formula() {
+        let draws: Vec<(u32, u32)> = (0..5000u64)
+            .map(|i| {
+                let a = (i.wrapping_mul(2_654_435_761) % (1 << 32)) as u32;
+                let b = (i.wrapping_mul(40_503).wrapping_add(17) % (1 << 32)) as u32;
+                (a, b)
+            })
+            .chain([
+                (0, 0),
+                (u32::MAX, u32::MAX),
+                (0, 1 << 31),
+                (u32::MAX, 1 << 30),
+            ])
+            .collect();
+        let (a, b): (Vec<u32>, Vec<u32>) = draws.iter().copied().unzip();
+        let (mut c, mut s) = (vec![0.0f32; a.len()], vec![0.0f32; a.len()]);
+        normal_pairs(&mut c, &mut s, &a, &b);
+        for (i, (&a, &b)) in a.iter().zip(&b).enumerate() {
+            let u = 1.0 - (a >> 8) as f64 / 16_777_216.0;
+            let theta = 2.0 * std::f64::consts::PI * ((b >> 8) as f64 / 16_777_216.0 - 0.5);
+            let r = (-2.0 * u.ln()).sqrt();
+            assert!(
+                (f64::from(c[i]) - r * theta.cos()).abs() < 2e-6 * (1.0 + r),
+                "{i}"
+            );
+            assert!(
+                (f64::from(s[i]) - r * theta.sin()).abs() < 2e-6 * (1.0 + r),
+                "{i}"
+            );
+        }
+        assert!(c.iter().chain(&s).all(|v| v.abs() < 5.8));
+    }
+
+    #[test]
+    fn gumbel_matches_the_f64_formula() {
+        let u: Vec<f32> = (1..1000)
+            .map(|i| i as f32 / 1000.0)
+            .chain([f32::MIN_POSITIVE, 1.0 - f32::EPSILON])
+            .collect();
+        let mut g = u.clone();
+        gumbel_from_uniform(&mut g);
+        for (u, g) in u.iter().zip(&g) {
+            let want = -(-f64::from(*u).ln()).ln();
+            assert!(
+                (f64::from(*g) - want).abs() < 1e-5 * (1.0 + want.abs()),
+                "{u}: {g} vs {want}"
+            );
+        }
     }
 
     #[test]
