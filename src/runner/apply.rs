@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::cae::IN_SAMPLE;
 use super::checks::check_outcome;
@@ -289,16 +289,6 @@ fn to_result(
             calibration: application.calibration.clone(),
         })),
         weights: Vec::new(),
-        provenance: Provenance {
-            patchbench: env!("CARGO_PKG_VERSION").into(),
-            finished_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            seconds,
-            threads: 1,
-            device: DeviceChoice::Cpu,
-            config: None,
-        },
+        provenance: Provenance::finished_now(seconds, 1, DeviceChoice::Cpu),
     }
 }

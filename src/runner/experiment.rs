@@ -1,7 +1,7 @@
 //! The model-independent part of running one experiment.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::checks::check_outcome;
 use super::weights::{self, NamedNetwork, WeightsTarget};
@@ -124,19 +124,13 @@ fn run(
         preprocessing,
         detail: outcome.detail,
         weights,
-        provenance: Provenance {
-            patchbench: env!("CARGO_PKG_VERSION").into(),
-            finished_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+        provenance: Provenance::finished_now(
             seconds,
-            threads: std::thread::available_parallelism()
+            std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
             device,
-            config: None,
-        },
+        ),
     };
     // The manifest beside the weights makes their folder a model artifact.
     // The sRRR's fit lives in the result itself, not in a weights file.

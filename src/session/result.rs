@@ -242,3 +242,22 @@ pub struct Provenance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
 }
+
+impl Provenance {
+    /// The provenance of a run that has just finished, took `seconds` on
+    /// `threads` worker threads and `device`, this patchbench's version; the
+    /// configuration's fingerprint is left for the caller to stamp.
+    pub fn finished_now(seconds: f64, threads: usize, device: DeviceChoice) -> Self {
+        Provenance {
+            patchbench: env!("CARGO_PKG_VERSION").into(),
+            finished_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            seconds,
+            threads,
+            device,
+            config: None,
+        }
+    }
+}
