@@ -24,6 +24,7 @@ session = f"""// The M1 sBNN (sessions/m1_sbnn.ron) and k-CAE (sessions/m1_cae.r
 //   patchbench apply sessions/m1_date_apply.weights/sbnn --data data/m1_patchseq/gene_counts.csv \\
 //     --observed data/m1_patchseq/ephys_values.csv --metadata data/m1_patchseq/metadata.csv --where 'date=2019*'
 //   (the same with sessions/m1_date_apply.weights/cae and --id-column cell_id for the k-CAE)
+// The experiments sbnn_2019 and cae_2019 do the same inside the session (Apply).
 (
   version: 1,
   datasets: [
@@ -52,6 +53,17 @@ session = f"""// The M1 sBNN (sessions/m1_sbnn.ron) and k-CAE (sessions/m1_cae.r
       metadata: (path: "../data/m1_patchseq/metadata.csv", id_column: "cell_id"),
       fetch: "see data/README.md; in a developer checkout, run scripts/link-shared-data.sh",
     ),
+    (
+      // The files as they are: Apply prepares the 2019 cells with the trained
+      // model's own preprocessing.
+      name: "m1_all",
+      modalities: [
+        (name: "T", path: "../data/m1_patchseq/gene_counts.csv", orientation: FeaturesByCells),
+        (name: "E", path: "../data/m1_patchseq/ephys_values.csv", orientation: CellsByFeatures),
+      ],
+      metadata: (path: "../data/m1_patchseq/metadata.csv", id_column: "cell_id"),
+      fetch: "see data/README.md; in a developer checkout, run scripts/link-shared-data.sh",
+    ),
   ],
   experiments: [
     (
@@ -67,6 +79,22 @@ session = f"""// The M1 sBNN (sessions/m1_sbnn.ron) and k-CAE (sessions/m1_cae.r
       modalities: ["T", "E"],
       model: Cae(model: (coupling: MinSingularValue, lambda: 1.0, steps: 2500), analysis: (gmm_components: [9], gmm: (inits: 4))),
       protocol: (folds: 10, seed: 42, scheme: NumpyContiguous),
+    ),
+    (
+      name: "sbnn_2019",
+      dataset: "m1_all",
+      modalities: ["T", "E"],
+      model: Apply(
+        model_from: "sbnn",
+        calibrate: Some(Random(50)),
+        filter: (column: "date", value: "2019*"),
+      ),
+    ),
+    (
+      name: "cae_2019",
+      dataset: "m1_all",
+      modalities: ["T", "E"],
+      model: Apply(model_from: "cae", filter: (column: "date", value: "2019*")),
     ),
   ],
 )
