@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use patchbench::data::{FeatureTable, Metadata, Orientation, read_metadata, read_table};
-use patchbench::session::{self, ExperimentConfig, Session, config_to_ron, parse_config};
+use patchbench::session::{
+    self, ExperimentConfig, ModelSpec, Session, config_to_ron, parse_config,
+};
 
 use super::{recipes, weights};
 
@@ -296,8 +298,11 @@ fn experiment_config_target() -> Target {
     let mut seeds = Vec::new();
     for path in example_sessions() {
         let session = session::load(&path).unwrap_or_else(|e| panic!("example session: {e}"));
-        for mut experiment in session.experiments {
+        for mut experiment in session.experiments.clone() {
             experiment.dataset.clone_from(&dataset.name);
+            if let ModelSpec::Apply(spec) = &mut experiment.model {
+                spec.model_from = same_kind_in(&base, &session, &spec.model_from);
+            }
             experiment.modalities = modality_names
                 .iter()
                 .take(experiment.model.modality_count())
@@ -318,6 +323,23 @@ fn experiment_config_target() -> Target {
             move |path| load_config(path, &base, replaced),
         )
     }
+}
+
+/// The experiment of `base` of the same kind as `session`'s experiment
+/// `name`, which an example `Apply` names as its model: the base session has
+/// its own names for its models.
+fn same_kind_in(base: &Session, session: &Session, name: &str) -> String {
+    let kind = session
+        .experiments
+        .iter()
+        .find(|e| e.name == name)
+        .map(|e| e.model.kind())
+        .unwrap_or_else(|| panic!("example Apply names no experiment `{name}`"));
+    base.experiments
+        .iter()
+        .find(|e| e.model.kind() == kind)
+        .map(|e| e.name.clone())
+        .unwrap_or_else(|| panic!("{} has no {kind} experiment to apply", CONFIG_BASE.0))
 }
 
 fn load_config(path: &Path, base: &Session, replaced: &str) -> Outcome {
