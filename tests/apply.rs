@@ -5,6 +5,7 @@
 // Not every shared helper is used here.
 #[allow(dead_code)]
 mod common;
+mod held_out;
 
 use std::path::{Path, PathBuf};
 
@@ -74,18 +75,7 @@ fn new_cells(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     let keep = held_out(&data);
     let new = dir.join("new");
-    std::fs::create_dir_all(&new).expect("folder");
-    for (file, orientation) in [
-        ("gene_counts.csv", Orientation::FeaturesByCells),
-        ("ephys_values.csv", Orientation::CellsByFeatures),
-    ] {
-        let table = read_table(&data.join(file), orientation).expect("table");
-        let rows: Vec<usize> = (0..table.cells.len())
-            .filter(|&i| keep.contains(&table.cells[i]))
-            .collect();
-        let subset = table.select_cells(&rows).expect("rows");
-        write_table(&subset, &new.join(file), orientation).expect("write");
-    }
+    held_out::write_cells(&data, &keep, &new, 0.0);
     new
 }
 

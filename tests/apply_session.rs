@@ -5,11 +5,12 @@
 // Not every shared helper is used here.
 #[allow(dead_code)]
 mod common;
+mod held_out;
 
 use std::path::Path;
 
 use assert_cmd::Command;
-use patchbench::data::{Orientation, read_table, write_table};
+use patchbench::data::{Orientation, read_table};
 use patchbench::session::{self, ExperimentResult, ResultDetail};
 
 const CAE: &str = "Cae(model: (steps: 300, batch_size: 32, paired_per_batch: 24, latent_dims: 3, \
@@ -35,28 +36,6 @@ fn held_out(data: &Path) -> Vec<String> {
         .cloned()
         .collect();
     both[both.len() - 40..].to_vec()
-}
-
-/// Writes the held-out cells to `new`, their ephys shifted by [`SHIFT`] SDs.
-fn new_cells(data: &Path, keep: &[String], new: &Path) {
-    std::fs::create_dir_all(new).expect("folder");
-    for (file, orientation) in [
-        ("gene_counts.csv", Orientation::FeaturesByCells),
-        ("ephys_values.csv", Orientation::CellsByFeatures),
-    ] {
-        let table = read_table(&data.join(file), orientation).expect("table");
-        let rows: Vec<usize> = (0..table.cells.len())
-            .filter(|&i| keep.contains(&table.cells[i]))
-            .collect();
-        let mut subset = table.select_cells(&rows).expect("rows");
-        if orientation == Orientation::CellsByFeatures {
-            for mut column in subset.values.columns_mut() {
-                let sd = column.std(0.0);
-                column.mapv_inplace(|v| v + SHIFT * sd);
-            }
-        }
-        write_table(&subset, &new.join(file), orientation).expect("write");
-    }
 }
 
 /// A session training the k-CAE on the cells not held out, with an `Apply`
@@ -111,7 +90,7 @@ fn an_apply_experiment_stores_what_patchbench_apply_prints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = common::small_dataset(dir.path(), 5);
     let keep = held_out(&data);
-    new_cells(&data, &keep, &dir.path().join("new"));
+    held_out::write_cells(&data, &keep, &dir.path().join("new"), SHIFT);
     let apply = r#"Apply(model_from: "cae", missing: Refuse(0.05), calibrate: Some(Random(10)))"#;
     std::fs::write(dir.path().join("s.ron"), session_text(&keep, apply)).expect("session");
     let output = patchbench(dir.path())
@@ -236,7 +215,7 @@ fn an_apply_experiment_whose_model_has_not_run_fails_with_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = common::small_dataset(dir.path(), 5);
     let keep = held_out(&data);
-    new_cells(&data, &keep, &dir.path().join("new"));
+    held_out::write_cells(&data, &keep, &dir.path().join("new"), SHIFT);
     let apply = r#"Apply(model_from: "cae")"#;
     std::fs::write(dir.path().join("s.ron"), session_text(&keep, apply)).expect("session");
     let output = patchbench(dir.path())
