@@ -18,6 +18,17 @@ pub struct Classes {
     pub names: Vec<String>,
 }
 
+impl Classes {
+    /// The cells that have a label and their classes, in cell order.
+    pub fn labelled(&self) -> (Vec<usize>, Vec<usize>) {
+        self.codes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.map(|c| (i, c)))
+            .unzip()
+    }
+}
+
 /// Encodes `labels` (one per cell, `None` where missing), numbering the
 /// classes in `order`.
 pub fn encode_labels<S: AsRef<str>>(labels: &[Option<S>], order: ClassOrder) -> Classes {
@@ -53,5 +64,6 @@ mod tests {
         let sorted = encode_labels(&labels, ClassOrder::Sorted);
         assert_eq!(sorted.codes, vec![Some(1), None, Some(0), Some(1)]);
         assert_eq!(sorted.names, vec!["a", "b"]);
+        assert_eq!(seen.labelled(), (vec![0, 2, 3], vec![0, 1, 0]));
     }
 }

@@ -163,12 +163,7 @@ pub(super) fn apply_mixvae(
 /// cells with a label in `truth`.
 fn score(assignment: &Assignment, truth: &[Option<String>], column: &str) -> CategoryScores {
     let encoded = encode_labels(truth, ClassOrder::FirstSeen);
-    let (rows, classes): (Vec<usize>, Vec<usize>) = encoded
-        .codes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.map(|c| (i, c)))
-        .unzip();
+    let (rows, classes) = encoded.labelled();
     let pick = |cats: &[usize]| -> Vec<usize> { rows.iter().map(|&r| cats[r]).collect() };
     let n = assignment.agents.len().max(1) as f64;
     let (mut accuracy, mut ari) = (0.0, 0.0);

@@ -68,12 +68,7 @@ pub(super) fn run(
                 .labels(column, &table.cells)
                 .ok_or_else(|| unsuitable(format!("the metadata has no column `{column}`")))?;
             let encoded = encode_labels(&labels, ClassOrder::FirstSeen);
-            let (rows, classes): (Vec<usize>, Vec<usize>) = encoded
-                .codes
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| c.map(|c| (i, c)))
-                .unzip();
+            let (rows, classes) = encoded.labelled();
             let names = encoded.names;
             Some(Truth {
                 rows,
