@@ -23,26 +23,14 @@ fn patchbench(dir: &Path) -> Command {
     command
 }
 
-/// Cells held out of training: the last 40 ids measured in both modalities.
-fn held_out(data: &Path) -> Vec<String> {
-    let t =
-        read_table(&data.join("gene_counts.csv"), Orientation::FeaturesByCells).expect("counts");
-    let e =
-        read_table(&data.join("ephys_values.csv"), Orientation::CellsByFeatures).expect("ephys");
-    let both: Vec<String> = t
-        .cells
-        .iter()
-        .filter(|c| e.cells.contains(c))
-        .cloned()
-        .collect();
-    both[both.len() - 40..].to_vec()
-}
-
-/// Trains the sBNN on `dir/data` (seed 5) without the [`held_out`] cells
+/// Trains the sBNN on `dir/data` (seed 5) without the [`held_out::cells`] cells
 /// (dropped first in both recipes) and returns the artifact folder.
 fn trained(dir: &Path) -> PathBuf {
     let data = common::small_dataset(dir, 5);
-    let ids: Vec<String> = held_out(&data).iter().map(|c| format!("\"{c}\"")).collect();
+    let ids: Vec<String> = held_out::cells(&data)
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect();
     let drop = format!("DropCells(cells: [{}])", ids.join(", "));
     let session = common::session_with_model("net", SBNN, 2)
         .replace(
@@ -73,7 +61,7 @@ fn trained(dir: &Path) -> PathBuf {
 /// The held-out cells' counts and ephys, written to `dir/new`.
 fn new_cells(dir: &Path) -> PathBuf {
     let data = dir.join("data");
-    let keep = held_out(&data);
+    let keep = held_out::cells(&data);
     let new = dir.join("new");
     held_out::write_cells(&data, &keep, &new, 0.0);
     new

@@ -25,19 +25,6 @@ fn patchbench(dir: &Path) -> Command {
     command
 }
 
-/// The last 40 cells measured in both modalities.
-fn held_out(data: &Path) -> Vec<String> {
-    let t = read_table(&data.join("gene_counts.csv"), Orientation::FeaturesByCells).expect("T");
-    let e = read_table(&data.join("ephys_values.csv"), Orientation::CellsByFeatures).expect("E");
-    let both: Vec<String> = t
-        .cells
-        .iter()
-        .filter(|c| e.cells.contains(c))
-        .cloned()
-        .collect();
-    both[both.len() - 40..].to_vec()
-}
-
 /// A session training the k-CAE on the cells not held out, with an `Apply`
 /// experiment listed before it (the batch runs the model first).
 fn session_text(held_out: &[String], apply: &str) -> String {
@@ -89,7 +76,7 @@ fn result<'a>(session: &'a session::Session, name: &str) -> &'a ExperimentResult
 fn an_apply_experiment_stores_what_patchbench_apply_prints() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = common::small_dataset(dir.path(), 5);
-    let keep = held_out(&data);
+    let keep = held_out::cells(&data);
     held_out::write_cells(&data, &keep, &dir.path().join("new"), SHIFT);
     let apply = r#"Apply(model_from: "cae", missing: Refuse(0.05), calibrate: Some(Random(10)))"#;
     std::fs::write(dir.path().join("s.ron"), session_text(&keep, apply)).expect("session");
@@ -214,7 +201,7 @@ fn an_apply_experiment_stores_what_patchbench_apply_prints() {
 fn an_apply_experiment_whose_model_has_not_run_fails_with_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = common::small_dataset(dir.path(), 5);
-    let keep = held_out(&data);
+    let keep = held_out::cells(&data);
     held_out::write_cells(&data, &keep, &dir.path().join("new"), SHIFT);
     let apply = r#"Apply(model_from: "cae")"#;
     std::fs::write(dir.path().join("s.ron"), session_text(&keep, apply)).expect("session");

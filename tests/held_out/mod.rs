@@ -5,6 +5,22 @@ use std::path::Path;
 
 use patchbench::data::{Orientation, read_table, write_table};
 
+/// Cells held out of training: the last 40 ids of the simulated `data`
+/// measured in both modalities.
+pub fn cells(data: &Path) -> Vec<String> {
+    let t =
+        read_table(&data.join("gene_counts.csv"), Orientation::FeaturesByCells).expect("counts");
+    let e =
+        read_table(&data.join("ephys_values.csv"), Orientation::CellsByFeatures).expect("ephys");
+    let both: Vec<String> = t
+        .cells
+        .iter()
+        .filter(|c| e.cells.contains(c))
+        .cloned()
+        .collect();
+    both[both.len() - 40..].to_vec()
+}
+
 /// Writes the cells `keep` of the simulated `data` (its counts and ephys) to
 /// `new`, each ephys feature moved by `ephys_shift` of its SD there.
 pub fn write_cells(data: &Path, keep: &[String], new: &Path, ephys_shift: f64) {
