@@ -24,6 +24,6 @@ pub use error::DataError;
 pub use matrix::{MatrixFormat, MatrixSource, detect_format, read_matrix};
 pub use metadata::{Metadata, read_metadata};
 pub use mtx::{MtxFiles, read_mtx};
-pub use read::read_table;
+pub use read::{read_table, read_table_with_text_column};
 pub use sparse::{Csr, LoadedTable, SparseTable, csr_from_dense, first_stored_where};
 pub use table::{FeatureTable, Orientation, write_table};

@@ -123,7 +123,8 @@ struct ApplyArgs {
     #[arg(long, value_name = "N|IDS")]
     calibrate: Option<patchbench::artifact::calibrate::CalibrationCells>,
     /// Look genes not found by name up in this feature column (an .h5ad var
-    /// column, or gene_symbols of a 10x folder).
+    /// column, gene_symbols of a 10x folder, or a text column of a CSV/TSV
+    /// with one row per gene).
     #[arg(long, value_name = "COLUMN")]
     alias_column: Option<String>,
 }

@@ -24,7 +24,7 @@ mod sweep;
 mod validate;
 
 pub use crate::models::mixvae::MixVaeSpec;
-pub use config::{ExperimentConfig, config_to_ron, fingerprint, parse_config};
+pub use config::{ExperimentConfig, config_to_ron, fingerprint, fingerprint_in, parse_config};
 pub use error::SessionError;
 pub use file::{load, parse, relocate, save, to_ron, write_atomic};
 pub use lock::{OwnerLock, SaveLock, remove_stale_temp_files};

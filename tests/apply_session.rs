@@ -195,6 +195,35 @@ fn an_apply_experiment_stores_what_patchbench_apply_prints() {
         assert_eq!(rerun.metrics[name], *value, "{name}");
     }
     assert_eq!(rerun.latent, applied.latent);
+    assert!(current(&again, "cae_new"), "a fresh application is current");
+
+    // Retraining the model (here with more steps) leaves the application stale
+    // until it is applied again.
+    let text = std::fs::read_to_string(dir.path().join("s.ron")).expect("session text");
+    let longer = text.replacen("steps: 300", "steps: 310", 1);
+    assert_ne!(longer, text, "the model's steps are in the session");
+    std::fs::write(dir.path().join("s.ron"), longer).expect("session");
+    for (only, stale) in [("cae", true), ("cae_new", false)] {
+        let output = patchbench(dir.path())
+            .args(["--batch", "s.ron", "--only", only])
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{output:?}");
+        let now = session::load(&dir.path().join("s.ron")).expect("session");
+        assert!(current(&now, "cae"), "the retrained model is current");
+        assert_eq!(!current(&now, "cae_new"), stale, "after running {only}");
+    }
+}
+
+/// Whether `name`'s stored result was computed from the session as it is now.
+fn current(session: &session::Session, name: &str) -> bool {
+    let experiment = session
+        .experiments
+        .iter()
+        .find(|e| e.name == name)
+        .expect("the experiment");
+    result(session, name).provenance.config.as_deref()
+        == Some(session::fingerprint_in(session, experiment).as_str())
 }
 
 #[test]
@@ -266,23 +295,50 @@ fn tenx_folder(csv: &Path, folder: &Path) -> Vec<String> {
     );
     std::fs::write(folder.join("matrix.mtx"), matrix).expect("matrix");
     std::fs::write(folder.join("barcodes.tsv"), table.cells.join("\n") + "\n").expect("cells");
-    let mut renamed = Vec::new();
     let lines: Vec<String> = table
         .features
         .iter()
         .enumerate()
-        .map(|(j, gene)| {
-            let id = if j % 2 == 1 && !gene.starts_with("ERCC-") {
-                renamed.push(gene.clone());
-                format!("ID{j}")
-            } else {
-                gene.clone()
-            };
-            format!("{id}\t{gene}\tGene Expression")
-        })
+        .map(|(j, gene)| format!("{}\t{gene}\tGene Expression", renamed_id(j, gene)))
         .collect();
     std::fs::write(folder.join("features.tsv"), lines.join("\n") + "\n").expect("features");
-    renamed
+    renamed_genes(&table.features)
+}
+
+/// The id a test file gives the `j`-th gene: `ID<j>` for every other gene
+/// (spike-ins keep theirs), its name otherwise.
+fn renamed_id(j: usize, gene: &str) -> String {
+    if j % 2 == 1 && !gene.starts_with("ERCC-") {
+        format!("ID{j}")
+    } else {
+        gene.to_string()
+    }
+}
+
+/// The genes [`renamed_id`] renames.
+fn renamed_genes(genes: &[String]) -> Vec<String> {
+    genes
+        .iter()
+        .enumerate()
+        .filter(|(j, gene)| renamed_id(*j, gene) != **gene)
+        .map(|(_, gene)| gene.clone())
+        .collect()
+}
+
+/// Writes the features-by-cells counts `csv` as a CSV with a `symbol` text
+/// column (every gene's name) beside ids renamed as [`renamed_id`] says.
+fn symbol_csv(csv: &Path, out: &Path) {
+    let table = read_table(csv, Orientation::FeaturesByCells).expect("counts");
+    let mut text = format!("gene_id,symbol,{}\n", table.cells.join(","));
+    for (j, gene) in table.features.iter().enumerate() {
+        let values: Vec<String> = table.values.column(j).iter().map(f64::to_string).collect();
+        text.push_str(&format!(
+            "{},{gene},{}\n",
+            renamed_id(j, gene),
+            values.join(",")
+        ));
+    }
+    std::fs::write(out, text).expect("symbol csv");
 }
 
 #[test]
@@ -290,6 +346,10 @@ fn genes_are_matched_through_an_alias_column_and_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = common::small_dataset(dir.path(), 5);
     let renamed = tenx_folder(&data.join("gene_counts.csv"), &dir.path().join("tenx"));
+    symbol_csv(
+        &data.join("gene_counts.csv"),
+        &dir.path().join("symbols.csv"),
+    );
     let apply = |name: &str, dataset: &str, options: &str| {
         format!(
             r#"    (name: "{name}", dataset: "{dataset}", modalities: ["T", "E"],
@@ -301,12 +361,20 @@ fn genes_are_matched_through_an_alias_column_and_reported() {
         apply("csv", "sim", ""),
         apply("aliased", "tenx", r#", alias_column: "gene_symbols""#),
         apply("unaliased", "tenx", ""),
+        apply("symbols", "symbols", r#", alias_column: "symbol""#),
     ]
     .concat();
     let tenx = r#"    (
       name: "tenx",
       modalities: [
         (name: "T", path: "tenx", orientation: FeaturesByCells),
+        (name: "E", path: "data/ephys_values.csv", orientation: CellsByFeatures),
+      ],
+    ),
+    (
+      name: "symbols",
+      modalities: [
+        (name: "T", path: "symbols.csv", orientation: FeaturesByCells),
         (name: "E", path: "data/ephys_values.csv", orientation: CellsByFeatures),
       ],
     ),
@@ -363,4 +431,24 @@ fn genes_are_matched_through_an_alias_column_and_reported() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     let listed = json["alignment"]["aliased"].as_array().expect("aliased");
     assert_eq!(listed.len(), matched.len());
+
+    // A CSV's text column serves as the alias column too.
+    let symbols = result(&session, "symbols");
+    let ResultDetail::Apply(detail) = &symbols.detail else {
+        panic!("an Apply detail");
+    };
+    assert_eq!(detail.report.aliased.len(), matched.len());
+    assert_eq!(symbols.metrics["r2"], csv.metrics["r2"]);
+    assert_eq!(symbols.latent, csv.latent);
+    // A table without that text column is refused, naming it.
+    let output = patchbench(dir.path())
+        .args(["apply", "s.weights/srrr", "--data", "data/gene_counts.csv"])
+        .args(["--alias-column", "symbol"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("no column `symbol` in the header"),
+        "{stderr}"
+    );
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::array;
 use patchbench::data::{
-    DataError, Dataset, FeatureTable, Modality, Orientation, read_metadata, read_table, write_table,
+    DataError, Dataset, FeatureTable, Modality, Orientation, read_metadata, read_table,
+    read_table_with_text_column, write_table,
 };
 use tempfile::TempDir;
 
@@ -148,6 +149,37 @@ fn non_numeric_value_reports_line_column_text_and_header_name() {
         other => panic!("expected a parse error, got {other}"),
     }
     assert!(error.to_string().contains("bad.csv:3:2"), "{error}");
+}
+
+#[test]
+fn a_text_column_is_read_beside_the_numbers() {
+    let dir = TempDir::new().unwrap();
+    let path = write_file(
+        &dir,
+        "symbols.csv",
+        "gene_id,c1,symbol,c2\nENSG1,1,Pvalb,2\nENSG2,3,,4\n",
+    );
+    let (table, symbols) =
+        read_table_with_text_column(&path, Orientation::FeaturesByCells, "symbol").unwrap();
+    assert_eq!(symbols, ["Pvalb", ""]);
+    assert_eq!(table.features, ["ENSG1", "ENSG2"]);
+    assert_eq!(table.cells, ["c1", "c2"]);
+    assert_eq!(table.values, ndarray::array![[1.0, 3.0], [2.0, 4.0]]);
+    // Errors name the numeric column after the text column correctly.
+    let bad = write_file(&dir, "bad.csv", "gene_id,c1,symbol,c2\nENSG1,1,Pvalb,x\n");
+    let error = read_table_with_text_column(&bad, Orientation::FeaturesByCells, "symbol")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("bad.csv:2:4") && error.contains("'c2'"),
+        "{error}"
+    );
+    let error = read_table_with_text_column(&path, Orientation::FeaturesByCells, "name")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no column `name` in the header"), "{error}");
+    // Without the text column named, the same file is refused at the text.
+    assert!(read_table(&path, Orientation::FeaturesByCells).is_err());
 }
 
 #[test]

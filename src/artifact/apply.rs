@@ -18,7 +18,7 @@ use super::manifest::{
 use crate::analysis::confusion::Confusion;
 use crate::data::{
     DataError, FeatureTable, LoadedTable, MatrixFormat, MatrixSource, Orientation, detect_format,
-    read_matrix, read_metadata,
+    read_matrix, read_metadata, read_table_with_text_column,
 };
 use crate::nn::dense::DenseNet;
 use crate::prep::PrepError;
@@ -40,8 +40,8 @@ pub struct ApplyInput {
     /// Cells to fit a per-feature recalibration on (reported, never applied).
     pub calibrate: Option<CalibrationCells>,
     /// A second name of every feature (an `.h5ad`'s `var` column, a 10x
-    /// folder's `gene_symbols`) to find the model's genes that are not
-    /// found by their primary name.
+    /// folder's `gene_symbols`, a text column of a CSV/TSV with one row per
+    /// gene) to find the model's genes that are not found by their primary name.
     pub alias_column: Option<String>,
 }
 
@@ -404,9 +404,24 @@ pub fn read_cells(
             )));
         }
     };
-    let mut loaded = read_matrix(&MatrixSource::new(path, orientation))?;
-    let aliased = match alias {
-        Some(column) => match_aliases(path, format, orientation, column, wanted, &mut loaded)?,
+    let (mut loaded, aliases) = match (alias, format) {
+        (Some(column), MatrixFormat::Delimited) => {
+            let (table, symbols) = read_table_with_text_column(path, orientation, column)?;
+            (LoadedTable::Dense(table), Some(symbols))
+        }
+        (Some(column), _) => {
+            let mut source = MatrixSource::new(path, orientation);
+            source.h5ad.var_column = Some(column.to_string());
+            let symbols = read_matrix(&source)?.features().to_vec();
+            (
+                read_matrix(&MatrixSource::new(path, orientation))?,
+                Some(symbols),
+            )
+        }
+        (None, _) => (read_matrix(&MatrixSource::new(path, orientation))?, None),
+    };
+    let aliased = match &aliases {
+        Some(aliases) => match_aliases(aliases, wanted, &mut loaded),
         None => Vec::new(),
     };
     let wanted_set: HashSet<&str> = wanted.iter().map(String::as_str).collect();
@@ -418,6 +433,13 @@ pub fn read_cells(
     };
     let transposed =
         format == MatrixFormat::Delimited && hits(loaded.cells()) > hits(loaded.features());
+    if transposed && aliases.is_some() {
+        return Err(ApplyError::Invalid(format!(
+            "{}: its header names the genes, so it has one row per cell; an alias column \
+             in a CSV/TSV is a text column of a table with one row per gene",
+            path.display()
+        )));
+    }
     let mut table = match loaded {
         LoadedTable::Dense(t) => t,
         LoadedTable::Sparse(t) => {
@@ -450,25 +472,9 @@ pub fn read_cells(
 }
 
 /// Renames the features of `loaded` whose name is not wanted but whose
-/// alias (the `column` of the file's feature annotation) is a wanted name
-/// that no feature has; returns (wanted name, primary name) of each.
-fn match_aliases(
-    path: &Path,
-    format: MatrixFormat,
-    orientation: Orientation,
-    column: &str,
-    wanted: &[String],
-    loaded: &mut LoadedTable,
-) -> Result<Aliased, ApplyError> {
-    if !matches!(format, MatrixFormat::H5ad | MatrixFormat::TenxFolder) {
-        return Err(ApplyError::Invalid(format!(
-            "{}: an alias column is read from an .h5ad's var or a 10x folder's features file              (gene_symbols), not from this file",
-            path.display()
-        )));
-    }
-    let mut source = MatrixSource::new(path, orientation);
-    source.h5ad.var_column = Some(column.to_string());
-    let aliases = read_matrix(&source)?.features().to_vec();
+/// alias (`aliases`, one per feature: the file's alias column) is a wanted
+/// name that no feature has; returns (wanted name, primary name) of each.
+fn match_aliases(aliases: &[String], wanted: &[String], loaded: &mut LoadedTable) -> Aliased {
     let features = match loaded {
         LoadedTable::Dense(t) => &mut t.features,
         LoadedTable::Sparse(t) => &mut t.features,
@@ -492,7 +498,7 @@ fn match_aliases(
             ));
         }
     }
-    Ok(matched)
+    matched
 }
 
 /// The network's predictions (in the target's z-scored units) and latent codes.

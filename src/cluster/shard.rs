@@ -16,7 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::session::{
-    Change, ExperimentResult, Session, SessionError, SessionStore, fingerprint, write_atomic,
+    Change, ExperimentResult, Session, SessionError, SessionStore, fingerprint_in, write_atomic,
 };
 
 /// Shard `index` (from 1) of `count`.
@@ -169,8 +169,7 @@ fn refusal(session: &Session, experiment: &str, result: &ExperimentResult) -> Op
     let Some(current) = session.experiments.iter().find(|e| e.name == experiment) else {
         return Some(format!("{experiment}: no longer in the session"));
     };
-    let dataset = session.datasets.iter().find(|d| d.name == current.dataset);
-    let now = fingerprint(current, dataset);
+    let now = fingerprint_in(session, current);
     match &result.provenance.config {
         Some(ran) if *ran == now => None,
         Some(ran) => Some(format!(

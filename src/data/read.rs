@@ -27,6 +27,26 @@ const QUOTE_LIMIT: usize = 60;
 
 /// Reads a numeric matrix from CSV or TSV, plain or gzip-compressed, laid out as `orientation` says.
 pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable, DataError> {
+    read_with_text_column(path, orientation, None).map(|(table, _)| table)
+}
+
+/// Reads a table like [`read_table`] whose column `column` (named in the
+/// header) holds text, e.g. a gene symbol beside each gene id of a table
+/// with one row per gene; returns the numeric table without that column and
+/// the column's text, one entry per row in file order.
+pub fn read_table_with_text_column(
+    path: &Path,
+    orientation: Orientation,
+    column: &str,
+) -> Result<(FeatureTable, Vec<String>), DataError> {
+    read_with_text_column(path, orientation, Some(column))
+}
+
+fn read_with_text_column(
+    path: &Path,
+    orientation: Orientation,
+    text_column: Option<&str>,
+) -> Result<(FeatureTable, Vec<String>), DataError> {
     let mut source = TextSource::open(path)?;
     let Some((header, header_line)) = source.header()? else {
         return Err(DataError::Invalid {
@@ -45,6 +65,7 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
     let mut row_ids: Vec<String> = Vec::new();
     let mut row_lines: HashMap<String, u64> = HashMap::new();
     let mut values: Vec<f64> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     let mut record = ByteRecord::new();
     while source.next_record(&mut record)? {
         let line = line_of(&record);
@@ -55,12 +76,13 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
                 header_line,
                 record.len(),
                 column_kind,
+                text_column,
             )?);
         }
         let Some(layout) = layout.as_ref() else {
             continue;
         };
-        let expected = layout.names.len() + 1;
+        let expected = layout.fields();
         if record.len() != expected {
             return Err(DataError::FieldCount {
                 path: path.to_path_buf(),
@@ -90,6 +112,10 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
             });
         }
         for (index, field) in record.iter().enumerate().skip(1) {
+            if Some(index) == layout.text_field {
+                texts.push(source.text(field, line, index)?.to_owned());
+                continue;
+            }
             let value = parse_value(field).map_err(|problem| DataError::Parse {
                 path: path.to_path_buf(),
                 line,
@@ -97,7 +123,7 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
                 message: format!(
                     "'{}' in column '{}' (row '{id}') {}",
                     quote(field),
-                    layout.names.get(index - 1).map_or("", String::as_str),
+                    layout.name_of(index),
                     problem.describe()
                 ),
             })?;
@@ -119,7 +145,7 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
         message: format!("internal error building the matrix: {e}"),
     };
     let (n_rows, n_columns) = (row_ids.len(), layout.names.len());
-    Ok(match orientation {
+    let table = match orientation {
         Orientation::CellsByFeatures => FeatureTable {
             values: Array2::from_shape_vec((n_rows, n_columns), values).map_err(shape_error)?,
             cells: row_ids,
@@ -134,12 +160,17 @@ pub fn read_table(path: &Path, orientation: Orientation) -> Result<FeatureTable,
             cells: layout.names,
             features: row_ids,
         },
-    })
+    };
+    Ok((table, texts))
 }
 
-/// The column ids, settled when the first data row shows whether the header has an id field.
+/// The column ids, settled when the first data row shows whether the header
+/// has an id field, and which field (if any) is the text column.
 struct Layout {
+    /// The numeric columns' ids.
     names: Vec<String>,
+    /// The record index of the text column.
+    text_field: Option<usize>,
 }
 
 impl Layout {
@@ -149,6 +180,7 @@ impl Layout {
         header_line: u64,
         first_row_len: usize,
         column_kind: &'static str,
+        text_column: Option<&str>,
     ) -> Result<Self, DataError> {
         let header_names_first_column = header.first().is_some_and(|name| !name.is_empty());
         let skip = if header_names_first_column && first_row_len == header.len() + 1 {
@@ -156,7 +188,7 @@ impl Layout {
         } else {
             1
         };
-        let names: Vec<String> = header.iter().skip(skip).cloned().collect();
+        let mut names: Vec<String> = header.iter().skip(skip).cloned().collect();
         if names.is_empty() {
             return Err(DataError::Invalid {
                 path: source.path().to_path_buf(),
@@ -189,7 +221,45 @@ impl Layout {
             }
             seen.insert(name, index);
         }
-        Ok(Self { names })
+        let text_field = match text_column {
+            None => None,
+            Some(wanted) => {
+                let Some(at) = names.iter().position(|n| n == wanted) else {
+                    return Err(DataError::Invalid {
+                        path: source.path().to_path_buf(),
+                        message: format!(
+                            "no column `{wanted}` in the header; expected it to name a text \
+                             column beside the numeric ones (a table with one row per gene)"
+                        ),
+                    });
+                };
+                names.remove(at);
+                Some(at + 1)
+            }
+        };
+        if names.is_empty() {
+            return Err(DataError::Invalid {
+                path: source.path().to_path_buf(),
+                message: format!(
+                    "the header line names no {column_kind} besides `{}`",
+                    text_column.unwrap_or_default()
+                ),
+            });
+        }
+        Ok(Self { names, text_field })
+    }
+
+    /// How many fields each record has: the id, the numeric columns and the text column.
+    fn fields(&self) -> usize {
+        self.names.len() + 1 + usize::from(self.text_field.is_some())
+    }
+
+    /// The header name of the numeric field at record index `index` (≥ 1).
+    fn name_of(&self, index: usize) -> &str {
+        let after_text = self.text_field.is_some_and(|t| index > t);
+        self.names
+            .get(index - 1 - usize::from(after_text))
+            .map_or("", String::as_str)
     }
 }
 

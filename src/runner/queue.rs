@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::apply::SourceModel;
 use crate::progress::Event;
-use crate::session::{DatasetSpec, Experiment, Session, fingerprint};
+use crate::session::{DatasetSpec, Experiment, Session, fingerprint_in};
 
 /// Progress of a running experiment.
 #[derive(Debug, Clone)]
@@ -195,7 +195,7 @@ impl RunQueue {
                 continue;
             };
             let job = Job {
-                fingerprint: fingerprint(experiment, Some(dataset)),
+                fingerprint: fingerprint_in(session, experiment),
                 experiment: experiment.clone(),
                 dataset: dataset.clone(),
                 cancel: run.cancel.clone(),
@@ -290,7 +290,7 @@ fn source_model(session: &Session, experiment: &Experiment) -> Option<SourceMode
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::parse;
+    use crate::session::{fingerprint, parse};
 
     fn session() -> Session {
         let text = include_str!("../../sessions/demo.ron");

@@ -110,10 +110,47 @@ pub fn fingerprint(experiment: &Experiment, dataset: Option<&DatasetSpec>) -> St
     let data = dataset
         .and_then(|d| ron::to_string(d).ok())
         .unwrap_or_default();
+    fnv1a([config.as_bytes(), data.as_bytes()])
+}
+
+/// [`fingerprint`] of `experiment` with its dataset as `session` defines it;
+/// for an `Apply` experiment it also covers which run of its model it
+/// applies (that run's configuration fingerprint and finish time), so
+/// retraining the model makes the application's result stale.
+pub fn fingerprint_in(session: &Session, experiment: &Experiment) -> String {
+    let dataset = session
+        .datasets
+        .iter()
+        .find(|d| d.name == experiment.dataset);
+    let own = fingerprint(experiment, dataset);
+    let Some(name) = experiment.model.method().model_from() else {
+        return own;
+    };
+    let model_run = session
+        .experiments
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.result.as_ref())
+        .map(|r| {
+            format!(
+                "{}@{}",
+                r.provenance.config.as_deref().unwrap_or(""),
+                r.provenance.finished_at
+            )
+        })
+        .unwrap_or_default();
+    fnv1a([own.as_bytes(), model_run.as_bytes()])
+}
+
+/// FNV-1a over the parts, each followed by a zero byte.
+fn fnv1a<const N: usize>(parts: [&[u8]; N]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in config.bytes().chain([0]).chain(data.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    for (i, part) in parts.iter().enumerate() {
+        let separator: &[u8] = if i + 1 < N { &[0] } else { &[] };
+        for &byte in part.iter().chain(separator) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
     }
     format!("{hash:016x}")
 }

@@ -31,7 +31,7 @@ use super::state::{
 use crate::figures::default_label_column;
 use crate::runner::{PreparedDataset, RunQueue};
 use crate::session::{
-    DatasetSpec, Experiment, ExperimentResult, Session, SessionStore, fingerprint,
+    DatasetSpec, Experiment, ExperimentResult, Session, SessionStore, fingerprint_in,
 };
 
 /// The workbench.
@@ -210,12 +210,7 @@ impl App {
     }
 
     fn fingerprint(&self, experiment: &Experiment) -> String {
-        let dataset = self
-            .session()
-            .datasets
-            .iter()
-            .find(|d| d.name == experiment.dataset);
-        fingerprint(experiment, dataset)
+        fingerprint_in(self.session(), experiment)
     }
 
     /// Experiment indices in the runs table's order.

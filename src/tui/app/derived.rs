@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use super::App;
 use crate::figures::compare::{Comparison, SeedSummary, compare, main_metric, seed_summaries};
-use crate::session::{Session, fingerprint};
+use crate::session::{Session, fingerprint_in};
 
 /// Views of the session cached for drawing.
 #[derive(Debug, Default)]
@@ -37,13 +37,7 @@ impl Derived {
         self.fingerprints = session
             .experiments
             .iter()
-            .map(|experiment| {
-                let dataset = session
-                    .datasets
-                    .iter()
-                    .find(|d| d.name == experiment.dataset);
-                (experiment.name.clone(), fingerprint(experiment, dataset))
-            })
+            .map(|experiment| (experiment.name.clone(), fingerprint_in(session, experiment)))
             .collect();
         self.seeds = seed_summaries(session);
         self.metric_names = session.metric_names();
