@@ -167,6 +167,10 @@ struct SimulateArgs {
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Draw the cells from this seed instead, keeping the types' markers and
+    /// electrophysiology of --seed: new cells of the same types (csv only).
+    #[arg(long, value_name = "SEED")]
+    cells_seed: Option<u64>,
     /// Number of cells.
     #[arg(long)]
     cells: Option<usize>,
@@ -325,6 +329,9 @@ fn run_slurm(args: SlurmArgs) -> Result<ExitCode> {
 fn run_simulate(args: &SimulateArgs) -> Result<ExitCode> {
     let mut config = SimulationConfig::default();
     if args.format == SimulateFormat::H5ad {
+        if args.cells_seed.is_some() {
+            anyhow::bail!("--cells-seed applies to --format csv (the Patch-seq data set) only");
+        }
         let sparse = SparseCountsConfig {
             cells: args.cells.unwrap_or(config.cells),
             genes: args.genes.unwrap_or(config.genes),
@@ -344,6 +351,7 @@ fn run_simulate(args: &SimulateArgs) -> Result<ExitCode> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    config.cells_seed = args.cells_seed;
     if let Some(cells) = args.cells {
         config.cells = cells;
     }

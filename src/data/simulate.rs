@@ -107,7 +107,7 @@ pub fn simulate(config: &SimulationConfig) -> Result<SimulatedData, SimulateErro
     let metadata = hierarchy::draw_cells(
         config,
         &hierarchy,
-        &mut stream(config.seed, Stream::Hierarchy),
+        &mut stream(config.cells_seed(), Stream::Hierarchy),
     )?;
     let expression_truth = expression::build_expression_truth(
         config,
@@ -123,13 +123,13 @@ pub fn simulate(config: &SimulationConfig) -> Result<SimulatedData, SimulateErro
         config,
         &expression_truth,
         &metadata,
-        &mut stream(config.seed, Stream::Counts),
+        &mut stream(config.cells_seed(), Stream::Counts),
     )?;
     let ephys = ephys::draw_ephys(
         config,
         &ephys_truth,
         &metadata,
-        &mut stream(config.seed, Stream::EphysValues),
+        &mut stream(config.cells_seed(), Stream::EphysValues),
     )?;
     Ok(SimulatedData {
         config: config.clone(),

@@ -16,6 +16,14 @@ use super::SimulateError;
 pub struct SimulationConfig {
     /// Seed of every random draw; the same config always gives the same data.
     pub seed: u64,
+    /// Seed of the cells alone (each cell's type and state, its counts and
+    /// electrophysiology), where it differs from `seed`, which then draws only
+    /// the generative truth (markers, gene means, electrophysiology
+    /// programmes): two data sets with the same `seed` and different
+    /// `cells_seed` are new cells of the same types, as a second data set
+    /// recorded from the same tissue would be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cells_seed: Option<u64>,
     /// Number of families (top level of the type hierarchy).
     pub families: usize,
     /// Number of types in each family.
@@ -56,6 +64,7 @@ impl Default for SimulationConfig {
     fn default() -> Self {
         Self {
             seed: 7,
+            cells_seed: None,
             families: 3,
             types_per_family: 3,
             cells: 600,
@@ -85,6 +94,11 @@ impl SimulationConfig {
     /// Number of cell types (families times types per family).
     pub fn types(&self) -> usize {
         self.families.saturating_mul(self.types_per_family)
+    }
+
+    /// The seed the cells are drawn from: `cells_seed`, or `seed` if unset.
+    pub fn cells_seed(&self) -> u64 {
+        self.cells_seed.unwrap_or(self.seed)
     }
 
     /// Number of biological (non-spike-in) genes.

@@ -114,11 +114,11 @@ impl SimulatedData {
         };
         let mut text = String::new();
         // Writing to a String cannot fail, so the fmt::Results below are ignored.
-        let _ = writeln!(
-            text,
-            "# Simulated Patch-seq dataset (seed {})\n",
-            config.seed
-        );
+        let seeds = match config.cells_seed {
+            Some(cells) => format!("seed {}, cells drawn with seed {cells}", config.seed),
+            None => format!("seed {}", config.seed),
+        };
+        let _ = writeln!(text, "# Simulated Patch-seq dataset ({seeds})\n");
         let _ = writeln!(
             text,
             "Synthetic data with known ground truth, written by `patchbench simulate`. Cells belong to a \
