@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
 use ndarray::array;
 use patchbench::data::h5ad::{H5adLatents, H5adSelection, read_h5ad, write_latents_h5ad};
@@ -13,11 +12,10 @@ use patchbench::data::{LoadedTable, read_metadata};
 use tempfile::TempDir;
 
 /// Runs `script` with Python's anndata on `path`; `None` (after saying why) where anndata is absent.
-/// One test at a time: the HDF5 library opens files without close-on-exec, so
-/// a Python child started by one test inherits the other test's open file and
-/// its lock, and the other test's next open fails with "unable to lock file".
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
+///
+/// The tests run in parallel: patchbench marks the HDF5 library's descriptors
+/// close-on-exec, so the Python child of one test does not inherit the other
+/// test's open file and its lock.
 fn with_anndata(script: &str, path: &Path) -> Option<String> {
     let probe = Command::new("python3")
         .args(["-c", "import anndata"])
@@ -43,7 +41,6 @@ fn with_anndata(script: &str, path: &Path) -> Option<String> {
 
 #[test]
 fn latents_and_labels_round_trip_through_anndata() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("latents.h5ad");
     let cells: Vec<String> = ["c1", "c2", "c3"].iter().map(|c| (*c).to_owned()).collect();
@@ -98,7 +95,6 @@ fn latents_and_labels_round_trip_through_anndata() {
 
 #[test]
 fn streamed_sparse_counts_read_back_and_open_in_anndata() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("counts.h5ad");
     let config = SparseCountsConfig {

@@ -242,6 +242,54 @@ fn the_command_writes_csv_and_h5ad_predictions_and_json() {
     }
 }
 
+/// The held-out data set the models are going to meet lives elsewhere: the
+/// artifact folder alone, moved away from its session, training data and
+/// weights (all deleted), applies with the same results.
+#[test]
+fn an_artifact_moved_away_from_everything_else_applies_the_same() {
+    let apply_json = |dir: &Path, artifact: &Path, cells: &Path| {
+        let out = patchbench(dir)
+            .arg("apply")
+            .arg(artifact)
+            .arg("--data")
+            .arg(cells.join("gene_counts.csv"))
+            .arg("--observed")
+            .arg(cells.join("ephys_values.csv"))
+            .arg("--json")
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    let artifact = trained(home.path());
+    let cells = new_cells(home.path());
+    let at_home = apply_json(home.path(), &artifact, &cells);
+
+    let away = tempfile::tempdir().expect("tempdir");
+    let moved = away.path().join("model");
+    let new = away.path().join("new");
+    for (from, to) in [(&artifact, &moved), (&cells, &new)] {
+        std::fs::create_dir(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("list") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+        }
+    }
+    drop(home);
+    let moved_json = apply_json(away.path(), &moved, &new);
+    assert_eq!(moved_json["metrics"], at_home["metrics"]);
+    assert_eq!(moved_json["cells"], at_home["cells"]);
+    assert!(
+        moved_json["metrics"]["r2"].as_f64().is_some(),
+        "{moved_json}"
+    );
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -12,6 +12,7 @@
 //! `categories`, or a `nullable-*` group of `values` and `mask`). Every error
 //! names the file and the element (`/layers/counts`).
 
+mod descriptor;
 mod element;
 mod frame;
 mod write;
@@ -44,12 +45,20 @@ pub struct H5adSelection {
 pub(super) const HDF5_MAGIC: [u8; 8] = [0x89, b'H', b'D', b'F', b'\r', b'\n', 0x1a, b'\n'];
 
 /// Opens `path` as HDF5, naming the file in the error.
+/// The descriptor is marked close-on-exec (see [`descriptor`]).
 fn open(path: &Path) -> Result<File, DataError> {
-    File::open(path).map_err(|e| DataError::Object {
+    let error = |message: String| DataError::Object {
         path: path.to_path_buf(),
         object: "/".into(),
-        message: format!("cannot open as an HDF5 (.h5ad) file (corrupt or truncated?): {e}"),
-    })
+        message,
+    };
+    let file = File::open(path).map_err(|e| {
+        error(format!(
+            "cannot open as an HDF5 (.h5ad) file (corrupt or truncated?): {e}"
+        ))
+    })?;
+    descriptor::close_on_exec(&file).map_err(error)?;
+    Ok(file)
 }
 
 /// Reads the matrix `selection` names from the `.h5ad` at `path` as cells x features.

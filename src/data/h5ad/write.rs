@@ -179,13 +179,15 @@ impl CsrWriter {
     }
 }
 
-/// Writes `file` at a temporary path beside `path` with `fill`, then renames it into place.
+/// Writes `file` at a temporary path beside `path` with `fill`, then renames it into place
+/// (the descriptor marked close-on-exec, see `descriptor`).
 pub fn atomically(
     path: &Path,
     fill: impl FnOnce(&File) -> hdf5::Result<()>,
 ) -> Result<(), DataError> {
     let tmp = temporary_path(path);
     let written = File::create(&tmp).and_then(|file| {
+        super::descriptor::close_on_exec(&file)?;
         encode(&file, "anndata", "0.1.0")?;
         fill(&file)?;
         file.close()
