@@ -20,6 +20,6 @@ pub use align::{AlignmentReport, MissingPolicy};
 pub use apply::{Application, ApplyInput, LabelPredictions, apply};
 pub use apply_mixvae::{CategoryScores, CategorySummary};
 pub use manifest::{
-    ArtifactError, ArtifactModel, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart,
-    Provenance, SbnnPart, SrrrPart,
+    ArtifactError, ArtifactModel, CaeFold, CaePart, CategoryTypes, LabelLevel, Manifest,
+    MixVaePart, Provenance, SbnnPart, SrrrPart,
 };

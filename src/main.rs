@@ -127,6 +127,10 @@ struct ApplyArgs {
     /// with one row per gene).
     #[arg(long, value_name = "COLUMN")]
     alias_column: Option<String>,
+    /// Apply a k-CAE's cross-validation fold K (from 1; its held-out cells
+    /// are listed in the artifact) instead of the model on all cells.
+    #[arg(long, value_name = "K")]
+    fold: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +390,7 @@ fn run_apply(args: ApplyArgs) -> Result<ExitCode> {
         policy: args.missing,
         calibrate: args.calibrate,
         alias_column: args.alias_column,
+        fold: args.fold,
     };
     let application = apply(&args.artifact, &input)?;
     if let Some(out) = &args.out {

@@ -125,6 +125,97 @@ fn a_cae_applied_to_its_training_cells_gives_its_in_sample_latents_exactly() {
     }
 }
 
+/// Each fold's model, applied with `fold`, gives the codes its cross-validation
+/// stored for the cells it held out (bit for bit) and, from its own training
+/// cells' QDA, the same family accuracy on them as the fold's evaluation.
+#[test]
+fn every_fold_applied_to_its_held_out_cells_gives_its_cross_validation_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    trained(dir.path());
+    let artifact = dir.path().join("s.weights/cae");
+    let manifest = Manifest::read(&artifact).expect("artifact");
+    let ArtifactModel::Cae(part) = &manifest.model else {
+        panic!("a k-CAE artifact, got {}", manifest.model.kind());
+    };
+    assert_eq!(part.folds.len(), 2, "both folds kept");
+    let session = patchbench::session::load(&dir.path().join("s.ron")).expect("session");
+    let result = session.experiments[0].result.as_ref().expect("result");
+    let held_out_codes: std::collections::HashMap<String, Vec<f64>> = stored_rows(
+        &result
+            .latents
+            .iter()
+            .find(|l| l.name == "z_E")
+            .expect("the pooled held-out z_E")
+            .latent,
+    )
+    .into_iter()
+    .collect();
+    let patchbench::session::ResultDetail::Latents { fold_metrics, .. } = &result.detail else {
+        panic!("a latent-space result");
+    };
+    let data = dir.path().join("data");
+    let metadata =
+        patchbench::data::read_metadata(&data.join("metadata.csv"), "cell_id").expect("metadata");
+    for (k, fold) in part.folds.iter().enumerate() {
+        let input = ApplyInput {
+            data: data.join("gene_counts.csv"),
+            observed: Some(data.join("ephys_values.csv")),
+            metadata: Some((data.join("metadata.csv"), "cell_id".into())),
+            fold: Some(k + 1),
+            ..ApplyInput::default()
+        };
+        let applied = apply(&artifact, &input).expect("apply a fold");
+        assert_eq!(applied.model, format!("k-CAE (fold {})", k + 1));
+        let latent_e = applied.latent_e.as_ref().expect("z_E");
+        let truth = metadata
+            .labels(&fold.levels[0].column, &fold.held_out)
+            .expect("family labels");
+        let predicted = &applied
+            .labels
+            .iter()
+            .find(|l| l.level == "family" && l.source == "z_E")
+            .expect("family from z_E")
+            .predicted;
+        let (mut right, mut scored) = (0, 0);
+        for (cell, truth) in fold.held_out.iter().zip(&truth) {
+            let i = applied
+                .cells
+                .iter()
+                .position(|c| c == cell)
+                .expect("applied");
+            assert_eq!(
+                latent_e.row(i).to_vec(),
+                held_out_codes[cell],
+                "fold {} code of held-out {cell}",
+                k + 1
+            );
+            if let (Some(truth), Some(predicted)) = (truth, &predicted[i]) {
+                scored += 1;
+                right += usize::from(truth == predicted);
+            }
+        }
+        let accuracy = right as f64 / scored as f64;
+        let stored = fold_metrics[k]["qda_acc_e_family"];
+        assert!(
+            (accuracy - stored).abs() < 1e-12,
+            "fold {}: {accuracy} applied, {stored} in cross-validation",
+            k + 1
+        );
+    }
+    let beyond = ApplyInput {
+        data: data.join("gene_counts.csv"),
+        fold: Some(3),
+        ..ApplyInput::default()
+    };
+    let error = apply(&artifact, &beyond)
+        .expect_err("no fold 3")
+        .to_string();
+    assert!(
+        error.contains("no fold 3") && error.contains("holds 2 cross-validation folds"),
+        "{error}"
+    );
+}
+
 #[test]
 fn apply_writes_per_cell_classes_and_reports_them_as_json() {
     let dir = tempfile::tempdir().expect("tempdir");

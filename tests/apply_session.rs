@@ -272,6 +272,19 @@ fn bad_model_references_are_refused_naming_the_field() {
             && no_artifact.contains("writes no model artifact"),
         "{no_artifact}"
     );
+    let no_such_fold = refused(r#"Apply(model_from: "cae", fold: Some(99))"#, "");
+    assert!(
+        no_such_fold.contains("experiments[0].model.fold") && no_such_fold.contains("got 99"),
+        "{no_such_fold}"
+    );
+    let srrr = r#"    (name: "rrr", dataset: "sim", modalities: ["T", "E"], model: Srrr(rank: 2, target_genes: 8)),
+"#;
+    let not_a_cae = refused(r#"Apply(model_from: "rrr", fold: Some(1))"#, srrr);
+    assert!(
+        not_a_cae.contains("experiments[0].model.fold")
+            && not_a_cae.contains("only a k-CAE keeps its cross-validation folds' models"),
+        "{not_a_cae}"
+    );
 }
 
 /// Writes the features-by-cells counts `csv` as a 10x folder whose primary

@@ -43,6 +43,9 @@ pub struct ApplyInput {
     /// folder's `gene_symbols`, a text column of a CSV/TSV with one row per
     /// gene) to find the model's genes that are not found by their primary name.
     pub alias_column: Option<String>,
+    /// A k-CAE artifact's cross-validation fold (1-based) to apply instead of
+    /// the model on all cells.
+    pub fold: Option<usize>,
 }
 
 /// Why a model could not be applied.
@@ -168,6 +171,13 @@ pub fn apply(folder: &Path, input: &ApplyInput) -> Result<Application, ApplyErro
         }
         _ => None,
     };
+    if input.fold.is_some() && !matches!(manifest.model, ArtifactModel::Cae(_)) {
+        return Err(ApplyError::Invalid(format!(
+            "{}: --fold picks one of a k-CAE's cross-validation models; this {} artifact holds one model",
+            folder.display(),
+            manifest.model.kind()
+        )));
+    }
     match &manifest.model {
         ArtifactModel::Sbnn(part) => apply_sbnn(folder, &manifest, part, input, keep.as_ref()),
         ArtifactModel::Cae(part) => {

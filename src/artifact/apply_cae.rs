@@ -27,7 +27,36 @@ pub(super) fn apply_cae(
     input: &ApplyInput,
     keep: Option<&HashSet<String>>,
 ) -> Result<Application, ApplyError> {
-    let mut model = load_model(folder, part)?;
+    let (weights, levels, model_name) = match input.fold {
+        None => (
+            &part.weights,
+            &part.levels,
+            manifest.model.kind().to_string(),
+        ),
+        Some(k) => {
+            let fold = k
+                .checked_sub(1)
+                .and_then(|i| part.folds.get(i))
+                .ok_or_else(|| {
+                    ApplyError::Invalid(format!(
+                        "{}: no fold {k}: this k-CAE artifact holds {} cross-validation folds{}",
+                        folder.display(),
+                        part.folds.len(),
+                        if part.folds.is_empty() {
+                            " (written before folds were kept; rerun the experiment)"
+                        } else {
+                            ", numbered from 1"
+                        }
+                    ))
+                })?;
+            (
+                &fold.weights,
+                &fold.levels,
+                format!("{} (fold {k})", manifest.model.kind()),
+            )
+        }
+    };
+    let mut model = load_model(folder, part, weights)?;
     let (prepared, report) = prepare_input(manifest, &part.t_features, input, keep)?;
     let columns = columns_of(&prepared, &part.t_features)?;
     let mut x_t = prepared.values.select(Axis(1), &columns);
@@ -49,7 +78,7 @@ pub(super) fn apply_cae(
     let z_t = z_t.mapv(f64::from);
     let mut application = Application {
         provenance: manifest.provenance.clone(),
-        model: manifest.model.kind().to_string(),
+        model: model_name,
         report,
         cells: prepared.cells.clone(),
         outputs: part.e_features.clone(),
@@ -84,7 +113,7 @@ pub(super) fn apply_cae(
         Some((path, id_column)) => Some((read_metadata(path, id_column)?, path)),
         None => None,
     };
-    for level in &part.levels {
+    for level in levels {
         let labels = match &truth {
             Some((metadata, path)) => Some(
                 metadata
@@ -116,9 +145,14 @@ pub(super) fn apply_cae(
     Ok(application)
 }
 
-/// Rebuilds the network from the stored settings and loads its weights.
-fn load_model(folder: &Path, part: &CaePart) -> Result<CoupledAutoencoder, ApplyError> {
-    let path = folder.join(&part.weights);
+/// Rebuilds the network from the stored settings and loads `weights` (a file
+/// of the artifact folder).
+fn load_model(
+    folder: &Path,
+    part: &CaePart,
+    weights: &str,
+) -> Result<CoupledAutoencoder, ApplyError> {
+    let path = folder.join(weights);
     let failed = |reason: String| {
         ApplyError::Artifact(ArtifactError::Io {
             path: path.clone(),

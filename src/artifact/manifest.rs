@@ -140,6 +140,24 @@ pub struct CaePart {
     pub e_features: Vec<String>,
     /// Per label level, the classifiers.
     pub levels: Vec<LabelLevel>,
+    /// The cross-validation folds' models (`patchbench apply --fold K`); empty
+    /// in artifacts written before they were kept.
+    #[serde(default)]
+    pub folds: Vec<CaeFold>,
+}
+
+/// One cross-validation fold's k-CAE: trained on every cell but `held_out`,
+/// with the classifiers fitted on its own training cells' latents (as the
+/// fold's evaluation fitted them). Preprocessing and settings are the
+/// artifact's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaeFold {
+    /// The fold network's safetensors file, relative to the artifact folder.
+    pub weights: String,
+    /// The paired cells the fold held out (never trained on).
+    pub held_out: Vec<String>,
+    /// Per label level, the classifiers.
+    pub levels: Vec<LabelLevel>,
 }
 
 /// The mixture VAE's part: every agent's network (of the first seed's fit,

@@ -36,6 +36,10 @@ pub struct ApplySpec {
     /// or a column of a delimited features-by-cells table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias_column: Option<String>,
+    /// Apply this cross-validation fold's model (1-based; k-CAE only) instead
+    /// of the model on all cells, like `patchbench apply --fold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
 }
 
 /// Cells whose metadata `column` equals `value` (`value*`: starts with `value`).

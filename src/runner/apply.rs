@@ -172,6 +172,7 @@ fn apply_input(
         policy: spec.missing,
         calibrate: spec.calibrate.clone(),
         alias_column: spec.alias_column.clone(),
+        fold: spec.fold,
     })
 }
 

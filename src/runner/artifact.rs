@@ -11,17 +11,17 @@ use ndarray::{Array2, Axis};
 
 use super::cae::IN_SAMPLE;
 use super::experiment::paired_regression;
+use super::latents::LatentData;
 use super::{PreparedDataset, RunError};
-use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::analysis::qda::Qda;
 use crate::analysis::scaling::column_statistics;
 use crate::artifact::manifest::{FORMAT, FittedModality, VERSION, data_fingerprint};
 use crate::artifact::{
-    ArtifactModel, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart, Provenance, SbnnPart,
-    SrrrPart,
+    ArtifactModel, CaeFold, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart, Provenance,
+    SbnnPart, SrrrPart,
 };
-use crate::models::cae::CaeConfig;
+use crate::models::cae::{CaeConfig, CoupledAutoencoder};
 use crate::models::mixvae::{MixVaeConfig, MixVaeSpec};
 use crate::models::sbnn::network::bottleneck;
 use crate::nn::dense::DenseNet;
@@ -57,7 +57,9 @@ pub(super) fn write(
         }
         ModelSpec::Cae { model, analysis } => {
             let tables = modality_tables(experiment, dataset).map_err(failed)?;
-            let part = cae_part(model, analysis, result, dataset, &tables).map_err(failed)?;
+            let prepared = super::latents::prepare(experiment, analysis, dataset)?;
+            let part =
+                cae_part(folder, model, analysis, result, &prepared, &tables).map_err(failed)?;
             (ArtifactModel::Cae(part), data_fingerprint(&tables))
         }
         ModelSpec::Srrr(_) => {
@@ -219,21 +221,26 @@ fn srrr_part(
     }))
 }
 
-/// The k-CAE's part: settings, both arms' input features, and per label
-/// level QDA fitted on the in-sample `z_T` and `z_E` of the model on all
-/// cells (as the folds fit theirs, with the experiment's QDA settings).
+/// The k-CAE's part: settings, both arms' input features, per label level
+/// QDA fitted on the in-sample `z_T` and `z_E` of the model on all cells (as
+/// the folds fit theirs, with the experiment's QDA settings), and every
+/// cross-validation fold's model with the QDA fitted on its training cells.
 fn cae_part(
+    folder: &Path,
     config: &CaeConfig,
     analysis: &LatentEvalConfig,
     result: &ExperimentResult,
-    dataset: &PreparedDataset,
+    prepared: &LatentData<'_>,
     tables: &[&crate::data::FeatureTable; 2],
 ) -> Result<CaePart, String> {
-    if !result.weights.iter().any(|w| w.ends_with(FINAL_WEIGHTS)) {
-        return Err(format!(
-            "the run saved no `{FINAL_WEIGHTS}` (the model on all cells)"
-        ));
-    }
+    let saved = |file: &str| {
+        if result.weights.iter().any(|w| w.ends_with(file)) {
+            Ok(())
+        } else {
+            Err(format!("the run saved no `{file}`"))
+        }
+    };
+    saved(FINAL_WEIGHTS)?;
     let latent = |name: &str| {
         let wanted = format!("{name} {IN_SAMPLE}");
         result
@@ -243,7 +250,6 @@ fn cae_part(
             .map(|l| &l.latent)
             .ok_or_else(|| format!("the result holds no `{wanted}` latent"))
     };
-    let (z_t, z_e) = (latent("z_T")?, latent("z_E")?);
     let matrix = |l: &crate::session::Latent| {
         Array2::from_shape_vec(
             (l.cells.len(), l.dims),
@@ -251,28 +257,37 @@ fn cae_part(
         )
         .map_err(|e| e.to_string())
     };
-    let (z_t_matrix, z_e_matrix) = (matrix(z_t)?, matrix(z_e)?);
-    let mut levels = Vec::with_capacity(analysis.levels.len());
-    for (name, column) in &analysis.levels {
-        let raw = dataset
-            .data
-            .labels(column, &z_t.cells)
-            .ok_or_else(|| format!("the metadata has no label column `{column}`"))?;
-        let classes = encode_labels(&raw, ClassOrder::Sorted);
-        let (rows, y): (Vec<usize>, Vec<usize>) = classes
-            .codes
-            .iter()
-            .enumerate()
-            .filter_map(|(row, code)| code.map(|c| (row, c)))
-            .unzip();
-        let fit =
-            |z: &Array2<f64>| Qda::fit(z.select(Axis(0), &rows).view(), &y, &analysis.qda).ok();
-        levels.push(LabelLevel {
-            name: name.clone(),
-            column: column.clone(),
-            classes: classes.names,
-            from_t: fit(&z_t_matrix),
-            from_e: fit(&z_e_matrix),
+    let (z_t, z_e) = (matrix(latent("z_T")?)?, matrix(latent("z_E")?)?);
+    let everyone: Vec<usize> = (0..prepared.paired.len()).collect();
+    let levels = label_levels(analysis, prepared, &everyone, &z_t, &z_e);
+    let dims = [tables[0].features.len(), tables[1].features.len()];
+    let mut folds = Vec::with_capacity(prepared.folds.len());
+    for (f, fold) in prepared.folds.iter().enumerate() {
+        let weights = format!("fold{}.safetensors", f + 1);
+        saved(&weights)?;
+        let mut model = CoupledAutoencoder::new(config, &dims).map_err(|e| e.to_string())?;
+        model
+            .load_weights(&folder.join(&weights))
+            .map_err(|e| format!("{weights}: {e}"))?;
+        let mut encode = |i: usize| {
+            model
+                .encode_rows(
+                    i,
+                    &prepared.data.matrices[i],
+                    &prepared.paired_row_indices(i, &fold.train),
+                )
+                .map(|z| z.mapv(f64::from))
+                .map_err(|e| e.to_string())
+        };
+        let (fold_t, fold_e) = (encode(0)?, encode(1)?);
+        folds.push(CaeFold {
+            weights,
+            held_out: fold
+                .test
+                .iter()
+                .map(|&p| prepared.ids[prepared.paired[p]].clone())
+                .collect(),
+            levels: label_levels(analysis, prepared, &fold.train, &fold_t, &fold_e),
         });
     }
     Ok(CaePart {
@@ -286,7 +301,40 @@ fn cae_part(
             .unwrap_or_default(),
         e_features: tables[1].features.clone(),
         levels,
+        folds,
     })
+}
+
+/// Per label level, QDA fitted on the codes `z_t` and `z_e` (one row per entry
+/// of `positions`, paired cells) of the cells that carry a label.
+fn label_levels(
+    analysis: &LatentEvalConfig,
+    prepared: &LatentData<'_>,
+    positions: &[usize],
+    z_t: &Array2<f64>,
+    z_e: &Array2<f64>,
+) -> Vec<LabelLevel> {
+    analysis
+        .levels
+        .iter()
+        .enumerate()
+        .map(|(l, (name, column))| {
+            let (rows, y): (Vec<usize>, Vec<usize>) = positions
+                .iter()
+                .enumerate()
+                .filter_map(|(row, &p)| prepared.labels[l][p].map(|c| (row, c)))
+                .unzip();
+            let fit =
+                |z: &Array2<f64>| Qda::fit(z.select(Axis(0), &rows).view(), &y, &analysis.qda).ok();
+            LabelLevel {
+                name: name.clone(),
+                column: column.clone(),
+                classes: prepared.class_names[l].clone(),
+                from_t: fit(z_t),
+                from_e: fit(z_e),
+            }
+        })
+        .collect()
 }
 
 /// The mixture VAE's part: the first seed's networks (the files the run

@@ -307,6 +307,7 @@ mod tests {
                 calibrate: None,
                 filter: None,
                 alias_column: Some("symbol".into()),
+                fold: None,
             }),
         ];
         for spec in &all {

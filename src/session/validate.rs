@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{SESSION_VERSION, Session, SessionError};
+use super::{ModelSpec, SESSION_VERSION, Session, SessionError};
 use crate::analysis::cv::FoldScheme;
 
 /// Returns the first problem found, naming the field that holds it.
@@ -96,6 +96,11 @@ pub(super) fn check(session: &Session, path: &Path) -> Result<(), SessionError> 
         }
         if let Some(source) = method.model_from() {
             check_model_from(session, source).map_err(|m| invalid(field("model.model_from"), m))?;
+            if let ModelSpec::Apply(spec) = &experiment.model
+                && let Some(fold) = spec.fold
+            {
+                check_fold(session, source, fold).map_err(|m| invalid(field("model.fold"), m))?;
+            }
         }
         for name in &experiment.modalities {
             if !dataset.modalities.iter().any(|m| &m.name == name) {
@@ -189,6 +194,26 @@ fn check_model_from(session: &Session, source: &str) -> Result<(), String> {
         return Err(format!(
             "`{source}` is a {} experiment, which writes no model artifact to apply",
             method.kind()
+        ));
+    }
+    Ok(())
+}
+
+/// Why fold `fold` of `source` (a known experiment) cannot be applied.
+fn check_fold(session: &Session, source: &str, fold: usize) -> Result<(), String> {
+    let Some(from) = session.experiments.iter().find(|e| e.name == source) else {
+        return Ok(());
+    };
+    if !matches!(from.model, ModelSpec::Cae { .. }) {
+        return Err(format!(
+            "`{source}` is a {} experiment; only a k-CAE keeps its cross-validation folds' models",
+            from.model.kind()
+        ));
+    }
+    let folds = from.protocol.folds;
+    if fold == 0 || fold > folds {
+        return Err(format!(
+            "`{source}` has {folds} folds, numbered from 1; got {fold}"
         ));
     }
     Ok(())

@@ -1005,6 +1005,7 @@ fn applied_app() -> App {
             calibrate: None,
             filter: None,
             alias_column: None,
+            fold: None,
         }),
         protocol: Protocol::default(),
         result: Some(applied_result()),
