@@ -67,6 +67,28 @@ fn new_cells(dir: &Path) -> PathBuf {
     new
 }
 
+/// `patchbench apply ARTIFACT --data CELLS/gene_counts.csv --observed
+/// CELLS/ephys_values.csv --json EXTRA...` run in `dir`: its JSON object.
+fn apply_json(dir: &Path, artifact: &Path, cells: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = patchbench(dir)
+        .arg("apply")
+        .arg(artifact)
+        .arg("--data")
+        .arg(cells.join("gene_counts.csv"))
+        .arg("--observed")
+        .arg(cells.join("ephys_values.csv"))
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
 fn input(data: PathBuf, observed: Option<PathBuf>, policy: MissingPolicy) -> ApplyInput {
     ApplyInput {
         data,
@@ -194,22 +216,12 @@ fn the_command_writes_csv_and_h5ad_predictions_and_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let artifact = trained(dir.path());
     let other = new_cells(dir.path());
-    let out = patchbench(dir.path())
-        .arg("apply")
-        .arg(&artifact)
-        .arg("--data")
-        .arg(other.join("gene_counts.csv"))
-        .arg("--observed")
-        .arg(other.join("ephys_values.csv"))
-        .args(["--json", "--out", "p.csv", "--calibrate", "10"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let json = apply_json(
+        dir.path(),
+        &artifact,
+        &other,
+        &["--out", "p.csv", "--calibrate", "10"],
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert!(json["metrics"]["r2"].as_f64().is_some(), "{json}");
     assert_eq!(json["alignment"]["missing"], serde_json::json!([]));
     assert_eq!(
@@ -247,28 +259,10 @@ fn the_command_writes_csv_and_h5ad_predictions_and_json() {
 /// weights (all deleted), applies with the same results.
 #[test]
 fn an_artifact_moved_away_from_everything_else_applies_the_same() {
-    let apply_json = |dir: &Path, artifact: &Path, cells: &Path| {
-        let out = patchbench(dir)
-            .arg("apply")
-            .arg(artifact)
-            .arg("--data")
-            .arg(cells.join("gene_counts.csv"))
-            .arg("--observed")
-            .arg(cells.join("ephys_values.csv"))
-            .arg("--json")
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON object")
-    };
     let home = tempfile::tempdir().expect("tempdir");
     let artifact = trained(home.path());
     let cells = new_cells(home.path());
-    let at_home = apply_json(home.path(), &artifact, &cells);
+    let at_home = apply_json(home.path(), &artifact, &cells, &[]);
 
     let away = tempfile::tempdir().expect("tempdir");
     let moved = away.path().join("model");
@@ -281,7 +275,7 @@ fn an_artifact_moved_away_from_everything_else_applies_the_same() {
         }
     }
     drop(home);
-    let moved_json = apply_json(away.path(), &moved, &new);
+    let moved_json = apply_json(away.path(), &moved, &new, &[]);
     assert_eq!(moved_json["metrics"], at_home["metrics"]);
     assert_eq!(moved_json["cells"], at_home["cells"]);
     assert!(
