@@ -29,5 +29,5 @@ mod training;
 pub use adam::{DenseAdam, DensePenalties};
 pub use batch_norm::{BatchNormCache, DenseBatchNorm};
 pub use loss::{mse_with_grad, softmax_cross_entropy_with_grad, weighted_mse_with_grad};
-pub use net::{Activation, DenseGrads, DenseLayer, DenseNet, Workspace};
+pub use net::{Activation, DenseGrads, DenseLayer, DenseNet, WeightProduct, Workspace};
 pub use training::TrainingNet;
