@@ -257,6 +257,65 @@ mod tests {
     use crate::nn::dense::Activation;
 
     #[test]
+    fn steps_on_a_deferred_product_are_bitwise_the_formed_gradients_steps() {
+        use crate::nn::dense::{Workspace, mse_with_grad};
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        // A first layer of 300 × 128 is formed in three blocks (128, 128, 44 rows).
+        let layers = vec![
+            DenseLayer::glorot(300, 128, Activation::Elu, &mut rng).unwrap(),
+            DenseLayer::glorot(128, 2, Activation::Linear, &mut rng).unwrap(),
+            DenseLayer::glorot(2, 5, Activation::Linear, &mut rng).unwrap(),
+        ];
+        let start = DenseNet::new(layers).unwrap();
+        let rows = 37;
+        let x: Vec<f32> = (0..rows * 300)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        let y: Vec<f32> = (0..rows * 5).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for penalties in [
+            DensePenalties {
+                group_lasso: 0.1,
+                l2: 1e-4,
+                eps: 1e-12,
+            },
+            DensePenalties::NONE,
+        ] {
+            let (mut a, mut b) = (start.clone(), start.clone());
+            let (mut adam_a, mut adam_b) = (
+                DenseAdam::new(AdamConfig::keras(1e-3)),
+                DenseAdam::new(AdamConfig::keras(1e-3)),
+            );
+            let (mut ws_a, mut ws_b) = (Workspace::default(), Workspace::default());
+            let (mut g_a, mut g_b) = (DenseGrads::default(), DenseGrads::default());
+            let mut d = Vec::new();
+            // Batches of 16, 16 and 5 rows, three epochs.
+            for batch in [0..16, 16..32, 32..37].iter().cycle().take(9) {
+                let n = batch.len();
+                let xb = &x[batch.start * 300..batch.end * 300];
+                let yb = &y[batch.start * 5..batch.end * 5];
+                let out = a.forward(xb, n, 0, &mut ws_a).unwrap();
+                mse_with_grad(out, yb, &mut d);
+                a.backward(xb, n, 0, &d, &mut ws_a, &mut g_a).unwrap();
+                let pa = adam_a.step(&mut a, &g_a, penalties).unwrap();
+                let out = b.forward(xb, n, 0, &mut ws_b).unwrap();
+                mse_with_grad(out, yb, &mut d);
+                let product = b
+                    .backward_deferred(xb, n, 0, &d, &mut ws_b, &mut g_b)
+                    .unwrap();
+                let pb = adam_b
+                    .step_with_product(&mut b, &g_b, penalties, product)
+                    .unwrap();
+                assert_eq!(pa.to_bits(), pb.to_bits());
+                assert!(pa > 0.0 || penalties == DensePenalties::NONE);
+            }
+            assert_eq!(a, b);
+            assert_ne!(a, start);
+        }
+    }
+
+    #[test]
     fn adam_matches_a_hand_computed_keras_step_with_penalties() {
         let layer = DenseLayer {
             inputs: 1,

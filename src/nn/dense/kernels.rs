@@ -696,6 +696,50 @@ mod tests {
     }
 
     #[test]
+    fn the_row_update_is_bitwise_the_update_of_each_row_with_its_penalty() {
+        let update = AdamUpdate {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+        };
+        let (rows, cols) = (7, 37);
+        let value = |i: usize, scale: f32| ((i * 7919 % 211) as f32 / 105.0 - 1.0) * scale;
+        let w0: Vec<f32> = (0..rows * cols).map(|i| value(i, 0.3)).collect();
+        let g: Vec<f32> = (0..rows * cols).map(|i| value(i + 5, 0.01)).collect();
+        let m0: Vec<f32> = (0..rows * cols).map(|i| value(i + 11, 0.001)).collect();
+        let v0: Vec<f32> = (0..rows * cols).map(|i| value(i + 3, 1e-5).abs()).collect();
+        let penalties = RowPenalties {
+            l2: 1e-4,
+            lasso: 0.1,
+            eps: 1e-12,
+        };
+        // Row by row with the separate kernels, as the optimiser did before.
+        let (mut w, mut m, mut v) = (w0.clone(), m0.clone(), v0.clone());
+        let mut want = 0.5f32;
+        for (((w, g), m), v) in w
+            .chunks_exact_mut(cols)
+            .zip(g.chunks_exact(cols))
+            .zip(m.chunks_exact_mut(cols))
+            .zip(v.chunks_exact_mut(cols))
+        {
+            let sq = sum_of_squares(w);
+            want += penalties.l2 * sq;
+            let norm = (sq + penalties.eps).sqrt();
+            want += penalties.lasso * norm;
+            update.apply(w, g, m, v, 2.0 * penalties.l2 + penalties.lasso / norm);
+        }
+        let (mut w2, mut m2, mut v2) = (w0, m0, v0);
+        let mut got = 0.5f32;
+        update.apply_rows(&mut w2, &g, &mut m2, &mut v2, cols, penalties, &mut got);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&w), bits(&w2));
+        assert_eq!(bits(&m), bits(&m2));
+        assert_eq!(bits(&v), bits(&v2));
+        assert_eq!(want.to_bits(), got.to_bits());
+    }
+
+    #[test]
     fn adam_update_matches_the_formula() {
         let update = AdamUpdate {
             lr: 0.1,

@@ -730,6 +730,94 @@ mod tests {
     }
 
     #[test]
+    fn product_blocks_are_bitwise_the_whole_gradient() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // The sBNN's first layer at full and last (short) batches, its pruned
+        // first layer, its bottleneck (whose blocks would be small) and an odd shape.
+        for (inputs, outputs, rows) in [
+            (1000, 512, 32),
+            (1000, 512, 4),
+            (25, 512, 32),
+            (128, 2, 32),
+            (128, 2, 4),
+            (301, 97, 7),
+        ] {
+            let x: Vec<f32> = (0..rows * inputs)
+                .map(|_| rng.random_range(-2.0..2.0))
+                .collect();
+            let delta: Vec<f32> = (0..rows * outputs)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut whole = vec![0.0f32; inputs * outputs];
+            gemm(
+                &mut whole,
+                inputs,
+                outputs,
+                rows,
+                &x,
+                true,
+                &delta,
+                false,
+                false,
+                Par::Seq,
+            );
+            let product = WeightProduct {
+                layer: 0,
+                input: &x,
+                delta: &delta,
+                rows,
+            };
+            assert!(product.fits(inputs, outputs));
+            let block = product_rows_per_block(inputs, outputs, rows);
+            let mut blocked = vec![0.0f32; inputs * outputs];
+            for first in (0..inputs).step_by(block) {
+                let count = block.min(inputs - first);
+                product.rows_into(
+                    first,
+                    count,
+                    inputs,
+                    outputs,
+                    &mut blocked[first * outputs..(first + count) * outputs],
+                );
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&whole),
+                bits(&blocked),
+                "{inputs}x{outputs}, batch {rows}"
+            );
+        }
+        // The sBNN's first layer is formed in several blocks, its bottleneck in one.
+        assert!(product_rows_per_block(1000, 512, 4) < 1000);
+        assert_eq!(product_rows_per_block(128, 2, 4), 128);
+    }
+
+    #[test]
+    fn deferred_backward_leaves_the_lowest_weight_gradient_as_its_product() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let net = small_net(&mut rng);
+        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut ws = Workspace::default();
+        let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
+        let mut d = Vec::new();
+        mse_with_grad(&out, &y, &mut d);
+        let mut full = DenseGrads::default();
+        net.backward(&x, 3, 0, &d, &mut ws, &mut full).unwrap();
+        let mut deferred = DenseGrads::default();
+        let product = net
+            .backward_deferred(&x, 3, 0, &d, &mut ws, &mut deferred)
+            .unwrap();
+        assert_eq!(product.layer, 0);
+        let mut formed = vec![0.0f32; 5 * 4];
+        product.rows_into(0, 5, 5, 4, &mut formed);
+        assert_eq!(formed, full.weight[0]);
+        assert!(deferred.weight[0].is_empty());
+        assert_eq!(deferred.weight[1..], full.weight[1..]);
+        assert_eq!(deferred.bias, full.bias);
+    }
+
+    #[test]
     fn keep_inputs_keeps_rows_and_rejects_bad_indices() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut layer = DenseLayer::glorot(4, 3, Activation::Elu, &mut rng).unwrap();
