@@ -236,7 +236,7 @@ pub struct WeightProduct<'a> {
 }
 
 impl WeightProduct<'_> {
-    /// Whether the product has the sizes of a `inputs × outputs` weight's gradient.
+    /// Whether the product has the sizes of an `inputs × outputs` weight's gradient.
     pub(super) fn fits(&self, inputs: usize, outputs: usize) -> bool {
         self.input.len() >= self.rows * inputs && self.delta.len() >= self.rows * outputs
     }
