@@ -11,7 +11,10 @@
 //! cached by the caller). Element-wise work runs in SIMD loops dispatched at
 //! run time ([`kernels`]). The optimiser ([`DenseAdam`]) fuses the group lasso
 //! on the first layer's rows, the L2 penalties and the Adam update into one
-//! pass over each parameter. Gradients computed elsewhere (a coupling's, by
+//! pass over each parameter; with [`DenseNet::backward_deferred`] and
+//! [`DenseAdam::step_with_product`] it also forms the lowest trained layer's
+//! weight gradient block by block as it updates it (the same values, without
+//! writing the whole gradient to memory). Gradients computed elsewhere (a coupling's, by
 //! hand) enter through [`DenseNet::backward`]'s output gradient or
 //! [`DenseBatchNorm::backward`]; [`DenseNet::backward_to_input`] chains one
 //! network into another.
@@ -29,5 +32,5 @@ mod training;
 pub use adam::{DenseAdam, DensePenalties};
 pub use batch_norm::{BatchNormCache, DenseBatchNorm};
 pub use loss::{mse_with_grad, softmax_cross_entropy_with_grad, weighted_mse_with_grad};
-pub use net::{Activation, DenseGrads, DenseLayer, DenseNet, Workspace};
+pub use net::{Activation, DenseGrads, DenseLayer, DenseNet, WeightProduct, Workspace};
 pub use training::TrainingNet;

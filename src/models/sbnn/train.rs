@@ -181,7 +181,7 @@ impl Loop {
                     )?
                 }
             };
-            net.backward(
+            let product = net.backward_deferred(
                 &self.batch_x,
                 chunk.len(),
                 from,
@@ -189,7 +189,7 @@ impl Loop {
                 &mut self.ws,
                 &mut self.grads,
             )?;
-            let penalty = adam.step(net, &self.grads, penalties)?;
+            let penalty = adam.step_with_product(net, &self.grads, penalties, product)?;
             let total = f64::from(loss) + f64::from(penalty);
             if !total.is_finite() {
                 return Err(SbnnError::NonFinite {

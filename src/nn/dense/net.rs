@@ -218,6 +218,78 @@ pub struct DenseGrads {
     pub bias: Vec<Vec<f32>>,
 }
 
+/// The weight gradient of one layer left unformed, as the product
+/// `inputᵀ · delta` of its batch input and its pre-activation gradient
+/// ([`DenseNet::backward_deferred`]), for the optimiser to form a block of
+/// weight rows at a time while it updates them
+/// ([`super::DenseAdam::step_with_product`]).
+#[derive(Debug, Clone, Copy)]
+pub struct WeightProduct<'a> {
+    /// The layer whose weight gradient this is.
+    pub layer: usize,
+    /// The layer's batch input, `rows × inputs`, row-major.
+    pub input: &'a [f32],
+    /// `∂loss/∂(x W + b)` of the batch, `rows × outputs`, row-major.
+    pub delta: &'a [f32],
+    /// Rows in the batch.
+    pub rows: usize,
+}
+
+impl WeightProduct<'_> {
+    /// Whether the product has the sizes of an `inputs × outputs` weight's gradient.
+    pub(super) fn fits(&self, inputs: usize, outputs: usize) -> bool {
+        self.input.len() >= self.rows * inputs && self.delta.len() >= self.rows * outputs
+    }
+
+    /// Writes rows `first..first + count` of the gradient of an `inputs ×
+    /// outputs` weight (`count × outputs`, row-major) into `out`. Each entry is
+    /// the same sum over the batch, in the same order, as in the whole product
+    /// (see the tests), as long as the block is large enough for faer to use
+    /// its general kernel ([`product_rows_per_block`]).
+    pub(super) fn rows_into(
+        &self,
+        first: usize,
+        count: usize,
+        inputs: usize,
+        outputs: usize,
+        out: &mut [f32],
+    ) {
+        let lhs =
+            MatRef::from_row_major_slice(&self.input[..self.rows * inputs], self.rows, inputs)
+                .transpose()
+                .subrows(first, count);
+        let rhs =
+            MatRef::from_row_major_slice(&self.delta[..self.rows * outputs], self.rows, outputs);
+        let dst = MatMut::from_row_major_slice_mut(&mut out[..count * outputs], count, outputs);
+        matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+    }
+}
+
+/// Products of at most this many multiply-adds go to faer's small-matrix
+/// kernels (`nano-gemm`), whose sums need not round as its general kernel's do.
+const SMALL_PRODUCT_MACS: usize = 16 * 16 * 16;
+
+/// Gradient values formed per block from a [`WeightProduct`] (64 KiB: the
+/// block stays in the core's L2 cache until the optimiser consumes it).
+const BLOCK_VALUES: usize = 16 * 1024;
+
+/// How many weight rows of an `inputs × outputs` gradient, summed over a batch
+/// of `rows`, to form at a time: about [`BLOCK_VALUES`] values, or all rows in
+/// one block when some block would fall to faer's small-matrix kernels (so
+/// that every entry is the one the whole product gives).
+pub(super) fn product_rows_per_block(inputs: usize, outputs: usize, rows: usize) -> usize {
+    let block = (BLOCK_VALUES / outputs.max(1)).clamp(1, inputs.max(1));
+    let smallest = match inputs % block {
+        0 => block,
+        rest => rest,
+    };
+    if smallest * outputs * rows <= SMALL_PRODUCT_MACS {
+        inputs
+    } else {
+        block
+    }
+}
+
 /// `dst (m×n) ← [dst +] op(a) · op(b)`, row-major, where `op(a)` is `m×k`.
 #[allow(clippy::too_many_arguments)] // a BLAS-style call
 fn gemm(
@@ -383,7 +455,45 @@ impl DenseNet {
         ws: &mut Workspace,
         grads: &mut DenseGrads,
     ) -> Result<(), NnError> {
-        self.backward_through(x, rows, from, d_output, ws, grads, None)
+        self.backward_through(x, rows, from, d_output, ws, grads, None, false)
+            .map(|_| ())
+    }
+
+    /// As [`DenseNet::backward`], but leaves the weight gradient of the lowest
+    /// trainable layer unformed (its entry in `grads` empty) and returns it
+    /// as a [`WeightProduct`] for [`super::DenseAdam::step_with_product`],
+    /// which forms it block by block while updating the weight: the same
+    /// values without writing and reading back a whole gradient (the sBNN's
+    /// first layer is 1000 × 512). The product is formed on one thread.
+    pub fn backward_deferred<'a>(
+        &self,
+        x: &'a [f32],
+        rows: usize,
+        from: usize,
+        d_output: &'a [f32],
+        ws: &'a mut Workspace,
+        grads: &mut DenseGrads,
+    ) -> Result<WeightProduct<'a>, NnError> {
+        let lowest = self.backward_through(x, rows, from, d_output, ws, grads, None, true)?;
+        let ws: &'a Workspace = ws;
+        let last = self.layers.len() - 1;
+        let delta: &'a [f32] =
+            if lowest == last && self.layers[last].activation == Activation::Linear {
+                d_output
+            } else {
+                &ws.delta
+            };
+        let input: &'a [f32] = if lowest == from {
+            x
+        } else {
+            &ws.acts[lowest - 1]
+        };
+        Ok(WeightProduct {
+            layer: lowest,
+            input,
+            delta,
+            rows,
+        })
     }
 
     /// As [`DenseNet::backward`], and also writes `∂loss/∂x` (`rows ×
@@ -400,10 +510,14 @@ impl DenseNet {
         grads: &mut DenseGrads,
         d_input: &mut Vec<f32>,
     ) -> Result<(), NnError> {
-        self.backward_through(x, rows, from, d_output, ws, grads, Some(d_input))
+        self.backward_through(x, rows, from, d_output, ws, grads, Some(d_input), false)
+            .map(|_| ())
     }
 
-    #[allow(clippy::too_many_arguments)] // the two public forms' arguments
+    /// The backward pass of the public forms; with `defer`, the lowest
+    /// trainable layer's weight gradient is left empty. Returns the lowest
+    /// layer it reached.
+    #[allow(clippy::too_many_arguments)] // the public forms' arguments
     fn backward_through(
         &self,
         x: &[f32],
@@ -413,7 +527,8 @@ impl DenseNet {
         ws: &mut Workspace,
         grads: &mut DenseGrads,
         mut d_input: Option<&mut Vec<f32>>,
-    ) -> Result<(), NnError> {
+        defer: bool,
+    ) -> Result<usize, NnError> {
         let last = self.layers.len() - 1;
         if d_output.len() != rows * self.layers[last].outputs {
             return Err(NnError::shape(
@@ -450,19 +565,23 @@ impl DenseNet {
             let input: &[f32] = if l == from { x } else { &ws.acts[l - 1] };
             if layer.trainable {
                 let gw = &mut grads.weight[l];
-                gw.resize(layer.inputs * layer.outputs, 0.0);
-                gemm(
-                    gw,
-                    layer.inputs,
-                    layer.outputs,
-                    rows,
-                    input,
-                    true,
-                    delta,
-                    false,
-                    false,
-                    par_weight,
-                );
+                if defer && l == lowest {
+                    gw.clear();
+                } else {
+                    gw.resize(layer.inputs * layer.outputs, 0.0);
+                    gemm(
+                        gw,
+                        layer.inputs,
+                        layer.outputs,
+                        rows,
+                        input,
+                        true,
+                        delta,
+                        false,
+                        false,
+                        par_weight,
+                    );
+                }
                 let gb = &mut grads.bias[l];
                 gb.clear();
                 gb.resize(layer.outputs, 0.0);
@@ -490,7 +609,7 @@ impl DenseNet {
                 std::mem::swap(&mut ws.delta, &mut ws.delta_below);
             }
         }
-        Ok(())
+        Ok(lowest)
     }
 }
 
@@ -608,6 +727,94 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn product_blocks_are_bitwise_the_whole_gradient() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // The sBNN's first layer at full and last (short) batches, its pruned
+        // first layer, its bottleneck (whose blocks would be small) and an odd shape.
+        for (inputs, outputs, rows) in [
+            (1000, 512, 32),
+            (1000, 512, 4),
+            (25, 512, 32),
+            (128, 2, 32),
+            (128, 2, 4),
+            (301, 97, 7),
+        ] {
+            let x: Vec<f32> = (0..rows * inputs)
+                .map(|_| rng.random_range(-2.0..2.0))
+                .collect();
+            let delta: Vec<f32> = (0..rows * outputs)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            let mut whole = vec![0.0f32; inputs * outputs];
+            gemm(
+                &mut whole,
+                inputs,
+                outputs,
+                rows,
+                &x,
+                true,
+                &delta,
+                false,
+                false,
+                Par::Seq,
+            );
+            let product = WeightProduct {
+                layer: 0,
+                input: &x,
+                delta: &delta,
+                rows,
+            };
+            assert!(product.fits(inputs, outputs));
+            let block = product_rows_per_block(inputs, outputs, rows);
+            let mut blocked = vec![0.0f32; inputs * outputs];
+            for first in (0..inputs).step_by(block) {
+                let count = block.min(inputs - first);
+                product.rows_into(
+                    first,
+                    count,
+                    inputs,
+                    outputs,
+                    &mut blocked[first * outputs..(first + count) * outputs],
+                );
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&whole),
+                bits(&blocked),
+                "{inputs}x{outputs}, batch {rows}"
+            );
+        }
+        // The sBNN's first layer is formed in several blocks, its bottleneck in one.
+        assert!(product_rows_per_block(1000, 512, 4) < 1000);
+        assert_eq!(product_rows_per_block(128, 2, 4), 128);
+    }
+
+    #[test]
+    fn deferred_backward_leaves_the_lowest_weight_gradient_as_its_product() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let net = small_net(&mut rng);
+        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut ws = Workspace::default();
+        let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
+        let mut d = Vec::new();
+        mse_with_grad(&out, &y, &mut d);
+        let mut full = DenseGrads::default();
+        net.backward(&x, 3, 0, &d, &mut ws, &mut full).unwrap();
+        let mut deferred = DenseGrads::default();
+        let product = net
+            .backward_deferred(&x, 3, 0, &d, &mut ws, &mut deferred)
+            .unwrap();
+        assert_eq!(product.layer, 0);
+        let mut formed = vec![0.0f32; 5 * 4];
+        product.rows_into(0, 5, 5, 4, &mut formed);
+        assert_eq!(formed, full.weight[0]);
+        assert!(deferred.weight[0].is_empty());
+        assert_eq!(deferred.weight[1..], full.weight[1..]);
+        assert_eq!(deferred.bias, full.bias);
     }
 
     #[test]
