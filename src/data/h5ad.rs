@@ -12,6 +12,7 @@
 //! `categories`, or a `nullable-*` group of `values` and `mask`). Every error
 //! names the file and the element (`/layers/counts`).
 
+mod direct;
 mod element;
 mod frame;
 mod write;
