@@ -282,3 +282,87 @@ pub(super) fn agrees<T: H5Type + PartialEq>(dataset: &Dataset, values: &[T]) -> 
     };
     read(0..n) && read(tail..values.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dataset `name` of `file` holding `values`, stored as `store` says.
+    fn stored(
+        file: &hdf5::File,
+        name: &str,
+        values: &[i32],
+        store: impl FnOnce(hdf5::DatasetBuilder) -> hdf5::DatasetBuilder,
+    ) -> Dataset {
+        store(file.new_dataset_builder())
+            .with_data(values)
+            .create(name)
+            .unwrap()
+    }
+
+    fn as_i64(located: &Located) -> Option<Vec<i64>> {
+        read(located, |stored, bytes, out| {
+            convert_each(stored, bytes, out, |n| match n {
+                Number::I32(v) => Some(i64::from(v)),
+                _ => None,
+            })
+        })
+    }
+
+    #[test]
+    fn uncompressed_arrays_are_located_and_read_compressed_ones_are_not() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = hdf5::File::create(dir.path().join("a.h5")).unwrap();
+        let values: Vec<i32> = (0..1000).map(|i| i * 7 - 300).collect();
+        let want: Vec<i64> = values.iter().map(|&v| i64::from(v)).collect();
+        let chunked = stored(&file, "chunked", &values, |b| b.chunk(97));
+        let contiguous = stored(&file, "contiguous", &values, |b| b.no_chunk());
+        let gzip = stored(&file, "gzip", &values, |b| b.chunk(97).deflate(4));
+        file.flush().unwrap();
+
+        let located = locate(&chunked).unwrap();
+        assert_eq!(located.stored, Stored::I32);
+        assert_eq!(located.pieces.len(), 11, "{located:?}");
+        assert_eq!(as_i64(&located), Some(want.clone()));
+        let located = locate(&contiguous).unwrap();
+        assert_eq!(located.pieces.len(), 1);
+        assert_eq!(as_i64(&located), Some(want));
+        assert!(locate(&gzip).is_none());
+        // A refused value or an unexpected type makes the read give up.
+        assert!(
+            read(
+                &locate(&chunked).unwrap(),
+                |stored, bytes, out: &mut [u32]| {
+                    convert_each(stored, bytes, out, |n| match n {
+                        Number::I32(v) => u32::try_from(v).ok(),
+                        _ => None,
+                    })
+                }
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn big_pieces_are_split() {
+        let pieces = split(
+            &[Piece {
+                first: 0,
+                len: PIECE * 2 + 5,
+                offset: 100,
+            }],
+            4,
+        );
+        let spans: Vec<(usize, usize, u64)> =
+            pieces.iter().map(|p| (p.first, p.len, p.offset)).collect();
+        let step = (PIECE * 4) as u64;
+        assert_eq!(
+            spans,
+            [
+                (0, PIECE, 100),
+                (PIECE, PIECE, 100 + step),
+                (2 * PIECE, 5, 100 + 2 * step)
+            ]
+        );
+    }
+}
