@@ -116,12 +116,15 @@ fn unsorted_rows_are_sorted_either_way() {
     }
 }
 
+/// A change to a copy's `data` and `indices`, given the first row's length.
+type Edit = fn(&mut [f32], &mut [i32], usize);
+
 #[test]
 fn bad_values_and_indices_give_the_same_errors_either_way() {
     let dir = TempDir::new().unwrap();
     let table = random_table();
     let first_row = table.values.indptr().raw_storage()[1];
-    let cases: [(&str, fn(&mut [f32], &mut [i32], usize), String); 3] = [
+    let cases: [(&str, Edit, String); 3] = [
         (
             "nan",
             |data, _, k| data[k + 1] = f32::NAN,
