@@ -370,18 +370,15 @@ fn read_1d<S: hdf5::H5Type + Copy, T>(
 fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f64>, bool), DataError> {
     if let Some(located) = direct::locate(dataset)
         && let Some(values) = direct::read(&located, |stored, bytes, out| {
-            direct::convert_each(stored, bytes, out, |n| {
-                let v = match n {
-                    Number::F32(v) => f64::from(v),
-                    Number::F64(v) => v,
-                    Number::I32(v) => f64::from(v),
-                    Number::U32(v) => f64::from(v),
-                    // As HDF5 converts them: to the nearest `f64`.
-                    Number::I64(v) => v as f64,
-                    Number::U64(v) => v as f64,
-                };
-                v.is_finite().then_some(v)
-            })
+            direct::convert_each(stored, bytes, out, |n| match n {
+                Number::F32(v) => f64::from(v),
+                Number::F64(v) => v,
+                Number::I32(v) => f64::from(v),
+                Number::U32(v) => f64::from(v),
+                // As HDF5 converts them: to the nearest `f64`.
+                Number::I64(v) => v as f64,
+                Number::U64(v) => v as f64,
+            }) && out.iter().fold(true, |finite, v| finite & v.is_finite())
         })
         && direct::agrees(dataset, &values)
     {
@@ -407,17 +404,18 @@ fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f64>, boo
 /// The column (or row) indices of a sparse matrix read straight from the
 /// file (see [`direct`]), if it stores them so and all are below `bound`.
 fn direct_indices(dataset: &Dataset, bound: usize) -> Option<Vec<u32>> {
-    let bound = u64::try_from(bound).ok()?;
-    let index = |v: u64| (v < bound).then(|| u32::try_from(v).ok()).flatten();
+    // A value that does not fit `u32` (a negative one included) becomes
+    // `u32::MAX`, which is refused below with any bound that fits `u32`.
+    let bound = u32::try_from(bound).ok()?;
     let located = direct::locate(dataset)?;
     let indices = direct::read(&located, |stored, bytes, out| {
         direct::convert_each(stored, bytes, out, |n| match n {
-            Number::I32(v) => u64::try_from(v).ok().and_then(index),
-            Number::U32(v) => index(u64::from(v)),
-            Number::I64(v) => u64::try_from(v).ok().and_then(index),
-            Number::U64(v) => index(v),
-            Number::F32(_) | Number::F64(_) => None,
-        })
+            Number::I32(v) => u32::try_from(v).unwrap_or(u32::MAX),
+            Number::U32(v) => v,
+            Number::I64(v) => u32::try_from(v).unwrap_or(u32::MAX),
+            Number::U64(v) => u32::try_from(v).unwrap_or(u32::MAX),
+            Number::F32(_) | Number::F64(_) => u32::MAX,
+        }) && out.iter().fold(0, |max, &v| max.max(v)) < bound
     })?;
     direct::agrees(dataset, &indices).then_some(indices)
 }
