@@ -13,6 +13,7 @@
 //! names the file and the element (`/layers/counts`).
 
 mod descriptor;
+mod direct;
 mod element;
 mod frame;
 mod write;

@@ -14,7 +14,7 @@
 //! 5. the genes whose normalised dispersion is at least the `n`-th highest
 //!    are selected (ties at the cut-off are all kept, as in scanpy).
 
-use super::columns::{column_sums, refuse_stored};
+use super::columns::{ColumnSums, column_sums, refuse_stored};
 use super::{PrepError, StepId};
 use crate::data::LoadedTable;
 
@@ -30,17 +30,28 @@ pub(super) struct SeuratDispersions {
 }
 
 /// Computes the `seurat` flavour's figures; values must be finite and above -1.
+/// `unlogged`, when given, holds the per-gene sums of the values before the
+/// `Log1p` that made `table` (what `expm1` of its values gives back, up to
+/// rounding), which spares computing `expm1` of every stored value.
 pub(super) fn seurat_dispersions(
     table: &LoadedTable,
     n_bins: usize,
     step: StepId,
+    unlogged: Option<&ColumnSums>,
 ) -> Result<SeuratDispersions, PrepError> {
     let cells = table.cells().len() as f64;
     refuse_stored(table, step, "a finite log1p value above -1", |v| {
         !(v.is_finite() && v > -1.0)
     })?;
     // One pass, as scanpy's `_get_mean_var`: mean of x and of x², variance = E[x²] - E[x]².
-    let moments = column_sums(table, |_, v| v.exp_m1());
+    let computed;
+    let moments = match unlogged {
+        Some(sums) => sums,
+        None => {
+            computed = column_sums(table, |_, v| v.exp_m1());
+            &computed
+        }
+    };
     let means: Vec<f64> = moments.sums.iter().map(|s| s / cells).collect();
     let correction = if cells > 1.0 {
         cells / (cells - 1.0)

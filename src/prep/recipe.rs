@@ -4,12 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::columns::column_sums;
 use super::filter::{
     drop_cells, drop_cells_with_missing, drop_constant_features, drop_features_with_missing,
     drop_zero_library, exclude_features, restrict_to_features, restricted_columns,
 };
 use super::fitted::{FittedRecipe, Recorder, input_summary};
-use super::select::select_genes;
+use super::select::{select_genes, select_genes_with};
 use super::sparse;
 use super::standardise::zscore_all_cells;
 use super::subset::Outcome;
@@ -314,13 +315,36 @@ impl Recipe {
         let (input_cells, input_features) = (rows, columns);
         let mut table = table;
         let mut reports = Vec::with_capacity(self.steps.len());
+        let mut unlogged = None;
         for (index, step) in self.steps.iter().enumerate() {
             let id = StepId {
                 index,
                 kind: step.kind(),
             };
             let (cells_before, features_before) = (table.cells().len(), table.features().len());
-            let (next, outcome) = step.run(table, id)?;
+            // `Seurat` right after `Log1p` on CSR takes the per-gene sums of
+            // `expm1` of the logged values: the values before the log give
+            // them (up to rounding) without an `expm1` per stored value.
+            let seurat_next = matches!(
+                self.steps.get(index + 1),
+                Some(Step::SelectGenes {
+                    method: GeneSelection::Seurat { .. },
+                    ..
+                })
+            );
+            if matches!(step, Step::Log1p) && seurat_next && matches!(table, LoadedTable::Sparse(_))
+            {
+                unlogged = Some(column_sums(&table, |_, v| v));
+            }
+            let (next, outcome) = match (step, unlogged.take()) {
+                (Step::SelectGenes { n, method }, Some(sums)) => {
+                    select_genes_with(table, *n, method, id, Some(&sums))?
+                }
+                (_, sums) => {
+                    unlogged = sums;
+                    step.run(table, id)?
+                }
+            };
             ensure_not_empty(&next, || id.to_string())?;
             if let Some(recorder) = recorder.as_deref_mut() {
                 let median = match &outcome.detail {

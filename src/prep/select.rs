@@ -15,7 +15,7 @@
 //! move towards the side that fixes the count, stop when exactly `n` genes
 //! pass, at most 100 steps.
 
-use super::columns::{column_sums, refuse_stored};
+use super::columns::{ColumnSums, column_sums, refuse_stored};
 use super::hvg::{seurat_dispersions, top_genes};
 use super::hvg_v3::seurat_v3_variances;
 use super::sparse::{bad_stored_value, for_each_stored};
@@ -34,6 +34,19 @@ pub(super) fn select_genes(
     n: usize,
     method: &GeneSelection,
     step: StepId,
+) -> Result<(LoadedTable, Outcome), PrepError> {
+    select_genes_with(table, n, method, step, None)
+}
+
+/// [`select_genes`], with the per-gene sums of the values before the `Log1p`
+/// that made `table` when they are known (used by `Seurat`, see
+/// [`seurat_dispersions`]).
+pub(super) fn select_genes_with(
+    table: LoadedTable,
+    n: usize,
+    method: &GeneSelection,
+    step: StepId,
+    unlogged: Option<&ColumnSums>,
 ) -> Result<(LoadedTable, Outcome), PrepError> {
     let available = table.features().len();
     if n == 0 || n > available {
@@ -61,7 +74,7 @@ pub(super) fn select_genes(
             };
             by_mean_dropout(&table, n, &curve, step)?
         }
-        GeneSelection::Seurat { n_bins } => by_seurat(&table, n, n_bins, step)?,
+        GeneSelection::Seurat { n_bins } => by_seurat(&table, n, n_bins, step, unlogged)?,
         GeneSelection::SeuratV3 { span } => {
             let figures = seurat_v3_variances(&table, span, step)?;
             let (keep, smallest_selected) = top_n(&figures.normalised, n);
@@ -119,6 +132,7 @@ fn by_seurat(
     n: usize,
     n_bins: usize,
     step: StepId,
+    unlogged: Option<&ColumnSums>,
 ) -> Result<(Vec<bool>, StepDetail), PrepError> {
     if n_bins == 0 {
         return Err(PrepError::InvalidParameter {
@@ -127,7 +141,7 @@ fn by_seurat(
             message: "expected at least 1 bin".into(),
         });
     }
-    let figures = seurat_dispersions(table, n_bins, step)?;
+    let figures = seurat_dispersions(table, n_bins, step, unlogged)?;
     let (keep, cut_off) = top_genes(&figures.normalised, n);
     let selected = keep.iter().filter(|&&k| k).count();
     Ok((keep, StepDetail::Seurat { cut_off, selected }))

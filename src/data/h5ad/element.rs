@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Conversion, Dataset, Group, LocationType};
 use ndarray::Array2;
+use rayon::prelude::*;
 
 use super::super::{Csr, DataError, first_stored_where};
+use super::direct::{self, Number};
 
 /// The file being read, for error messages.
 pub(super) struct Context {
@@ -143,8 +145,14 @@ pub(super) fn read_matrix(ctx: &Context, root: &Group, name: &str) -> Result<Mat
             }
         }
         Element::Group(group) => match encoding(&group).as_deref() {
+            // `sparse` checks that the values are finite.
             Some(kind @ ("csr_matrix" | "csc_matrix")) => {
-                Matrix::Sparse(sparse(ctx, &group, name, kind == "csc_matrix")?)
+                return Ok(Matrix::Sparse(sparse(
+                    ctx,
+                    &group,
+                    name,
+                    kind == "csc_matrix",
+                )?));
             }
             Some("dataframe") => super::frame::numeric_frame(ctx, root, name)?,
             Some(other) => {
@@ -163,18 +171,22 @@ pub(super) fn read_matrix(ctx: &Context, root: &Group, name: &str) -> Result<Mat
             }
         },
     };
-    check_finite(ctx, name, &matrix)?;
+    if let Matrix::Dense { values, .. } = &matrix {
+        let bad = values
+            .indexed_iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|((i, j), &v)| (i, j, v));
+        non_finite(ctx, name, bad)?;
+    }
     Ok(matrix)
 }
 
-fn check_finite(ctx: &Context, name: &str, matrix: &Matrix) -> Result<(), DataError> {
-    let bad = match matrix {
-        Matrix::Dense { values, .. } => values
-            .indexed_iter()
-            .find(|(_, v)| !v.is_finite())
-            .map(|((i, j), &v)| (i, j, v)),
-        Matrix::Sparse(csr) => first_stored_where(csr, |v| !v.is_finite()),
-    };
+/// The error for the non-finite value `bad` (row, column, value), if there is one.
+fn non_finite(
+    ctx: &Context,
+    name: &str,
+    bad: Option<(usize, usize, f64)>,
+) -> Result<(), DataError> {
     match bad {
         Some((i, j, v)) => Err(ctx.error(
             name,
@@ -209,20 +221,27 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
         ));
     };
     let (rows, columns) = (to_usize(rows), to_usize(columns));
+    let (outer, inner) = if csc {
+        (columns, rows)
+    } else {
+        (rows, columns)
+    };
     let member = |part: &str| format!("{name}/{part}");
     let dataset = |part: &str| {
         group
             .dataset(part)
             .map_err(|e| ctx.error(&member(part), &format!("missing: {e}")))
     };
-    let data = values(ctx, &dataset("data")?, &member("data"))?;
-    let indices: Vec<u32> = read_indices(ctx, &dataset("indices")?, &member("indices"))?;
-    let indptr: Vec<u64> = read_indices(ctx, &dataset("indptr")?, &member("indptr"))?;
-    let (outer, inner) = if csc {
-        (columns, rows)
-    } else {
-        (rows, columns)
+    let (data, finite) = values(ctx, &dataset("data")?, &member("data"))?;
+    let indices_dataset = dataset("indices")?;
+    let (indices, in_bounds) = match direct_indices(&indices_dataset, inner) {
+        Some(indices) => (indices, true),
+        None => (
+            read_indices::<u32>(ctx, &indices_dataset, &member("indices"))?,
+            false,
+        ),
     };
+    let indptr: Vec<u64> = read_indices(ctx, &dataset("indptr")?, &member("indptr"))?;
     if indptr.len() != outer + 1 {
         return Err(ctx.error(
             &member("indptr"),
@@ -257,7 +276,7 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
             ),
         ));
     }
-    if let Some(&bad) = indices.iter().find(|&&i| i as usize >= inner) {
+    if !in_bounds && let Some(&bad) = indices.iter().find(|&&i| i as usize >= inner) {
         return Err(ctx.error(
             &member("indices"),
             &format!("holds the index {bad}; expected indices below {inner}"),
@@ -265,18 +284,32 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
     }
     let indptr: Vec<usize> = indptr.into_iter().map(to_usize).collect();
     let shape = (outer, inner);
-    let matrix = Csr::new_from_unsorted(shape, indptr, indices, data).map_err(|(_, _, _, e)| {
+    // Rows whose indices are already increasing need no sorting: `try_new`
+    // then only checks them once more.
+    let sorted = indptr
+        .par_windows(2)
+        .all(|w| indices[w[0]..w[1]].windows(2).all(|pair| pair[0] < pair[1]));
+    let matrix = if sorted {
+        Csr::try_new(shape, indptr, indices, data)
+    } else {
+        Csr::new_from_unsorted(shape, indptr, indices, data)
+    }
+    .map_err(|(_, _, _, e)| {
         ctx.error(
             name,
             &format!("is not a valid compressed sparse matrix: {e}"),
         )
     })?;
-    Ok(if csc {
+    let matrix = if csc {
         // The CSR of `outer x inner` read is the transpose's; flip it into cells x features.
         matrix.transpose_into().to_other_storage()
     } else {
         matrix
-    })
+    };
+    if !finite {
+        non_finite(ctx, name, first_stored_where(&matrix, |v| !v.is_finite()))?;
+    }
+    Ok(matrix)
 }
 
 fn to_usize(value: u64) -> usize {
@@ -330,9 +363,28 @@ fn read_1d<S: hdf5::H5Type + Copy, T>(
 }
 
 /// The stored values of a sparse matrix (a 1-D array of any integer or float
-/// type) as `f64`, read in their stored type when that is `f32` or `f64`.
-fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Vec<f64>, DataError> {
-    match dataset.dtype().and_then(|t| t.to_descriptor()) {
+/// type) as `f64`, and whether they are known to be finite: read straight
+/// from the file in parallel (and checked on the way) when it stores them
+/// uncompressed in a little-endian type (see [`direct`]), otherwise through
+/// HDF5 in their stored type when that is `f32` or `f64`.
+fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f64>, bool), DataError> {
+    if let Some(located) = direct::locate(dataset)
+        && let Some(values) = direct::read(&located, |stored, bytes, out| {
+            direct::convert_each(stored, bytes, out, |n| match n {
+                Number::F32(v) => f64::from(v),
+                Number::F64(v) => v,
+                Number::I32(v) => f64::from(v),
+                Number::U32(v) => f64::from(v),
+                // As HDF5 converts them: to the nearest `f64`.
+                Number::I64(v) => v as f64,
+                Number::U64(v) => v as f64,
+            }) && out.iter().fold(true, |finite, v| finite & v.is_finite())
+        })
+        && direct::agrees(dataset, &values)
+    {
+        return Ok((values, true));
+    }
+    let read = match dataset.dtype().and_then(|t| t.to_descriptor()) {
         Ok(TypeDescriptor::Float(FloatSize::U4)) => {
             read_1d(ctx, dataset, name, |v: f32| Ok(f64::from(v)))
         }
@@ -345,7 +397,27 @@ fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<Vec<f64>, Data
             &format!("holds {other:?} values; expected integers or floating-point numbers"),
         )),
         Err(e) => Err(ctx.hdf5(name, &e)),
-    }
+    };
+    read.map(|values| (values, false))
+}
+
+/// The column (or row) indices of a sparse matrix read straight from the
+/// file (see [`direct`]), if it stores them so and all are below `bound`.
+fn direct_indices(dataset: &Dataset, bound: usize) -> Option<Vec<u32>> {
+    // A value that does not fit `u32` (a negative one included) becomes
+    // `u32::MAX`, which is refused below with any bound that fits `u32`.
+    let bound = u32::try_from(bound).ok()?;
+    let located = direct::locate(dataset)?;
+    let indices = direct::read(&located, |stored, bytes, out| {
+        direct::convert_each(stored, bytes, out, |n| match n {
+            Number::I32(v) => u32::try_from(v).unwrap_or(u32::MAX),
+            Number::U32(v) => v,
+            Number::I64(v) => u32::try_from(v).unwrap_or(u32::MAX),
+            Number::U64(v) => u32::try_from(v).unwrap_or(u32::MAX),
+            Number::F32(_) | Number::F64(_) => u32::MAX,
+        }) && out.iter().fold(0, |max, &v| max.max(v)) < bound
+    })?;
+    direct::agrees(dataset, &indices).then_some(indices)
 }
 
 /// A 1-D integer dataset of indices as `T` (`u32` or `u64`), read in its
