@@ -8,7 +8,9 @@ use rand_chacha::ChaCha8Rng;
 use super::arm::{Arm, ArmLayers};
 use super::data::Rows;
 use crate::nn::dense::{BatchNormCache, DenseBatchNorm, TrainingNet, weighted_mse_with_grad};
-use crate::nn::{AdamConfig, NnError, ParamStore, add_noise_in_place, dropout_in_place};
+use crate::nn::{
+    AdamConfig, NnError, ParamStore, add_noise_in_place, dropout_copy, dropout_in_place,
+};
 
 /// An arm being trained, with its optimiser state and buffers.
 #[derive(Debug)]
@@ -66,9 +68,14 @@ impl DenseArm {
         for &r in rows {
             matrix.push_row(r, &mut self.target);
         }
-        self.input.clone_from(&self.target);
-        add_noise_in_place(&mut self.input, self.input_noise, rng)?;
-        dropout_in_place(&mut self.input, self.input_dropout, rng)?;
+        if self.input_noise == 0.0 {
+            // No noise draws: the masked copy is written block by block.
+            dropout_copy(&self.target, self.input_dropout, rng, &mut self.input)?;
+        } else {
+            self.input.clone_from(&self.target);
+            add_noise_in_place(&mut self.input, self.input_noise, rng)?;
+            dropout_in_place(&mut self.input, self.input_dropout, rng)?;
+        }
         let pre = self.encoder.forward(&self.input, self.rows)?;
         let code: &[f32] = match &mut self.norm {
             Some(norm) => {
