@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """scanpy's side of `cargo bench --bench h5ad_scale`: load an .h5ad, then
-normalize_total, log1p, highly_variable_genes(flavor="seurat", n_top_genes=2000)
-and keep those genes. Prints one JSON line: load_s, prep_s, peak_mb, genes.
+with FLAVOR `seurat` (the default): normalize_total, log1p,
+highly_variable_genes(flavor="seurat", n_top_genes=2000) and keep those genes;
+with `seurat_v3`: highly_variable_genes(flavor="seurat_v3", n_top_genes=2000) on
+the counts (needs scikit-misc), keep those genes, normalize_total, log1p.
+Prints one JSON line: load_s, prep_s, peak_mb, genes.
 
-Usage: python3 benches/h5ad_scale.py FILE.h5ad
+Usage: python3 benches/h5ad_scale.py FILE.h5ad [FLAVOR]
 """
 
 import json
@@ -14,14 +17,20 @@ import time
 import scanpy as sc
 
 
-def main(path):
+def main(path, flavor):
     start = time.perf_counter()
     adata = sc.read_h5ad(path)
     loaded = time.perf_counter()
-    sc.pp.normalize_total(adata)
-    sc.pp.log1p(adata)
-    sc.pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=2000)
-    adata = adata[:, adata.var["highly_variable"]].copy()
+    if flavor == "seurat_v3":
+        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=2000)
+        adata = adata[:, adata.var["highly_variable"]].copy()
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+    else:
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+        sc.pp.highly_variable_genes(adata, flavor="seurat", n_top_genes=2000)
+        adata = adata[:, adata.var["highly_variable"]].copy()
     done = time.perf_counter()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
@@ -37,4 +46,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "seurat")

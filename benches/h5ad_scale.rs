@@ -2,12 +2,15 @@
 //! side by side in one run: simulated counts (30,000 genes, 5% non-zero;
 //! 10,000 and 100,000 cells by default) written as `.h5ad` by
 //! `write_sparse_counts_h5ad`, then for each tool the seconds to load the
-//! file, the seconds to preprocess it to 2,000 genes (library size, log1p,
-//! `Seurat` highly variable genes, keep those) and the peak resident memory
-//! of a process that does only that.
+//! file, the seconds to preprocess it to 2,000 genes and the peak resident
+//! memory of a process that does only that, for two recipes: library size,
+//! log1p, `Seurat` highly variable genes, keep those (scanpy's
+//! `flavor="seurat"`); and `SeuratV3` on the counts, keep those, library size,
+//! log1p (scanpy's `flavor="seurat_v3"`).
 //!
-//! Run: `cargo bench --bench h5ad_scale` (needs scanpy for its side:
-//! `pip install scanpy`; without it that side is skipped with a message).
+//! Run: `cargo bench --bench h5ad_scale` (needs scanpy for its side, and
+//! scikit-misc for its `seurat_v3`: `pip install scanpy scikit-misc`; without
+//! them that side is skipped with a message).
 //! `PATCHBENCH_SCALE_CELLS=10000,100000` picks the sizes and
 //! `PATCHBENCH_SCALE_DIR` where the files go (default `target/h5ad-scale`).
 
@@ -23,22 +26,43 @@ const GENES: usize = 30_000;
 const DENSITY: f64 = 0.05;
 const SELECTED: usize = 2_000;
 
-/// Loads and preprocesses `path` in this process; prints one JSON line.
-fn measure(path: &Path) {
-    let start = Instant::now();
-    let table = read_h5ad(path, &H5adSelection::default()).expect("read the .h5ad");
-    let loaded = start.elapsed().as_secs_f64();
-    let recipe = Recipe {
-        steps: vec![
+/// The two recipes measured, by the name of scanpy's `flavor`.
+const FLAVORS: [&str; 2] = ["seurat", "seurat_v3"];
+
+/// The recipe that does what scanpy's script does for `flavor`.
+fn recipe(flavor: &str) -> Recipe {
+    let steps = if flavor == "seurat_v3" {
+        vec![
+            Step::SelectGenes {
+                n: SELECTED,
+                method: GeneSelection::SeuratV3 { span: 0.3 },
+            },
+            Step::LibrarySizeNormalise,
+            Step::Log1p,
+        ]
+    } else {
+        vec![
             Step::LibrarySizeNormalise,
             Step::Log1p,
             Step::SelectGenes {
                 n: SELECTED,
                 method: GeneSelection::Seurat { n_bins: 20 },
             },
-        ],
-        standardise: Standardise::None,
+        ]
     };
+    Recipe {
+        steps,
+        standardise: Standardise::None,
+    }
+}
+
+/// Loads and preprocesses `path` with `flavor`'s recipe in this process;
+/// prints one JSON line.
+fn measure(path: &Path, flavor: &str) {
+    let start = Instant::now();
+    let table = read_h5ad(path, &H5adSelection::default()).expect("read the .h5ad");
+    let loaded = start.elapsed().as_secs_f64();
+    let recipe = recipe(flavor);
     let prepared = recipe.apply_loaded(table).expect("preprocess");
     let prep = start.elapsed().as_secs_f64() - loaded;
     println!(
@@ -101,7 +125,8 @@ fn data_file(dir: &Path, cells: usize) -> PathBuf {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(position) = args.iter().position(|a| a == "--measure") {
-        measure(Path::new(&args[position + 1]));
+        let flavor = args.get(position + 2).map_or("seurat", String::as_str);
+        measure(Path::new(&args[position + 1]), flavor);
         return;
     }
     let sizes: Vec<usize> = std::env::var("PATCHBENCH_SCALE_CELLS")
@@ -116,29 +141,39 @@ fn main() {
     let me = std::env::current_exe().expect("the benchmark's own path");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/h5ad_scale.py");
     println!(
-        "| cells | tool | load (s) | preprocess to {SELECTED} genes (s) | peak memory (MB) | genes kept |"
+        "| cells | recipe | tool | load (s) | preprocess to {SELECTED} genes (s) | peak memory (MB) | genes kept |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for cells in sizes {
         let path = data_file(&dir, cells);
         let file = path.to_string_lossy().into_owned();
-        let runs = [
-            ("patchbench", child(&me, &["--measure", &file])),
-            (
-                "scanpy",
-                child(Path::new("python3"), &[&script.to_string_lossy(), &file]),
-            ),
-        ];
-        for (tool, result) in runs {
-            match result {
-                Ok(v) => println!(
-                    "| {cells} | {tool} | {:.2} | {:.2} | {:.0} | {} |",
-                    v["load_s"].as_f64().unwrap_or(f64::NAN),
-                    v["prep_s"].as_f64().unwrap_or(f64::NAN),
-                    v["peak_mb"].as_f64().unwrap_or(f64::NAN),
-                    v["genes"]
+        for flavor in FLAVORS {
+            let runs = [
+                ("patchbench", child(&me, &["--measure", &file, flavor])),
+                (
+                    "scanpy",
+                    child(
+                        Path::new("python3"),
+                        &[&script.to_string_lossy(), &file, flavor],
+                    ),
                 ),
-                Err(why) => println!("| {cells} | {tool} | skipped: {} | | | |", why.trim()),
+            ];
+            for (tool, result) in runs {
+                match result {
+                    Ok(v) => println!(
+                        "| {cells} | {flavor} | {tool} | {:.2} | {:.2} | {:.0} | {} |",
+                        v["load_s"].as_f64().unwrap_or(f64::NAN),
+                        v["prep_s"].as_f64().unwrap_or(f64::NAN),
+                        v["peak_mb"].as_f64().unwrap_or(f64::NAN),
+                        v["genes"]
+                    ),
+                    Err(why) => {
+                        println!(
+                            "| {cells} | {flavor} | {tool} | skipped: {} | | | |",
+                            why.trim()
+                        )
+                    }
+                }
             }
         }
     }
