@@ -634,6 +634,15 @@ mod tests {
         DenseNet::new(layers).unwrap()
     }
 
+    /// [`small_net`] from `seed`, then a batch of 3 inputs and targets from the same stream.
+    fn net_and_batch(seed: u64) -> (DenseNet, Vec<f32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let net = small_net(&mut rng);
+        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
+        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        (net, x, y)
+    }
+
     fn loss_of(net: &DenseNet, x: &[f32], y: &[f32]) -> f64 {
         let out = net.forward_range(x, 3, 0, net.layers.len()).unwrap();
         let mut g = Vec::new();
@@ -642,10 +651,7 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let net = small_net(&mut rng);
-        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
-        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let (net, x, y) = net_and_batch(3);
         let mut ws = Workspace::default();
         let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
         let mut d = Vec::new();
@@ -685,11 +691,8 @@ mod tests {
 
     #[test]
     fn frozen_prefix_gives_the_same_gradients_from_cached_features() {
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let mut net = small_net(&mut rng);
+        let (mut net, x, y) = net_and_batch(4);
         net.layers[0].trainable = false;
-        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
-        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
         let mut ws = Workspace::default();
         let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
         let mut d = Vec::new();
@@ -794,10 +797,7 @@ mod tests {
 
     #[test]
     fn deferred_backward_leaves_the_lowest_weight_gradient_as_its_product() {
-        let mut rng = ChaCha8Rng::seed_from_u64(6);
-        let net = small_net(&mut rng);
-        let x: Vec<f32> = (0..15).map(|_| rng.random_range(-1.5..1.5)).collect();
-        let y: Vec<f32> = (0..6).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let (net, x, y) = net_and_batch(6);
         let mut ws = Workspace::default();
         let out = net.forward(&x, 3, 0, &mut ws).unwrap().to_vec();
         let mut d = Vec::new();
