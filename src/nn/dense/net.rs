@@ -476,18 +476,7 @@ impl DenseNet {
     ) -> Result<WeightProduct<'a>, NnError> {
         let lowest = self.backward_through(x, rows, from, d_output, ws, grads, None, true)?;
         let ws: &'a Workspace = ws;
-        let last = self.layers.len() - 1;
-        let delta: &'a [f32] =
-            if lowest == last && self.layers[last].activation == Activation::Linear {
-                d_output
-            } else {
-                &ws.delta
-            };
-        let input: &'a [f32] = if lowest == from {
-            x
-        } else {
-            &ws.acts[lowest - 1]
-        };
+        let (input, delta) = self.operands(lowest, from, x, d_output, &ws.acts, &ws.delta);
         Ok(WeightProduct {
             layer: lowest,
             input,
@@ -549,8 +538,7 @@ impl DenseNet {
         grads.bias.resize_with(self.layers.len(), Vec::new);
         for l in (lowest..=last).rev() {
             let layer = &self.layers[l];
-            // A linear output layer's delta is `d_output` itself: no copy.
-            let top_linear = l == last && layer.activation == Activation::Linear;
+            let top_linear = self.reads_d_output(l);
             if l == last && !top_linear {
                 ws.delta.resize(d_output.len(), 0.0);
                 layer
@@ -561,8 +549,7 @@ impl DenseNet {
             }
             let par_weight = ws.par(layer.inputs, layer.outputs, rows);
             let par_input = ws.par(rows, layer.inputs, layer.outputs);
-            let delta: &[f32] = if top_linear { d_output } else { &ws.delta };
-            let input: &[f32] = if l == from { x } else { &ws.acts[l - 1] };
+            let (input, delta) = self.operands(l, from, x, d_output, &ws.acts, &ws.delta);
             if layer.trainable {
                 let gw = &mut grads.weight[l];
                 if defer && l == lowest {
@@ -610,6 +597,33 @@ impl DenseNet {
             }
         }
         Ok(lowest)
+    }
+
+    /// Whether layer `l`'s delta is the output gradient itself: a linear
+    /// output layer's is, with no copy.
+    fn reads_d_output(&self, l: usize) -> bool {
+        l + 1 == self.layers.len() && self.layers[l].activation == Activation::Linear
+    }
+
+    /// Layer `l`'s batch input and delta during the backward pass from layer
+    /// `from`: `x` or the activations below it, and `d_output` or the
+    /// workspace's delta.
+    fn operands<'a>(
+        &self,
+        l: usize,
+        from: usize,
+        x: &'a [f32],
+        d_output: &'a [f32],
+        acts: &'a [Vec<f32>],
+        delta: &'a [f32],
+    ) -> (&'a [f32], &'a [f32]) {
+        let input = if l == from { x } else { &acts[l - 1] };
+        let delta = if self.reads_d_output(l) {
+            d_output
+        } else {
+            delta
+        };
+        (input, delta)
     }
 }
 
