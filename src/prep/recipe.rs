@@ -315,7 +315,9 @@ impl Recipe {
         let (input_cells, input_features) = (rows, columns);
         let mut table = table;
         let mut reports = Vec::with_capacity(self.steps.len());
-        let mut unlogged = None;
+        // The per-gene sums of the values before a `Log1p`, for the `Seurat`
+        // selection that follows it.
+        let mut before_log = None;
         for (index, step) in self.steps.iter().enumerate() {
             let id = StepId {
                 index,
@@ -332,19 +334,17 @@ impl Recipe {
                     ..
                 })
             );
-            if matches!(step, Step::Log1p) && seurat_next && matches!(table, LoadedTable::Sparse(_))
-            {
-                unlogged = Some(column_sums(&table, |_, v| v));
-            }
-            let (next, outcome) = match (step, unlogged.take()) {
+            let sums_of_input = (matches!(step, Step::Log1p)
+                && seurat_next
+                && matches!(table, LoadedTable::Sparse(_)))
+            .then(|| column_sums(&table, |_, v| v));
+            let (next, outcome) = match (step, before_log.take()) {
                 (Step::SelectGenes { n, method }, Some(sums)) => {
                     select_genes_with(table, *n, method, id, Some(&sums))?
                 }
-                (_, sums) => {
-                    unlogged = sums;
-                    step.run(table, id)?
-                }
+                _ => step.run(table, id)?,
             };
+            before_log = sums_of_input;
             ensure_not_empty(&next, || id.to_string())?;
             if let Some(recorder) = recorder.as_deref_mut() {
                 let median = match &outcome.detail {
