@@ -399,6 +399,38 @@ fn the_same_seed_gives_the_same_fit() {
 }
 
 #[test]
+fn a_fit_on_an_f64_table_equals_the_fit_on_its_f32_copy() {
+    // The runner hands the model the prepared `f64` table, whose rows it
+    // gathers as `f32`; that must be the fit of the converted copy, bit for bit,
+    // with augmentation (its copy of every cell) and revival included.
+    let (x, _) = gaussian_mixture(3, 30, 10, 1.0, 5);
+    let table: Array2<f64> = x.mapv(|v| f64::from(v) * 1.1 + 0.3);
+    let copy: Array2<f32> = table.mapv(|v| v as f32);
+    let config = MixVaeConfig {
+        epochs: 12,
+        revive_every: 5,
+        ..small_config(2, 5)
+    };
+    let from_table = fit(&table, &config, &mut Quiet).unwrap();
+    let from_copy = fit(&copy, &config, &mut Quiet).unwrap();
+    let bits = |f: &patchbench::models::mixvae::MixVaeFit| -> Vec<u64> {
+        f.losses.iter().map(|l| l.total.to_bits()).collect()
+    };
+    assert_eq!(bits(&from_table), bits(&from_copy));
+    assert_eq!(from_table.agents, from_copy.agents);
+    assert_eq!(from_table.consensus, from_copy.consensus);
+    assert_eq!(from_table.augmented, from_copy.augmented);
+    assert!(from_table.augmented.is_some());
+    let rows: Vec<usize> = (0..copy.nrows()).collect();
+    let labels: Vec<usize> = rows.iter().map(|r| r % 3).collect();
+    let augmented = from_copy.augmented.as_ref().unwrap().view();
+    assert_eq!(
+        label_preservation(table.view(), augmented, &rows, &labels).unwrap(),
+        label_preservation(copy.view(), augmented, &rows, &labels).unwrap()
+    );
+}
+
+#[test]
 fn a_session_experiment_reports_metrics_confusion_curves_and_detail() {
     use patchbench::session::ResultDetail;
     let dir = tempfile::tempdir().expect("tempdir");

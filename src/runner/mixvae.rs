@@ -59,7 +59,9 @@ pub(super) fn run(
         ))
     })?;
     let table = &modality.table;
-    let x = table.values.mapv(|v| v as f32);
+    // The model gathers its mini-batches and evaluation chunks from the
+    // prepared table as `f32`, without a converted copy of all of it.
+    let x = &table.values;
     let truth = match &spec.labels {
         None => None,
         Some(column) => {
@@ -98,7 +100,7 @@ pub(super) fn run(
         let model_error = |source: MixVaeError| RunError::model(&experiment.name, source);
         // The first seed's fit is the one the result shows; its networks are kept.
         let fitted = if i == 0 {
-            let (fitted, trained) = fit_keeping(&x, &config, sink).map_err(model_error)?;
+            let (fitted, trained) = fit_keeping(x, &config, sink).map_err(model_error)?;
             networks = trained
                 .into_networks()
                 .into_iter()
@@ -110,9 +112,9 @@ pub(super) fn run(
                 .collect();
             fitted
         } else {
-            fit(&x, &config, sink).map_err(model_error)?
+            fit(x, &config, sink).map_err(model_error)?
         };
-        scores.push(score(&fitted, truth.as_ref(), &x).map_err(model_error)?);
+        scores.push(score(&fitted, truth.as_ref(), x).map_err(model_error)?);
         fits.push(fitted);
     }
     let mut metrics = BTreeMap::new();
@@ -228,7 +230,7 @@ pub(super) fn run(
 fn score(
     fit: &MixVaeFit,
     truth: Option<&Truth>,
-    x: &ndarray::Array2<f32>,
+    x: &ndarray::Array2<f64>,
 ) -> Result<BTreeMap<String, f64>, MixVaeError> {
     let mut m = BTreeMap::new();
     m.insert("amp".into(), fit.amp());

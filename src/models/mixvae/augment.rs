@@ -19,7 +19,7 @@
 //! classifier trained on original samples is scored on held-out originals
 //! and on their augmented copies.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::Array2;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -29,6 +29,7 @@ use super::MixVaeError;
 use super::config::{Augmentation, GeneratorConfig};
 use super::rotate::rotate_rows_in_place;
 use crate::analysis::cca::Pca;
+use crate::models::cae::data::{Rows, gather};
 use crate::nn::{
     self, Adam, AdamConfig, BatchNorm, Device, Linear, Mode, NnError, ParamStore, Scalar, Var,
 };
@@ -58,7 +59,7 @@ impl Augmenter {
     /// Builds the augmenter `choice`, training the generator on `x` if asked.
     pub(crate) fn build(
         choice: &Augmentation,
-        x: &Array2<f32>,
+        x: &dyn Rows,
         device: &Device,
         rng: &mut ChaCha8Rng,
         sink: &mut dyn Sink,
@@ -113,7 +114,7 @@ impl Augmenter {
     /// into `out`, sparing a training step a copy of its batch.
     pub(crate) fn augment_rows_into(
         &self,
-        x: &Array2<f32>,
+        x: &dyn Rows,
         batch: &[usize],
         device: &Device,
         rng: &mut ChaCha8Rng,
@@ -121,14 +122,10 @@ impl Augmenter {
     ) -> Result<(), NnError> {
         out.clear();
         if let Augmenter::Generator(g) = self {
-            return g.noisy_copy(&x.select(Axis(0), batch), device, rng, out);
+            return g.noisy_copy(&gather(x, batch), device, rng, out);
         }
         for &r in batch {
-            let row = x.row(r);
-            match row.as_slice() {
-                Some(v) => out.extend_from_slice(v),
-                None => out.extend(row.iter().copied()),
-            }
+            x.push_row(r, out);
         }
         self.perturb(out, x.ncols(), rng)
     }
@@ -336,7 +333,7 @@ impl Generator {
     /// Trains generator and discriminator on the rows of `x`, then freezes the generator.
     fn train(
         config: &GeneratorConfig,
-        x: &Array2<f32>,
+        x: &dyn Rows,
         device: &Device,
         rng: &mut ChaCha8Rng,
         sink: &mut dyn Sink,
@@ -367,7 +364,7 @@ impl Generator {
                 if chunk.len() < 2 {
                     continue;
                 }
-                let xb = x.select(Axis(0), chunk);
+                let xb = gather(x, chunk);
                 let xv = || Var::from_array(device, &xb);
                 // Discriminator step on detached generator outputs.
                 let pass = generator.forward(&mut store, xv()?, Mode::Train, rng)?;
@@ -495,18 +492,19 @@ impl LabelPreservation {
 /// held-out rows of `original` and of `augmented` (the same samples after
 /// augmentation). A nearest neighbour assumes nothing about the shape of
 /// the classes, which decoded (smoothed) samples need not share.
-pub fn label_preservation(
-    original: ArrayView2<'_, f32>,
-    augmented: ArrayView2<'_, f32>,
+pub fn label_preservation<O: Rows, A: Rows>(
+    original: O,
+    augmented: A,
     rows: &[usize],
     labels: &[usize],
 ) -> Result<LabelPreservation, MixVaeError> {
     let failed = |what: String| MixVaeError::Data(format!("label preservation: {what}"));
-    if original.dim() != augmented.dim() || rows.len() != labels.len() {
+    let dim = |x: &dyn Rows| (x.nrows(), x.ncols());
+    if dim(&original) != dim(&augmented) || rows.len() != labels.len() {
         return Err(failed(format!(
             "{:?} original and {:?} augmented samples, {} rows and {} labels",
-            original.dim(),
-            augmented.dim(),
+            dim(&original),
+            dim(&augmented),
             rows.len(),
             labels.len()
         )));
@@ -531,11 +529,11 @@ pub fn label_preservation(
             rows.len()
         )));
     }
-    let pick = |x: ArrayView2<'_, f32>, rows: &[usize]| x.select(Axis(0), rows).mapv(f64::from);
-    let train_x = pick(original, &train_rows);
+    let pick = |x: &dyn Rows, rows: &[usize]| gather(x, rows).mapv(f64::from);
+    let train_x = pick(&original, &train_rows);
     let pca = Pca::fit(train_x.view(), PRESERVATION_PCS).map_err(|e| failed(e.to_string()))?;
     let reference = pca.transform(train_x.view());
-    let accuracy = |x: ArrayView2<'_, f32>| -> f64 {
+    let accuracy = |x: &dyn Rows| -> f64 {
         let scores = pca.transform(pick(x, &test_rows).view());
         let correct = scores
             .rows()
@@ -559,8 +557,8 @@ pub fn label_preservation(
         correct as f64 / test_labels.len() as f64
     };
     Ok(LabelPreservation {
-        original_accuracy: accuracy(original),
-        augmented_accuracy: accuracy(augmented),
+        original_accuracy: accuracy(&original),
+        augmented_accuracy: accuracy(&augmented),
     })
 }
 

@@ -9,6 +9,7 @@ use super::agent::{AgentNet, argmax};
 use super::config::MixVaeConfig;
 use super::train::{Agents, Network};
 use super::{EpochLoss, MixVaeError};
+use crate::models::cae::data::{Rows, gather};
 use crate::nn::{Mode, NnError, ParamStore, Var};
 
 /// Rows evaluated at once.
@@ -118,23 +119,22 @@ impl MixVaeFit {
 
 /// The rows of `x` in chunks of at most [`EVAL_CHUNK`], each with its row range.
 pub(crate) fn eval_chunks(
-    x: &Array2<f32>,
+    x: &dyn Rows,
 ) -> impl Iterator<Item = (std::ops::Range<usize>, Array2<f32>)> + '_ {
     chunks_of(x, EVAL_CHUNK)
 }
 
-/// The rows of `x` in chunks of at most `rows` (at least 1), each with its row range.
+/// The rows of `x` in chunks of at most `rows` (at least 1), each with its
+/// row range, gathered as `f32`.
 fn chunks_of(
-    x: &Array2<f32>,
+    x: &dyn Rows,
     rows: usize,
 ) -> impl Iterator<Item = (std::ops::Range<usize>, Array2<f32>)> + '_ {
     let rows = rows.max(1);
     (0..x.nrows()).step_by(rows).map(move |start| {
         let end = (start + rows).min(x.nrows());
-        (
-            start..end,
-            x.slice_axis(Axis(0), Slice::from(start..end)).to_owned(),
-        )
+        let chunk: Vec<usize> = (start..end).collect();
+        (start..end, gather(x, &chunk))
     })
 }
 
@@ -164,7 +164,7 @@ pub(crate) fn consensus<'a>(
 /// Evaluates every agent on all cells and derives consensus, agreement and traversals.
 pub(crate) fn evaluate(
     agents: &mut Agents,
-    x: &Array2<f32>,
+    x: &dyn Rows,
     config: &MixVaeConfig,
     rng: &mut ChaCha8Rng,
 ) -> Result<MixVaeFit, MixVaeError> {
@@ -198,7 +198,7 @@ pub(crate) fn evaluate(
 pub(crate) fn assign_agent(
     net: &AgentNet,
     store: &mut ParamStore,
-    x: &Array2<f32>,
+    x: &dyn Rows,
     config: &MixVaeConfig,
 ) -> Result<AgentAssignments, MixVaeError> {
     let (probabilities, state) = posteriors(net, store, x, config, EVAL_CHUNK)?;
@@ -231,7 +231,7 @@ pub(crate) fn assign_agent(
 fn posteriors(
     net: &AgentNet,
     store: &mut ParamStore,
-    x: &Array2<f32>,
+    x: &dyn Rows,
     config: &MixVaeConfig,
     chunk: usize,
 ) -> Result<(Array2<f32>, Array2<f32>), NnError> {

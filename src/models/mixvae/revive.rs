@@ -15,6 +15,7 @@ use super::agent::argmax;
 use super::config::MixVaeConfig;
 use super::output::{consensus, eval_chunks};
 use super::train::{Agents, Network};
+use crate::models::cae::data::Rows;
 use crate::nn::{NnError, Var};
 
 /// Logit margin by which a re-seeded category wins (or loses) at the mean
@@ -45,7 +46,7 @@ const MAX_PASSES: usize = 4;
 /// nothing; returns how many re-seedings there were.
 pub(crate) fn revive_empty(
     agents: &mut Agents,
-    x: &Array2<f32>,
+    x: &dyn Rows,
     config: &MixVaeConfig,
 ) -> Result<usize, NnError> {
     let mut revived = 0;
@@ -61,11 +62,7 @@ pub(crate) fn revive_empty(
 
 /// One pass: splits the largest categories into the empty ones, each
 /// category at most once; returns how many were re-seeded.
-fn revive_pass(
-    agents: &mut Agents,
-    x: &Array2<f32>,
-    config: &MixVaeConfig,
-) -> Result<usize, NnError> {
+fn revive_pass(agents: &mut Agents, x: &dyn Rows, config: &MixVaeConfig) -> Result<usize, NnError> {
     let k = config.categories;
     let mut embeddings = Vec::with_capacity(agents.count);
     let mut probabilities = Vec::with_capacity(agents.count);
@@ -122,7 +119,7 @@ fn revive_pass(
 /// Agent `a`'s embedding and `q` for every cell of `x`, in chunks.
 fn embed_all(
     network: &mut Network,
-    x: &Array2<f32>,
+    x: &dyn Rows,
     config: &MixVaeConfig,
 ) -> Result<(Array2<f32>, Array2<f32>), NnError> {
     let device = network.store.device().clone();

@@ -16,6 +16,7 @@ use super::output::{MixVaeFit, evaluate};
 use super::revive::{revival_due, revive_empty};
 use super::trained::{AgentNetwork, TrainedMixVae};
 use super::{EpochLoss, MixVaeError};
+use crate::models::cae::data::{Rows, gather};
 use crate::nn::{self, Device, DeviceChoice, NnError, ParamStore};
 use crate::progress::{Event, Sink};
 
@@ -67,15 +68,18 @@ impl Agents {
 
 /// Fits a coupled mixture VAE to the rows (cells) of `x` and evaluates it on them.
 ///
-/// `x` is borrowed, never copied: mini-batches are gathered from it and the
-/// evaluation runs over it in chunks, so memory beyond `x` grows with the
-/// batch and chunk sizes (and with cells x categories for the results), not
-/// with cells x features.
+/// `x` is borrowed, never copied: any matrix of [`Rows`] (an `f32` array, or
+/// a prepared `f64` table, whose rows are converted to `f32` as they are
+/// gathered); mini-batches are gathered from it and the evaluation runs over
+/// it in chunks, so memory beyond `x` grows with the batch and chunk sizes
+/// (and with cells x categories for the results), not with cells x features
+/// (except for the augmented copy of every cell that a fit with augmentation
+/// returns).
 ///
 /// Reports a stage per phase and a `loss` metric per epoch to `sink`, and
 /// stops with [`MixVaeError::Cancelled`] when the sink asks.
-pub fn fit(
-    x: &Array2<f32>,
+pub fn fit<M: Rows>(
+    x: &M,
     config: &MixVaeConfig,
     sink: &mut dyn Sink,
 ) -> Result<MixVaeFit, MixVaeError> {
@@ -83,25 +87,31 @@ pub fn fit(
 }
 
 /// Like [`fit`], and also returns the trained networks (to save or apply).
-pub fn fit_keeping(
-    x: &Array2<f32>,
+pub fn fit_keeping<M: Rows>(
+    x: &M,
     config: &MixVaeConfig,
     sink: &mut dyn Sink,
 ) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
+    let x: &dyn Rows = x;
     config.validate()?;
-    let (cells, genes) = x.dim();
+    let (cells, genes) = (x.nrows(), x.ncols());
     if cells < 2 || genes == 0 {
         return Err(MixVaeError::Data(format!(
             "expected at least 2 cells and 1 feature, got {cells} x {genes}"
         )));
     }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(MixVaeError::Data(format!(
-            "value {} at cell {}, feature {} is not finite",
-            x.iter().nth(i).copied().unwrap_or(f32::NAN),
-            i / genes,
-            i % genes
-        )));
+    // Checked as the networks see the values (an `f64` beyond `f32`'s range
+    // is infinite there).
+    let mut row = Vec::with_capacity(genes);
+    for cell in 0..cells {
+        row.clear();
+        x.push_row(cell, &mut row);
+        if let Some(feature) = row.iter().position(|v| !v.is_finite()) {
+            return Err(MixVaeError::Data(format!(
+                "value {} at cell {cell}, feature {feature} is not finite",
+                row[feature]
+            )));
+        }
     }
     if let Augmentation::Rotation { width, .. } = config.augmentation
         && !genes.is_multiple_of(width.max(1))
@@ -216,7 +226,7 @@ pub fn fit_keeping(
 /// augmentation).
 fn augmented_copy(
     augmenter: &Augmenter,
-    x: &Array2<f32>,
+    x: &dyn Rows,
     device: &Device,
     seed: u64,
 ) -> Result<Option<Array2<f32>>, MixVaeError> {
@@ -225,7 +235,12 @@ fn augmented_copy(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(AUGMENTED_COPY_STREAM);
-    Ok(Some(augmenter.augment(x, device, &mut rng)?))
+    let all: Vec<usize> = (0..x.nrows()).collect();
+    Ok(Some(augmenter.augment(
+        &gather(x, &all),
+        device,
+        &mut rng,
+    )?))
 }
 
 /// The random stream of [`augmented_copy`].
@@ -263,7 +278,7 @@ impl Stepper {
     fn step(
         &self,
         agents: &mut Agents,
-        x: &Array2<f32>,
+        x: &dyn Rows,
         batch: &[usize],
         config: &MixVaeConfig,
         rng: &mut ChaCha8Rng,
@@ -361,7 +376,7 @@ pub(crate) struct Job<'a> {
     pub count: usize,
     /// The training matrix and the rows of this step's batch (each agent
     /// gathers its own copy).
-    x: &'a Array2<f32>,
+    x: &'a dyn Rows,
     batch: &'a [usize],
     pub config: &'a MixVaeConfig,
 }

@@ -115,7 +115,6 @@ impl TrainedMixVae {
     /// its confidence and the agents' agreement, in evaluation mode (as
     /// [`super::fit`] evaluates its training cells).
     pub fn assign(&mut self, x: ArrayView2<f32>) -> Result<Assignment, MixVaeError> {
-        let x = x.to_owned();
         let config = &self.config;
         let last = self.networks.len().saturating_sub(1);
         let mut agents = Vec::with_capacity(config.agents);
