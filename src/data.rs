@@ -7,6 +7,7 @@
 //! what was expected. Nothing here decides what to do about missing values:
 //! that is the preprocessing recipe's job.
 
+mod checked_csr;
 mod dataset;
 mod error;
 pub mod h5ad;

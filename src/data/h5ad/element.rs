@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor, VarLenAscii, VarLenUnicode};
 use hdf5::{Conversion, Dataset, Group, LocationType};
 use ndarray::Array2;
-use rayon::prelude::*;
 
+use super::super::checked_csr::csr_from_parts;
 use super::super::{Csr, DataError, first_stored_where};
 use super::direct::{self, Number};
 
@@ -284,22 +284,20 @@ fn sparse(ctx: &Context, group: &Group, name: &str, csc: bool) -> Result<Csr, Da
     }
     let indptr: Vec<usize> = indptr.into_iter().map(to_usize).collect();
     let shape = (outer, inner);
-    // Rows whose indices are already increasing need no sorting: `try_new`
-    // then only checks them once more.
-    let sorted = indptr
-        .par_windows(2)
-        .all(|w| indices[w[0]..w[1]].windows(2).all(|pair| pair[0] < pair[1]));
-    let matrix = if sorted {
-        Csr::try_new(shape, indptr, indices, data)
-    } else {
-        Csr::new_from_unsorted(shape, indptr, indices, data)
-    }
-    .map_err(|(_, _, _, e)| {
+    let invalid = |e: sprs::errors::StructureError| {
         ctx.error(
             name,
             &format!("is not a valid compressed sparse matrix: {e}"),
         )
-    })?;
+    };
+    // Rows whose indices are already increasing need no sorting: the
+    // structure is checked in parallel and the arrays are taken as they are.
+    let matrix = match csr_from_parts(shape, indptr, indices, data) {
+        Ok(matrix) => matrix,
+        // Unsorted rows are sorted; a broken structure is named by `sprs`.
+        Err((indptr, indices, data)) => Csr::new_from_unsorted(shape, indptr, indices, data)
+            .map_err(|(_, _, _, e)| invalid(e))?,
+    };
     let matrix = if csc {
         // The CSR of `outer x inner` read is the transpose's; flip it into cells x features.
         matrix.transpose_into().to_other_storage()
