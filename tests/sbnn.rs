@@ -5,6 +5,7 @@ use ndarray::{Array2, Axis};
 use patchbench::analysis::cv::{FoldScheme, k_fold};
 use patchbench::analysis::scaling::FoldScaling;
 use patchbench::models::sbnn::{SbnnConfig, SbnnError, cross_validate};
+use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Recorder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +62,7 @@ fn run(
         &folds,
         FoldScaling::CentreOnly,
         config,
+        Engine::Dense,
         recorder,
     )
 }
