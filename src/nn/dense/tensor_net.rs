@@ -481,6 +481,9 @@ fn weight_gradient<D: TensorDevice<f32>>(
     Ok((weight, gradient, value))
 }
 
+/// A parameter and its two moments after an update.
+type Updated<S, D> = (Tensor<S, f32, D>, Tensor<S, f32, D>, Tensor<S, f32, D>);
+
 /// The bias-corrected Adam update of one step.
 #[derive(Debug, Clone, Copy)]
 struct Update {
@@ -499,7 +502,7 @@ impl Update {
         g: Tensor<S, f32, D>,
         m: Tensor<S, f32, D>,
         v: Tensor<S, f32, D>,
-    ) -> Result<(Tensor<S, f32, D>, Tensor<S, f32, D>, Tensor<S, f32, D>), D::Err> {
+    ) -> Result<Updated<S, D>, D::Err> {
         let m = m
             .try_mul(self.beta1)?
             .try_add(g.clone().try_mul(1.0 - self.beta1)?)?;
