@@ -34,11 +34,11 @@ pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError>
     })
 }
 
-/// Whether `model` has a GPU backend: the sBNN trains on the dense engine's
-/// tensor backend ([`crate::nn::dense::Engine::Cuda`]); the other models
-/// train only on the CPU.
+/// Whether `model` has a GPU backend: the sBNN and the k-CAE train on the
+/// dense engine's tensor backend ([`crate::nn::dense::Engine::Cuda`]); the
+/// other models train only on the CPU.
 fn trains_on_the_gpu(model: &ModelSpec) -> bool {
-    matches!(model, ModelSpec::Sbnn(_))
+    matches!(model, ModelSpec::Sbnn(_) | ModelSpec::Cae { .. })
 }
 
 #[cfg(test)]
@@ -89,8 +89,13 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sbnn_has_a_gpu_backend() {
+    fn only_the_sbnn_and_the_cae_have_a_gpu_backend() {
         assert!(trains_on_the_gpu(&ModelSpec::Sbnn(SbnnConfig::default())));
+        let cae = ModelSpec::Cae {
+            model: Default::default(),
+            analysis: Default::default(),
+        };
+        assert!(trains_on_the_gpu(&cae));
         assert!(!trains_on_the_gpu(&mixvae()));
         assert!(!trains_on_the_gpu(&ModelSpec::Srrr(SrrrConfig::default())));
     }

@@ -215,3 +215,76 @@ impl<D: dfdx::tensor_ops::Device<f32> + dfdx::tensor::Cache> NetTrainer for Tens
         }
     }
 }
+
+/// A [`TensorNet`] on any device, as one type: what [`super::TrainingNet`]
+/// holds when it trains on the tensor backend.
+pub(super) trait TensorTraining: std::fmt::Debug {
+    /// [`TensorNet::forward`].
+    fn forward(&mut self, x: &[f32], rows: usize, from: usize) -> Result<&[f32], NnError>;
+    /// The last forward pass's output, on the host.
+    fn output(&self) -> &[f32];
+    /// [`TensorNet::backward`].
+    fn backward(&mut self, d_output: &[f32]) -> Result<(), NnError>;
+    /// [`TensorNet::backward_to_input`].
+    fn backward_to_input(&mut self, d_output: &[f32]) -> Result<Vec<f32>, NnError>;
+    /// [`TensorNet::step`].
+    fn step(&mut self, penalties: DensePenalties) -> Result<f32, NnError>;
+    /// [`TensorNet::grads`].
+    fn grads(&self) -> DenseGrads;
+    /// [`TensorNet::download`], then frees the device's cached buffers.
+    fn download(&self, net: &mut DenseNet) -> Result<(), NnError>;
+}
+
+impl<D: dfdx::tensor_ops::Device<f32> + dfdx::tensor::Cache> TensorTraining for TensorNet<D> {
+    fn forward(&mut self, x: &[f32], rows: usize, from: usize) -> Result<&[f32], NnError> {
+        TensorNet::forward(self, x, rows, from)
+    }
+
+    fn output(&self) -> &[f32] {
+        TensorNet::output(self)
+    }
+
+    fn backward(&mut self, d_output: &[f32]) -> Result<(), NnError> {
+        TensorNet::backward(self, d_output)
+    }
+
+    fn backward_to_input(&mut self, d_output: &[f32]) -> Result<Vec<f32>, NnError> {
+        TensorNet::backward_to_input(self, d_output)
+    }
+
+    fn step(&mut self, penalties: DensePenalties) -> Result<f32, NnError> {
+        TensorNet::step(self, penalties)
+    }
+
+    fn grads(&self) -> DenseGrads {
+        TensorNet::grads(self)
+    }
+
+    fn download(&self, net: &mut DenseNet) -> Result<(), NnError> {
+        TensorNet::download(self, net)?;
+        self.empty_cache()
+    }
+}
+
+impl Engine {
+    /// `net` on this engine's tensor device with a fresh optimiser, or
+    /// `None` for the dense engine.
+    pub(super) fn tensor_net(
+        self,
+        net: &DenseNet,
+        adam: AdamConfig,
+    ) -> Result<Option<Box<dyn TensorTraining>>, NnError> {
+        Ok(match self {
+            Engine::Dense => None,
+            Engine::TensorCpu => Some(Box::new(TensorNet::new(
+                dfdx::tensor::Cpu::default(),
+                net,
+                adam,
+            )?)),
+            Engine::Cuda(ordinal) => {
+                let device = Device::open(DeviceChoice::Cuda(ordinal))?;
+                Some(Box::new(TensorNet::new(device.dev, net, adam)?))
+            }
+        })
+    }
+}

@@ -219,6 +219,24 @@ impl<D: TensorDevice<f32>> TensorNet<D> {
     /// (on the host): keeps the gradients of every trainable layer from the
     /// lowest trainable one up, which [`TensorNet::step`] consumes.
     pub fn backward(&mut self, d_output: &[f32]) -> Result<(), NnError> {
+        self.backward_through(d_output, false).map(|_| ())
+    }
+
+    /// As [`TensorNet::backward`], and also returns `∂loss/∂x` (`rows ×
+    /// inputs`, on the host) for the batch the forward pass took, for a
+    /// network that feeds on another trained one (a decoder on a code).
+    pub fn backward_to_input(&mut self, d_output: &[f32]) -> Result<Vec<f32>, NnError> {
+        let d_input = self.backward_through(d_output, true)?;
+        Ok(d_input.map(|d| d.as_vec()).unwrap_or_default())
+    }
+
+    /// The backward pass; with `to_input`, down to the input's gradient,
+    /// which it returns.
+    fn backward_through(
+        &mut self,
+        d_output: &[f32],
+        to_input: bool,
+    ) -> Result<Option<Mat<D>>, NnError> {
         let (x, from, rows) = self
             .input
             .clone()
@@ -232,21 +250,25 @@ impl<D: TensorDevice<f32>> TensorNet<D> {
                 format!("{} values", d_output.len()),
             ));
         }
-        let lowest = self.layers[from..]
-            .iter()
-            .position(|l| l.trainable)
-            .map(|offset| from + offset)
-            .ok_or(NnError::NoGradient)?;
+        let lowest = match self.layers[from..].iter().position(|l| l.trainable) {
+            _ if to_input => from,
+            Some(offset) => from + offset,
+            None => return Err(NnError::NoGradient),
+        };
         self.grads = vec![None; self.layers.len()];
-        let mut d_h: Mat<D> = self
-            .dev
-            .try_tensor_from_vec(d_output.to_vec(), (rows, outputs))
-            .map_err(backend)?;
+        // The gradient with respect to the current layer's output; below the
+        // lowest layer, the input's (kept only when asked for).
+        let mut d_h: Option<Mat<D>> = Some(
+            self.dev
+                .try_tensor_from_vec(d_output.to_vec(), (rows, outputs))
+                .map_err(backend)?,
+        );
         for l in (lowest..=last).rev() {
+            let Some(d_h_now) = d_h.take() else { break };
             let layer = &self.layers[l];
             let h = &self.acts[l - from];
             let delta =
-                activation_backward(&self.dev, layer.activation, d_h, h).map_err(backend)?;
+                activation_backward(&self.dev, layer.activation, d_h_now, h).map_err(backend)?;
             let input = if l == from {
                 &x
             } else {
@@ -264,17 +286,24 @@ impl<D: TensorDevice<f32>> TensorNet<D> {
                     .map_err(backend)?;
                 self.grads[l] = Some(LayerGrads { weight, bias });
             }
-            if l == lowest {
+            if l == lowest && !to_input {
                 break;
             }
-            d_h = layer
-                .weight
-                .clone()
-                .try_permute::<_, Axes2<1, 0>>()
-                .and_then(|wt| delta.try_matmul(wt))
-                .map_err(backend)?;
+            d_h = Some(
+                layer
+                    .weight
+                    .clone()
+                    .try_permute::<_, Axes2<1, 0>>()
+                    .and_then(|wt| delta.try_matmul(wt))
+                    .map_err(backend)?,
+            );
         }
-        Ok(())
+        Ok(d_h.filter(|_| to_input))
+    }
+
+    /// The output of the last forward pass, on the host.
+    pub fn output(&self) -> &[f32] {
+        &self.output
     }
 
     /// The gradients of the last backward pass on the host, in the dense
@@ -627,6 +656,50 @@ mod tests {
                 }
             }
             assert_ne!(back, start, "{case}: training moved nothing");
+        }
+    }
+
+    #[test]
+    fn the_input_gradient_matches_the_dense_engine() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let rows = 7;
+        let x: Vec<f32> = (0..rows * 40)
+            .map(|_| rng.random_range(-2.0..2.0))
+            .collect();
+        let d: Vec<f32> = (0..rows * 5).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for trainable in [true, false] {
+            let mut dense = net(&mut rng);
+            dense
+                .layers
+                .iter_mut()
+                .for_each(|l| l.trainable = trainable);
+            let mut tensor = TensorNet::new(
+                dfdx::tensor::Cpu::default(),
+                &dense,
+                AdamConfig::keras(1e-3),
+            )
+            .unwrap();
+            let (mut ws, mut grads, mut want) =
+                (Workspace::default(), DenseGrads::default(), Vec::new());
+            dense.forward(&x, rows, 0, &mut ws).unwrap();
+            dense
+                .backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, &mut want)
+                .unwrap();
+            tensor.forward(&x, rows, 0).unwrap();
+            let got = tensor.backward_to_input(&d).unwrap();
+            assert_close(
+                &got,
+                &want,
+                1e-4,
+                &format!("input gradient, trainable {trainable}"),
+            );
+            let got_grads = tensor.grads();
+            for l in 0..dense.layers.len() {
+                assert_eq!(got_grads.weight[l].is_empty(), !trainable);
+                if trainable {
+                    assert_close(&got_grads.weight[l], &grads.weight[l], 1e-4, "weight");
+                }
+            }
         }
     }
 
