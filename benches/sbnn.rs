@@ -25,6 +25,7 @@ use patchbench::analysis::cv::{FoldScheme, k_fold};
 use patchbench::analysis::kmeans::{KMeansConfig, kmeans};
 use patchbench::analysis::scaling::{FoldScaling, scale_fold};
 use patchbench::models::sbnn::{Rows, SbnnConfig, TrainInput, train};
+use patchbench::nn::dense::Engine;
 use patchbench::runner::load_dataset;
 use patchbench::session;
 use rand::{Rng, SeedableRng};
@@ -95,6 +96,7 @@ fn main() {
         x_test: Some(&xs),
         y_test: Some(&ys),
         labels: Some(&labels),
+        engine: Engine::Dense,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let cpu_start = cpu_seconds();

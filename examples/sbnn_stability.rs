@@ -16,6 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 use patchbench::analysis::scaling::FoldScaling;
 use patchbench::models::sbnn::{SbnnConfig, fit_all_cells};
+use patchbench::nn::dense::Engine;
 use patchbench::runner::load_dataset;
 use patchbench::session::{self, ModelSpec};
 
@@ -77,6 +78,7 @@ fn main() -> Result<()> {
                         &run_config,
                         None,
                         0,
+                        Engine::Dense,
                         &mut |_| true,
                     )
                     .expect("sBNN fit");

@@ -5,8 +5,10 @@
 
 use ndarray::Array2;
 use patchbench::models::cae::{
-    Activation, ArmConfig, CaeConfig, CouplingKind, MultiModal, Trained, max_abs_correlation, train,
+    Activation, ArmConfig, CaeConfig, CouplingKind, MultiModal, Trained, max_abs_correlation,
+    train, train_on,
 };
+use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Quiet, Recorder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -318,4 +320,57 @@ fn a_session_trains_on_a_sparse_h5ad_with_a_paired_obsm_modality() {
         .filter(|e| matches!(e, Event::Step { .. }))
         .count();
     assert!(steps >= 2 * 3, "{steps} step events");
+}
+
+/// The GPU backend's code (the tensor backend, here on dfdx's CPU device)
+/// trains the k-CAE's arms like the dense engine: the same losses at every
+/// logged step and the same codes afterwards, within 1e-4 relative.
+#[test]
+fn the_tensor_backend_trains_the_arms_like_the_dense_engine() {
+    let (data, _) = synthetic(200, 6);
+    let cells: Vec<usize> = (0..200).collect();
+    for coupling in [CouplingKind::MinSingularValue, CouplingKind::FullCovariance] {
+        let config = small_config(coupling, 1.0, 60);
+        let dense = train_on(&config, &data, &cells, "dense", Engine::Dense, &mut Quiet).unwrap();
+        let tensor = train_on(
+            &config,
+            &data,
+            &cells,
+            "tensor",
+            Engine::TensorCpu,
+            &mut Quiet,
+        )
+        .unwrap();
+        let close = |a: f64, b: f64, what: &str| {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1e-2),
+                "{coupling:?} {what}: dense {a}, tensor {b}"
+            );
+        };
+        assert_eq!(dense.history.len(), 6);
+        assert_eq!(dense.history.len(), tensor.history.len());
+        for (a, b) in dense.history.iter().zip(&tensor.history) {
+            let step = a.step;
+            close(a.total, b.total, &format!("total at {step}"));
+            close(a.coupling, b.coupling, &format!("coupling at {step}"));
+            for (i, (x, y)) in a.recon.iter().zip(&b.recon).enumerate() {
+                close(*x, *y, &format!("recon {i} at {step}"));
+            }
+        }
+        // Not the same path: the dense engine's results are not bit for bit the tensor backend's.
+        assert_ne!(dense.history, tensor.history);
+        let (mut dense_model, mut tensor_model) = (dense.model, tensor.model);
+        for i in 0..2 {
+            let x = data.matrices[i].clone();
+            let a = dense_model.encode(i, &x).unwrap();
+            let b = tensor_model.encode(i, &x).unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                close(
+                    f64::from(*x),
+                    f64::from(*y),
+                    &format!("code of modality {i}"),
+                );
+            }
+        }
+    }
 }

@@ -76,6 +76,9 @@ fn results_record_the_device_they_ran_on() {
     assert_eq!(result.provenance.device, DeviceChoice::Cpu);
 }
 
+/// sRRR has no GPU backend (only the sBNN and the k-CAE have one, see
+/// `cuda_without_the_feature_fails_with_a_message_naming_the_setting` for
+/// them on a build without it): asked for a GPU it refuses, whatever the build.
 #[test]
 fn a_model_that_cannot_train_on_the_gpu_refuses_it_instead_of_falling_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -114,23 +117,32 @@ fn cuda_without_the_feature_fails_with_a_message_naming_the_setting() {
     let dir = tempfile::tempdir().expect("tempdir");
     common::small_dataset(dir.path(), 3);
     let cae = common::session_with_model("cae", "Cae()", 2);
+    // The k-CAE and the sBNN have a GPU backend; without the feature they
+    // refuse the GPU because it cannot be opened.
+    let sbnn = common::session_with_model(
+        "sbnn",
+        "Sbnn(encoder: [16], decoder: [16], clusters: 4, kmeans_restarts: 2, genes: 5)",
+        2,
+    );
     let cases = [
         // Asked for by the session ...
         (
+            "cae",
             cae.replace("scheme: Shuffled)", "scheme: Shuffled, device: Cuda(0))"),
             vec![],
         ),
         // ... and by the command line over a CPU session.
-        (cae.clone(), vec!["--device", "cuda"]),
+        ("cae", cae.clone(), vec!["--device", "cuda"]),
+        ("sbnn", sbnn, vec!["--device", "cuda"]),
     ];
-    for (text, args) in cases {
+    for (name, text, args) in cases {
         std::fs::write(dir.path().join("s.ron"), text).expect("write");
         let output = batch(dir.path(), &args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         for part in [
-            "experiment `cae`",
+            &format!("experiment `{name}`"),
             "protocol.device",
             "cuda:0",
             "`cuda` feature",

@@ -5,6 +5,7 @@ use ndarray::{Array2, Axis};
 use patchbench::analysis::cv::{FoldScheme, k_fold};
 use patchbench::analysis::scaling::FoldScaling;
 use patchbench::models::sbnn::{SbnnConfig, SbnnError, cross_validate};
+use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Recorder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +62,7 @@ fn run(
         &folds,
         FoldScaling::CentreOnly,
         config,
+        Engine::Dense,
         recorder,
     )
 }
@@ -162,4 +164,84 @@ fn bad_settings_are_rejected_before_any_training() {
         assert!(err.contains(message), "{err}");
         assert!(recorder.events.is_empty(), "training started for {message}");
     }
+}
+
+/// The GPU backend's code (the tensor backend, here on dfdx's CPU device)
+/// trains the sBNN through the whole schedule like the dense engine: the same
+/// epoch losses and R² within 1e-4 relative, the same genes.
+#[test]
+fn the_tensor_backend_trains_the_sbnn_like_the_dense_engine() {
+    let config = SbnnConfig {
+        pretrain_epochs: 3,
+        frozen_epochs: 3,
+        unfrozen_epochs: 3,
+        pruned_epochs: 3,
+        ..small_config()
+    };
+    let (x, y) = synthetic(120, 30, 5, 4);
+    let folds = k_fold(120, 2, 1, FoldScheme::Shuffled, None).unwrap();
+    let fit = |engine| {
+        cross_validate(
+            x.view(),
+            y.view(),
+            &folds,
+            FoldScaling::CentreOnly,
+            &config,
+            engine,
+            &mut Recorder::default(),
+        )
+        .unwrap()
+    };
+    let (dense, tensor) = (fit(Engine::Dense), fit(Engine::TensorCpu));
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1e-3),
+            "{what}: dense {a}, tensor {b}"
+        );
+    };
+    assert_eq!(dense.loss_curve.len(), config.regression_epochs());
+    for (name, a, b) in [
+        ("loss", &dense.loss_curve, &tensor.loss_curve),
+        ("train R²", &dense.train_curve, &tensor.train_curve),
+        ("test R²", &dense.test_curve, &tensor.test_curve),
+        ("fold R²", &dense.r2_per_fold, &tensor.r2_per_fold),
+    ] {
+        assert_eq!(a.len(), b.len(), "{name}");
+        for (epoch, (a, b)) in a.iter().zip(b).enumerate() {
+            close(*a, *b, &format!("{name} {epoch}"));
+        }
+    }
+    assert_eq!(dense.fold_genes, tensor.fold_genes);
+    assert_eq!(
+        dense.final_model.trained.genes,
+        tensor.final_model.trained.genes
+    );
+    // Not the same path: the dense engine's results are not bit for bit the tensor backend's.
+    assert_ne!(dense.loss_curve, tensor.loss_curve);
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn the_sbnn_on_a_gpu_without_the_cuda_feature_is_an_error() {
+    let (x, y) = synthetic(120, 30, 5, 4);
+    let folds = k_fold(120, 2, 1, FoldScheme::Shuffled, None).unwrap();
+    let failure = cross_validate(
+        x.view(),
+        y.view(),
+        &folds,
+        FoldScaling::CentreOnly,
+        &small_config(),
+        Engine::Cuda(0),
+        &mut Recorder::default(),
+    )
+    .unwrap_err();
+    // The whole chain, as the command line prints it.
+    let mut error = failure.to_string();
+    let mut source = std::error::Error::source(&failure);
+    while let Some(cause) = source {
+        error.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    assert!(error.contains("cuda:0"), "{error}");
+    assert!(error.contains("`cuda` feature"), "{error}");
 }

@@ -27,7 +27,7 @@ pub use coupling::{
 };
 pub use data::MultiModal;
 pub use model::CoupledAutoencoder;
-pub use train::{LossRecord, Trained, max_abs_correlation, train};
+pub use train::{LossRecord, Trained, max_abs_correlation, train, train_on};
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! The dense engine: a fused, CPU-only path for fully connected networks
+//! The dense engine: a fused CPU path for fully connected networks
 //! (stacks of dense layers with ELU, ReLU or linear activations, batch
 //! normalisation without scale or shift), for models whose speed matters more
 //! than the generality of the tape ([`crate::nn::Var`]). The sBNN and the
@@ -20,17 +20,25 @@
 //! network into another.
 //!
 //! Every backward pass agrees with central finite differences (see the tests).
+//!
+//! The same networks also train on a tensor device ([`TensorNet`], dfdx's
+//! CUDA device or its CPU device), chosen through an [`Engine`]; a training
+//! loop written against [`NetTrainer`] runs on either. The sBNN's does.
 
 mod adam;
 mod batch_norm;
+mod engine;
 pub(crate) mod kernels;
 mod loss;
 mod net;
 mod store;
+mod tensor_net;
 mod training;
 
 pub use adam::{DenseAdam, DensePenalties};
 pub use batch_norm::{BatchNormCache, DenseBatchNorm};
+pub use engine::{Engine, NetTrainer};
 pub use loss::{mse_with_grad, softmax_cross_entropy_with_grad, weighted_mse_with_grad};
 pub use net::{Activation, DenseGrads, DenseLayer, DenseNet, WeightProduct, Workspace};
+pub use tensor_net::TensorNet;
 pub use training::TrainingNet;

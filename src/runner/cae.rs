@@ -16,8 +16,9 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::cv::Fit;
 use crate::analysis::latent_eval::{FoldEvaluation, FoldLatents, LatentEvalConfig, evaluate_fold};
 use crate::models::cae::{
-    CaeConfig, CaeError, CoupledAutoencoder, LossRecord, max_abs_correlation, train,
+    CaeConfig, CaeError, CoupledAutoencoder, LossRecord, max_abs_correlation, train_on,
 };
+use crate::nn::dense::Engine;
 use crate::progress::Sink;
 use crate::session::{CrossModal, Curve, Experiment, Latent, NamedLatent};
 
@@ -38,6 +39,7 @@ pub(super) fn run(
     sink: &mut dyn Sink,
 ) -> Result<ModelOutcome, RunError> {
     let prepared = prepare(experiment, analysis, dataset)?;
+    let engine = Engine::for_device(experiment.protocol.device);
     let mut pooled = Pooled::new(prepared.paired.len(), config.latent_dims);
     let folds = prepared.folds.len();
     let mut trained = run_cae_fits(
@@ -49,9 +51,10 @@ pub(super) fn run(
         ((folds + 1) * config.steps) as u64,
         sink,
         |fit, sink: &mut dyn Sink| match fit.fold() {
-            Some(f) => train_fold(config, analysis, &prepared, f, sink)
+            Some(f) => train_fold(config, analysis, &prepared, f, engine, sink)
                 .map(|t| FitOutcome::Fold(Box::new(t))),
-            None => train_all(config, &prepared, sink).map(|t| FitOutcome::AllCells(Box::new(t))),
+            None => train_all(config, &prepared, engine, sink)
+                .map(|t| FitOutcome::AllCells(Box::new(t))),
         },
     )
     .map_err(|e| e.into_model_error(CaeError::Cancelled, CaeError::WorkerFailed))
@@ -166,14 +169,16 @@ struct TrainedAll {
     z_e: Array2<f32>,
 }
 
-/// Trains the model on every cell (seed `config.seed`) and encodes the paired cells.
+/// Trains the model on every cell (seed `config.seed`, on `engine`) and
+/// encodes the paired cells.
 fn train_all(
     config: &CaeConfig,
     prepared: &LatentData<'_>,
+    engine: Engine,
     sink: &mut dyn Sink,
 ) -> Result<TrainedAll, CaeError> {
     let all: Vec<usize> = (0..prepared.ids.len()).collect();
-    let trained = train(config, &prepared.data, &all, "all cells", sink)?;
+    let trained = train_on(config, &prepared.data, &all, "all cells", engine, sink)?;
     let mut model = trained.model;
     let positions: Vec<usize> = (0..prepared.paired.len()).collect();
     let matrices = &prepared.data.matrices;
@@ -204,12 +209,13 @@ struct TrainedFold {
 }
 
 /// Trains fold `f` (seed `config.seed + f`) on every cell except the fold's
-/// paired test cells, and judges its latents and predictions on them.
+/// paired test cells (on `engine`), and judges its latents and predictions on them.
 fn train_fold(
     config: &CaeConfig,
     analysis: &LatentEvalConfig,
     prepared: &LatentData<'_>,
     f: usize,
+    engine: Engine,
     sink: &mut dyn Sink,
 ) -> Result<TrainedFold, CaeError> {
     let fold = &prepared.folds[f];
@@ -219,7 +225,14 @@ fn train_fold(
     };
     let train_cells = prepared.cells_except(&fold.test);
     let stage = format!("fold {}", f + 1);
-    let trained = train(&fold_config, &prepared.data, &train_cells, &stage, sink)?;
+    let trained = train_on(
+        &fold_config,
+        &prepared.data,
+        &train_cells,
+        &stage,
+        engine,
+        sink,
+    )?;
     let mut model = trained.model;
     let rows = |i: usize, positions: &[usize]| prepared.paired_row_indices(i, positions);
     let matrices = &prepared.data.matrices;

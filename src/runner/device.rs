@@ -2,15 +2,16 @@
 
 use super::RunError;
 use crate::nn::{Device, DeviceChoice};
-use crate::session::Experiment;
+use crate::session::{Experiment, ModelSpec};
 
 /// The device `experiment`'s networks will train on. The CPU is always
-/// available; any other device is refused with an error naming the
-/// experiment and the `protocol.device` setting: when it cannot be opened
-/// here (a build without the `cuda` feature, a machine without a usable
-/// GPU), and otherwise because every model trains on the CPU's dense engine
-/// or linear algebra, which has no GPU backend yet. A run never falls back
-/// to the CPU silently.
+/// available; a GPU is accepted for a model with a GPU backend
+/// ([`trains_on_the_gpu`]) when it can be opened. Otherwise the device is
+/// refused with an error naming the experiment and the `protocol.device`
+/// setting: when it cannot be opened here (a build without the `cuda`
+/// feature, a machine without a usable GPU), or when the model trains only
+/// on the CPU's dense engine or linear algebra. A run never falls back to
+/// the CPU silently.
 pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError> {
     let requested = experiment.protocol.device;
     if requested == DeviceChoice::Cpu {
@@ -18,6 +19,7 @@ pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError>
     }
     let why = match Device::open(requested) {
         Err(error) => format!("which cannot be used: {error}"),
+        Ok(_) if trains_on_the_gpu(&experiment.model) => return Ok(requested),
         Ok(_) => format!(
             "but {} trains only on the CPU (its engine has no GPU backend yet)",
             experiment.model.kind()
@@ -32,12 +34,20 @@ pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError>
     })
 }
 
+/// Whether `model` has a GPU backend: the sBNN and the k-CAE train on the
+/// dense engine's tensor backend ([`crate::nn::dense::Engine::Cuda`]); the
+/// other models train only on the CPU.
+fn trains_on_the_gpu(model: &ModelSpec) -> bool {
+    matches!(model, ModelSpec::Sbnn(_) | ModelSpec::Cae { .. })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::models::mixvae::MixVaeConfig;
+    use crate::models::sbnn::SbnnConfig;
     use crate::models::srrr::SrrrConfig;
-    use crate::session::{MixVaeSpec, ModelSpec, Protocol};
+    use crate::session::{MixVaeSpec, Protocol};
 
     fn experiment(model: ModelSpec, device: DeviceChoice) -> Experiment {
         Experiment {
@@ -75,6 +85,29 @@ mod tests {
         assert!(text.contains("experiment `exp`"), "{text}");
         assert!(text.contains("protocol.device"), "{text}");
         assert!(text.contains("cuda:0"), "{text}");
+        assert!(text.contains("without the `cuda` feature"), "{text}");
+    }
+
+    #[test]
+    fn only_the_sbnn_and_the_cae_have_a_gpu_backend() {
+        assert!(trains_on_the_gpu(&ModelSpec::Sbnn(SbnnConfig::default())));
+        let cae = ModelSpec::Cae {
+            model: Default::default(),
+            analysis: Default::default(),
+        };
+        assert!(trains_on_the_gpu(&cae));
+        assert!(!trains_on_the_gpu(&mixvae()));
+        assert!(!trains_on_the_gpu(&ModelSpec::Srrr(SrrrConfig::default())));
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn the_sbnn_on_cuda_without_the_feature_is_refused_with_the_reason() {
+        let sbnn = ModelSpec::Sbnn(SbnnConfig::default());
+        let text = resolve(&experiment(sbnn, DeviceChoice::Cuda(0)))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("protocol.device"), "{text}");
         assert!(text.contains("without the `cuda` feature"), "{text}");
     }
 

@@ -7,6 +7,7 @@ use super::weights::NamedNetwork;
 use super::{PreparedDataset, RunError};
 use crate::models::sbnn::network::bottleneck;
 use crate::models::sbnn::{SbnnConfig, SbnnWeights, cross_validate};
+use crate::nn::dense::Engine;
 use crate::progress::Sink;
 use crate::session::{Curve, Experiment, FeatureScore, Latent, ResultDetail};
 
@@ -35,6 +36,7 @@ pub(super) fn run(
         &folds,
         scaling,
         config,
+        Engine::for_device(experiment.protocol.device),
         sink,
     )
     .map_err(|source| RunError::model(&experiment.name, source))?;

@@ -7,7 +7,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::arm::{Arm, ArmLayers};
 use super::data::Rows;
-use crate::nn::dense::{BatchNormCache, DenseBatchNorm, TrainingNet, weighted_mse_with_grad};
+use crate::nn::dense::{
+    BatchNormCache, DenseBatchNorm, Engine, TrainingNet, weighted_mse_with_grad,
+};
 use crate::nn::{
     AdamConfig, NnError, ParamStore, add_noise_in_place, dropout_copy, dropout_in_place,
 };
@@ -33,14 +35,21 @@ pub(super) struct DenseArm {
 }
 
 impl DenseArm {
-    /// The arm's current weights from `store`, a fresh optimiser with `adam`.
-    pub(super) fn new(arm: &Arm, store: &ParamStore, adam: AdamConfig) -> Result<Self, NnError> {
+    /// The arm's current weights from `store`, a fresh optimiser with
+    /// `adam`, its encoder and decoder trained on `engine` (the latent
+    /// normalisation and the loss stay on the host).
+    pub(super) fn new(
+        arm: &Arm,
+        store: &ParamStore,
+        adam: AdamConfig,
+        engine: Engine,
+    ) -> Result<Self, NnError> {
         let settings = arm.settings();
         let layers = arm.layers(store)?;
         Ok(DenseArm {
-            encoder: TrainingNet::new(layers.encoder, adam).parallel(),
+            encoder: TrainingNet::on(engine, layers.encoder, adam)?.parallel(),
             norm: layers.norm,
-            decoder: TrainingNet::new(layers.decoder, adam).parallel(),
+            decoder: TrainingNet::on(engine, layers.decoder, adam)?.parallel(),
             input_noise: settings.input_noise,
             input_dropout: settings.input_dropout,
             weight: settings.weight as f32,
@@ -138,12 +147,14 @@ impl DenseArm {
     }
 
     /// The trained layers.
-    pub(super) fn layers(&self) -> ArmLayers {
-        ArmLayers {
+    pub(super) fn layers(&mut self) -> Result<ArmLayers, NnError> {
+        self.encoder.sync()?;
+        self.decoder.sync()?;
+        Ok(ArmLayers {
             encoder: self.encoder.net.clone(),
             norm: self.norm.clone(),
             decoder: self.decoder.net.clone(),
-        }
+        })
     }
 }
 
@@ -174,7 +185,8 @@ mod tests {
             let rows = [3usize, 0, 8, 5, 1];
             let g: Vec<f32> = (0..10).map(|_| rng.random_range(-0.5f32..0.5)).collect();
 
-            let mut dense = DenseArm::new(&arm, &store, AdamConfig::keras(1e-3)).unwrap();
+            let mut dense =
+                DenseArm::new(&arm, &store, AdamConfig::keras(1e-3), Engine::Dense).unwrap();
             dense
                 .forward(&data, &rows, &mut ChaCha8Rng::seed_from_u64(5))
                 .unwrap();

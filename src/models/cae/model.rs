@@ -25,8 +25,18 @@ pub struct CoupledAutoencoder {
 impl CoupledAutoencoder {
     /// A freshly initialised model for modalities with `features[i]` features.
     pub fn new(config: &CaeConfig, features: &[usize]) -> Result<Self, CaeError> {
+        CoupledAutoencoder::on(config, features, DeviceChoice::Cpu)
+    }
+
+    /// As [`CoupledAutoencoder::new`], with the parameter store (the weights
+    /// for evaluation and saving) on `device`.
+    pub fn on(
+        config: &CaeConfig,
+        features: &[usize],
+        device: DeviceChoice,
+    ) -> Result<Self, CaeError> {
         config.validate(features.len())?;
-        let mut store = ParamStore::new(DeviceChoice::Cpu)?;
+        let mut store = ParamStore::new(device)?;
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let norm = config
             .coupling

@@ -12,7 +12,8 @@ use super::coupling::Coupling;
 use super::data::{MultiModal, Rows};
 use super::dense_arm::DenseArm;
 use super::model::CoupledAutoencoder;
-use crate::nn::AdamConfig;
+use crate::nn::dense::Engine;
+use crate::nn::{AdamConfig, DeviceChoice};
 use crate::progress::{Event, Sink};
 
 /// Losses averaged over one logging interval.
@@ -79,6 +80,7 @@ pub struct Trained {
 /// batch or chunk at a time, never a copy of them). Reports a
 /// stage named `stage`, steps and the metrics `loss`, `coupling` and
 /// `recon_{i}` through `sink`; stops early with [`CaeError::Cancelled`] when asked.
+/// The arms train on the dense engine ([`train_on`] chooses).
 pub fn train<M: Rows>(
     config: &CaeConfig,
     data: &MultiModal<M>,
@@ -86,9 +88,29 @@ pub fn train<M: Rows>(
     stage: &str,
     sink: &mut dyn Sink,
 ) -> Result<Trained, CaeError> {
+    train_on(config, data, train, stage, Engine::Dense, sink)
+}
+
+/// [`train`] with the arms' encoders and decoders on `engine` (the dense
+/// engine on the CPU, or a GPU); the couplings, the latent normalisation,
+/// the losses and the evaluation stay on the host.
+pub fn train_on<M: Rows>(
+    config: &CaeConfig,
+    data: &MultiModal<M>,
+    train: &[usize],
+    stage: &str,
+    engine: Engine,
+    sink: &mut dyn Sink,
+) -> Result<Trained, CaeError> {
     data.validate()?;
     let features: Vec<usize> = data.matrices.iter().map(|m| m.ncols()).collect();
-    let mut model = CoupledAutoencoder::new(config, &features)?;
+    // The store (evaluation and saving) sits on the GPU the arms train on: a
+    // `cuda` build's tape has no CPU device.
+    let store_device = match engine {
+        Engine::Cuda(ordinal) => DeviceChoice::Cuda(ordinal),
+        Engine::Dense | Engine::TensorCpu => DeviceChoice::Cpu,
+    };
+    let mut model = CoupledAutoencoder::on(config, &features, store_device)?;
     let coupling = config.coupling.build(config.fc_ridge, config.msv_floor);
     let k = data.modalities();
     let sampler = BatchSampler::new(data, train, config.batch_size, config.paired_per_batch);
@@ -97,7 +119,7 @@ pub fn train<M: Rows>(
     let mut arms = model
         .arms
         .iter()
-        .map(|arm| DenseArm::new(arm, &model.store, adam))
+        .map(|arm| DenseArm::new(arm, &model.store, adam, engine))
         .collect::<Result<Vec<_>, _>>()?;
     sink.event(Event::Stage {
         name: stage.to_string(),
@@ -209,8 +231,8 @@ pub fn train<M: Rows>(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    for (arm, trained) in model.arms.iter().zip(&arms) {
-        arm.set_layers(&mut model.store, &trained.layers())?;
+    for (arm, trained) in model.arms.iter().zip(&mut arms) {
+        arm.set_layers(&mut model.store, &trained.layers()?)?;
     }
     for i in 0..k {
         let (rows, _) = data.rows_of(i, train);

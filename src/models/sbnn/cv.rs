@@ -21,6 +21,7 @@ use crate::analysis::cv::{Fit, Fold, run_fits};
 use crate::analysis::kmeans::{KMeansConfig, kmeans};
 use crate::analysis::r2::{MeanSd, mean_sd, r2, r2_per_feature};
 use crate::analysis::scaling::{FoldScaling, scale_all, scale_fold};
+use crate::nn::dense::Engine;
 use crate::progress::{Event, Sink};
 
 /// The decoder's predictions over a regular grid of the 2-D latent plane.
@@ -112,6 +113,8 @@ struct Shared<'a> {
     config: &'a SbnnConfig,
     /// k-means labels of all cells (the final model's, and the folds' under the leak).
     all_labels: Option<&'a [usize]>,
+    /// The backend every network trains on.
+    engine: Engine,
 }
 
 /// What one job of the cross-validation produces.
@@ -174,6 +177,7 @@ fn run_fold(
         x_test: Some(&xs),
         y_test: Some(&ys),
         labels: labels.as_deref(),
+        engine: shared.engine,
     };
     let mut rng = job_rng(shared.config, index);
     let mut done = 0;
@@ -206,7 +210,9 @@ fn run_fold(
 
 /// Fits the sBNN on all cells (scaled with their own statistics) and computes
 /// the latent code of every cell and the decoder's predictions over the
-/// latent plane. `job` selects the random stream (the CV uses the number of folds).
+/// latent plane. `job` selects the random stream (the CV uses the number of
+/// folds); `engine` is the backend it trains on.
+#[allow(clippy::too_many_arguments)] // the data, the settings and the observer
 pub fn fit_all_cells(
     x: ArrayView2<'_, f64>,
     y: ArrayView2<'_, f64>,
@@ -214,6 +220,7 @@ pub fn fit_all_cells(
     config: &SbnnConfig,
     labels: Option<&[usize]>,
     job: usize,
+    engine: Engine,
     observe: &mut dyn FnMut(&EpochReport) -> bool,
 ) -> Result<FinalModel, SbnnError> {
     let scale =
@@ -235,6 +242,7 @@ pub fn fit_all_cells(
         x_test: None,
         y_test: None,
         labels,
+        engine,
     };
     let mut rng = job_rng(config, job);
     let trained = train(&input, config, &mut rng, observe)?;
@@ -301,13 +309,15 @@ fn mean_curve(series: &[Vec<f64>]) -> Vec<f64> {
         .collect()
 }
 
-/// Cross-validates the sBNN over `folds` and fits the final model on all cells.
+/// Cross-validates the sBNN over `folds` and fits the final model on all
+/// cells, every network on `engine` (the dense engine on the CPU, or a GPU).
 pub fn cross_validate(
     x: ArrayView2<'_, f64>,
     y: ArrayView2<'_, f64>,
     folds: &[Fold],
     scaling: FoldScaling,
     config: &SbnnConfig,
+    engine: Engine,
     sink: &mut dyn Sink,
 ) -> Result<SbnnCvResult, SbnnError> {
     if folds.is_empty() {
@@ -337,6 +347,7 @@ pub fn cross_validate(
         scaling,
         config,
         all_labels: all_labels.as_deref(),
+        engine,
     };
     let fits = Fit::plan(folds.len(), true);
     let jobs = run_fits(
@@ -355,6 +366,7 @@ pub fn cross_validate(
                     config,
                     shared.all_labels,
                     folds.len(),
+                    engine,
                     &mut |report| {
                         done += 1;
                         report_epoch(sink, report, done)

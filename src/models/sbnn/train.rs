@@ -14,8 +14,7 @@ use super::network::{build, replace_head};
 use super::{PretrainWeights, SbnnConfig, SbnnError};
 use crate::nn::AdamConfig;
 use crate::nn::dense::{
-    DenseAdam, DenseGrads, DenseNet, DensePenalties, Workspace, mse_with_grad,
-    softmax_cross_entropy_with_grad,
+    DenseNet, DensePenalties, Engine, NetTrainer, mse_with_grad, softmax_cross_entropy_with_grad,
 };
 
 /// A row-major `f32` matrix.
@@ -79,6 +78,8 @@ pub struct TrainInput<'a> {
     pub y_test: Option<&'a Rows>,
     /// Cluster label of every training cell, for pre-training.
     pub labels: Option<&'a [usize]>,
+    /// The backend the network trains on (the dense engine on the CPU, or a GPU).
+    pub engine: Engine,
 }
 
 /// Measurements of one regression epoch.
@@ -114,11 +115,10 @@ pub struct TrainedSbnn {
     pub pretrain_validation: Vec<f64>,
 }
 
-/// Reusable buffers of the mini-batch loop.
-#[derive(Debug, Default)]
+/// The trainer and reusable buffers of the mini-batch loop.
+#[derive(Debug)]
 struct Loop {
-    ws: Workspace,
-    grads: DenseGrads,
+    trainer: Box<dyn NetTrainer>,
     batch_x: Vec<f32>,
     batch_y: Vec<f32>,
     batch_labels: Vec<usize>,
@@ -133,8 +133,20 @@ enum Target<'a> {
 }
 
 impl Loop {
-    /// One shuffled pass over `x` (the input of layer `from`); returns the
-    /// mean batch loss (with penalties) and the summed squared error.
+    fn new(trainer: Box<dyn NetTrainer>) -> Self {
+        Loop {
+            trainer,
+            batch_x: Vec::new(),
+            batch_y: Vec::new(),
+            batch_labels: Vec::new(),
+            d_out: Vec::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// One shuffled pass over `x` (the input of layer `from`) with the
+    /// trainer's optimiser; returns the mean batch loss (with penalties) and
+    /// the summed squared error. `net` holds the trained weights afterwards.
     #[allow(clippy::too_many_arguments)]
     fn epoch(
         &mut self,
@@ -142,7 +154,6 @@ impl Loop {
         from: usize,
         x: &Rows,
         target: &Target<'_>,
-        adam: &mut DenseAdam,
         penalties: DensePenalties,
         batch: usize,
         rng: &mut ChaCha8Rng,
@@ -158,7 +169,9 @@ impl Loop {
                 self.batch_x
                     .extend_from_slice(&x.values[r * x.cols..(r + 1) * x.cols]);
             }
-            let out = net.forward(&self.batch_x, chunk.len(), from, &mut self.ws)?;
+            let out = self
+                .trainer
+                .forward(net, &self.batch_x, chunk.len(), from)?;
             let loss = match target {
                 Target::Values(y) => {
                     self.batch_y.clear();
@@ -181,15 +194,14 @@ impl Loop {
                     )?
                 }
             };
-            let product = net.backward_deferred(
+            let penalty = self.trainer.backward_step(
+                net,
                 &self.batch_x,
                 chunk.len(),
                 from,
                 &self.d_out,
-                &mut self.ws,
-                &mut self.grads,
+                penalties,
             )?;
-            let penalty = adam.step_with_product(net, &self.grads, penalties, product)?;
             let total = f64::from(loss) + f64::from(penalty);
             if !total.is_finite() {
                 return Err(SbnnError::NonFinite {
@@ -200,6 +212,7 @@ impl Loop {
             batches += 1;
         }
         self.order = order;
+        self.trainer.sync(net)?;
         Ok((loss_sum / batches.max(1) as f64, sse))
     }
 }
@@ -282,7 +295,7 @@ fn pretrain(
     let x_val = input.x_train.select_rows(&cells[split..]);
     let (labels_fit, labels_val) = classes_of.split_at(split);
     replace_head(net, classes, true, rng)?;
-    let mut adam = DenseAdam::new(AdamConfig::keras(config.pretrain_lr));
+    lp.trainer.reset(AdamConfig::keras(config.pretrain_lr));
     let penalties = penalties(config, true);
     let keep_best = config.pretrain_weights == PretrainWeights::BestValidation;
     let mut best: Option<(f64, DenseNet)> = None;
@@ -294,7 +307,6 @@ fn pretrain(
             0,
             &x_fit,
             &Target::Labels(labels_fit, classes),
-            &mut adam,
             penalties,
             batch,
             rng,
@@ -352,7 +364,11 @@ pub fn train(
         )));
     }
     let mut net = build(config, x.cols, y.cols, rng)?;
-    let mut lp = Loop::default();
+    let mut lp = Loop::new(
+        input
+            .engine
+            .trainer(AdamConfig::keras(config.pretrain_lr))?,
+    );
     let mut pretrain_validation = Vec::new();
     if config.pretrain {
         let labels = input
@@ -402,10 +418,9 @@ pub fn train(
     } else {
         (None, None)
     };
-    let mut adam = DenseAdam::new(AdamConfig::keras(config.frozen_lr));
+    run.lp.trainer.reset(AdamConfig::keras(config.frozen_lr));
     run.phase(
         &mut net,
-        &mut adam,
         Phase {
             from: frozen,
             x: features.as_ref().unwrap_or(x),
@@ -419,11 +434,10 @@ pub fn train(
     // Unfrozen phase; without pre-training the same optimiser simply continues.
     net.layers.iter_mut().for_each(|l| l.trainable = true);
     if config.pretrain {
-        adam = DenseAdam::new(AdamConfig::keras(config.unfrozen_lr));
+        run.lp.trainer.reset(AdamConfig::keras(config.unfrozen_lr));
     }
     run.phase(
         &mut net,
-        &mut adam,
         Phase {
             from: 0,
             x,
@@ -443,13 +457,12 @@ pub fn train(
     net.layers[0].keep_inputs(&ranked)?;
     let x_kept = x.select_columns(&ranked);
     let x_test_kept = input.x_test.map(|t| t.select_columns(&ranked));
-    let mut adam = DenseAdam::new(AdamConfig::keras(config.pruned_lr));
+    run.lp.trainer.reset(AdamConfig::keras(config.pruned_lr));
     run.best = config
         .leak_checkpoint_on_test_fold
         .then_some((f64::NEG_INFINITY, 0, net.clone()));
     run.phase(
         &mut net,
-        &mut adam,
         Phase {
             from: 0,
             x: &x_kept,
@@ -497,7 +510,6 @@ impl Runner<'_, '_> {
     fn phase(
         &mut self,
         net: &mut DenseNet,
-        adam: &mut DenseAdam,
         phase: Phase<'_>,
         rng: &mut ChaCha8Rng,
     ) -> Result<(), SbnnError> {
@@ -509,7 +521,6 @@ impl Runner<'_, '_> {
                 phase.from,
                 phase.x,
                 &Target::Values(self.y),
-                adam,
                 penalties,
                 self.config.batch_size,
                 rng,
