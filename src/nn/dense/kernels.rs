@@ -793,6 +793,164 @@ mod tests {
         }
     }
 
+    /// The same bits, or both NaN.
+    fn same(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    }
+
+    #[test]
+    fn dispatched_kernels_are_bitwise_their_scalar_loops() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let specials = [
+            0.0f32,
+            -0.0,
+            1e-40,
+            -1e-40,
+            f32::MIN_POSITIVE,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -90.0,
+            88.0,
+            1.0,
+            -1.0,
+        ];
+        // Empty, shorter than a vector, exact vectors, ragged tails.
+        for len in [0usize, 1, 7, 16, 17, 33, 1003] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| match i % 5 {
+                    0 => specials[(i / 5) % specials.len()],
+                    _ => rng.random_range(-6.0f32..6.0),
+                })
+                .collect();
+            let y: Vec<f32> = (0..len).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+            let u: Vec<f32> = (0..len).map(|_| rng.random_range(1e-7f32..1.0)).collect();
+            let bits: Vec<u32> = (0..len).map(|_| rng.random()).collect();
+            let bits2: Vec<u32> = (0..len).map(|_| rng.random()).collect();
+            let map = |f: &dyn Fn(f32, f32) -> f32| -> Vec<f32> {
+                x.iter().zip(&y).map(|(&a, &b)| f(a, b)).collect()
+            };
+
+            let mut got = x.clone();
+            exp_in_place(&mut got);
+            assert!(same(&got, &map(&|a, _| exp_f32(a))), "exp, {len}");
+            let mut got = vec![0.0; len];
+            ln_shifted(&mut got, &x, 0.25);
+            assert!(same(&got, &map(&|a, _| ln_f32(a + 0.25))), "ln, {len}");
+            let mut got = u.clone();
+            gumbel_from_uniform(&mut got);
+            let want: Vec<f32> = u.iter().map(|&v| -ln_normal(-ln_normal(v))).collect();
+            assert!(same(&got, &want), "gumbel, {len}");
+            let (mut c, mut s) = (vec![0.0; len], vec![0.0; len]);
+            normal_pairs(&mut c, &mut s, &bits, &bits2);
+            for i in 0..len {
+                let (mut c1, mut s1) = ([0.0f32], [0.0f32]);
+                normal_pairs(&mut c1, &mut s1, &bits[i..=i], &bits2[i..=i]);
+                assert!(
+                    same(&[c[i], s[i]], &[c1[0], s1[0]]),
+                    "normal pair {i} of {len}"
+                );
+            }
+            let mut got = x.clone();
+            add_scaled(&mut got, &y, 0.3);
+            assert!(same(&got, &map(&|a, b| a + 0.3 * b)), "add_scaled, {len}");
+            let mut got = x.clone();
+            elu_in_place(&mut got);
+            let elu = |a: f32| {
+                let negative = expm1_nonpositive(a.min(0.0));
+                if a > 0.0 { a } else { negative }
+            };
+            assert!(same(&got, &map(&|a, _| elu(a))), "elu, {len}");
+            let elu_grad = |g: f32, h: f32| g * if h > 0.0 { 1.0 } else { h + 1.0 };
+            let mut got = y.clone();
+            elu_backward(&mut got, &x);
+            assert!(
+                same(&got, &map(&|a, b| elu_grad(b, a))),
+                "elu backward, {len}"
+            );
+            let mut got = vec![0.0; len];
+            elu_backward_into(&mut got, &y, &x);
+            assert!(
+                same(&got, &map(&|a, b| elu_grad(b, a))),
+                "elu backward into, {len}"
+            );
+            let mut got = x.clone();
+            relu_in_place(&mut got);
+            assert!(same(&got, &map(&|a, _| a.max(0.0))), "relu, {len}");
+            let relu_grad = |g: f32, h: f32| if h > 0.0 { g } else { 0.0 };
+            let mut got = y.clone();
+            relu_backward(&mut got, &x);
+            assert!(
+                same(&got, &map(&|a, b| relu_grad(b, a))),
+                "relu backward, {len}"
+            );
+            let mut got = vec![0.0; len];
+            relu_backward_into(&mut got, &y, &x);
+            assert!(
+                same(&got, &map(&|a, b| relu_grad(b, a))),
+                "relu backward into, {len}"
+            );
+            let mut got = x.clone();
+            drop_below(&mut got, &bits, 1 << 31, 2.0);
+            let want: Vec<f32> = x
+                .iter()
+                .zip(&bits)
+                .map(|(&v, &d)| if d < 1 << 31 { 0.0 } else { v * 2.0 })
+                .collect();
+            assert!(same(&got, &want), "dropout, {len}");
+
+            // Row-wise kernels on rows of `cols`.
+            for cols in [1usize, 7, 16, 17] {
+                let n = len / cols * cols;
+                let (a, b) = (&y[..n], &u[..n]);
+                let mean: Vec<f32> = (0..cols).map(|c| 0.1 * c as f32 - 0.4).collect();
+                let inv: Vec<f32> = (0..cols).map(|c| 1.0 + 0.05 * c as f32).collect();
+                let column = |f: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+                    let mut sums = vec![0.5f32; cols];
+                    for r in 0..n / cols {
+                        for (c, s) in sums.iter_mut().enumerate() {
+                            *s += f(r, c);
+                        }
+                    }
+                    sums
+                };
+                let mut got = vec![0.5f32; cols];
+                add_rows(&mut got, a);
+                assert!(same(&got, &column(&|r, c| a[r * cols + c])), "add_rows");
+                let mut got = vec![0.5f32; cols];
+                add_squared_deviation_rows(&mut got, a, &mean);
+                let want = column(&|r, c| {
+                    let d = a[r * cols + c] - mean[c];
+                    d * d
+                });
+                assert!(same(&got, &want), "add_squared_deviation_rows");
+                let mut got = vec![0.5f32; cols];
+                add_product_rows(&mut got, a, b);
+                let want = column(&|r, c| a[r * cols + c] * b[r * cols + c]);
+                assert!(same(&got, &want), "add_product_rows");
+                let mut got = vec![0.0; n];
+                normalise_rows(&mut got, a, &mean, &inv);
+                let want: Vec<f32> = (0..n)
+                    .map(|i| (a[i] - mean[i % cols]) * inv[i % cols])
+                    .collect();
+                assert!(same(&got, &want), "normalise_rows");
+                let mut got = vec![0.0; n];
+                batch_norm_input_gradient(&mut got, a, b, &inv, &mean, &inv, 3.0);
+                let want: Vec<f32> = (0..n)
+                    .map(|i| {
+                        let c = i % cols;
+                        inv[c] * (a[i] - mean[c] / 3.0 - b[i] * inv[c] / 3.0)
+                    })
+                    .collect();
+                assert!(same(&got, &want), "batch_norm_input_gradient");
+            }
+        }
+    }
+
     #[test]
     fn elu_and_its_derivative() {
         let mut v = vec![2.0f32, 0.0, -1.0, -30.0];
