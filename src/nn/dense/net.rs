@@ -189,13 +189,15 @@ impl Workspace {
         }
     }
 
+    /// Whether a product of `m × k` by `k × n` runs on the rayon pool in
+    /// this workspace.
+    fn large(&self, m: usize, n: usize, k: usize) -> bool {
+        self.parallel && m * n * k >= PARALLEL_MACS
+    }
+
     /// How a product of `m × k` by `k × n` runs in this workspace.
     fn par(&self, m: usize, n: usize, k: usize) -> Par {
-        if self.parallel && m * n * k >= PARALLEL_MACS {
-            Par::rayon(0)
-        } else {
-            Par::Seq
-        }
+        ws_par(self.large(m, n, k))
     }
 
     /// The output of `net`'s last layer after a forward pass of `net` through
@@ -207,6 +209,11 @@ impl Workspace {
             .and_then(|last| self.acts.get(last))
             .map_or(&[], Vec::as_slice)
     }
+}
+
+/// The pool for a product that is large ([`Workspace::large`]), else one thread.
+fn ws_par(large: bool) -> Par {
+    if large { Par::rayon(0) } else { Par::Seq }
 }
 
 /// Gradients of every layer's weight and bias (zero-length for frozen layers).
@@ -547,14 +554,17 @@ impl DenseNet {
             } else if l < last {
                 layer.activation.backward(&mut ws.delta, &ws.acts[l]);
             }
-            let par_weight = ws.par(layer.inputs, layer.outputs, rows);
-            let par_input = ws.par(rows, layer.inputs, layer.outputs);
+            let large_weight = ws.large(layer.inputs, layer.outputs, rows);
+            let large_input = ws.large(rows, layer.inputs, layer.outputs);
             let (input, delta) = self.operands(l, from, x, d_output, &ws.acts, &ws.delta);
-            if layer.trainable {
-                let gw = &mut grads.weight[l];
-                if defer && l == lowest {
-                    gw.clear();
-                } else {
+            let form_weight = layer.trainable && !(defer && l == lowest);
+            // The weight and bias gradients (`inputᵀ · delta` and the column
+            // sums of delta), or none (a frozen layer, a deferred product).
+            let weight_gradient = |gw: &mut Vec<f32>, gb: &mut Vec<f32>, par: Par| {
+                if !layer.trainable {
+                    return;
+                }
+                if form_weight {
                     gw.resize(layer.inputs * layer.outputs, 0.0);
                     gemm(
                         gw,
@@ -566,32 +576,55 @@ impl DenseNet {
                         delta,
                         false,
                         false,
-                        par_weight,
+                        par,
                     );
+                } else {
+                    gw.clear();
                 }
-                let gb = &mut grads.bias[l];
                 gb.clear();
                 gb.resize(layer.outputs, 0.0);
                 kernels::add_rows(gb, delta);
-            }
-            let below: &mut Vec<f32> = match (l > lowest, d_input.as_deref_mut()) {
-                (true, _) => &mut ws.delta_below,
-                (false, Some(d_input)) => d_input,
-                (false, None) => break,
             };
-            below.resize(rows * layer.inputs, 0.0);
-            gemm(
-                below,
-                rows,
-                layer.inputs,
-                layer.outputs,
-                delta,
-                false,
-                &layer.weight,
-                true,
-                false,
-                par_input,
-            );
+            // The gradient with respect to the layer's input, `delta · Wᵀ`.
+            let input_gradient = |below: &mut Vec<f32>, par: Par| {
+                below.resize(rows * layer.inputs, 0.0);
+                gemm(
+                    below,
+                    rows,
+                    layer.inputs,
+                    layer.outputs,
+                    delta,
+                    false,
+                    &layer.weight,
+                    true,
+                    false,
+                    par,
+                );
+            };
+            let below: Option<&mut Vec<f32>> = match (l > lowest, d_input.as_deref_mut()) {
+                (true, _) => Some(&mut ws.delta_below),
+                (false, d_input) => d_input,
+            };
+            let (gw, gb) = (&mut grads.weight[l], &mut grads.bias[l]);
+            match below {
+                // Two large independent products: one on each of two threads,
+                // each on one thread, rather than each split across both
+                // (the same sums either way, see the tests).
+                Some(below) if form_weight && large_weight && large_input => {
+                    rayon::join(
+                        || weight_gradient(gw, gb, Par::Seq),
+                        || input_gradient(below, Par::Seq),
+                    );
+                }
+                Some(below) => {
+                    weight_gradient(gw, gb, ws_par(large_weight));
+                    input_gradient(below, ws_par(large_input));
+                }
+                None => {
+                    weight_gradient(gw, gb, ws_par(large_weight));
+                    break;
+                }
+            }
             if l > lowest {
                 std::mem::swap(&mut ws.delta, &mut ws.delta_below);
             }
@@ -744,6 +777,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_parallel_workspace_gives_bitwise_the_sequential_gradients() {
+        // A k-CAE decoder's shapes: its 60 -> 1000 output layer's weight and
+        // input gradients are both large, so they run side by side.
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let net = DenseNet::new(vec![
+            DenseLayer::glorot(3, 60, Activation::Elu, &mut rng).unwrap(),
+            DenseLayer::glorot(60, 60, Activation::Elu, &mut rng).unwrap(),
+            DenseLayer::glorot(60, 1000, Activation::Linear, &mut rng).unwrap(),
+        ])
+        .unwrap();
+        let rows = 200;
+        let x: Vec<f32> = (0..rows * 3).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let d: Vec<f32> = (0..rows * 1000)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let run = |mut ws: Workspace| {
+            pool.install(|| {
+                let out = net.forward(&x, rows, 0, &mut ws).unwrap().to_vec();
+                let mut grads = DenseGrads::default();
+                let mut d_input = Vec::new();
+                net.backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, &mut d_input)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let mut all = vec![bits(&out), bits(&d_input)];
+                all.extend(grads.weight.iter().chain(&grads.bias).map(|g| bits(g)));
+                all
+            })
+        };
+        assert_eq!(run(Workspace::default()), run(Workspace::parallel()));
     }
 
     #[test]
