@@ -178,10 +178,10 @@ pub struct Workspace {
 const PARALLEL_MACS: usize = 1 << 20;
 
 impl Workspace {
-    /// A workspace whose large matrix products run on the current rayon
-    /// pool's threads. faer splits a product by output blocks, never along
-    /// the summed dimension, so the results are bit-for-bit those of one
-    /// thread (see the tests).
+    /// A workspace whose large matrix products run on two threads of the
+    /// current rayon pool, each forming half of the output
+    /// ([`split_product`]), never splitting the summed dimension, so the
+    /// results are bit-for-bit those of one thread (see the tests).
     pub fn parallel() -> Self {
         Workspace {
             parallel: true,
@@ -327,7 +327,39 @@ fn gemm(
     } else {
         Accum::Replace
     };
-    matmul(out, accum, lhs, rhs, 1.0f32, par);
+    if matches!(par, Par::Seq) {
+        matmul(out, accum, lhs, rhs, 1.0f32, Par::Seq);
+    } else {
+        split_product(out, accum, lhs, rhs);
+    }
+}
+
+/// `dst ← [dst +] lhs · rhs` as two products of about half the output each
+/// (the longer side split at a multiple of 16), one on each of two rayon
+/// threads, each on one thread: a thread that finds the other busy runs both
+/// halves itself instead of waiting for it at a barrier, as a product split
+/// by faer does. The halves' entries are the whole product's sums (test
+/// `parallel_products_are_bitwise_the_sequential_ones`).
+fn split_product(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
+    let (m, n) = (dst.nrows(), dst.ncols());
+    let half = |len: usize| (len / 2).next_multiple_of(16).min(len);
+    if m >= n {
+        let top = half(m);
+        let (upper, lower) = dst.split_at_row_mut(top);
+        let (a, b) = (lhs.subrows(0, top), lhs.subrows(top, m - top));
+        rayon::join(
+            || matmul(upper, accum, a, rhs, 1.0f32, Par::Seq),
+            || matmul(lower, accum, b, rhs, 1.0f32, Par::Seq),
+        );
+    } else {
+        let left = half(n);
+        let (first, second) = dst.split_at_col_mut(left);
+        let (a, b) = (rhs.subcols(0, left), rhs.subcols(left, n - left));
+        rayon::join(
+            || matmul(first, accum, lhs, a, 1.0f32, Par::Seq),
+            || matmul(second, accum, lhs, b, 1.0f32, Par::Seq),
+        );
+    }
 }
 
 impl DenseNet {
@@ -760,21 +792,39 @@ mod tests {
     fn parallel_products_are_bitwise_the_sequential_ones() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let (m, n, k) = (200, 1000, 60);
-        let a: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let b: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        // The products of a decoder's widest layer: forward, weight and input gradients.
+        let a: Vec<f32> = (0..300_000).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..300_000).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // The products of a decoder's widest layer: forward, weight and input
+        // gradients; of an encoder's widest layer; of the mixVAE's (batch 256,
+        // 100 units); and odd sizes.
+        let shapes = [
+            (m, n, k),
+            (k, n, m),
+            (m, k, n),
+            (m, k, 1000),
+            (1000, k, m),
+            (256, 100, 1000),
+            (1000, 100, 256),
+            (256, 1000, 100),
+            (100, 1000, 256),
+            (37, 201, 300),
+            (301, 17, 300),
+        ];
         for (at, bt) in [(false, false), (true, false), (false, true)] {
-            for (mm, nn, kk) in [(m, n, k), (k, n, m), (m, k, n)] {
-                let run = |par: Par| {
-                    let mut out = vec![0.0f32; mm * nn];
-                    gemm(&mut out, mm, nn, kk, &a, at, &b, bt, false, par);
-                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                };
-                assert_eq!(
-                    run(Par::Seq),
-                    run(Par::rayon(2)),
-                    "{mm}x{nn}x{kk} {at} {bt}"
-                );
+            for (mm, nn, kk) in shapes {
+                for accumulate in [false, true] {
+                    let run = |par: Par| {
+                        let mut out: Vec<f32> =
+                            (0..mm * nn).map(|i| (i % 7) as f32 - 3.0).collect();
+                        gemm(&mut out, mm, nn, kk, &a, at, &b, bt, accumulate, par);
+                        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        run(Par::Seq),
+                        run(Par::rayon(2)),
+                        "{mm}x{nn}x{kk} {at} {bt} {accumulate}"
+                    );
+                }
             }
         }
     }
