@@ -20,18 +20,57 @@ pub(super) struct DenseArm {
     encoder: TrainingNet,
     norm: Option<DenseBatchNorm>,
     decoder: TrainingNet,
-    input_noise: f32,
-    input_dropout: f32,
+    augmentation: Augmentation,
     weight: f32,
-    rows: usize,
-    /// The batch as drawn (the reconstruction target).
-    target: Vec<f32>,
-    /// The augmented batch (the encoder's input).
-    input: Vec<f32>,
+    /// The batch of the next or last forward pass.
+    batch: Drawn,
     norm_cache: BatchNormCache,
     d_reconstruction: Vec<f32>,
     d_code: Vec<f32>,
     d_pre: Vec<f32>,
+}
+
+/// An arm's batch: its rows as drawn (the reconstruction target) and
+/// augmented (the encoder's input), row-major.
+#[derive(Debug, Default)]
+pub(super) struct Drawn {
+    rows: usize,
+    target: Vec<f32>,
+    input: Vec<f32>,
+}
+
+/// An arm's input augmentation: Gaussian noise, then dropout.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Augmentation {
+    noise: f32,
+    dropout: f32,
+}
+
+impl Augmentation {
+    /// Draws a batch into `out`: rows `rows` of `matrix`, augmented with
+    /// draws from `rng`. Nothing else in a training step draws, so the next
+    /// step's batches can be drawn while this step's backward passes run.
+    pub(super) fn draw(
+        &self,
+        matrix: &impl Rows,
+        rows: &[usize],
+        rng: &mut ChaCha8Rng,
+        out: &mut Drawn,
+    ) -> Result<(), NnError> {
+        out.rows = rows.len();
+        out.target.clear();
+        for &r in rows {
+            matrix.push_row(r, &mut out.target);
+        }
+        if self.noise == 0.0 {
+            // No noise draws: the masked copy is written block by block.
+            dropout_copy(&out.target, self.dropout, rng, &mut out.input)
+        } else {
+            out.input.clone_from(&out.target);
+            add_noise_in_place(&mut out.input, self.noise, rng)?;
+            dropout_in_place(&mut out.input, self.dropout, rng)
+        }
+    }
 }
 
 impl DenseArm {
@@ -50,12 +89,12 @@ impl DenseArm {
             encoder: TrainingNet::on(engine, layers.encoder, adam)?.parallel(),
             norm: layers.norm,
             decoder: TrainingNet::on(engine, layers.decoder, adam)?.parallel(),
-            input_noise: settings.input_noise,
-            input_dropout: settings.input_dropout,
+            augmentation: Augmentation {
+                noise: settings.input_noise,
+                dropout: settings.input_dropout,
+            },
             weight: settings.weight as f32,
-            rows: 0,
-            target: Vec::new(),
-            input: Vec::new(),
+            batch: Drawn::default(),
             norm_cache: BatchNormCache::default(),
             d_reconstruction: Vec::new(),
             d_code: Vec::new(),
@@ -63,40 +102,33 @@ impl DenseArm {
         })
     }
 
-    /// The forward pass on rows `rows` of `matrix`, augmented with draws from
-    /// `rng` (Gaussian noise, then dropout). Returns the unweighted
-    /// reconstruction error; the code is then [`DenseArm::code`].
-    pub(super) fn forward(
-        &mut self,
-        matrix: &impl Rows,
-        rows: &[usize],
-        rng: &mut ChaCha8Rng,
-    ) -> Result<f32, NnError> {
-        self.rows = rows.len();
-        self.target.clear();
-        for &r in rows {
-            matrix.push_row(r, &mut self.target);
-        }
-        if self.input_noise == 0.0 {
-            // No noise draws: the masked copy is written block by block.
-            dropout_copy(&self.target, self.input_dropout, rng, &mut self.input)?;
-        } else {
-            self.input.clone_from(&self.target);
-            add_noise_in_place(&mut self.input, self.input_noise, rng)?;
-            dropout_in_place(&mut self.input, self.input_dropout, rng)?;
-        }
-        let pre = self.encoder.forward(&self.input, self.rows)?;
+    /// How the arm augments its batches.
+    pub(super) fn augmentation(&self) -> Augmentation {
+        self.augmentation
+    }
+
+    /// Takes `drawn` as the batch of the next forward pass, leaving the
+    /// last batch's buffers in `drawn` for the next draw.
+    pub(super) fn take(&mut self, drawn: &mut Drawn) {
+        std::mem::swap(&mut self.batch, drawn);
+    }
+
+    /// The forward pass on the batch of the last [`DenseArm::take`]. Returns
+    /// the unweighted reconstruction error; the code is then [`DenseArm::code`].
+    pub(super) fn forward(&mut self) -> Result<f32, NnError> {
+        let rows = self.batch.rows;
+        let pre = self.encoder.forward(&self.batch.input, rows)?;
         let code: &[f32] = match &mut self.norm {
             Some(norm) => {
-                norm.forward_train(pre, self.rows, &mut self.norm_cache)?;
+                norm.forward_train(pre, rows, &mut self.norm_cache)?;
                 &self.norm_cache.output
             }
             None => pre,
         };
-        let reconstruction = self.decoder.forward(code, self.rows)?;
+        let reconstruction = self.decoder.forward(code, rows)?;
         Ok(weighted_mse_with_grad(
             reconstruction,
-            &self.target,
+            &self.batch.target,
             self.weight,
             &mut self.d_reconstruction,
         ))
@@ -113,7 +145,7 @@ impl DenseArm {
     /// The backward pass of `α · reconstruction error` plus a term whose
     /// gradient with respect to the code is `d_coupling` (if any).
     pub(super) fn backward(&mut self, d_coupling: Option<&[f32]>) -> Result<(), NnError> {
-        let rows = self.rows;
+        let rows = self.batch.rows;
         let code: &[f32] = match &self.norm {
             Some(_) => &self.norm_cache.output,
             None => self.encoder.output(),
@@ -137,13 +169,19 @@ impl DenseArm {
             }
             None => &self.d_code,
         };
-        self.encoder.backward(&self.input, rows, d_pre, None)
+        self.encoder.backward(&self.batch.input, rows, d_pre, None)
     }
 
     /// One Adam step of the encoder and the decoder from the last backward pass.
     pub(super) fn step(&mut self) -> Result<(), NnError> {
         self.encoder.step()?;
         self.decoder.step()
+    }
+
+    /// [`DenseArm::backward`], then [`DenseArm::step`].
+    pub(super) fn backward_and_step(&mut self, d_coupling: Option<&[f32]>) -> Result<(), NnError> {
+        self.backward(d_coupling)?;
+        self.step()
     }
 
     /// The trained layers.
@@ -187,9 +225,13 @@ mod tests {
 
             let mut dense =
                 DenseArm::new(&arm, &store, AdamConfig::keras(1e-3), Engine::Dense).unwrap();
+            let mut drawn = Drawn::default();
             dense
-                .forward(&data, &rows, &mut ChaCha8Rng::seed_from_u64(5))
+                .augmentation()
+                .draw(&data, &rows, &mut ChaCha8Rng::seed_from_u64(5), &mut drawn)
                 .unwrap();
+            dense.take(&mut drawn);
+            dense.forward().unwrap();
             dense.backward(Some(&g)).unwrap();
 
             let x = Var::from_array(store.device(), &data.select(ndarray::Axis(0), &rows)).unwrap();

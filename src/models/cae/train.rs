@@ -10,9 +10,9 @@ use super::batches::{ArmBatch, BatchSampler, shared_pairs};
 use super::config::CaeConfig;
 use super::coupling::Coupling;
 use super::data::{MultiModal, Rows};
-use super::dense_arm::DenseArm;
+use super::dense_arm::{Augmentation, DenseArm, Drawn};
 use super::model::CoupledAutoencoder;
-use crate::nn::dense::Engine;
+use crate::nn::dense::{Engine, alongside, for_each_net};
 use crate::nn::{AdamConfig, DeviceChoice};
 use crate::progress::{Event, Sink};
 
@@ -132,15 +132,40 @@ pub fn train_on<M: Rows>(
     let mut acc_rms = vec![0.0; k];
     let mut acc_corr = vec![0.0; k];
     let mut acc_steps = 0usize;
+    let augmentations: Vec<Augmentation> = arms.iter().map(DenseArm::augmentation).collect();
+    // One step's batches and their augmentation: the only draws from `rng`
+    // in a step, so drawing the next step's while this step's backward
+    // passes run gives the same numbers in the same order.
+    let draw = |rng: &mut ChaCha8Rng, drawn: &mut [Drawn]| -> Result<Vec<ArmBatch>, CaeError> {
+        let batches = sampler.draw(data, rng);
+        for (((augmentation, out), batch), matrix) in augmentations
+            .iter()
+            .zip(drawn.iter_mut())
+            .zip(&batches)
+            .zip(&data.matrices)
+        {
+            augmentation.draw(matrix, &batch.rows, rng, out)?;
+        }
+        Ok(batches)
+    };
+    let mut next: Vec<Drawn> = (0..k).map(|_| Drawn::default()).collect();
     let started = std::time::Instant::now();
+    let mut next_batches = draw(&mut rng, &mut next)?;
     for step in 1..=config.steps {
         if sink.cancelled() {
             return Err(CaeError::Cancelled);
         }
-        let batches = sampler.draw(data, &mut rng);
+        let batches = std::mem::take(&mut next_batches);
+        for (arm, drawn) in arms.iter_mut().zip(&mut next) {
+            arm.take(drawn);
+        }
+        // The arms' passes are independent and draw nothing: each runs on
+        // its own thread of the rayon pool where the build allows (the same
+        // numbers as one after another).
+        let recons = for_each_net(&mut arms, |_, arm| arm.forward())?;
         let mut total_value = 0.0;
-        for (i, (arm, batch)) in arms.iter_mut().zip(&batches).enumerate() {
-            let recon = f64::from(arm.forward(&data.matrices[i], &batch.rows, &mut rng)?);
+        for (i, recon) in recons.into_iter().enumerate() {
+            let recon = f64::from(recon);
             acc_recon[i] += recon;
             total_value += recon * model.arms[i].settings().weight;
         }
@@ -163,25 +188,33 @@ pub fn train_on<M: Rows>(
             *rms += v.mapv(|x| x * x).mean().unwrap_or(0.0).sqrt();
             *corr += max_abs_correlation(v.view());
         }
-        let coupling_value = if config.lambda > 0.0 {
+        let (coupling_value, scaled) = if config.lambda > 0.0 {
             let (value, grads) = coupling_gradients(coupling.as_ref(), &values, &batches);
             if !value.is_finite() {
                 return Err(diverged);
             }
             let lambda = config.lambda;
-            for (arm, g) in arms.iter_mut().zip(grads) {
-                let scaled: Vec<f32> = g.iter().map(|v| (v * lambda) as f32).collect();
-                arm.backward(Some(&scaled))?;
-                arm.step()?;
-            }
-            value
+            let scaled: Vec<Vec<f32>> = grads
+                .iter()
+                .map(|g| g.iter().map(|v| (v * lambda) as f32).collect())
+                .collect();
+            (value, Some(scaled))
         } else {
-            for arm in &mut arms {
-                arm.backward(None)?;
-                arm.step()?;
-            }
-            0.0
+            (0.0, None)
         };
+        let last = step == config.steps;
+        let (stepped, drawn) = alongside(
+            || {
+                for_each_net(&mut arms, |i, arm| {
+                    arm.backward_and_step(scaled.as_ref().map(|s| s[i].as_slice()))
+                })
+            },
+            || (!last).then(|| draw(&mut rng, &mut next)).transpose(),
+        );
+        stepped?;
+        if let Some(batches) = drawn? {
+            next_batches = batches;
+        }
         total_value += coupling_value * config.lambda;
         if !total_value.is_finite() {
             return Err(diverged);

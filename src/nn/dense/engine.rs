@@ -216,9 +216,25 @@ impl<D: dfdx::tensor_ops::Device<f32> + dfdx::tensor::Cache> NetTrainer for Tens
     }
 }
 
+/// What a training net must be to move between threads: `Send` in a build
+/// without CUDA, so a model may train several nets on the rayon pool (the
+/// k-CAE's arms); nothing in a `cuda` build, whose device (its CUDA stream)
+/// is not `Send` and whose nets therefore train on one thread (see
+/// [`super::for_each_net`]).
+#[cfg(not(feature = "cuda"))]
+pub(crate) trait Movable: Send {}
+#[cfg(not(feature = "cuda"))]
+impl<T: Send> Movable for T {}
+/// What a training net must be to move between threads: nothing in a `cuda`
+/// build (see the CPU build's definition).
+#[cfg(feature = "cuda")]
+pub(crate) trait Movable {}
+#[cfg(feature = "cuda")]
+impl<T> Movable for T {}
+
 /// A [`TensorNet`] on any device, as one type: what [`super::TrainingNet`]
 /// holds when it trains on the tensor backend.
-pub(super) trait TensorTraining: std::fmt::Debug {
+pub(super) trait TensorTraining: std::fmt::Debug + Movable {
     /// [`TensorNet::forward`].
     fn forward(&mut self, x: &[f32], rows: usize, from: usize) -> Result<&[f32], NnError>;
     /// The last forward pass's output, on the host.
@@ -235,7 +251,10 @@ pub(super) trait TensorTraining: std::fmt::Debug {
     fn download(&self, net: &mut DenseNet) -> Result<(), NnError>;
 }
 
-impl<D: dfdx::tensor_ops::Device<f32> + dfdx::tensor::Cache> TensorTraining for TensorNet<D> {
+impl<D: dfdx::tensor_ops::Device<f32> + dfdx::tensor::Cache> TensorTraining for TensorNet<D>
+where
+    TensorNet<D>: Movable,
+{
     fn forward(&mut self, x: &[f32], rows: usize, from: usize) -> Result<&[f32], NnError> {
         TensorNet::forward(self, x, rows, from)
     }

@@ -15,6 +15,30 @@ use pulp::{Arch, Simd, WithSimd};
 /// rounding does not depend on the SIMD width.
 const LANES: usize = 16;
 
+/// An element-wise kernel's loop, for [`dispatch`].
+trait Kernel<A> {
+    /// The loop over `args`.
+    fn run(args: A);
+}
+
+/// Runs `K::run(args)` in pulp's dispatch, compiled for the instruction set
+/// it picks: `run` is `#[inline(always)]` and called directly from the
+/// dispatched function. (A closure passed to `dispatch` may stay out of
+/// line and then compiles for SSE2 only: perf found `normal_pairs`' loop
+/// running four lanes wide on an AVX-512 machine.)
+#[inline(always)]
+fn dispatch<K: Kernel<A>, A>(args: A) {
+    struct Dispatched<K, A>(A, std::marker::PhantomData<K>);
+    impl<K: Kernel<A>, A> WithSimd for Dispatched<K, A> {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) {
+            K::run(self.0);
+        }
+    }
+    Arch::new().dispatch(Dispatched::<K, A>(args, std::marker::PhantomData));
+}
+
 /// `Σ vᵢ²`, accumulated in [`LANES`] partial sums (vectorisable, unlike a
 /// sequential `f32` sum).
 pub fn sum_of_squares(values: &[f32]) -> f32 {
@@ -183,21 +207,31 @@ fn ln_f32(x: f32) -> f32 {
 /// `exp` of every value, in place (within 2 ulp of the exact result for
 /// normal outputs, see the tests).
 pub fn exp_in_place(values: &mut [f32]) {
-    Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            *v = exp_f32(*v);
+    struct Body;
+    impl Kernel<&mut [f32]> for Body {
+        #[inline(always)]
+        fn run(values: &mut [f32]) {
+            for v in values.iter_mut() {
+                *v = exp_f32(*v);
+            }
         }
-    });
+    }
+    dispatch::<Body, _>(values);
 }
 
 /// `out = ln(x + shift)` element by element (within 2 ulp of the rounded
 /// sum's logarithm; `ln 0 = −∞`, NaN below 0).
 pub fn ln_shifted(out: &mut [f32], x: &[f32], shift: f32) {
-    Arch::new().dispatch(|| {
-        for (o, v) in out.iter_mut().zip(x) {
-            *o = ln_f32(v + shift);
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], f32)> for Body {
+        #[inline(always)]
+        fn run((out, x, shift): (&mut [f32], &[f32], f32)) {
+            for (o, v) in out.iter_mut().zip(x) {
+                *o = ln_f32(v + shift);
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((out, x, shift));
 }
 
 /// `1 / 2²⁴`: the spacing of the 24-bit uniform draws below.
@@ -205,11 +239,16 @@ const UNIT_24: f32 = 1.0 / 16_777_216.0;
 
 /// Standard Gumbel draws `−ln(−ln u)` in place of uniform draws `u ∈ (0, 1)`.
 pub fn gumbel_from_uniform(values: &mut [f32]) {
-    Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            *v = -ln_normal(-ln_normal(*v));
+    struct Body;
+    impl Kernel<&mut [f32]> for Body {
+        #[inline(always)]
+        fn run(values: &mut [f32]) {
+            for v in values.iter_mut() {
+                *v = -ln_normal(-ln_normal(*v));
+            }
         }
-    });
+    }
+    dispatch::<Body, _>(values);
 }
 
 /// Standard normal pairs by the Box–Muller transform from 32-bit draws
@@ -220,155 +259,220 @@ pub fn gumbel_from_uniform(values: &mut [f32]) {
 /// doubled by the angle formulas.
 /// The largest magnitude is `√(2 ln 2²⁴) ≈ 5.8`.
 pub fn normal_pairs(first: &mut [f32], second: &mut [f32], a: &[u32], b: &[u32]) {
-    Arch::new().dispatch(|| {
-        for (((c, s), &a), &b) in first.iter_mut().zip(second.iter_mut()).zip(a).zip(b) {
-            let u = 1.0 - (a >> 8) as f32 * UNIT_24;
-            let radius = (-2.0 * ln_normal(u)).sqrt();
-            let half = std::f32::consts::PI * ((b >> 8) as f32 * UNIT_24 - 0.5);
-            let z = half * half;
-            let sin = half
-                * (1.0
-                    - z * (1.0 / 6.0
-                        - z * (1.0 / 120.0
-                            - z * (1.0 / 5040.0
-                                - z * (1.0 / 362_880.0 - z * (1.0 / 39_916_800.0))))));
-            let cos = 1.0
-                - z * (0.5
-                    - z * (1.0 / 24.0
-                        - z * (1.0 / 720.0
-                            - z * (1.0 / 40_320.0
-                                - z * (1.0 / 3_628_800.0 - z * (1.0 / 479_001_600.0))))));
-            *c = radius * (cos * cos - sin * sin);
-            *s = radius * (2.0 * sin * cos);
+    struct Body;
+    impl Kernel<(&mut [f32], &mut [f32], &[u32], &[u32])> for Body {
+        #[inline(always)]
+        fn run((first, second, a, b): (&mut [f32], &mut [f32], &[u32], &[u32])) {
+            for (((c, s), &a), &b) in first.iter_mut().zip(second.iter_mut()).zip(a).zip(b) {
+                let u = 1.0 - (a >> 8) as f32 * UNIT_24;
+                let radius = (-2.0 * ln_normal(u)).sqrt();
+                let half = std::f32::consts::PI * ((b >> 8) as f32 * UNIT_24 - 0.5);
+                let z = half * half;
+                let sin = half
+                    * (1.0
+                        - z * (1.0 / 6.0
+                            - z * (1.0 / 120.0
+                                - z * (1.0 / 5040.0
+                                    - z * (1.0 / 362_880.0 - z * (1.0 / 39_916_800.0))))));
+                let cos = 1.0
+                    - z * (0.5
+                        - z * (1.0 / 24.0
+                            - z * (1.0 / 720.0
+                                - z * (1.0 / 40_320.0
+                                    - z * (1.0 / 3_628_800.0 - z * (1.0 / 479_001_600.0))))));
+                *c = radius * (cos * cos - sin * sin);
+                *s = radius * (2.0 * sin * cos);
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((first, second, a, b));
 }
 
 /// `values += scale · noise`, element by element.
 pub fn add_scaled(values: &mut [f32], noise: &[f32], scale: f32) {
-    Arch::new().dispatch(|| {
-        for (v, n) in values.iter_mut().zip(noise) {
-            *v += scale * n;
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], f32)> for Body {
+        #[inline(always)]
+        fn run((values, noise, scale): (&mut [f32], &[f32], f32)) {
+            for (v, n) in values.iter_mut().zip(noise) {
+                *v += scale * n;
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((values, noise, scale));
 }
 
 /// The ELU (α = 1) in place: `v` for `v > 0`, else `exp(v) − 1`.
 pub fn elu_in_place(values: &mut [f32]) {
-    Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            let negative = expm1_nonpositive(v.min(0.0));
-            *v = if *v > 0.0 { *v } else { negative };
+    struct Body;
+    impl Kernel<&mut [f32]> for Body {
+        #[inline(always)]
+        fn run(values: &mut [f32]) {
+            for v in values.iter_mut() {
+                let negative = expm1_nonpositive(v.min(0.0));
+                *v = if *v > 0.0 { *v } else { negative };
+            }
         }
-    });
+    }
+    dispatch::<Body, _>(values);
 }
 
 /// Multiplies `delta` by the ELU's derivative, read from the layer's output
 /// `h`: 1 where `h > 0`, else `exp(z) = h + 1`.
 pub fn elu_backward(delta: &mut [f32], output: &[f32]) {
-    Arch::new().dispatch(|| {
-        for (d, &h) in delta.iter_mut().zip(output) {
-            *d *= if h > 0.0 { 1.0 } else { h + 1.0 };
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32])> for Body {
+        #[inline(always)]
+        fn run((delta, output): (&mut [f32], &[f32])) {
+            for (d, &h) in delta.iter_mut().zip(output) {
+                *d *= if h > 0.0 { 1.0 } else { h + 1.0 };
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((delta, output));
 }
 
 /// `delta = d_output` times the ELU's derivative read from the layer's
 /// output `h` (as [`elu_backward`] on a copy of `d_output`, in one pass).
 pub fn elu_backward_into(delta: &mut [f32], d_output: &[f32], output: &[f32]) {
-    Arch::new().dispatch(|| {
-        for ((d, &g), &h) in delta.iter_mut().zip(d_output).zip(output) {
-            *d = g * if h > 0.0 { 1.0 } else { h + 1.0 };
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], &[f32])> for Body {
+        #[inline(always)]
+        fn run((delta, d_output, output): (&mut [f32], &[f32], &[f32])) {
+            for ((d, &g), &h) in delta.iter_mut().zip(d_output).zip(output) {
+                *d = g * if h > 0.0 { 1.0 } else { h + 1.0 };
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((delta, d_output, output));
 }
 
 /// The ReLU in place: `max(v, 0)`.
 pub fn relu_in_place(values: &mut [f32]) {
-    Arch::new().dispatch(|| {
-        for v in values.iter_mut() {
-            *v = v.max(0.0);
+    struct Body;
+    impl Kernel<&mut [f32]> for Body {
+        #[inline(always)]
+        fn run(values: &mut [f32]) {
+            for v in values.iter_mut() {
+                *v = v.max(0.0);
+            }
         }
-    });
+    }
+    dispatch::<Body, _>(values);
 }
 
 /// Multiplies `delta` by the ReLU's derivative, read from the layer's output
 /// `h`: 1 where `h > 0`, else 0.
 pub fn relu_backward(delta: &mut [f32], output: &[f32]) {
-    Arch::new().dispatch(|| {
-        for (d, &h) in delta.iter_mut().zip(output) {
-            *d = if h > 0.0 { *d } else { 0.0 };
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32])> for Body {
+        #[inline(always)]
+        fn run((delta, output): (&mut [f32], &[f32])) {
+            for (d, &h) in delta.iter_mut().zip(output) {
+                *d = if h > 0.0 { *d } else { 0.0 };
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((delta, output));
 }
 
 /// Inverted dropout from precomputed draws: zeroes `values[i]` where
 /// `draws[i] < threshold` and scales the rest by `keep`, without a branch
 /// per element.
 pub fn drop_below(values: &mut [f32], draws: &[u32], threshold: u32, keep: f32) {
-    Arch::new().dispatch(|| {
-        for (v, &d) in values.iter_mut().zip(draws) {
-            let kept = *v * keep;
-            *v = if d < threshold { 0.0 } else { kept };
+    struct Body;
+    impl Kernel<(&mut [f32], &[u32], u32, f32)> for Body {
+        #[inline(always)]
+        fn run((values, draws, threshold, keep): (&mut [f32], &[u32], u32, f32)) {
+            for (v, &d) in values.iter_mut().zip(draws) {
+                let kept = *v * keep;
+                *v = if d < threshold { 0.0 } else { kept };
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((values, draws, threshold, keep));
 }
 
 /// `delta = d_output` where the layer's output `h > 0`, else 0 (as
 /// [`relu_backward`] on a copy of `d_output`, in one pass).
 pub fn relu_backward_into(delta: &mut [f32], d_output: &[f32], output: &[f32]) {
-    Arch::new().dispatch(|| {
-        for ((d, &g), &h) in delta.iter_mut().zip(d_output).zip(output) {
-            *d = if h > 0.0 { g } else { 0.0 };
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], &[f32])> for Body {
+        #[inline(always)]
+        fn run((delta, d_output, output): (&mut [f32], &[f32], &[f32])) {
+            for ((d, &g), &h) in delta.iter_mut().zip(d_output).zip(output) {
+                *d = if h > 0.0 { g } else { 0.0 };
+            }
         }
-    });
+    }
+    dispatch::<Body, _>((delta, d_output, output));
 }
 
 /// Adds every row of the row-major `rows` (rows of `sums.len()` values) into `sums`.
 pub fn add_rows(sums: &mut [f32], rows: &[f32]) {
-    Arch::new().dispatch(|| {
-        for row in rows.chunks_exact(sums.len().max(1)) {
-            for (s, v) in sums.iter_mut().zip(row) {
-                *s += v;
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32])> for Body {
+        #[inline(always)]
+        fn run((sums, rows): (&mut [f32], &[f32])) {
+            for row in rows.chunks_exact(sums.len().max(1)) {
+                for (s, v) in sums.iter_mut().zip(row) {
+                    *s += v;
+                }
             }
         }
-    });
+    }
+    dispatch::<Body, _>((sums, rows));
 }
 
 /// Adds `(v − mean)²` of every row of the row-major `rows` into `sums`,
 /// column by column (`mean` and `sums` are one row wide).
 pub fn add_squared_deviation_rows(sums: &mut [f32], rows: &[f32], mean: &[f32]) {
-    Arch::new().dispatch(|| {
-        for row in rows.chunks_exact(sums.len().max(1)) {
-            for ((s, v), m) in sums.iter_mut().zip(row).zip(mean) {
-                *s += (v - m) * (v - m);
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], &[f32])> for Body {
+        #[inline(always)]
+        fn run((sums, rows, mean): (&mut [f32], &[f32], &[f32])) {
+            for row in rows.chunks_exact(sums.len().max(1)) {
+                for ((s, v), m) in sums.iter_mut().zip(row).zip(mean) {
+                    *s += (v - m) * (v - m);
+                }
             }
         }
-    });
+    }
+    dispatch::<Body, _>((sums, rows, mean));
 }
 
 /// Adds `a ⊙ b` of every row of the row-major `a` and `b` into `sums`.
 pub fn add_product_rows(sums: &mut [f32], a: &[f32], b: &[f32]) {
     let cols = sums.len().max(1);
-    Arch::new().dispatch(|| {
-        for (ra, rb) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
-            for ((s, x), y) in sums.iter_mut().zip(ra).zip(rb) {
-                *s += x * y;
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], &[f32], usize)> for Body {
+        #[inline(always)]
+        fn run((sums, a, b, cols): (&mut [f32], &[f32], &[f32], usize)) {
+            for (ra, rb) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
+                for ((s, x), y) in sums.iter_mut().zip(ra).zip(rb) {
+                    *s += x * y;
+                }
             }
         }
-    });
+    }
+    dispatch::<Body, _>((sums, a, b, cols));
 }
 
 /// `out = (x − mean) ⊙ inv_std` row by row (`mean` and `inv_std` one row wide).
 pub fn normalise_rows(out: &mut [f32], x: &[f32], mean: &[f32], inv_std: &[f32]) {
     let cols = mean.len().max(1);
-    Arch::new().dispatch(|| {
-        for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
-            for (((o, v), m), s) in o.iter_mut().zip(row).zip(mean).zip(inv_std) {
-                *o = (v - m) * s;
+    struct Body;
+    impl Kernel<(&mut [f32], &[f32], &[f32], &[f32], usize)> for Body {
+        #[inline(always)]
+        fn run((out, x, mean, inv_std, cols): (&mut [f32], &[f32], &[f32], &[f32], usize)) {
+            for (o, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+                for (((o, v), m), s) in o.iter_mut().zip(row).zip(mean).zip(inv_std) {
+                    *o = (v - m) * s;
+                }
             }
         }
-    });
+    }
+    dispatch::<Body, _>((out, x, mean, inv_std, cols));
 }
 
 /// The batch normalisation's input gradient row by row:
@@ -384,24 +488,51 @@ pub fn batch_norm_input_gradient(
     n: f32,
 ) {
     let cols = inv_std.len().max(1);
-    Arch::new().dispatch(|| {
-        for ((dx, dy), y) in dx
-            .chunks_exact_mut(cols)
-            .zip(dy.chunks_exact(cols))
-            .zip(y.chunks_exact(cols))
-        {
-            for (((((dx, dy), y), s), sy), is) in dx
-                .iter_mut()
-                .zip(dy)
-                .zip(y)
-                .zip(sums)
-                .zip(sums_y)
-                .zip(inv_std)
+    struct Body;
+    impl
+        Kernel<(
+            &mut [f32],
+            &[f32],
+            &[f32],
+            &[f32],
+            &[f32],
+            &[f32],
+            f32,
+            usize,
+        )> for Body
+    {
+        #[inline(always)]
+        fn run(
+            (dx, dy, y, inv_std, sums, sums_y, n, cols): (
+                &mut [f32],
+                &[f32],
+                &[f32],
+                &[f32],
+                &[f32],
+                &[f32],
+                f32,
+                usize,
+            ),
+        ) {
+            for ((dx, dy), y) in dx
+                .chunks_exact_mut(cols)
+                .zip(dy.chunks_exact(cols))
+                .zip(y.chunks_exact(cols))
             {
-                *dx = is * (dy - s / n - y * sy / n);
+                for (((((dx, dy), y), s), sy), is) in dx
+                    .iter_mut()
+                    .zip(dy)
+                    .zip(y)
+                    .zip(sums)
+                    .zip(sums_y)
+                    .zip(inv_std)
+                {
+                    *dx = is * (dy - s / n - y * sy / n);
+                }
             }
         }
-    });
+    }
+    dispatch::<Body, _>((dx, dy, y, inv_std, sums, sums_y, n, cols));
 }
 
 /// One Adam (tf.keras) update of a parameter slice with bias-corrected step
@@ -659,6 +790,164 @@ mod tests {
                 (f64::from(*g) - want).abs() < 1e-5 * (1.0 + want.abs()),
                 "{u}: {g} vs {want}"
             );
+        }
+    }
+
+    /// The same bits, or both NaN.
+    fn same(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    }
+
+    #[test]
+    fn dispatched_kernels_are_bitwise_their_scalar_loops() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let specials = [
+            0.0f32,
+            -0.0,
+            1e-40,
+            -1e-40,
+            f32::MIN_POSITIVE,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -90.0,
+            88.0,
+            1.0,
+            -1.0,
+        ];
+        // Empty, shorter than a vector, exact vectors, ragged tails.
+        for len in [0usize, 1, 7, 16, 17, 33, 1003] {
+            let x: Vec<f32> = (0..len)
+                .map(|i| match i % 5 {
+                    0 => specials[(i / 5) % specials.len()],
+                    _ => rng.random_range(-6.0f32..6.0),
+                })
+                .collect();
+            let y: Vec<f32> = (0..len).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+            let u: Vec<f32> = (0..len).map(|_| rng.random_range(1e-7f32..1.0)).collect();
+            let bits: Vec<u32> = (0..len).map(|_| rng.random()).collect();
+            let bits2: Vec<u32> = (0..len).map(|_| rng.random()).collect();
+            let map = |f: &dyn Fn(f32, f32) -> f32| -> Vec<f32> {
+                x.iter().zip(&y).map(|(&a, &b)| f(a, b)).collect()
+            };
+
+            let mut got = x.clone();
+            exp_in_place(&mut got);
+            assert!(same(&got, &map(&|a, _| exp_f32(a))), "exp, {len}");
+            let mut got = vec![0.0; len];
+            ln_shifted(&mut got, &x, 0.25);
+            assert!(same(&got, &map(&|a, _| ln_f32(a + 0.25))), "ln, {len}");
+            let mut got = u.clone();
+            gumbel_from_uniform(&mut got);
+            let want: Vec<f32> = u.iter().map(|&v| -ln_normal(-ln_normal(v))).collect();
+            assert!(same(&got, &want), "gumbel, {len}");
+            let (mut c, mut s) = (vec![0.0; len], vec![0.0; len]);
+            normal_pairs(&mut c, &mut s, &bits, &bits2);
+            for i in 0..len {
+                let (mut c1, mut s1) = ([0.0f32], [0.0f32]);
+                normal_pairs(&mut c1, &mut s1, &bits[i..=i], &bits2[i..=i]);
+                assert!(
+                    same(&[c[i], s[i]], &[c1[0], s1[0]]),
+                    "normal pair {i} of {len}"
+                );
+            }
+            let mut got = x.clone();
+            add_scaled(&mut got, &y, 0.3);
+            assert!(same(&got, &map(&|a, b| a + 0.3 * b)), "add_scaled, {len}");
+            let mut got = x.clone();
+            elu_in_place(&mut got);
+            let elu = |a: f32| {
+                let negative = expm1_nonpositive(a.min(0.0));
+                if a > 0.0 { a } else { negative }
+            };
+            assert!(same(&got, &map(&|a, _| elu(a))), "elu, {len}");
+            let elu_grad = |g: f32, h: f32| g * if h > 0.0 { 1.0 } else { h + 1.0 };
+            let mut got = y.clone();
+            elu_backward(&mut got, &x);
+            assert!(
+                same(&got, &map(&|a, b| elu_grad(b, a))),
+                "elu backward, {len}"
+            );
+            let mut got = vec![0.0; len];
+            elu_backward_into(&mut got, &y, &x);
+            assert!(
+                same(&got, &map(&|a, b| elu_grad(b, a))),
+                "elu backward into, {len}"
+            );
+            let mut got = x.clone();
+            relu_in_place(&mut got);
+            assert!(same(&got, &map(&|a, _| a.max(0.0))), "relu, {len}");
+            let relu_grad = |g: f32, h: f32| if h > 0.0 { g } else { 0.0 };
+            let mut got = y.clone();
+            relu_backward(&mut got, &x);
+            assert!(
+                same(&got, &map(&|a, b| relu_grad(b, a))),
+                "relu backward, {len}"
+            );
+            let mut got = vec![0.0; len];
+            relu_backward_into(&mut got, &y, &x);
+            assert!(
+                same(&got, &map(&|a, b| relu_grad(b, a))),
+                "relu backward into, {len}"
+            );
+            let mut got = x.clone();
+            drop_below(&mut got, &bits, 1 << 31, 2.0);
+            let want: Vec<f32> = x
+                .iter()
+                .zip(&bits)
+                .map(|(&v, &d)| if d < 1 << 31 { 0.0 } else { v * 2.0 })
+                .collect();
+            assert!(same(&got, &want), "dropout, {len}");
+
+            // Row-wise kernels on rows of `cols`.
+            for cols in [1usize, 7, 16, 17] {
+                let n = len / cols * cols;
+                let (a, b) = (&y[..n], &u[..n]);
+                let mean: Vec<f32> = (0..cols).map(|c| 0.1 * c as f32 - 0.4).collect();
+                let inv: Vec<f32> = (0..cols).map(|c| 1.0 + 0.05 * c as f32).collect();
+                let column = |f: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+                    let mut sums = vec![0.5f32; cols];
+                    for r in 0..n / cols {
+                        for (c, s) in sums.iter_mut().enumerate() {
+                            *s += f(r, c);
+                        }
+                    }
+                    sums
+                };
+                let mut got = vec![0.5f32; cols];
+                add_rows(&mut got, a);
+                assert!(same(&got, &column(&|r, c| a[r * cols + c])), "add_rows");
+                let mut got = vec![0.5f32; cols];
+                add_squared_deviation_rows(&mut got, a, &mean);
+                let want = column(&|r, c| {
+                    let d = a[r * cols + c] - mean[c];
+                    d * d
+                });
+                assert!(same(&got, &want), "add_squared_deviation_rows");
+                let mut got = vec![0.5f32; cols];
+                add_product_rows(&mut got, a, b);
+                let want = column(&|r, c| a[r * cols + c] * b[r * cols + c]);
+                assert!(same(&got, &want), "add_product_rows");
+                let mut got = vec![0.0; n];
+                normalise_rows(&mut got, a, &mean, &inv);
+                let want: Vec<f32> = (0..n)
+                    .map(|i| (a[i] - mean[i % cols]) * inv[i % cols])
+                    .collect();
+                assert!(same(&got, &want), "normalise_rows");
+                let mut got = vec![0.0; n];
+                batch_norm_input_gradient(&mut got, a, b, &inv, &mean, &inv, 3.0);
+                let want: Vec<f32> = (0..n)
+                    .map(|i| {
+                        let c = i % cols;
+                        inv[c] * (a[i] - mean[c] / 3.0 - b[i] * inv[c] / 3.0)
+                    })
+                    .collect();
+                assert!(same(&got, &want), "batch_norm_input_gradient");
+            }
         }
     }
 

@@ -178,10 +178,10 @@ pub struct Workspace {
 const PARALLEL_MACS: usize = 1 << 20;
 
 impl Workspace {
-    /// A workspace whose large matrix products run on the current rayon
-    /// pool's threads. faer splits a product by output blocks, never along
-    /// the summed dimension, so the results are bit-for-bit those of one
-    /// thread (see the tests).
+    /// A workspace whose large matrix products run on two threads of the
+    /// current rayon pool, each forming half of the output
+    /// ([`split_product`]), never splitting the summed dimension, so the
+    /// results are bit-for-bit those of one thread (see the tests).
     pub fn parallel() -> Self {
         Workspace {
             parallel: true,
@@ -189,13 +189,15 @@ impl Workspace {
         }
     }
 
+    /// Whether a product of `m × k` by `k × n` runs on the rayon pool in
+    /// this workspace.
+    fn large(&self, m: usize, n: usize, k: usize) -> bool {
+        self.parallel && m * n * k >= PARALLEL_MACS
+    }
+
     /// How a product of `m × k` by `k × n` runs in this workspace.
     fn par(&self, m: usize, n: usize, k: usize) -> Par {
-        if self.parallel && m * n * k >= PARALLEL_MACS {
-            Par::rayon(0)
-        } else {
-            Par::Seq
-        }
+        ws_par(self.large(m, n, k))
     }
 
     /// The output of `net`'s last layer after a forward pass of `net` through
@@ -207,6 +209,11 @@ impl Workspace {
             .and_then(|last| self.acts.get(last))
             .map_or(&[], Vec::as_slice)
     }
+}
+
+/// The pool for a product that is large ([`Workspace::large`]), else one thread.
+fn ws_par(large: bool) -> Par {
+    if large { Par::rayon(0) } else { Par::Seq }
 }
 
 /// Gradients of every layer's weight and bias (zero-length for frozen layers).
@@ -320,7 +327,39 @@ fn gemm(
     } else {
         Accum::Replace
     };
-    matmul(out, accum, lhs, rhs, 1.0f32, par);
+    if matches!(par, Par::Seq) {
+        matmul(out, accum, lhs, rhs, 1.0f32, Par::Seq);
+    } else {
+        split_product(out, accum, lhs, rhs);
+    }
+}
+
+/// `dst ← [dst +] lhs · rhs` as two products of about half the output each
+/// (the longer side split at a multiple of 16), one on each of two rayon
+/// threads, each on one thread: a thread that finds the other busy runs both
+/// halves itself instead of waiting for it at a barrier, as a product split
+/// by faer does. The halves' entries are the whole product's sums (test
+/// `parallel_products_are_bitwise_the_sequential_ones`).
+fn split_product(dst: MatMut<'_, f32>, accum: Accum, lhs: MatRef<'_, f32>, rhs: MatRef<'_, f32>) {
+    let (m, n) = (dst.nrows(), dst.ncols());
+    let half = |len: usize| (len / 2).next_multiple_of(16).min(len);
+    if m >= n {
+        let top = half(m);
+        let (upper, lower) = dst.split_at_row_mut(top);
+        let (a, b) = (lhs.subrows(0, top), lhs.subrows(top, m - top));
+        rayon::join(
+            || matmul(upper, accum, a, rhs, 1.0f32, Par::Seq),
+            || matmul(lower, accum, b, rhs, 1.0f32, Par::Seq),
+        );
+    } else {
+        let left = half(n);
+        let (first, second) = dst.split_at_col_mut(left);
+        let (a, b) = (rhs.subcols(0, left), rhs.subcols(left, n - left));
+        rayon::join(
+            || matmul(first, accum, lhs, a, 1.0f32, Par::Seq),
+            || matmul(second, accum, lhs, b, 1.0f32, Par::Seq),
+        );
+    }
 }
 
 impl DenseNet {
@@ -547,14 +586,17 @@ impl DenseNet {
             } else if l < last {
                 layer.activation.backward(&mut ws.delta, &ws.acts[l]);
             }
-            let par_weight = ws.par(layer.inputs, layer.outputs, rows);
-            let par_input = ws.par(rows, layer.inputs, layer.outputs);
+            let large_weight = ws.large(layer.inputs, layer.outputs, rows);
+            let large_input = ws.large(rows, layer.inputs, layer.outputs);
             let (input, delta) = self.operands(l, from, x, d_output, &ws.acts, &ws.delta);
-            if layer.trainable {
-                let gw = &mut grads.weight[l];
-                if defer && l == lowest {
-                    gw.clear();
-                } else {
+            let form_weight = layer.trainable && !(defer && l == lowest);
+            // The weight and bias gradients (`inputᵀ · delta` and the column
+            // sums of delta), or none (a frozen layer, a deferred product).
+            let weight_gradient = |gw: &mut Vec<f32>, gb: &mut Vec<f32>, par: Par| {
+                if !layer.trainable {
+                    return;
+                }
+                if form_weight {
                     gw.resize(layer.inputs * layer.outputs, 0.0);
                     gemm(
                         gw,
@@ -566,32 +608,55 @@ impl DenseNet {
                         delta,
                         false,
                         false,
-                        par_weight,
+                        par,
                     );
+                } else {
+                    gw.clear();
                 }
-                let gb = &mut grads.bias[l];
                 gb.clear();
                 gb.resize(layer.outputs, 0.0);
                 kernels::add_rows(gb, delta);
-            }
-            let below: &mut Vec<f32> = match (l > lowest, d_input.as_deref_mut()) {
-                (true, _) => &mut ws.delta_below,
-                (false, Some(d_input)) => d_input,
-                (false, None) => break,
             };
-            below.resize(rows * layer.inputs, 0.0);
-            gemm(
-                below,
-                rows,
-                layer.inputs,
-                layer.outputs,
-                delta,
-                false,
-                &layer.weight,
-                true,
-                false,
-                par_input,
-            );
+            // The gradient with respect to the layer's input, `delta · Wᵀ`.
+            let input_gradient = |below: &mut Vec<f32>, par: Par| {
+                below.resize(rows * layer.inputs, 0.0);
+                gemm(
+                    below,
+                    rows,
+                    layer.inputs,
+                    layer.outputs,
+                    delta,
+                    false,
+                    &layer.weight,
+                    true,
+                    false,
+                    par,
+                );
+            };
+            let below: Option<&mut Vec<f32>> = match (l > lowest, d_input.as_deref_mut()) {
+                (true, _) => Some(&mut ws.delta_below),
+                (false, d_input) => d_input,
+            };
+            let (gw, gb) = (&mut grads.weight[l], &mut grads.bias[l]);
+            match below {
+                // Two large independent products: one on each of two threads,
+                // each on one thread, rather than each split across both
+                // (the same sums either way, see the tests).
+                Some(below) if form_weight && large_weight && large_input => {
+                    rayon::join(
+                        || weight_gradient(gw, gb, Par::Seq),
+                        || input_gradient(below, Par::Seq),
+                    );
+                }
+                Some(below) => {
+                    weight_gradient(gw, gb, ws_par(large_weight));
+                    input_gradient(below, ws_par(large_input));
+                }
+                None => {
+                    weight_gradient(gw, gb, ws_par(large_weight));
+                    break;
+                }
+            }
             if l > lowest {
                 std::mem::swap(&mut ws.delta, &mut ws.delta_below);
             }
@@ -727,23 +792,77 @@ mod tests {
     fn parallel_products_are_bitwise_the_sequential_ones() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let (m, n, k) = (200, 1000, 60);
-        let a: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let b: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        // The products of a decoder's widest layer: forward, weight and input gradients.
+        let a: Vec<f32> = (0..300_000).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..300_000).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // The products of a decoder's widest layer: forward, weight and input
+        // gradients; of an encoder's widest layer; of the mixVAE's (batch 256,
+        // 100 units); and odd sizes.
+        let shapes = [
+            (m, n, k),
+            (k, n, m),
+            (m, k, n),
+            (m, k, 1000),
+            (1000, k, m),
+            (256, 100, 1000),
+            (1000, 100, 256),
+            (256, 1000, 100),
+            (100, 1000, 256),
+            (37, 201, 300),
+            (301, 17, 300),
+        ];
         for (at, bt) in [(false, false), (true, false), (false, true)] {
-            for (mm, nn, kk) in [(m, n, k), (k, n, m), (m, k, n)] {
-                let run = |par: Par| {
-                    let mut out = vec![0.0f32; mm * nn];
-                    gemm(&mut out, mm, nn, kk, &a, at, &b, bt, false, par);
-                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                };
-                assert_eq!(
-                    run(Par::Seq),
-                    run(Par::rayon(2)),
-                    "{mm}x{nn}x{kk} {at} {bt}"
-                );
+            for (mm, nn, kk) in shapes {
+                for accumulate in [false, true] {
+                    let run = |par: Par| {
+                        let mut out: Vec<f32> =
+                            (0..mm * nn).map(|i| (i % 7) as f32 - 3.0).collect();
+                        gemm(&mut out, mm, nn, kk, &a, at, &b, bt, accumulate, par);
+                        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        run(Par::Seq),
+                        run(Par::rayon(2)),
+                        "{mm}x{nn}x{kk} {at} {bt} {accumulate}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_parallel_workspace_gives_bitwise_the_sequential_gradients() {
+        // A k-CAE decoder's shapes: its 60 -> 1000 output layer's weight and
+        // input gradients are both large, so they run side by side.
+        let mut rng = ChaCha8Rng::seed_from_u64(10);
+        let net = DenseNet::new(vec![
+            DenseLayer::glorot(3, 60, Activation::Elu, &mut rng).unwrap(),
+            DenseLayer::glorot(60, 60, Activation::Elu, &mut rng).unwrap(),
+            DenseLayer::glorot(60, 1000, Activation::Linear, &mut rng).unwrap(),
+        ])
+        .unwrap();
+        let rows = 200;
+        let x: Vec<f32> = (0..rows * 3).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let d: Vec<f32> = (0..rows * 1000)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let run = |mut ws: Workspace| {
+            pool.install(|| {
+                let out = net.forward(&x, rows, 0, &mut ws).unwrap().to_vec();
+                let mut grads = DenseGrads::default();
+                let mut d_input = Vec::new();
+                net.backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, &mut d_input)
+                    .unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let mut all = vec![bits(&out), bits(&d_input)];
+                all.extend(grads.weight.iter().chain(&grads.bias).map(|g| bits(g)));
+                all
+            })
+        };
+        assert_eq!(run(Workspace::default()), run(Workspace::parallel()));
     }
 
     #[test]
