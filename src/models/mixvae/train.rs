@@ -145,7 +145,13 @@ pub fn fit_keeping_on<M: Rows>(
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let device = Device::open(DeviceChoice::Cpu)?;
+    // The stores (evaluation, re-seeding, saving) and the augmenter sit on
+    // the GPU the networks train on: a `cuda` build's tape has no CPU device.
+    let store_choice = match engine {
+        Engine::Cuda(ordinal) => DeviceChoice::Cuda(ordinal),
+        Engine::Dense | Engine::TensorCpu => DeviceChoice::Cpu,
+    };
+    let device = Device::open(store_choice)?;
     let augmenter = Augmenter::build(&config.augmentation, x, &device, &mut rng, sink)?;
     let networks = if config.shared { 1 } else { config.agents };
     // Agent a's weights come from stream a of one seed (stream 0 for all
@@ -156,7 +162,7 @@ pub fn fit_keeping_on<M: Rows>(
             let mut init = ChaCha8Rng::seed_from_u64(init_seed);
             init.set_stream(if config.same_init { 0 } else { a as u64 });
             // Networks train in parallel, so each needs its own device.
-            let own_device = Device::open(DeviceChoice::Cpu)?;
+            let own_device = Device::open(store_choice)?;
             let mut store = ParamStore::on(own_device.clone());
             let net = AgentNet::new(&mut store, &format!("agent{a}"), genes, config, &mut init)?;
             Ok(Network {
