@@ -1,4 +1,5 @@
-//! One agent's network trained on the dense engine ([`crate::nn::dense`]):
+//! One agent's network trained on the dense engine ([`crate::nn::dense`]) or,
+//! piece by piece, on its tensor backend (a GPU, through [`TrainingNet`]):
 //! the encoder (dense layers with ReLU, each followed by batch
 //! normalisation), the classifier and its categorical head ([`Head`]), the
 //! state encoder `s | c` with its per-category prior, and the decoder, with
@@ -9,7 +10,10 @@
 //! [`ParamStore`] keep them for evaluation, re-seeding and saving, and
 //! [`DenseAgent::save_to`] / [`DenseAgent::load_from`] move them between the
 //! two. A network shared by several agents runs one [`AgentRun`] per agent
-//! and sums their gradients before its optimiser step.
+//! and sums their gradients before its optimiser step (on the dense engine
+//! only: on a tensor device each piece keeps one run's activations). The
+//! batch normalisation, the head, the state sampling and the losses run on
+//! the host on either engine.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
