@@ -117,13 +117,19 @@ fn cuda_without_the_feature_fails_with_a_message_naming_the_setting() {
     let dir = tempfile::tempdir().expect("tempdir");
     common::small_dataset(dir.path(), 3);
     let cae = common::session_with_model("cae", "Cae()", 2);
-    // The k-CAE and the sBNN have a GPU backend; without the feature they
-    // refuse the GPU because it cannot be opened.
+    // The k-CAE, the sBNN and the mixture VAE have a GPU backend; without
+    // the feature they refuse the GPU because it cannot be opened.
     let sbnn = common::session_with_model(
         "sbnn",
         "Sbnn(encoder: [16], decoder: [16], clusters: 4, kmeans_restarts: 2, genes: 5)",
         2,
     );
+    let mixvae = common::session_with_model(
+        "mixvae",
+        "MixVae(labels: None, seeds: [1], model: (epochs: 1, hidden: 8))",
+        2,
+    )
+    .replace(r#"modalities: ["T", "E"]"#, r#"modalities: ["T"]"#);
     let cases = [
         // Asked for by the session ...
         (
@@ -134,6 +140,7 @@ fn cuda_without_the_feature_fails_with_a_message_naming_the_setting() {
         // ... and by the command line over a CPU session.
         ("cae", cae.clone(), vec!["--device", "cuda"]),
         ("sbnn", sbnn, vec!["--device", "cuda"]),
+        ("mixvae", mixvae, vec!["--device", "cuda"]),
     ];
     for (name, text, args) in cases {
         std::fs::write(dir.path().join("s.ron"), text).expect("write");

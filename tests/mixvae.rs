@@ -4,9 +4,10 @@
 use ndarray::Array2;
 use patchbench::analysis::clustering::adjusted_rand_index;
 use patchbench::models::mixvae::{
-    Augmentation, GeneratorConfig, MixVaeConfig, MixVaeError, Output, aitchison_distance_sq,
-    d_sigma_sq, fit, label_preservation,
+    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, Output, SoftmaxMode,
+    StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping_on, label_preservation,
 };
+use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Quiet, Recorder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -517,4 +518,81 @@ fn a_session_experiment_reports_metrics_confusion_curves_and_detail() {
     )
     .expect("parses back");
     assert_eq!(again, saved);
+}
+
+#[test]
+fn the_tensor_backend_trains_the_agents_like_the_dense_engine() {
+    // Three components, five categories and re-seeding every two epochs of
+    // the second half: the fit reloads the re-seeded weights onto the device
+    // and trains on.
+    let (x, _) = gaussian_mixture(3, 40, 10, 1.0, 5);
+    let base = MixVaeConfig {
+        epochs: 8,
+        revive_every: 2,
+        ..small_config(2, 5)
+    };
+    // The per-category state prior and samples coupled (the defaults), then
+    // the standard prior, probabilities coupled, a double softmax and a ReLU output.
+    let variants = [
+        base.clone(),
+        MixVaeConfig {
+            softmax: SoftmaxMode::Double { tau: 0.5 },
+            coupling_input: CouplingInput::Probabilities,
+            state_prior: StatePrior::Standard,
+            output: Output::Relu,
+            ..base
+        },
+    ];
+    for config in variants {
+        let (dense, _) = fit_keeping_on(&x, &config, Engine::Dense, &mut Quiet).unwrap();
+        let (tensor, _) = fit_keeping_on(&x, &config, Engine::TensorCpu, &mut Quiet).unwrap();
+        let close = |a: f64, b: f64, what: &str| {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1e-2),
+                "{:?} {what}: dense {a}, tensor {b}",
+                config.state_prior
+            );
+        };
+        assert_eq!(dense.losses.len(), 8);
+        assert_eq!(dense.losses.len(), tensor.losses.len());
+        for (epoch, (a, b)) in dense.losses.iter().zip(&tensor.losses).enumerate() {
+            close(a.total, b.total, &format!("total at epoch {epoch}"));
+            close(
+                a.reconstruction,
+                b.reconstruction,
+                &format!("reconstruction at {epoch}"),
+            );
+            close(a.kl, b.kl, &format!("KL at {epoch}"));
+            close(a.distance, b.distance, &format!("distance at {epoch}"));
+            close(a.entropy, b.entropy, &format!("entropy at {epoch}"));
+        }
+        // Not the same path: the dense engine's results are not bit for bit the tensor backend's.
+        assert_ne!(dense.losses, tensor.losses);
+        assert!(dense.revived > 0, "nothing was re-seeded");
+        assert_eq!(dense.revived, tensor.revived);
+        assert_eq!(dense.consensus, tensor.consensus);
+        for (a, b) in dense.agents.iter().zip(&tensor.agents) {
+            assert_eq!(a.category, b.category);
+            for (p, q) in a.probabilities.iter().zip(&b.probabilities) {
+                close(f64::from(*p), f64::from(*q), "a category probability");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_shared_network_is_refused_off_the_dense_engine() {
+    let (x, _) = gaussian_mixture(2, 10, 4, 1.0, 1);
+    let config = MixVaeConfig {
+        shared: true,
+        epochs: 1,
+        ..small_config(2, 2)
+    };
+    match fit_keeping_on(&x, &config, Engine::TensorCpu, &mut Quiet) {
+        Err(MixVaeError::Config { field, message }) => {
+            assert_eq!(field, "shared");
+            assert!(message.contains("dense engine"), "{message}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
 }

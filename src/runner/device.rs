@@ -17,10 +17,11 @@ pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError>
     if requested == DeviceChoice::Cpu {
         return Ok(requested);
     }
-    let why = match Device::open(requested) {
-        Err(error) => format!("which cannot be used: {error}"),
-        Ok(_) if trains_on_the_gpu(&experiment.model) => return Ok(requested),
-        Ok(_) => format!(
+    let why = match (Device::open(requested), cpu_only_setting(&experiment.model)) {
+        (Err(error), _) => format!("which cannot be used: {error}"),
+        (Ok(_), Some(why)) => format!("but {why}"),
+        (Ok(_), None) if trains_on_the_gpu(&experiment.model) => return Ok(requested),
+        (Ok(_), None) => format!(
             "but {} trains only on the CPU (its engine has no GPU backend yet)",
             experiment.model.kind()
         ),
@@ -34,11 +35,25 @@ pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError>
     })
 }
 
-/// Whether `model` has a GPU backend: the sBNN and the k-CAE train on the
-/// dense engine's tensor backend ([`crate::nn::dense::Engine::Cuda`]); the
-/// other models train only on the CPU.
+/// Whether `model` has a GPU backend: the sBNN, the k-CAE and the mixture
+/// VAE train on the dense engine's tensor backend
+/// ([`crate::nn::dense::Engine::Cuda`]); the other models train only on the
+/// CPU.
 fn trains_on_the_gpu(model: &ModelSpec) -> bool {
-    matches!(model, ModelSpec::Sbnn(_) | ModelSpec::Cae { .. })
+    matches!(
+        model,
+        ModelSpec::Sbnn(_) | ModelSpec::Cae { .. } | ModelSpec::MixVae(_)
+    )
+}
+
+/// A setting of `model` that its GPU backend does not support, and why.
+fn cpu_only_setting(model: &ModelSpec) -> Option<&'static str> {
+    match model {
+        ModelSpec::MixVae(spec) if spec.model.shared => {
+            Some(crate::models::mixvae::SHARED_ON_THE_DENSE_ENGINE)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -89,15 +104,30 @@ mod tests {
     }
 
     #[test]
-    fn only_the_sbnn_and_the_cae_have_a_gpu_backend() {
+    fn the_sbnn_the_cae_and_the_mixvae_have_a_gpu_backend() {
         assert!(trains_on_the_gpu(&ModelSpec::Sbnn(SbnnConfig::default())));
         let cae = ModelSpec::Cae {
             model: Default::default(),
             analysis: Default::default(),
         };
         assert!(trains_on_the_gpu(&cae));
-        assert!(!trains_on_the_gpu(&mixvae()));
+        assert!(trains_on_the_gpu(&mixvae()));
         assert!(!trains_on_the_gpu(&ModelSpec::Srrr(SrrrConfig::default())));
+        assert_eq!(cpu_only_setting(&mixvae()), None);
+    }
+
+    #[test]
+    fn a_shared_mixvae_network_is_cpu_only() {
+        let shared = ModelSpec::MixVae(MixVaeSpec {
+            labels: None,
+            seeds: vec![],
+            model: MixVaeConfig {
+                shared: true,
+                ..MixVaeConfig::default()
+            },
+        });
+        let why = cpu_only_setting(&shared).unwrap();
+        assert!(why.contains("shared: true"), "{why}");
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -14,8 +14,9 @@ use crate::analysis::confusion::Confusion;
 use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
 use crate::models::mixvae::{
-    MixVaeConfig, MixVaeError, MixVaeFit, fit, fit_keeping, label_preservation,
+    MixVaeConfig, MixVaeError, MixVaeFit, fit_keeping_on, label_preservation,
 };
+use crate::nn::dense::Engine;
 use crate::progress::{Event, Sink};
 use crate::session::{AgentCategories, Curve, Experiment, Latent, MixVaeSpec, ResultDetail};
 
@@ -59,6 +60,7 @@ pub(super) fn run(
         ))
     })?;
     let table = &modality.table;
+    let engine = Engine::for_device(experiment.protocol.device);
     // The model gathers its mini-batches and evaluation chunks from the
     // prepared table as `f32`, without a converted copy of all of it.
     let x = &table.values;
@@ -100,7 +102,8 @@ pub(super) fn run(
         let model_error = |source: MixVaeError| RunError::model(&experiment.name, source);
         // The first seed's fit is the one the result shows; its networks are kept.
         let fitted = if i == 0 {
-            let (fitted, trained) = fit_keeping(x, &config, sink).map_err(model_error)?;
+            let (fitted, trained) =
+                fit_keeping_on(x, &config, engine, sink).map_err(model_error)?;
             networks = trained
                 .into_networks()
                 .into_iter()
@@ -112,7 +115,9 @@ pub(super) fn run(
                 .collect();
             fitted
         } else {
-            fit(x, &config, sink).map_err(model_error)?
+            fit_keeping_on(x, &config, engine, sink)
+                .map_err(model_error)?
+                .0
         };
         scores.push(score(&fitted, truth.as_ref(), x).map_err(model_error)?);
         fits.push(fitted);

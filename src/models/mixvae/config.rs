@@ -200,7 +200,8 @@ pub struct MixVaeConfig {
     pub log_floor: f32,
     /// Decoder output activation.
     pub output: Output,
-    /// Whether all agents share one network (the paper's cpl-mixVAE*).
+    /// Whether all agents share one network (the paper's cpl-mixVAE*); on
+    /// the CPU's dense engine only (refused on a GPU).
     pub shared: bool,
     /// Whether the agents' separate networks start from the same random
     /// weights, so that category k means the same to every agent from the

@@ -1,4 +1,5 @@
-//! One agent's network trained on the dense engine ([`crate::nn::dense`]):
+//! One agent's network trained on the dense engine ([`crate::nn::dense`]) or,
+//! piece by piece, on its tensor backend (a GPU, through [`TrainingNet`]):
 //! the encoder (dense layers with ReLU, each followed by batch
 //! normalisation), the classifier and its categorical head ([`Head`]), the
 //! state encoder `s | c` with its per-category prior, and the decoder, with
@@ -9,7 +10,10 @@
 //! [`ParamStore`] keep them for evaluation, re-seeding and saving, and
 //! [`DenseAgent::save_to`] / [`DenseAgent::load_from`] move them between the
 //! two. A network shared by several agents runs one [`AgentRun`] per agent
-//! and sums their gradients before its optimiser step.
+//! and sums their gradients before its optimiser step (on the dense engine
+//! only: on a tensor device each piece keeps one run's activations). The
+//! batch normalisation, the head, the state sampling and the losses run on
+//! the host on either engine.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -21,14 +25,25 @@ use super::config::{MixVaeConfig, Output, StateNoise};
 use super::head::{Head, own_weight};
 use crate::nn::dense::{
     Activation, BatchNormCache, DenseAdam, DenseBatchNorm, DenseGrads, DenseLayer, DenseNet,
-    DensePenalties, Workspace,
+    DensePenalties, Engine, TrainingNet, Workspace,
 };
 use crate::nn::{self, AdamConfig, Linear, NnError, ParamStore};
 
-/// A piece of the network with its optimiser and the gradients summed over
-/// the step's runs.
+/// A piece of the network: on the dense engine with its optimiser and the
+/// gradients summed over the step's runs, or on a tensor device.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a handful per agent, made once
+enum Part {
+    Dense(DensePart),
+    /// A [`TrainingNet`] on a tensor device and the runs since its last step
+    /// (at most one: its activations are kept on the device, one run at a time).
+    Tensor(TrainingNet, usize),
+}
+
+/// A piece of the network on the dense engine, with its optimiser and the
+/// gradients summed over the step's runs.
 #[derive(Debug, Clone)]
-struct Part {
+struct DensePart {
     net: DenseNet,
     adam: DenseAdam,
     grads: DenseGrads,
@@ -37,23 +52,59 @@ struct Part {
 }
 
 impl Part {
-    fn new(layers: Vec<DenseLayer>, adam: AdamConfig) -> Result<Part, NnError> {
-        Ok(Part {
-            net: DenseNet::new(layers)?,
-            adam: DenseAdam::new(adam),
-            grads: DenseGrads::default(),
-            sum: DenseGrads::default(),
-            runs: 0,
+    fn new(layers: Vec<DenseLayer>, adam: AdamConfig, engine: Engine) -> Result<Part, NnError> {
+        let net = DenseNet::new(layers)?;
+        Ok(match engine {
+            Engine::Dense => Part::Dense(DensePart {
+                net,
+                adam: DenseAdam::new(adam),
+                grads: DenseGrads::default(),
+                sum: DenseGrads::default(),
+                runs: 0,
+            }),
+            Engine::TensorCpu | Engine::Cuda(_) => {
+                Part::Tensor(TrainingNet::on(engine, net, adam)?, 0)
+            }
         })
     }
 
-    fn forward<'w>(
-        &self,
+    /// The host copy of the weights (current on a tensor device only after
+    /// [`Part::sync`]).
+    fn net(&self) -> &DenseNet {
+        match self {
+            Part::Dense(part) => &part.net,
+            Part::Tensor(training, _) => &training.net,
+        }
+    }
+
+    /// Brings the host copy of the weights up to date.
+    fn sync(&mut self) -> Result<(), NnError> {
+        match self {
+            Part::Dense(_) => Ok(()),
+            Part::Tensor(training, _) => training.sync(),
+        }
+    }
+
+    /// The forward pass on `rows` rows of `x`, with the activations in `ws`
+    /// on the dense engine (on the device otherwise); returns the output.
+    fn forward<'a>(
+        &'a mut self,
         x: &[f32],
         rows: usize,
-        ws: &'w mut Workspace,
-    ) -> Result<&'w [f32], NnError> {
-        self.net.forward(x, rows, 0, ws)
+        ws: &'a mut Workspace,
+    ) -> Result<&'a [f32], NnError> {
+        match self {
+            Part::Dense(part) => part.net.forward(x, rows, 0, ws),
+            Part::Tensor(training, _) => training.forward(x, rows),
+        }
+    }
+
+    /// The output of the last forward pass (into `ws` on the dense engine).
+    fn output<'a>(&'a self, ws: &'a Workspace) -> &'a [f32] {
+        match self {
+            Part::Dense(part) => ws.output(&part.net),
+            Part::Tensor(training, _) => training.output(),
+        }
     }
 
     /// The gradients of one run (added to the step's sum), and `∂loss/∂x`
@@ -66,45 +117,69 @@ impl Part {
         ws: &mut Workspace,
         d_input: Option<&mut Vec<f32>>,
     ) -> Result<(), NnError> {
+        let part = match self {
+            Part::Dense(part) => part,
+            Part::Tensor(training, runs) => {
+                if *runs > 0 {
+                    return Err(NnError::invalid(
+                        "mixVAE",
+                        "a network shared by several agents trains only on the dense engine",
+                    ));
+                }
+                *runs = 1;
+                return training.backward(x, rows, d_output, d_input);
+            }
+        };
         match d_input {
             Some(d_input) => {
-                self.net
-                    .backward_to_input(x, rows, 0, d_output, ws, &mut self.grads, d_input)
+                part.net
+                    .backward_to_input(x, rows, 0, d_output, ws, &mut part.grads, d_input)
             }
-            None => self.net.backward(x, rows, 0, d_output, ws, &mut self.grads),
+            None => part.net.backward(x, rows, 0, d_output, ws, &mut part.grads),
         }?;
-        if self.runs == 0 {
-            std::mem::swap(&mut self.grads, &mut self.sum);
+        if part.runs == 0 {
+            std::mem::swap(&mut part.grads, &mut part.sum);
         } else {
-            let pairs = self
+            let pairs = part
                 .sum
                 .weight
                 .iter_mut()
-                .zip(&self.grads.weight)
-                .chain(self.sum.bias.iter_mut().zip(&self.grads.bias));
+                .zip(&part.grads.weight)
+                .chain(part.sum.bias.iter_mut().zip(&part.grads.bias));
             for (sum, g) in pairs {
                 sum.iter_mut().zip(g).for_each(|(s, g)| *s += g);
             }
         }
-        self.runs += 1;
+        part.runs += 1;
         Ok(())
     }
 
     /// One Adam step on the summed gradients.
     fn step(&mut self) -> Result<(), NnError> {
-        if self.runs == 0 {
-            return Err(NnError::NoGradient);
+        match self {
+            Part::Dense(part) => {
+                if part.runs == 0 {
+                    return Err(NnError::NoGradient);
+                }
+                part.runs = 0;
+                part.adam
+                    .step(&mut part.net, &part.sum, DensePenalties::NONE)
+                    .map(|_| ())
+            }
+            Part::Tensor(training, runs) => {
+                if *runs == 0 {
+                    return Err(NnError::NoGradient);
+                }
+                *runs = 0;
+                training.step()
+            }
         }
-        self.runs = 0;
-        self.adam
-            .step(&mut self.net, &self.sum, DensePenalties::NONE)
-            .map(|_| ())
     }
 
     /// Replaces the weights with `layers` (same shapes), keeping the optimiser state.
     fn load(&mut self, layers: Vec<DenseLayer>) -> Result<(), NnError> {
         let net = DenseNet::new(layers)?;
-        for (mine, new) in self.net.layers.iter().zip(&net.layers) {
+        for (mine, new) in self.net().layers.iter().zip(&net.layers) {
             if (mine.inputs, mine.outputs) != (new.inputs, new.outputs) {
                 return Err(NnError::shape(
                     "mixVAE weights",
@@ -113,13 +188,18 @@ impl Part {
                 ));
             }
         }
-        self.net = net;
-        Ok(())
+        match self {
+            Part::Dense(part) => {
+                part.net = net;
+                Ok(())
+            }
+            Part::Tensor(training, _) => training.load(net),
+        }
     }
 }
 
 /// The dense form of an agent's network.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct DenseAgent {
     encoder: Vec<(Part, DenseBatchNorm)>,
     logits: Part,
@@ -190,29 +270,35 @@ fn add_columns(dst: &mut [f32], src: &[f32], width: usize, from: usize, cols: us
 }
 
 impl DenseAgent {
-    /// The dense form of `net`'s current weights in `store`, with fresh optimisers.
+    /// The dense form of `net`'s current weights in `store`, with fresh
+    /// optimisers, its networks training on `engine` (the batch
+    /// normalisation, the categorical head and the losses stay on the host).
     pub(crate) fn from_tape(
         net: &AgentNet,
         store: &ParamStore,
         config: &MixVaeConfig,
+        engine: Engine,
     ) -> Result<DenseAgent, NnError> {
         let adam = AdamConfig::paper(config.learning_rate);
         let layers = Self::layers(net, store, config)?;
         let mut encoder = Vec::new();
         for (lin, bn) in layers.encoder {
-            encoder.push((Part::new(vec![lin], adam)?, bn));
+            encoder.push((Part::new(vec![lin], adam, engine)?, bn));
         }
         let prior = match layers.prior {
-            Some((m, v)) => Some((Part::new(vec![m], adam)?, Part::new(vec![v], adam)?)),
+            Some((m, v)) => Some((
+                Part::new(vec![m], adam, engine)?,
+                Part::new(vec![v], adam, engine)?,
+            )),
             None => None,
         };
         Ok(DenseAgent {
             encoder,
-            logits: Part::new(vec![layers.logits], adam)?,
-            state_mean: Part::new(vec![layers.state_mean], adam)?,
-            state_var: Part::new(vec![layers.state_var], adam)?,
+            logits: Part::new(vec![layers.logits], adam, engine)?,
+            state_mean: Part::new(vec![layers.state_mean], adam, engine)?,
+            state_var: Part::new(vec![layers.state_var], adam, engine)?,
             prior,
-            decoder: Part::new(layers.decoder, adam)?,
+            decoder: Part::new(layers.decoder, adam, engine)?,
         })
     }
 
@@ -275,25 +361,32 @@ impl DenseAgent {
     }
 
     /// Writes the weights and normalisation statistics into `net`'s
-    /// parameters in `store`.
-    pub(crate) fn save_to(&self, net: &AgentNet, store: &mut ParamStore) -> Result<(), NnError> {
+    /// parameters in `store` (bringing the host copies up to date first).
+    pub(crate) fn save_to(
+        &mut self,
+        net: &AgentNet,
+        store: &mut ParamStore,
+    ) -> Result<(), NnError> {
+        for part in self.parts_mut() {
+            part.sync()?;
+        }
         let encoder = net.encoder.iter().chain(std::iter::once(&net.low));
         for ((part, norm), (lin, bn)) in self.encoder.iter().zip(encoder) {
-            lin.set_from_dense(store, &part.net.layers[0])?;
+            lin.set_from_dense(store, &part.net().layers[0])?;
             bn.set_from_dense(store, norm)?;
         }
         net.logits
-            .set_from_dense(store, &self.logits.net.layers[0])?;
+            .set_from_dense(store, &self.logits.net().layers[0])?;
         net.state_mean
-            .set_from_dense(store, &self.state_mean.net.layers[0])?;
+            .set_from_dense(store, &self.state_mean.net().layers[0])?;
         net.state_var
-            .set_from_dense(store, &self.state_var.net.layers[0])?;
+            .set_from_dense(store, &self.state_var.net().layers[0])?;
         if let (Some((pm, pv)), Some((m, v))) = (&self.prior, &net.prior) {
-            m.set_from_dense(store, &pm.net.layers[0])?;
-            v.set_from_dense(store, &pv.net.layers[0])?;
+            m.set_from_dense(store, &pm.net().layers[0])?;
+            v.set_from_dense(store, &pv.net().layers[0])?;
         }
         let decoder = net.decoder.iter().chain(std::iter::once(&net.output));
-        for (layer, lin) in self.decoder.net.layers.iter().zip(decoder) {
+        for (layer, lin) in self.decoder.net().layers.iter().zip(decoder) {
             lin.set_from_dense(store, layer)?;
         }
         Ok(())
@@ -349,7 +442,7 @@ impl DenseAgent {
             }));
         let n = rows as f32;
         let mut kl = 0.0f64;
-        match &self.prior {
+        match &mut self.prior {
             None => {
                 for (m, lv) in mu.iter().zip(&run.log_var) {
                     kl += f64::from(lv.exp() + m * m - lv - 1.0);
@@ -436,7 +529,7 @@ impl DenseAgent {
         add_columns(&mut run.head.d_sample, &run.d_decoder_in, k + s, 0, k);
         // Through s = μ + exp(½ ln σ²) ξ (then the dropout mask) and the KL term.
         let kl_scale = own_weight(agents) * config.beta / n;
-        let mu = run.mean.output(&self.state_mean.net);
+        let mu = self.state_mean.output(&run.mean);
         run.d_mean.clear();
         run.d_var.clear();
         run.d_prior_mean.clear();
@@ -460,8 +553,8 @@ impl DenseAgent {
                 }
             }
             Some((pm, pv)) => {
-                let prior_mean = run.prior_mean.output(&pm.net);
-                let prior_var = run.prior_var.output(&pv.net);
+                let prior_mean = pm.output(&run.prior_mean);
+                let prior_var = pv.output(&run.prior_var);
                 for ((((((ds, keep), m), lv), e), a), b) in d_state
                     .zip(&run.mask)
                     .zip(mu)
@@ -553,17 +646,24 @@ impl DenseAgent {
 
     /// One optimiser step of every part on the gradients summed since the last.
     pub(crate) fn step(&mut self) -> Result<(), NnError> {
-        for (part, _) in &mut self.encoder {
+        for part in self.parts_mut() {
             part.step()?;
         }
-        self.logits.step()?;
-        self.state_mean.step()?;
-        self.state_var.step()?;
+        Ok(())
+    }
+
+    /// Every part, encoder first, decoder last.
+    fn parts_mut(&mut self) -> Vec<&mut Part> {
+        let mut parts: Vec<&mut Part> = self.encoder.iter_mut().map(|(p, _)| p).collect();
+        parts.push(&mut self.logits);
+        parts.push(&mut self.state_mean);
+        parts.push(&mut self.state_var);
         if let Some((pm, pv)) = &mut self.prior {
-            pm.step()?;
-            pv.step()?;
+            parts.push(pm);
+            parts.push(pv);
         }
-        self.decoder.step()
+        parts.push(&mut self.decoder);
+        parts
     }
 }
 
@@ -607,17 +707,36 @@ mod tests {
         l + 1 == layers && outputs == GENES
     }
 
-    fn parts_mut(agent: &mut DenseAgent) -> Vec<&mut Part> {
-        let mut parts: Vec<&mut Part> = agent.encoder.iter_mut().map(|(p, _)| p).collect();
-        parts.push(&mut agent.logits);
-        parts.push(&mut agent.state_mean);
-        parts.push(&mut agent.state_var);
-        if let Some((pm, pv)) = &mut agent.prior {
-            parts.push(pm);
-            parts.push(pv);
+    /// The agent's parts, all on the dense engine.
+    fn parts_mut(agent: &mut DenseAgent) -> Vec<&mut DensePart> {
+        agent
+            .parts_mut()
+            .into_iter()
+            .map(|part| match part {
+                Part::Dense(part) => part,
+                Part::Tensor(..) => unreachable!("the tests build dense agents"),
+            })
+            .collect()
+    }
+
+    /// A copy of an agent on the dense engine.
+    fn copy(agent: &DenseAgent) -> DenseAgent {
+        let part = |part: &Part| match part {
+            Part::Dense(part) => Part::Dense(part.clone()),
+            Part::Tensor(..) => unreachable!("the tests build dense agents"),
+        };
+        DenseAgent {
+            encoder: agent
+                .encoder
+                .iter()
+                .map(|(p, bn)| (part(p), bn.clone()))
+                .collect(),
+            logits: part(&agent.logits),
+            state_mean: part(&agent.state_mean),
+            state_var: part(&agent.state_var),
+            prior: agent.prior.as_ref().map(|(pm, pv)| (part(pm), part(pv))),
+            decoder: part(&agent.decoder),
         }
-        parts.push(&mut agent.decoder);
-        parts
     }
 
     /// The agent's own loss plus `Σ u ⊙ d_u`, and a run that has taken it.
@@ -662,7 +781,7 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
             let net = AgentNet::new(&mut store, "a", GENES, &config, &mut rng).unwrap();
-            let mut agent = DenseAgent::from_tape(&net, &store, &config).unwrap();
+            let mut agent = DenseAgent::from_tape(&net, &store, &config, Engine::Dense).unwrap();
             // Biases away from zero so that ReLUs are not at their kinks
             // (the reconstruction's clearly positive).
             for part in parts_mut(&mut agent) {
@@ -685,7 +804,7 @@ mod tests {
             let d_u: Vec<f32> = (0..ROWS * config.categories)
                 .map(|_| rng.random_range(-0.2..0.2))
                 .collect();
-            let mut trained = agent.clone();
+            let mut trained = copy(&agent);
             let (_, mut run) = loss(&mut trained, &x, &d_u, &config);
             trained
                 .backward(&mut run, AGENTS, Some(&d_u), &config)
@@ -707,7 +826,7 @@ mod tests {
                     for (which, size) in sizes.into_iter().enumerate() {
                         for i in (0..size).step_by(3) {
                             let moved = |delta: f32| {
-                                let mut moved = agent.clone();
+                                let mut moved = copy(&agent);
                                 {
                                     let mut parts = parts_mut(&mut moved);
                                     let layer = &mut parts[p].net.layers[l];

@@ -17,11 +17,13 @@ use super::revive::{revival_due, revive_empty};
 use super::trained::{AgentNetwork, TrainedMixVae};
 use super::{EpochLoss, MixVaeError};
 use crate::models::cae::data::{Rows, gather};
+use crate::nn::dense::Engine;
 use crate::nn::{self, Device, DeviceChoice, NnError, ParamStore};
 use crate::progress::{Event, Sink};
 
-/// One network: its layout and parameters (trained on the dense engine in
-/// `engine`, kept in `store` for evaluation and re-seeding), one run buffer
+/// One network: its layout and parameters (trained in `engine`, on the dense
+/// engine or a tensor device, kept in `store` for evaluation and
+/// re-seeding), one run buffer
 /// per agent it runs, and its copy of the augmenter.
 pub(crate) struct Network {
     pub net: AgentNet,
@@ -92,8 +94,29 @@ pub fn fit_keeping<M: Rows>(
     config: &MixVaeConfig,
     sink: &mut dyn Sink,
 ) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
+    fit_keeping_on(x, config, Engine::Dense, sink)
+}
+
+/// [`fit_keeping`] with the agents' networks (encoder, classifier, state
+/// encoder and prior, decoder) training on `engine`: the dense engine on the
+/// CPU, or the tensor backend (a GPU). The batch normalisation, the
+/// categorical head, the coupling and the losses stay on the host. A
+/// network shared by the agents (`shared: true`) trains only on the dense
+/// engine: asked for on another engine, the fit is refused before any work.
+pub fn fit_keeping_on<M: Rows>(
+    x: &M,
+    config: &MixVaeConfig,
+    engine: Engine,
+    sink: &mut dyn Sink,
+) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
     let x: &dyn Rows = x;
     config.validate()?;
+    if config.shared && engine != Engine::Dense {
+        return Err(MixVaeError::Config {
+            field: "shared".into(),
+            message: SHARED_ON_THE_DENSE_ENGINE.into(),
+        });
+    }
     let (cells, genes) = (x.nrows(), x.ncols());
     if cells < 2 || genes == 0 {
         return Err(MixVaeError::Data(format!(
@@ -122,7 +145,13 @@ pub fn fit_keeping<M: Rows>(
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let device = Device::open(DeviceChoice::Cpu)?;
+    // The stores (evaluation, re-seeding, saving) and the augmenter sit on
+    // the GPU the networks train on: a `cuda` build's tape has no CPU device.
+    let store_choice = match engine {
+        Engine::Cuda(ordinal) => DeviceChoice::Cuda(ordinal),
+        Engine::Dense | Engine::TensorCpu => DeviceChoice::Cpu,
+    };
+    let device = Device::open(store_choice)?;
     let augmenter = Augmenter::build(&config.augmentation, x, &device, &mut rng, sink)?;
     let networks = if config.shared { 1 } else { config.agents };
     // Agent a's weights come from stream a of one seed (stream 0 for all
@@ -133,11 +162,11 @@ pub fn fit_keeping<M: Rows>(
             let mut init = ChaCha8Rng::seed_from_u64(init_seed);
             init.set_stream(if config.same_init { 0 } else { a as u64 });
             // Networks train in parallel, so each needs its own device.
-            let own_device = Device::open(DeviceChoice::Cpu)?;
+            let own_device = Device::open(store_choice)?;
             let mut store = ParamStore::on(own_device.clone());
             let net = AgentNet::new(&mut store, &format!("agent{a}"), genes, config, &mut init)?;
             Ok(Network {
-                engine: DenseAgent::from_tape(&net, &store, config)?,
+                engine: DenseAgent::from_tape(&net, &store, config, engine)?,
                 net,
                 store,
                 runs: Vec::new(),
@@ -220,6 +249,11 @@ pub fn fit_keeping<M: Rows>(
         .collect();
     Ok((fit, TrainedMixVae::new(networks, config)))
 }
+
+/// Why a shared network is refused on a tensor device.
+pub(crate) const SHARED_ON_THE_DENSE_ENGINE: &str = "a network shared by the agents \
+     (`shared: true`) trains only on the CPU's dense engine (its agents' gradients are \
+     summed there); set `shared: false` or train on the CPU";
 
 /// One augmented copy of every row of `x`, from its own random stream so
 /// that training draws the same numbers with or without it (`None` for no

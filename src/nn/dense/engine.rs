@@ -249,6 +249,8 @@ pub(super) trait TensorTraining: std::fmt::Debug + Movable {
     fn grads(&self) -> DenseGrads;
     /// [`TensorNet::download`], then frees the device's cached buffers.
     fn download(&self, net: &mut DenseNet) -> Result<(), NnError>;
+    /// [`TensorNet::upload`] (the optimiser state kept).
+    fn upload(&mut self, net: &DenseNet) -> Result<(), NnError>;
 }
 
 impl<D: dfdx::tensor_ops::Device<f32> + dfdx::tensor::Cache> TensorTraining for TensorNet<D>
@@ -282,6 +284,10 @@ where
     fn download(&self, net: &mut DenseNet) -> Result<(), NnError> {
         TensorNet::download(self, net)?;
         self.empty_cache()
+    }
+
+    fn upload(&mut self, net: &DenseNet) -> Result<(), NnError> {
+        TensorNet::upload(self, net)
     }
 }
 

@@ -124,6 +124,16 @@ impl TrainingNet {
         }
     }
 
+    /// Replaces the weights with `net`'s (after a change made on the host),
+    /// keeping the optimiser state as [`DenseAdam`] keeps it across changes.
+    pub fn load(&mut self, net: DenseNet) -> Result<(), NnError> {
+        self.net = net;
+        match &mut self.backend {
+            Backend::Dense { .. } => Ok(()),
+            Backend::Tensor(on_device) => on_device.upload(&self.net),
+        }
+    }
+
     /// Brings [`TrainingNet::net`] up to date with the trained weights
     /// (nothing to do on the dense engine).
     pub fn sync(&mut self) -> Result<(), NnError> {
