@@ -27,6 +27,17 @@ fn synthetic(n: usize, p: usize, q: usize, seed: u64) -> (Array2<f64>, Array2<f6
     (x, code.dot(&b) + noise)
 }
 
+/// [`small_config`] with three epochs in each of the four phases.
+fn three_epochs_a_phase() -> SbnnConfig {
+    SbnnConfig {
+        pretrain_epochs: 3,
+        frozen_epochs: 3,
+        unfrozen_epochs: 3,
+        pruned_epochs: 3,
+        ..small_config()
+    }
+}
+
 fn small_config() -> SbnnConfig {
     SbnnConfig {
         encoder: vec![32, 16],
@@ -108,13 +119,7 @@ fn training_learns_prunes_and_reports_everything() {
 
 #[test]
 fn the_same_seed_gives_bit_identical_results() {
-    let config = SbnnConfig {
-        pretrain_epochs: 3,
-        frozen_epochs: 3,
-        unfrozen_epochs: 3,
-        pruned_epochs: 3,
-        ..small_config()
-    };
+    let config = three_epochs_a_phase();
     let a = run(&config, &mut Recorder::default()).unwrap();
     let b = run(&config, &mut Recorder::default()).unwrap();
     assert_eq!(a, b);
@@ -171,13 +176,7 @@ fn bad_settings_are_rejected_before_any_training() {
 /// epoch losses and R² within 1e-4 relative, the same genes.
 #[test]
 fn the_tensor_backend_trains_the_sbnn_like_the_dense_engine() {
-    let config = SbnnConfig {
-        pretrain_epochs: 3,
-        frozen_epochs: 3,
-        unfrozen_epochs: 3,
-        pruned_epochs: 3,
-        ..small_config()
-    };
+    let config = three_epochs_a_phase();
     let (x, y) = synthetic(120, 30, 5, 4);
     let folds = k_fold(120, 2, 1, FoldScheme::Shuffled, None).unwrap();
     let fit = |engine| {
