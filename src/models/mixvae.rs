@@ -40,7 +40,6 @@ pub use config::{
 };
 pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
 pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};
-pub(crate) use train::SHARED_ON_THE_DENSE_ENGINE;
 pub use train::{fit, fit_keeping, fit_keeping_on};
 pub use trained::{AgentNetwork, Assignment, TrainedMixVae};
 

@@ -10,18 +10,16 @@ use crate::session::{Experiment, ModelSpec};
 /// refused with an error naming the experiment and the `protocol.device`
 /// setting: when it cannot be opened here (a build without the `cuda`
 /// feature, a machine without a usable GPU), or when the model trains only
-/// on the CPU's dense engine or linear algebra. A run never falls back to
-/// the CPU silently.
+/// on the CPU's linear algebra. A run never falls back to the CPU silently.
 pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError> {
     let requested = experiment.protocol.device;
     if requested == DeviceChoice::Cpu {
         return Ok(requested);
     }
-    let why = match (Device::open(requested), cpu_only_setting(&experiment.model)) {
-        (Err(error), _) => format!("which cannot be used: {error}"),
-        (Ok(_), Some(why)) => format!("but {why}"),
-        (Ok(_), None) if trains_on_the_gpu(&experiment.model) => return Ok(requested),
-        (Ok(_), None) => format!(
+    let why = match Device::open(requested) {
+        Err(error) => format!("which cannot be used: {error}"),
+        Ok(_) if trains_on_the_gpu(&experiment.model) => return Ok(requested),
+        Ok(_) => format!(
             "but {} trains only on the CPU (its engine has no GPU backend yet)",
             experiment.model.kind()
         ),
@@ -36,24 +34,14 @@ pub(super) fn resolve(experiment: &Experiment) -> Result<DeviceChoice, RunError>
 }
 
 /// Whether `model` has a GPU backend: the sBNN, the k-CAE and the mixture
-/// VAE train on the dense engine's tensor backend
-/// ([`crate::nn::dense::Engine::Cuda`]); the other models train only on the
-/// CPU.
+/// VAE (one network per agent or one shared by all) train on the dense
+/// engine's tensor backend ([`crate::nn::dense::Engine::Cuda`]); the other
+/// models train only on the CPU.
 fn trains_on_the_gpu(model: &ModelSpec) -> bool {
     matches!(
         model,
         ModelSpec::Sbnn(_) | ModelSpec::Cae { .. } | ModelSpec::MixVae(_)
     )
-}
-
-/// A setting of `model` that its GPU backend does not support, and why.
-fn cpu_only_setting(model: &ModelSpec) -> Option<&'static str> {
-    match model {
-        ModelSpec::MixVae(spec) if spec.model.shared => {
-            Some(crate::models::mixvae::SHARED_ON_THE_DENSE_ENGINE)
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -113,11 +101,10 @@ mod tests {
         assert!(trains_on_the_gpu(&cae));
         assert!(trains_on_the_gpu(&mixvae()));
         assert!(!trains_on_the_gpu(&ModelSpec::Srrr(SrrrConfig::default())));
-        assert_eq!(cpu_only_setting(&mixvae()), None);
     }
 
     #[test]
-    fn a_shared_mixvae_network_is_cpu_only() {
+    fn a_shared_mixvae_network_has_the_gpu_backend() {
         let shared = ModelSpec::MixVae(MixVaeSpec {
             labels: None,
             seeds: vec![],
@@ -126,8 +113,13 @@ mod tests {
                 ..MixVaeConfig::default()
             },
         });
-        let why = cpu_only_setting(&shared).unwrap();
-        assert!(why.contains("shared: true"), "{why}");
+        assert!(trains_on_the_gpu(&shared));
+        // Refused here only when the GPU cannot be opened, never for `shared`.
+        if let Err(err) = resolve(&experiment(shared, DeviceChoice::Cuda(0))) {
+            let text = err.to_string();
+            assert!(text.contains("which cannot be used"), "{text}");
+            assert!(!text.contains("shared"), "{text}");
+        }
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -10,8 +10,9 @@
 //! [`ParamStore`] keep them for evaluation, re-seeding and saving, and
 //! [`DenseAgent::save_to`] / [`DenseAgent::load_from`] move them between the
 //! two. A network shared by several agents runs one [`AgentRun`] per agent
-//! and sums their gradients before its optimiser step (on the dense engine
-//! only: on a tensor device each piece keeps one run's activations). The
+//! and sums their gradients before its optimiser step (on a tensor device,
+//! which keeps one run's activations per piece, each piece repeats a run's
+//! forward pass before its backward pass when several runs share it). The
 //! batch normalisation, the head, the state sampling and the losses run on
 //! the host on either engine.
 
@@ -35,9 +36,35 @@ use crate::nn::{self, AdamConfig, Linear, NnError, ParamStore};
 #[allow(clippy::large_enum_variant)] // a handful per agent, made once
 enum Part {
     Dense(DensePart),
-    /// A [`TrainingNet`] on a tensor device and the runs since its last step
-    /// (at most one: its activations are kept on the device, one run at a time).
-    Tensor(TrainingNet, usize),
+    Tensor(TensorPart),
+}
+
+/// A piece of the network on a tensor device. The device keeps the
+/// activations of its last forward pass only, so when several runs (the
+/// agents of a shared network) pass through it in a step, each run's
+/// backward pass first repeats its forward pass (same weights, same input:
+/// the same activations), then adds its gradients to the step's.
+#[derive(Debug)]
+struct TensorPart {
+    training: TrainingNet,
+    /// Forward passes since the last step.
+    forwards: usize,
+    /// Backward passes since the last step.
+    runs: usize,
+    /// Whether the device holds the activations of the run whose backward
+    /// pass comes next (after [`Part::recall`]).
+    recalled: bool,
+}
+
+impl TensorPart {
+    /// Makes the device hold the activations of the run on `x` (`rows` rows).
+    fn recall(&mut self, x: &[f32], rows: usize) -> Result<(), NnError> {
+        if self.forwards > 1 && !self.recalled {
+            self.training.forward(x, rows)?;
+            self.recalled = true;
+        }
+        Ok(())
+    }
 }
 
 /// A piece of the network on the dense engine, with its optimiser and the
@@ -62,9 +89,12 @@ impl Part {
                 sum: DenseGrads::default(),
                 runs: 0,
             }),
-            Engine::TensorCpu | Engine::Cuda(_) => {
-                Part::Tensor(TrainingNet::on(engine, net, adam)?, 0)
-            }
+            Engine::TensorCpu | Engine::Cuda(_) => Part::Tensor(TensorPart {
+                training: TrainingNet::on(engine, net, adam)?,
+                forwards: 0,
+                runs: 0,
+                recalled: false,
+            }),
         })
     }
 
@@ -73,7 +103,7 @@ impl Part {
     fn net(&self) -> &DenseNet {
         match self {
             Part::Dense(part) => &part.net,
-            Part::Tensor(training, _) => &training.net,
+            Part::Tensor(part) => &part.training.net,
         }
     }
 
@@ -81,7 +111,7 @@ impl Part {
     fn sync(&mut self) -> Result<(), NnError> {
         match self {
             Part::Dense(_) => Ok(()),
-            Part::Tensor(training, _) => training.sync(),
+            Part::Tensor(part) => part.training.sync(),
         }
     }
 
@@ -95,15 +125,29 @@ impl Part {
     ) -> Result<&'a [f32], NnError> {
         match self {
             Part::Dense(part) => part.net.forward(x, rows, 0, ws),
-            Part::Tensor(training, _) => training.forward(x, rows),
+            Part::Tensor(part) => {
+                part.forwards += 1;
+                part.recalled = false;
+                part.training.forward(x, rows)
+            }
         }
     }
 
-    /// The output of the last forward pass (into `ws` on the dense engine).
-    fn output<'a>(&'a self, ws: &'a Workspace) -> &'a [f32] {
+    /// The output of the forward pass of the run on `x` (`rows` rows), whose
+    /// activations are in `ws` on the dense engine (on a tensor device, its
+    /// forward pass repeated if another run's came after it).
+    fn output<'a>(
+        &'a mut self,
+        x: &[f32],
+        rows: usize,
+        ws: &'a Workspace,
+    ) -> Result<&'a [f32], NnError> {
         match self {
-            Part::Dense(part) => ws.output(&part.net),
-            Part::Tensor(training, _) => training.output(),
+            Part::Dense(part) => Ok(ws.output(&part.net)),
+            Part::Tensor(part) => {
+                part.recall(x, rows)?;
+                Ok(part.training.output())
+            }
         }
     }
 
@@ -119,15 +163,15 @@ impl Part {
     ) -> Result<(), NnError> {
         let part = match self {
             Part::Dense(part) => part,
-            Part::Tensor(training, runs) => {
-                if *runs > 0 {
-                    return Err(NnError::invalid(
-                        "mixVAE",
-                        "a network shared by several agents trains only on the dense engine",
-                    ));
-                }
-                *runs = 1;
-                return training.backward(x, rows, d_output, d_input);
+            Part::Tensor(part) => {
+                part.recall(x, rows)?;
+                part.recalled = false;
+                part.runs += 1;
+                return if part.runs == 1 {
+                    part.training.backward(x, rows, d_output, d_input)
+                } else {
+                    part.training.backward_adding(x, rows, d_output, d_input)
+                };
             }
         };
         match d_input {
@@ -166,12 +210,14 @@ impl Part {
                     .step(&mut part.net, &part.sum, DensePenalties::NONE)
                     .map(|_| ())
             }
-            Part::Tensor(training, runs) => {
-                if *runs == 0 {
+            Part::Tensor(part) => {
+                if part.runs == 0 {
                     return Err(NnError::NoGradient);
                 }
-                *runs = 0;
-                training.step()
+                part.runs = 0;
+                part.forwards = 0;
+                part.recalled = false;
+                part.training.step()
             }
         }
     }
@@ -193,7 +239,7 @@ impl Part {
                 part.net = net;
                 Ok(())
             }
-            Part::Tensor(training, _) => training.load(net),
+            Part::Tensor(part) => part.training.load(net),
         }
     }
 }
@@ -529,7 +575,7 @@ impl DenseAgent {
         add_columns(&mut run.head.d_sample, &run.d_decoder_in, k + s, 0, k);
         // Through s = μ + exp(½ ln σ²) ξ (then the dropout mask) and the KL term.
         let kl_scale = own_weight(agents) * config.beta / n;
-        let mu = self.state_mean.output(&run.mean);
+        let mu = self.state_mean.output(&run.joint, rows, &run.mean)?;
         run.d_mean.clear();
         run.d_var.clear();
         run.d_prior_mean.clear();
@@ -538,7 +584,7 @@ impl DenseAgent {
             .d_decoder_in
             .chunks_exact(k + s)
             .flat_map(|row| &row[k..]);
-        match &self.prior {
+        match &mut self.prior {
             None => {
                 for ((((ds, keep), m), lv), e) in d_state
                     .zip(&run.mask)
@@ -553,8 +599,8 @@ impl DenseAgent {
                 }
             }
             Some((pm, pv)) => {
-                let prior_mean = pm.output(&run.prior_mean);
-                let prior_var = pv.output(&run.prior_var);
+                let prior_mean = pm.output(&run.head.sample, rows, &run.prior_mean)?;
+                let prior_var = pv.output(&run.head.sample, rows, &run.prior_var)?;
                 for ((((((ds, keep), m), lv), e), a), b) in d_state
                     .zip(&run.mask)
                     .zip(mu)

@@ -101,8 +101,8 @@ pub fn fit_keeping<M: Rows>(
 /// encoder and prior, decoder) training on `engine`: the dense engine on the
 /// CPU, or the tensor backend (a GPU). The batch normalisation, the
 /// categorical head, the coupling and the losses stay on the host. A
-/// network shared by the agents (`shared: true`) trains only on the dense
-/// engine: asked for on another engine, the fit is refused before any work.
+/// network shared by the agents (`shared: true`) sums its agents' gradients
+/// before each optimiser step on either engine.
 pub fn fit_keeping_on<M: Rows>(
     x: &M,
     config: &MixVaeConfig,
@@ -111,12 +111,6 @@ pub fn fit_keeping_on<M: Rows>(
 ) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
     let x: &dyn Rows = x;
     config.validate()?;
-    if config.shared && engine != Engine::Dense {
-        return Err(MixVaeError::Config {
-            field: "shared".into(),
-            message: SHARED_ON_THE_DENSE_ENGINE.into(),
-        });
-    }
     let (cells, genes) = (x.nrows(), x.ncols());
     if cells < 2 || genes == 0 {
         return Err(MixVaeError::Data(format!(
@@ -249,11 +243,6 @@ pub fn fit_keeping_on<M: Rows>(
         .collect();
     Ok((fit, TrainedMixVae::new(networks, config)))
 }
-
-/// Why a shared network is refused on a tensor device.
-pub(crate) const SHARED_ON_THE_DENSE_ENGINE: &str = "a network shared by the agents \
-     (`shared: true`) trains only on the CPU's dense engine (its agents' gradients are \
-     summed there); set `shared: false` or train on the CPU";
 
 /// One augmented copy of every row of `x`, from its own random stream so
 /// that training draws the same numbers with or without it (`None` for no

@@ -243,6 +243,8 @@ pub(super) trait TensorTraining: std::fmt::Debug + Movable {
     fn backward(&mut self, d_output: &[f32]) -> Result<(), NnError>;
     /// [`TensorNet::backward_to_input`].
     fn backward_to_input(&mut self, d_output: &[f32]) -> Result<Vec<f32>, NnError>;
+    /// [`TensorNet::backward_adding`].
+    fn backward_adding(&mut self, d_output: &[f32], to_input: bool) -> Result<Vec<f32>, NnError>;
     /// [`TensorNet::step`].
     fn step(&mut self, penalties: DensePenalties) -> Result<f32, NnError>;
     /// [`TensorNet::grads`].
@@ -271,6 +273,10 @@ where
 
     fn backward_to_input(&mut self, d_output: &[f32]) -> Result<Vec<f32>, NnError> {
         TensorNet::backward_to_input(self, d_output)
+    }
+
+    fn backward_adding(&mut self, d_output: &[f32], to_input: bool) -> Result<Vec<f32>, NnError> {
+        TensorNet::backward_adding(self, d_output, to_input)
     }
 
     fn step(&mut self, penalties: DensePenalties) -> Result<f32, NnError> {

@@ -219,23 +219,38 @@ impl<D: TensorDevice<f32>> TensorNet<D> {
     /// (on the host): keeps the gradients of every trainable layer from the
     /// lowest trainable one up, which [`TensorNet::step`] consumes.
     pub fn backward(&mut self, d_output: &[f32]) -> Result<(), NnError> {
-        self.backward_through(d_output, false).map(|_| ())
+        self.backward_through(d_output, false, false).map(|_| ())
     }
 
     /// As [`TensorNet::backward`], and also returns `∂loss/∂x` (`rows ×
     /// inputs`, on the host) for the batch the forward pass took, for a
     /// network that feeds on another trained one (a decoder on a code).
     pub fn backward_to_input(&mut self, d_output: &[f32]) -> Result<Vec<f32>, NnError> {
-        let d_input = self.backward_through(d_output, true)?;
+        let d_input = self.backward_through(d_output, true, false)?;
+        Ok(d_input.map(|d| d.as_vec()).unwrap_or_default())
+    }
+
+    /// As [`TensorNet::backward`] (with `to_input`, as
+    /// [`TensorNet::backward_to_input`], whose `∂loss/∂x` it returns; empty
+    /// otherwise), but adds this pass's gradients to those kept from the
+    /// backward passes before it, so that one [`TensorNet::step`] takes
+    /// their sum: a network run on several batches (agents) in one step.
+    pub fn backward_adding(
+        &mut self,
+        d_output: &[f32],
+        to_input: bool,
+    ) -> Result<Vec<f32>, NnError> {
+        let d_input = self.backward_through(d_output, to_input, true)?;
         Ok(d_input.map(|d| d.as_vec()).unwrap_or_default())
     }
 
     /// The backward pass; with `to_input`, down to the input's gradient,
-    /// which it returns.
+    /// which it returns; with `add`, its gradients added to the kept ones.
     fn backward_through(
         &mut self,
         d_output: &[f32],
         to_input: bool,
+        add: bool,
     ) -> Result<Option<Mat<D>>, NnError> {
         let (x, from, rows) = self
             .input
@@ -255,7 +270,9 @@ impl<D: TensorDevice<f32>> TensorNet<D> {
             Some(offset) => from + offset,
             None => return Err(NnError::NoGradient),
         };
-        self.grads = vec![None; self.layers.len()];
+        if !add || self.grads.len() != self.layers.len() {
+            self.grads = vec![None; self.layers.len()];
+        }
         // The gradient with respect to the current layer's output; below the
         // lowest layer, the input's (kept only when asked for).
         let mut d_h: Option<Mat<D>> = Some(
@@ -284,7 +301,13 @@ impl<D: TensorDevice<f32>> TensorNet<D> {
                     .clone()
                     .try_sum::<(usize,), Axis<0>>()
                     .map_err(backend)?;
-                self.grads[l] = Some(LayerGrads { weight, bias });
+                self.grads[l] = Some(match self.grads[l].take() {
+                    Some(kept) => LayerGrads {
+                        weight: kept.weight.try_add(weight).map_err(backend)?,
+                        bias: kept.bias.try_add(bias).map_err(backend)?,
+                    },
+                    None => LayerGrads { weight, bias },
+                });
             }
             if l == lowest && !to_input {
                 break;

@@ -106,6 +106,40 @@ impl TrainingNet {
         }
     }
 
+    /// As [`TrainingNet::backward`], but adds this pass's gradients to those
+    /// of the backward passes before it (since the last plain
+    /// [`TrainingNet::backward`]), so that one [`TrainingNet::step`] takes
+    /// their sum: a network run on several batches in one step, each pass's
+    /// forward then backward in turn.
+    pub fn backward_adding(
+        &mut self,
+        x: &[f32],
+        rows: usize,
+        d_output: &[f32],
+        d_input: Option<&mut Vec<f32>>,
+    ) -> Result<(), NnError> {
+        match &mut self.backend {
+            Backend::Dense { ws, grads, .. } => {
+                let kept = std::mem::take(grads);
+                match d_input {
+                    Some(d_input) => self
+                        .net
+                        .backward_to_input(x, rows, 0, d_output, ws, grads, d_input),
+                    None => self.net.backward(x, rows, 0, d_output, ws, grads),
+                }?;
+                add_grads(grads, &kept);
+                Ok(())
+            }
+            Backend::Tensor(on_device) => {
+                let d = on_device.backward_adding(d_output, d_input.is_some())?;
+                if let Some(d_input) = d_input {
+                    *d_input = d;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// One Adam step from the last backward pass's gradients.
     pub fn step(&mut self) -> Result<(), NnError> {
         match &mut self.backend {
@@ -140,6 +174,25 @@ impl TrainingNet {
         match &self.backend {
             Backend::Dense { .. } => Ok(()),
             Backend::Tensor(on_device) => on_device.download(&mut self.net),
+        }
+    }
+}
+
+/// Adds `kept` to `grads`, layer by layer (a layer `grads` lacks takes `kept`'s).
+fn add_grads(grads: &mut DenseGrads, kept: &DenseGrads) {
+    let layers = grads.weight.len().max(kept.weight.len());
+    grads.weight.resize(layers, Vec::new());
+    grads.bias.resize(layers, Vec::new());
+    let pairs = grads
+        .weight
+        .iter_mut()
+        .zip(&kept.weight)
+        .chain(grads.bias.iter_mut().zip(&kept.bias));
+    for (sum, k) in pairs {
+        if sum.is_empty() {
+            sum.clone_from(k);
+        } else if sum.len() == k.len() {
+            sum.iter_mut().zip(k).for_each(|(s, k)| *s += k);
         }
     }
 }
