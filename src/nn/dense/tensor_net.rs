@@ -727,6 +727,79 @@ mod tests {
     }
 
     #[test]
+    fn gradients_added_over_several_passes_are_their_sum() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut dense = net(&mut rng);
+        dense.layers[1].trainable = false;
+        let rows = 6;
+        let batches: Vec<(Vec<f32>, Vec<f32>)> = (0..3)
+            .map(|_| {
+                let x = (0..rows * 40)
+                    .map(|_| rng.random_range(-2.0..2.0))
+                    .collect();
+                let d = (0..rows * 5).map(|_| rng.random_range(-1.0..1.0)).collect();
+                (x, d)
+            })
+            .collect();
+        let (mut ws, mut grads) = (Workspace::default(), DenseGrads::default());
+        let mut sum = DenseGrads::default();
+        let mut d_inputs = Vec::new();
+        for (x, d) in &batches {
+            let mut d_input = Vec::new();
+            dense.forward(x, rows, 0, &mut ws).unwrap();
+            dense
+                .backward_to_input(x, rows, 0, d, &mut ws, &mut grads, &mut d_input)
+                .unwrap();
+            d_inputs.push(d_input);
+            if sum.weight.is_empty() {
+                sum = grads.clone();
+            } else {
+                let pairs = sum
+                    .weight
+                    .iter_mut()
+                    .zip(&grads.weight)
+                    .chain(sum.bias.iter_mut().zip(&grads.bias));
+                for (s, g) in pairs {
+                    s.iter_mut().zip(g).for_each(|(s, g)| *s += g);
+                }
+            }
+        }
+        let mut tensor = TensorNet::new(
+            dfdx::tensor::Cpu::default(),
+            &dense,
+            AdamConfig::keras(1e-3),
+        )
+        .unwrap();
+        // A plain backward pass first: the gradients it leaves are replaced, not added to.
+        tensor.forward(&batches[1].0, rows, 0).unwrap();
+        tensor.backward(&batches[1].1).unwrap();
+        for (i, (x, d)) in batches.iter().enumerate() {
+            tensor.forward(x, rows, 0).unwrap();
+            let d_input = if i == 0 {
+                tensor.backward_to_input(d).unwrap()
+            } else {
+                tensor.backward_adding(d, true).unwrap()
+            };
+            assert_close(&d_input, &d_inputs[i], 1e-4, &format!("input gradient {i}"));
+        }
+        let got = tensor.grads();
+        for l in 0..dense.layers.len() {
+            let what = format!("summed gradients of layer {l}");
+            assert_eq!(got.weight[l].is_empty(), l == 1, "{what}");
+            if l != 1 {
+                assert_close(&got.weight[l], &sum.weight[l], 1e-4, &what);
+                assert_close(&got.bias[l], &sum.bias[l], 1e-4, &what);
+            }
+        }
+        assert!(
+            tensor
+                .backward_adding(&batches[0].1, false)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn bad_calls_are_errors_not_panics() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let dense = net(&mut rng);
