@@ -174,25 +174,12 @@ impl Part {
                 };
             }
         };
-        match d_input {
-            Some(d_input) => {
-                part.net
-                    .backward_to_input(x, rows, 0, d_output, ws, &mut part.grads, d_input)
-            }
-            None => part.net.backward(x, rows, 0, d_output, ws, &mut part.grads),
-        }?;
+        part.net
+            .backward_to_input(x, rows, 0, d_output, ws, &mut part.grads, d_input)?;
         if part.runs == 0 {
             std::mem::swap(&mut part.grads, &mut part.sum);
         } else {
-            let pairs = part
-                .sum
-                .weight
-                .iter_mut()
-                .zip(&part.grads.weight)
-                .chain(part.sum.bias.iter_mut().zip(&part.grads.bias));
-            for (sum, g) in pairs {
-                sum.iter_mut().zip(g).for_each(|(s, g)| *s += g);
-            }
+            part.sum.add(&part.grads);
         }
         part.runs += 1;
         Ok(())

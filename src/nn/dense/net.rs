@@ -225,6 +225,28 @@ pub struct DenseGrads {
     pub bias: Vec<Vec<f32>>,
 }
 
+impl DenseGrads {
+    /// Adds `other` layer by layer (a layer this lacks takes `other`'s), so
+    /// that one optimiser step takes the sum of several backward passes.
+    pub fn add(&mut self, other: &DenseGrads) {
+        let layers = self.weight.len().max(other.weight.len());
+        self.weight.resize(layers, Vec::new());
+        self.bias.resize(layers, Vec::new());
+        let pairs = self
+            .weight
+            .iter_mut()
+            .zip(&other.weight)
+            .chain(self.bias.iter_mut().zip(&other.bias));
+        for (sum, o) in pairs {
+            if sum.is_empty() {
+                sum.clone_from(o);
+            } else if sum.len() == o.len() {
+                sum.iter_mut().zip(o).for_each(|(s, o)| *s += o);
+            }
+        }
+    }
+}
+
 /// The weight gradient of one layer left unformed, as the product
 /// `inputᵀ · delta` of its batch input and its pre-activation gradient
 /// ([`DenseNet::backward_deferred`]), for the optimiser to form a block of
@@ -524,9 +546,9 @@ impl DenseNet {
         })
     }
 
-    /// As [`DenseNet::backward`], and also writes `∂loss/∂x` (`rows ×
-    /// inputs_of(from)`) into `d_input`, for a network that feeds on another
-    /// trained one (a decoder on an encoder's code).
+    /// As [`DenseNet::backward`], and when `d_input` is given also writes
+    /// `∂loss/∂x` (`rows × inputs_of(from)`) into it, for a network that
+    /// feeds on another trained one (a decoder on an encoder's code).
     #[allow(clippy::too_many_arguments)] // backward's arguments and the output
     pub fn backward_to_input(
         &self,
@@ -536,9 +558,9 @@ impl DenseNet {
         d_output: &[f32],
         ws: &mut Workspace,
         grads: &mut DenseGrads,
-        d_input: &mut Vec<f32>,
+        d_input: Option<&mut Vec<f32>>,
     ) -> Result<(), NnError> {
-        self.backward_through(x, rows, from, d_output, ws, grads, Some(d_input), false)
+        self.backward_through(x, rows, from, d_output, ws, grads, d_input, false)
             .map(|_| ())
     }
 
@@ -854,7 +876,7 @@ mod tests {
                 let out = net.forward(&x, rows, 0, &mut ws).unwrap().to_vec();
                 let mut grads = DenseGrads::default();
                 let mut d_input = Vec::new();
-                net.backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, &mut d_input)
+                net.backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, Some(&mut d_input))
                     .unwrap();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 let mut all = vec![bits(&out), bits(&d_input)];

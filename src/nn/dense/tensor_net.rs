@@ -706,7 +706,7 @@ mod tests {
                 (Workspace::default(), DenseGrads::default(), Vec::new());
             dense.forward(&x, rows, 0, &mut ws).unwrap();
             dense
-                .backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, &mut want)
+                .backward_to_input(&x, rows, 0, &d, &mut ws, &mut grads, Some(&mut want))
                 .unwrap();
             tensor.forward(&x, rows, 0).unwrap();
             let got = tensor.backward_to_input(&d).unwrap();
@@ -748,7 +748,7 @@ mod tests {
             let mut d_input = Vec::new();
             dense.forward(x, rows, 0, &mut ws).unwrap();
             dense
-                .backward_to_input(x, rows, 0, d, &mut ws, &mut grads, &mut d_input)
+                .backward_to_input(x, rows, 0, d, &mut ws, &mut grads, Some(&mut d_input))
                 .unwrap();
             d_inputs.push(d_input);
             if sum.weight.is_empty() {

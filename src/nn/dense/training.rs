@@ -91,18 +91,17 @@ impl TrainingNet {
         d_output: &[f32],
         d_input: Option<&mut Vec<f32>>,
     ) -> Result<(), NnError> {
-        match (&mut self.backend, d_input) {
-            (Backend::Dense { ws, grads, .. }, Some(d_input)) => self
+        match &mut self.backend {
+            Backend::Dense { ws, grads, .. } => self
                 .net
                 .backward_to_input(x, rows, 0, d_output, ws, grads, d_input),
-            (Backend::Dense { ws, grads, .. }, None) => {
-                self.net.backward(x, rows, 0, d_output, ws, grads)
-            }
-            (Backend::Tensor(on_device), Some(d_input)) => {
-                *d_input = on_device.backward_to_input(d_output)?;
-                Ok(())
-            }
-            (Backend::Tensor(on_device), None) => on_device.backward(d_output),
+            Backend::Tensor(on_device) => match d_input {
+                Some(d_input) => {
+                    *d_input = on_device.backward_to_input(d_output)?;
+                    Ok(())
+                }
+                None => on_device.backward(d_output),
+            },
         }
     }
 
@@ -121,13 +120,9 @@ impl TrainingNet {
         match &mut self.backend {
             Backend::Dense { ws, grads, .. } => {
                 let kept = std::mem::take(grads);
-                match d_input {
-                    Some(d_input) => self
-                        .net
-                        .backward_to_input(x, rows, 0, d_output, ws, grads, d_input),
-                    None => self.net.backward(x, rows, 0, d_output, ws, grads),
-                }?;
-                add_grads(grads, &kept);
+                self.net
+                    .backward_to_input(x, rows, 0, d_output, ws, grads, d_input)?;
+                grads.add(&kept);
                 Ok(())
             }
             Backend::Tensor(on_device) => {
@@ -174,25 +169,6 @@ impl TrainingNet {
         match &self.backend {
             Backend::Dense { .. } => Ok(()),
             Backend::Tensor(on_device) => on_device.download(&mut self.net),
-        }
-    }
-}
-
-/// Adds `kept` to `grads`, layer by layer (a layer `grads` lacks takes `kept`'s).
-fn add_grads(grads: &mut DenseGrads, kept: &DenseGrads) {
-    let layers = grads.weight.len().max(kept.weight.len());
-    grads.weight.resize(layers, Vec::new());
-    grads.bias.resize(layers, Vec::new());
-    let pairs = grads
-        .weight
-        .iter_mut()
-        .zip(&kept.weight)
-        .chain(grads.bias.iter_mut().zip(&kept.bias));
-    for (sum, k) in pairs {
-        if sum.is_empty() {
-            sum.clone_from(k);
-        } else if sum.len() == k.len() {
-            sum.iter_mut().zip(k).for_each(|(s, k)| *s += k);
         }
     }
 }
