@@ -163,7 +163,7 @@ fn streamed_sparse_counts_read_back_and_open_in_anndata() {
         panic!("X should read as CSR");
     };
     assert_eq!(second.values, table.values);
-    let total: f64 = table.values.data().iter().sum();
+    let total: f64 = table.values.data().iter().map(|&v| f64::from(v)).sum();
     let script = "import sys, anndata\n\
                   a = anndata.read_h5ad(sys.argv[1])\n\
                   print(type(a.X).__name__, a.shape, a.X.nnz, float(a.X.sum()), a.obsm['ephys'].shape)";

@@ -25,7 +25,7 @@ pub(crate) fn csr_from_parts(
     shape: (usize, usize),
     indptr: Vec<usize>,
     indices: Vec<u32>,
-    data: Vec<f64>,
+    data: Vec<f32>,
 ) -> Result<Csr, Parts> {
     if valid(shape, &indptr, &indices, &data) {
         // SAFETY: `valid` established every property of
@@ -41,10 +41,10 @@ pub(crate) fn csr_from_parts(
 }
 
 /// The three arrays of a compressed sparse matrix: `indptr`, `indices`, `data`.
-pub(crate) type Parts = (Vec<usize>, Vec<u32>, Vec<f64>);
+pub(crate) type Parts = (Vec<usize>, Vec<u32>, Vec<f32>);
 
 /// Whether the parts make a CSR matrix of `shape` (rows, columns).
-fn valid((rows, columns): (usize, usize), indptr: &[usize], indices: &[u32], data: &[f64]) -> bool {
+fn valid((rows, columns): (usize, usize), indptr: &[usize], indices: &[u32], data: &[f32]) -> bool {
     let Ok(bound) = u32::try_from(columns) else {
         return false;
     };
@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn every_broken_structure_is_refused() {
         let ok = || (vec![0usize, 2, 3], vec![1u32, 2, 0], vec![1.0, 2.0, 3.0]);
-        let refused = |shape: (usize, usize), parts: (Vec<usize>, Vec<u32>, Vec<f64>)| {
+        let refused = |shape: (usize, usize), parts: Parts| {
             let (indptr, indices, data) = parts;
             let sprs = Csr::try_new(shape, indptr.clone(), indices.clone(), data.clone());
             assert!(sprs.is_err(), "sprs accepts {shape:?}");

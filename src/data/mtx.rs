@@ -4,9 +4,11 @@
 //!
 //! Only the `coordinate` format (`real`, `integer` or `pattern`, `general`)
 //! is read, entry by entry into triplets that [`sprs`] turns into CSR (repeated
-//! entries are summed). Errors name the file and the line: a bad header, an
-//! index outside the declared size, a non-finite value, fewer or more entries
-//! than declared, and id files whose length disagrees with the matrix.
+//! entries are summed). Each value is parsed to the nearest `f32`, the type
+//! the CSR matrix holds. Errors name the file and the line: a bad header, an
+//! index outside the declared size, a non-finite value or one beyond the
+//! `f32` range, fewer or more entries than declared, and id files whose
+//! length disagrees with the matrix.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -121,7 +123,7 @@ struct Triplets {
     columns: usize,
     row_index: Vec<usize>,
     column_index: Vec<usize>,
-    values: Vec<f64>,
+    values: Vec<f32>,
 }
 
 fn read_triplets(path: &Path) -> Result<Triplets, DataError> {
@@ -231,8 +233,18 @@ fn read_triplets(path: &Path) -> Result<Triplets, DataError> {
             1.0
         } else {
             let text = parts.next().unwrap_or_default();
-            match text.parse::<f64>() {
+            match text.parse::<f32>() {
                 Ok(v) if v.is_finite() => v,
+                // Finite as `f64` but not as `f32`.
+                Ok(_) if text.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    return Err(at(
+                        line_number,
+                        format!(
+                            "value '{text}' is beyond the range of single-precision (f32) numbers, ±{:e}",
+                            f32::MAX
+                        ),
+                    ));
+                }
                 _ => {
                     return Err(at(
                         line_number,

@@ -3,17 +3,20 @@
 //! is 1.8 GB as CSR and 24 GB dense), and [`LoadedTable`], what a reader
 //! returns: dense or sparse, whichever the file held.
 //!
-//! The CSR matrix is [`sprs`]'s with `u32` column indices and `usize` row
-//! pointers; values are `f64` like the dense [`FeatureTable`], so a recipe
-//! gives the same numbers on either representation.
+//! The CSR matrix is [`sprs`]'s with `u32` column indices, `usize` row
+//! pointers and `f32` values, as anndata and scanpy hold counts (`float32`
+//! data): half the memory of `f64`, and what the models train on anyway.
+//! Whatever reads or changes the values computes in `f64` (statistics are
+//! accumulated in `f64`) and only stores them as `f32`; the dense
+//! [`FeatureTable`] a model sees is `f64`, the stored values widened exactly.
 
 use ndarray::Array2;
 use rayon::prelude::*;
 
 use super::FeatureTable;
 
-/// Cells x features values in compressed sparse row form.
-pub type Csr = sprs::CsMatI<f64, u32, usize>;
+/// Cells x features values in compressed sparse row form, stored as `f32`.
+pub type Csr = sprs::CsMatI<f32, u32, usize>;
 
 /// A numeric table of cells by features whose values are stored sparse.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +43,7 @@ impl SparseTable {
                 .zip(indptr.par_windows(2))
                 .for_each(|(row, span)| {
                     for k in span[0]..span[1] {
-                        row[indices[k] as usize] = data[k];
+                        row[indices[k] as usize] = f64::from(data[k]);
                     }
                 });
         }
@@ -51,7 +54,8 @@ impl SparseTable {
         }
     }
 
-    /// The sparse copy of a dense table (zeros are left out; `NaN` is kept).
+    /// The sparse copy of a dense table (zeros are left out; `NaN` is kept;
+    /// values are rounded to the nearest `f32`, see [`csr_from_dense`]).
     pub fn from_dense(table: &FeatureTable) -> Self {
         Self {
             cells: table.cells.clone(),
@@ -77,7 +81,7 @@ impl SparseTable {
                 if let Some(&k) = position.get(j)
                     && let Some(slot) = target.get_mut(k)
                 {
-                    *slot = v;
+                    *slot = f64::from(v);
                 }
             }
         }
@@ -178,7 +182,8 @@ impl SparseTable {
 const SCAN_BLOCK: usize = 1 << 16;
 
 /// The first stored entry (row, column, value) of `csr`, in storage order,
-/// for which `bad` holds; blocks of values are scanned in parallel.
+/// for which `bad` holds (given the value widened to `f64`); blocks of values
+/// are scanned in parallel.
 pub fn first_stored_where(
     csr: &Csr,
     bad: impl Fn(f64) -> bool + Sync,
@@ -190,14 +195,19 @@ pub fn first_stored_where(
         .find_map_first(|(b, block)| {
             block
                 .iter()
-                .position(|&v| bad(v))
+                .position(|&v| bad(f64::from(v)))
                 .map(|k| b * SCAN_BLOCK + k)
         })?;
     let row = csr.indptr().raw_storage().partition_point(|&p| p <= k);
-    Some((row.saturating_sub(1), csr.indices()[k] as usize, data[k]))
+    Some((
+        row.saturating_sub(1),
+        csr.indices()[k] as usize,
+        f64::from(data[k]),
+    ))
 }
 
-/// A dense matrix as CSR (zeros left out).
+/// A dense matrix as CSR, each value rounded to the nearest `f32` (one beyond
+/// the `f32` range becomes an infinity) and left out if that is zero.
 pub fn csr_from_dense(values: &Array2<f64>) -> Csr {
     let mut indptr = Vec::with_capacity(values.nrows() + 1);
     let mut indices = Vec::new();
@@ -205,6 +215,7 @@ pub fn csr_from_dense(values: &Array2<f64>) -> Csr {
     indptr.push(0);
     for row in values.rows() {
         for (j, &v) in row.iter().enumerate() {
+            let v = v as f32;
             if v != 0.0 {
                 indices.push(u32::try_from(j).unwrap_or(u32::MAX));
                 data.push(v);

@@ -1,7 +1,7 @@
 //! Per-feature sums over the entries a table stores (every entry of a dense
-//! table, the non-zero ones of a CSR table), computed on blocks of cells in
-//! parallel and added up in block order, so a result does not depend on the
-//! number of threads. Gene selection (variance, `Seurat`, `SeuratV3`) is built
+//! table, the non-zero ones of a CSR table, widened from `f32`), computed in
+//! `f64` on blocks of cells in parallel and added up in block order, so a
+//! result does not depend on the number of threads. Gene selection (variance, `Seurat`, `SeuratV3`) is built
 //! on these sums, one implementation for both representations.
 
 use ndarray::Axis;
@@ -89,7 +89,7 @@ pub(super) fn column_sums(table: &LoadedTable, f: impl Fn(usize, f64) -> f64 + S
                     let span = indptr[first]..indptr[last];
                     let mut sums = ColumnSums::zeros(features);
                     for (&j, &v) in indices[span.clone()].iter().zip(&data[span]) {
-                        sums.add(j as usize, f(j as usize, v));
+                        sums.add(j as usize, f(j as usize, f64::from(v)));
                     }
                     sums
                 })

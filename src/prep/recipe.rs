@@ -387,7 +387,7 @@ fn sparse_input_summary(table: &crate::data::SparseTable) -> (Vec<f64>, Vec<f64>
     let mut stored = vec![0_usize; columns];
     let mut max = vec![f64::NEG_INFINITY; columns];
     for (&v, (_, j)) in table.values.iter() {
-        let j = j as usize;
+        let (v, j) = (f64::from(v), j as usize);
         sums[j] += v;
         stored[j] += 1;
         max[j] = max[j].max(v);

@@ -1,7 +1,10 @@
 //! Steps on a sparse (CSR) table, so a 10^5-cell count matrix is normalised,
 //! logged, filtered and ranked without a dense copy: every step here touches
 //! only the stored (non-zero) entries, and each gives the numbers its dense
-//! counterpart gives (up to the order of floating-point sums). A log of
+//! counterpart gives up to the order of floating-point sums and the storage
+//! of each value as `f32`: a value is computed in `f64` from the stored one
+//! widened, and sums are taken in `f64`, but what is stored again is rounded
+//! to the nearest `f32` (a relative change of at most 2^-24). A log of
 //! `x + 1` keeps zeros at zero, so the matrix stays sparse throughout.
 
 use rayon::prelude::*;
@@ -30,7 +33,7 @@ pub(super) fn for_each_stored(
         LoadedTable::Sparse(t) => {
             for (i, row) in t.values.outer_iterator().enumerate() {
                 for (j, &v) in row.iter() {
-                    visit(i, j, v)?;
+                    visit(i, j, f64::from(v))?;
                 }
             }
         }
@@ -73,7 +76,7 @@ fn check_values(
     }
 }
 
-/// Each cell's sum over the stored entries, in storage order.
+/// Each cell's sum over the stored entries, in storage order, in `f64`.
 fn row_sums(table: &SparseTable) -> Vec<f64> {
     let data = table.values.data();
     table
@@ -81,7 +84,7 @@ fn row_sums(table: &SparseTable) -> Vec<f64> {
         .indptr()
         .raw_storage()
         .par_windows(2)
-        .map(|w| data[w[0]..w[1]].iter().sum())
+        .map(|w| data[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum())
         .collect()
 }
 
@@ -89,7 +92,7 @@ fn row_sums(table: &SparseTable) -> Vec<f64> {
 const BLOCK_ROWS: usize = 1024;
 
 /// Calls `visit(cell, values)` on every cell's stored values, blocks of cells in parallel.
-fn par_rows_mut(table: &mut SparseTable, visit: impl Fn(usize, &mut [f64]) + Sync) {
+fn par_rows_mut(table: &mut SparseTable, visit: impl Fn(usize, &mut [f32]) + Sync) {
     let indptr = table.values.indptr().raw_storage().to_vec();
     let data = table.values.data_mut();
     let mut blocks = Vec::with_capacity(indptr.len() / BLOCK_ROWS + 1);
@@ -129,7 +132,7 @@ pub(super) fn library_size_normalise(
     let median = median_of_sorted(&sorted);
     par_rows_mut(&mut table, |i, row| {
         for v in row {
-            *v = *v / sums[i] * median;
+            *v = (f64::from(*v) / sums[i] * median) as f32;
         }
     });
     let min = sorted.first().copied().unwrap_or(f64::NAN);
@@ -150,7 +153,7 @@ pub(super) fn log_plus_one(
     let mut table = check_values(table, step, expected, |v| v <= -1.0)?;
     par_rows_mut(&mut table, |_, row| {
         for v in row {
-            *v = log(*v + 1.0);
+            *v = log(f64::from(*v) + 1.0) as f32;
         }
     });
     Ok((LoadedTable::Sparse(table), Outcome::nothing()))

@@ -2,9 +2,11 @@
 //! when HDF5 stores them as they are in memory: a contiguous or chunked
 //! dataset without filters (no compression), in a little-endian type, in the
 //! file the dataset was opened from. Each piece of the array is read with
-//! `pread` into a buffer of its reader thread and converted into its place in
-//! the result in the same pass, so the result is written once and its pages
-//! are first touched by the threads that fill them.
+//! `pread` by one of several threads: straight into its place in the result
+//! when the stored entries are the result's type ([`read_in_place`]), or into
+//! a buffer of its reader thread and converted into its place in the same
+//! pass ([`read`]). Either way the result is written once and its pages are
+//! first touched by the threads that fill them.
 //!
 //! [`locate`] says where the pieces lie, or `None` whenever anything does not
 //! fit that picture (a filter, a big-endian or unusual type, chunks not yet
@@ -16,6 +18,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use bytemuck::Pod;
 use hdf5::plist::dataset_create::Layout;
 use hdf5::{Dataset, Datatype, H5Type};
 use rayon::prelude::*;
@@ -189,8 +192,49 @@ pub(super) fn read<T>(
 where
     T: Clone + Default + Send,
 {
-    let file = File::open(&located.file).ok()?;
     let size = located.stored.size();
+    fill(located, |file, piece, part| {
+        BUFFER.with_borrow_mut(|buffer| {
+            buffer.resize(piece.len * size, 0);
+            file.read_exact_at(buffer, piece.offset).is_ok()
+                && convert(located.stored, buffer, part)
+        })
+    })
+}
+
+/// The stored entries of `located` read straight into the result, for a
+/// caller that knows they are stored as `T` (the same size and, in this
+/// little-endian layout, the same bytes); `check` says whether a piece's
+/// entries are acceptable. `None` when the sizes differ, a read fails or
+/// comes back short, or `check` refuses a piece.
+pub(super) fn read_in_place<T>(
+    located: &Located,
+    check: impl Fn(&[T]) -> bool + Sync,
+) -> Option<Vec<T>>
+where
+    T: Pod + Default + Send + Sync,
+{
+    if located.stored.size() != size_of::<T>() {
+        return None;
+    }
+    fill(located, |file, piece, part| {
+        file.read_exact_at(bytemuck::cast_slice_mut(part), piece.offset)
+            .is_ok()
+            && check(part)
+    })
+}
+
+/// A result of `located.total` entries whose pieces `fill_piece` fills in
+/// parallel (given the file, the piece and its part of the result); `None`
+/// when the file cannot be opened or a piece is refused.
+fn fill<T>(
+    located: &Located,
+    fill_piece: impl Fn(&File, &Piece, &mut [T]) -> bool + Sync,
+) -> Option<Vec<T>>
+where
+    T: Clone + Default + Send,
+{
+    let file = File::open(&located.file).ok()?;
     // A zeroed allocation is mapped lazily: its pages are first touched (and
     // zeroed by the kernel) by the threads below, in parallel.
     let mut values = vec![T::default(); located.total];
@@ -201,13 +245,9 @@ where
         parts.push((piece, part));
         rest = tail;
     }
-    let ok = parts.into_par_iter().all(|(piece, part)| {
-        BUFFER.with_borrow_mut(|buffer| {
-            buffer.resize(piece.len * size, 0);
-            file.read_exact_at(buffer, piece.offset).is_ok()
-                && convert(located.stored, buffer, part)
-        })
-    });
+    let ok = parts
+        .into_par_iter()
+        .all(|(piece, part)| fill_piece(&file, piece, part));
     ok.then_some(values)
 }
 
@@ -339,6 +379,20 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn entries_stored_as_the_result_type_are_read_in_place() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = hdf5::File::create(dir.path().join("a.h5")).unwrap();
+        let values: Vec<i32> = (0..1000).map(|i| i * 7 - 300).collect();
+        let chunked = stored(&file, "chunked", &values, |b| b.chunk(97));
+        file.flush().unwrap();
+        let located = locate(&chunked).unwrap();
+        assert_eq!(read_in_place(&located, |_: &[i32]| true), Some(values));
+        // A refused piece makes the read give up, and so does a size that is not the stored one.
+        assert!(read_in_place(&located, |part: &[i32]| part.iter().all(|&v| v >= 0)).is_none());
+        assert!(read_in_place(&located, |_: &[i64]| true).is_none());
     }
 
     #[test]

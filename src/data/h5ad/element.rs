@@ -10,7 +10,7 @@ use ndarray::Array2;
 
 use super::super::checked_csr::csr_from_parts;
 use super::super::{Csr, DataError, first_stored_where};
-use super::direct::{self, Number};
+use super::direct::{self, Number, Stored};
 
 /// The file being read, for error messages.
 pub(super) struct Context {
@@ -361,35 +361,55 @@ fn read_1d<S: hdf5::H5Type + Copy, T>(
 }
 
 /// The stored values of a sparse matrix (a 1-D array of any integer or float
-/// type) as `f64`, and whether they are known to be finite: read straight
-/// from the file in parallel (and checked on the way) when it stores them
-/// uncompressed in a little-endian type (see [`direct`]), otherwise through
-/// HDF5 in their stored type when that is `f32` or `f64`.
-fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f64>, bool), DataError> {
-    if let Some(located) = direct::locate(dataset)
-        && let Some(values) = direct::read(&located, |stored, bytes, out| {
-            direct::convert_each(stored, bytes, out, |n| match n {
-                Number::F32(v) => f64::from(v),
-                Number::F64(v) => v,
-                Number::I32(v) => f64::from(v),
-                Number::U32(v) => f64::from(v),
-                // As HDF5 converts them: to the nearest `f64`.
-                Number::I64(v) => v as f64,
-                Number::U64(v) => v as f64,
-            }) && out.iter().fold(true, |finite, v| finite & v.is_finite())
-        })
-        && direct::agrees(dataset, &values)
-    {
-        return Ok((values, true));
+/// type), each rounded to the nearest `f32` (the type a [`Csr`] holds; a
+/// `float32` array is taken as it is), and whether they are known to be
+/// finite: read straight from the file in parallel (and checked on the way)
+/// when it stores them uncompressed in a little-endian type (see [`direct`]),
+/// `float32` entries straight into the result; otherwise through HDF5 in their
+/// stored type, a `float64` value beyond the `f32` range refused.
+fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f32>, bool), DataError> {
+    if let Some(located) = direct::locate(dataset) {
+        let finite = |out: &[f32]| out.iter().fold(true, |finite, v| finite & v.is_finite());
+        let values = if located.stored == Stored::F32 {
+            direct::read_in_place(&located, finite)
+        } else {
+            // A `float64` value beyond the `f32` range becomes an infinity
+            // and is refused here, then named by the read through HDF5.
+            direct::read(&located, |stored, bytes, out| {
+                direct::convert_each(stored, bytes, out, |n| match n {
+                    Number::F32(v) => v,
+                    Number::F64(v) => v as f32,
+                    Number::I32(v) => v as f32,
+                    Number::U32(v) => v as f32,
+                    Number::I64(v) => v as f32,
+                    Number::U64(v) => v as f32,
+                }) && finite(out)
+            })
+        };
+        if let Some(values) = values
+            && direct::agrees(dataset, &values)
+        {
+            return Ok((values, true));
+        }
     }
     let read = match dataset.dtype().and_then(|t| t.to_descriptor()) {
-        Ok(TypeDescriptor::Float(FloatSize::U4)) => {
-            read_1d(ctx, dataset, name, |v: f32| Ok(f64::from(v)))
-        }
-        Ok(TypeDescriptor::Float(FloatSize::U8)) => read_1d(ctx, dataset, name, |v: f64| Ok(v)),
-        Ok(TypeDescriptor::Integer(_) | TypeDescriptor::Unsigned(_)) => {
-            read_1d(ctx, dataset, name, |v: f64| Ok(v))
-        }
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => read_1d(ctx, dataset, name, |v: f32| Ok(v)),
+        Ok(TypeDescriptor::Float(FloatSize::U8)) => read_1d(ctx, dataset, name, |v: f64| {
+            let narrow = v as f32;
+            if v.is_finite() && !narrow.is_finite() {
+                Err(ctx.error(
+                    name,
+                    &format!(
+                        "holds the value {v}, beyond the range of single-precision (float32) numbers (±{:e}) in which values are held",
+                        f32::MAX
+                    ),
+                ))
+            } else {
+                Ok(narrow)
+            }
+        }),
+        Ok(TypeDescriptor::Integer(_)) => read_1d(ctx, dataset, name, |v: i64| Ok(v as f32)),
+        Ok(TypeDescriptor::Unsigned(_)) => read_1d(ctx, dataset, name, |v: u64| Ok(v as f32)),
         Ok(other) => Err(ctx.error(
             name,
             &format!("holds {other:?} values; expected integers or floating-point numbers"),
@@ -400,21 +420,26 @@ fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f64>, boo
 }
 
 /// The column (or row) indices of a sparse matrix read straight from the
-/// file (see [`direct`]), if it stores them so and all are below `bound`.
+/// file (see [`direct`]; 32-bit integers straight into the result), if it
+/// stores them so and all are below `bound`.
 fn direct_indices(dataset: &Dataset, bound: usize) -> Option<Vec<u32>> {
-    // A value that does not fit `u32` (a negative one included) becomes
-    // `u32::MAX`, which is refused below with any bound that fits `u32`.
     let bound = u32::try_from(bound).ok()?;
     let located = direct::locate(dataset)?;
-    let indices = direct::read(&located, |stored, bytes, out| {
-        direct::convert_each(stored, bytes, out, |n| match n {
-            Number::I32(v) => u32::try_from(v).unwrap_or(u32::MAX),
-            Number::U32(v) => v,
-            Number::I64(v) => u32::try_from(v).unwrap_or(u32::MAX),
-            Number::U64(v) => u32::try_from(v).unwrap_or(u32::MAX),
-            Number::F32(_) | Number::F64(_) => u32::MAX,
-        }) && out.iter().fold(0, |max, &v| max.max(v)) < bound
-    })?;
+    let below = |bound: u32| move |out: &[u32]| out.iter().fold(0, |max, &v| max.max(v)) < bound;
+    let indices = match located.stored {
+        Stored::U32 => direct::read_in_place(&located, below(bound))?,
+        // A negative `int32` read as `u32` is at least 2^31, so refused too.
+        Stored::I32 => direct::read_in_place(&located, below(bound.min(1 << 31)))?,
+        // A value that does not fit `u32` (a negative one included) becomes
+        // `u32::MAX`, which is refused with any bound that fits `u32`.
+        _ => direct::read(&located, |stored, bytes, out| {
+            direct::convert_each(stored, bytes, out, |n| match n {
+                Number::I64(v) => u32::try_from(v).unwrap_or(u32::MAX),
+                Number::U64(v) => u32::try_from(v).unwrap_or(u32::MAX),
+                Number::I32(_) | Number::U32(_) | Number::F32(_) | Number::F64(_) => u32::MAX,
+            }) && below(bound)(out)
+        })?,
+    };
     direct::agrees(dataset, &indices).then_some(indices)
 }
 
