@@ -2,7 +2,7 @@
 //! parallel, bypassing HDF5's copy); stored any other way it is read through
 //! HDF5. Both ways must give the same table and the same errors: these tests
 //! write one matrix, store its arrays gzip-compressed, contiguous or in small
-//! chunks, and compare.
+//! chunks (values as `float32` or `float64`), and compare.
 
 use std::path::{Path, PathBuf};
 
@@ -51,11 +51,22 @@ fn written(
     storage: Storage,
     edit: impl Fn(&mut [f32], &mut [i32]),
 ) -> PathBuf {
+    written_as(dir, name, table, storage, edit)
+}
+
+/// [`written`] with `X/data` stored as `T`.
+fn written_as<T: hdf5::H5Type>(
+    dir: &TempDir,
+    name: &str,
+    table: &SparseTable,
+    storage: Storage,
+    edit: impl Fn(&mut [T], &mut [i32]),
+) -> PathBuf {
     let path = dir.path().join(format!("{name}.h5ad"));
     write_h5ad(&path, &LoadedTable::Sparse(table.clone()), &[]).unwrap();
     let file = hdf5::File::open_rw(&path).unwrap();
     let x = file.group("X").unwrap();
-    let mut data: Vec<f32> = x.dataset("data").unwrap().read_raw().unwrap();
+    let mut data: Vec<T> = x.dataset("data").unwrap().read_raw().unwrap();
     let mut indices: Vec<i32> = x.dataset("indices").unwrap().read_raw().unwrap();
     edit(&mut data, &mut indices);
     for part in ["data", "indices"] {
@@ -153,6 +164,32 @@ fn bad_values_and_indices_give_the_same_errors_either_way() {
         }
         assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:?}");
     }
+}
+
+#[test]
+fn float64_values_are_rounded_to_f32_and_values_beyond_its_range_refused_either_way() {
+    let dir = TempDir::new().unwrap();
+    let table = random_table();
+    let first_row = table.values.indptr().raw_storage()[1];
+    let mut rounded = table.clone();
+    rounded.values.data_mut()[first_row] = 0.1_f64 as f32;
+    let mut messages = Vec::new();
+    for storage in STORAGES {
+        let path = written_as(&dir, "tenth", &table, storage, |data: &mut [f64], _| {
+            data[first_row] = 0.1;
+        });
+        assert_eq!(read(&path).unwrap(), rounded, "{storage:?}");
+        let path = written_as(&dir, "huge", &table, storage, |data: &mut [f64], _| {
+            data[first_row] = 1e300;
+        });
+        let text = read(&path).unwrap_err().to_string();
+        assert!(
+            text.contains("/X/data: holds the value 1e300, beyond the range of single-precision"),
+            "{storage:?}: {text}"
+        );
+        messages.push(text);
+    }
+    assert!(messages.windows(2).all(|w| w[0] == w[1]), "{messages:?}");
 }
 
 #[test]

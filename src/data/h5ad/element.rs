@@ -400,7 +400,7 @@ fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f32>, boo
                 Err(ctx.error(
                     name,
                     &format!(
-                        "holds the value {v}, beyond the range of single-precision (float32) numbers (±{:e}) in which values are held",
+                        "holds the value {v:e}, beyond the range of single-precision (float32) numbers (±{:e}) in which sparse values are held",
                         f32::MAX
                     ),
                 ))

@@ -72,8 +72,7 @@ pub fn write_h5ad(
             LoadedTable::Dense(t) => write_dense(file, "X", &t.values)?,
             LoadedTable::Sparse(t) => {
                 let (indptr, indices, data) = t.values.view().into_raw_storage();
-                let values: Vec<f32> = data.iter().map(|&v| v as f32).collect();
-                write_csr(file, "X", t.values.shape(), indptr, indices, &values)?;
+                write_csr(file, "X", t.values.shape(), indptr, indices, data)?;
             }
         }
         write_frame(file, "obs", table.cells(), obs)?;
