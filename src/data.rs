@@ -2,7 +2,8 @@
 //! and 10x folders; dense or sparse) and per-cell metadata, and the [`Dataset`]
 //! that pairs modalities by cell id.
 //!
-//! Every loader returns plain values (`f64`, `NaN` for a missing entry) and a
+//! Every loader returns plain values (`f64`, `NaN` for a missing entry; a
+//! sparse table's values are `f32`, see [`Csr`]) and a
 //! [`DataError`] that names the file, the line and column or the field, and
 //! what was expected. Nothing here decides what to do about missing values:
 //! that is the preprocessing recipe's job.

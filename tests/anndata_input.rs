@@ -220,6 +220,16 @@ fn bad_mtx_input_names_the_file_and_line() {
         text.contains("line 3: value 'inf' is not a finite number"),
         "{text}"
     );
+    // Finite, but beyond the f32 values a CSR table holds.
+    let text = mtx_error(
+        "%%MatrixMarket matrix coordinate real general\n2 3 1\n1 1 1e39\n",
+        "g1\ng2\n",
+        "a\nb\nc\n",
+    );
+    assert!(
+        text.contains("line 3: value '1e39' is beyond the range of single-precision (f32) numbers"),
+        "{text}"
+    );
     let text = mtx_error(&format!("{HEADER}2 3 2\n1 1 5\n"), "g1\ng2\n", "a\nb\nc\n");
     assert!(text.contains("truncated"), "{text}");
     let text = mtx_error(
