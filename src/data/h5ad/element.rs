@@ -366,7 +366,8 @@ fn read_1d<S: hdf5::H5Type + Copy, T>(
 /// finite: read straight from the file in parallel (and checked on the way)
 /// when it stores them uncompressed in a little-endian type (see [`direct`]),
 /// `float32` entries straight into the result; otherwise through HDF5 in their
-/// stored type, a `float64` value beyond the `f32` range refused.
+/// stored type (`float32` straight into the result), a `float64` value beyond
+/// the `f32` range refused.
 fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f32>, bool), DataError> {
     if let Some(located) = direct::locate(dataset) {
         let finite = |out: &[f32]| out.iter().fold(true, |finite, v| finite & v.is_finite());
@@ -393,7 +394,12 @@ fn values(ctx: &Context, dataset: &Dataset, name: &str) -> Result<(Vec<f32>, boo
         }
     }
     let read = match dataset.dtype().and_then(|t| t.to_descriptor()) {
-        Ok(TypeDescriptor::Float(FloatSize::U4)) => read_1d(ctx, dataset, name, |v: f32| Ok(v)),
+        // HDF5 fills the result itself.
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => dataset
+            .as_reader()
+            .conversion(Conversion::Hard)
+            .read_raw::<f32>()
+            .map_err(|e| ctx.hdf5(name, &e)),
         Ok(TypeDescriptor::Float(FloatSize::U8)) => read_1d(ctx, dataset, name, |v: f64| {
             let narrow = v as f32;
             if v.is_finite() && !narrow.is_finite() {
