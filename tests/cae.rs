@@ -63,6 +63,7 @@ fn small_config(coupling: CouplingKind, lambda: f64, steps: usize) -> CaeConfig 
         input_dropout: dropout,
         input_noise: 0.0,
         weight: 1.0,
+        conv: None,
     };
     CaeConfig {
         latent_dims: 3,

@@ -20,7 +20,7 @@ pub mod model;
 pub mod spectral;
 pub mod train;
 
-pub use config::{Activation, ArmConfig, CaeConfig};
+pub use config::{Activation, ArmConfig, CaeConfig, ConvFront};
 pub use coupling::{
     BatchNormDistance, Coupling, CouplingCost, CouplingKind, FullCovariance, MinSingularValue,
     SquaredDistance,

@@ -21,12 +21,17 @@
 //!
 //! Every backward pass agrees with central finite differences (see the tests).
 //!
+//! A convolutional front ([`ConvLayer`], trained as [`TrainingConv`]) turns
+//! single-channel images into pooled features for a dense network; it runs
+//! on the dense engine only.
+//!
 //! The same networks also train on a tensor device ([`TensorNet`], dfdx's
 //! CUDA device or its CPU device), chosen through an [`Engine`]; a training
 //! loop written against [`NetTrainer`] runs on either. The sBNN's does.
 
 mod adam;
 mod batch_norm;
+mod conv;
 mod engine;
 pub(crate) mod kernels;
 mod loss;
@@ -38,6 +43,7 @@ mod training;
 
 pub use adam::{DenseAdam, DensePenalties};
 pub use batch_norm::{BatchNormCache, DenseBatchNorm};
+pub use conv::{ConvLayer, ConvShape, TrainingConv};
 pub use engine::{Engine, NetTrainer};
 pub use loss::{mse_with_grad, softmax_cross_entropy_with_grad, weighted_mse_with_grad};
 pub use net::{Activation, DenseGrads, DenseLayer, DenseNet, WeightProduct, Workspace};

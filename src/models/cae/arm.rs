@@ -1,18 +1,21 @@
-//! One agent's autoencoder: augmented input → hidden layers → linear latent
+//! One agent's autoencoder: augmented input → (optionally a convolutional
+//! front and dropout on its pooled features) → hidden layers → linear latent
 //! (batch-normalised without scale or shift for every coupling but the plain
-//! one) → mirrored hidden layers → reconstruction.
+//! one) → mirrored hidden layers → reconstruction. The decoder is dense in
+//! every case.
 
 use ndarray::{Array1, Array2};
 use rand_chacha::ChaCha8Rng;
 
 use super::config::{Activation, ArmConfig};
-use crate::nn::dense::{self, DenseBatchNorm, DenseNet};
-use crate::nn::{self, BatchNorm, Linear, Mode, NnError, ParamStore, Var};
+use crate::nn::dense::{self, ConvLayer, DenseBatchNorm, DenseNet};
+use crate::nn::{self, BatchNorm, Linear, Mode, NnError, ParamId, ParamRole, ParamStore, Var};
 
 /// The dense engine's form of an arm's layers: the encoder up to the
 /// (linear) latent layer, the latent normalisation, and the decoder.
 #[derive(Debug, Clone)]
 pub(super) struct ArmLayers {
+    pub conv: Option<ConvLayer>,
     pub encoder: DenseNet,
     pub norm: Option<DenseBatchNorm>,
     pub decoder: DenseNet,
@@ -22,6 +25,8 @@ pub(super) struct ArmLayers {
 #[derive(Debug, Clone)]
 pub struct Arm {
     settings: ArmConfig,
+    /// The convolutional front's kernel (`kernel² × maps`) and biases.
+    conv: Option<(ParamId, ParamId)>,
     encoder: Vec<Linear>,
     latent: Linear,
     norm: Option<BatchNorm>,
@@ -60,6 +65,33 @@ impl Arm {
     ) -> Result<Arm, NnError> {
         let mut encoder = Vec::new();
         let mut width = inputs;
+        let conv = match &settings.conv {
+            Some(front) => {
+                let shape = front.shape();
+                let layer = ConvLayer::glorot(shape, rng)?;
+                if inputs != shape.inputs() {
+                    return Err(NnError::invalid(
+                        "conv",
+                        format!(
+                            "a {}x{} image has {} pixels, the data {inputs} features",
+                            shape.height,
+                            shape.width,
+                            shape.inputs()
+                        ),
+                    ));
+                }
+                let weight =
+                    Array2::from_shape_vec((layer.kernel.inputs, shape.maps), layer.kernel.weight)
+                        .map_err(|e| NnError::invalid("conv", e.to_string()))?;
+                let w =
+                    store.add_matrix(&format!("{name}.conv.weight"), &weight, ParamRole::Weight)?;
+                let b =
+                    store.add_zeros(&format!("{name}.conv.bias"), shape.maps, ParamRole::Bias)?;
+                width = shape.outputs();
+                Some((w, b))
+            }
+            None => None,
+        };
         for (i, &h) in settings.hidden.iter().enumerate() {
             encoder.push(Linear::new(
                 store,
@@ -95,6 +127,7 @@ impl Arm {
         let output = Linear::new(store, &format!("{name}.out"), width, inputs, rng)?;
         Ok(Arm {
             settings: settings.clone(),
+            conv,
             encoder,
             latent,
             norm,
@@ -108,7 +141,22 @@ impl Arm {
         &self.settings
     }
 
-    /// The code before batch normalisation; augmentation only in [`Mode::Train`].
+    /// The convolutional front's weights, if the arm has one.
+    fn conv_layer(&self, store: &ParamStore) -> Result<Option<ConvLayer>, NnError> {
+        match (&self.conv, &self.settings.conv) {
+            (Some((w, b)), Some(front)) => Ok(Some(ConvLayer::new(
+                front.shape(),
+                store.values(*w)?,
+                store.values(*b)?,
+            )?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The code before batch normalisation; augmentation only in
+    /// [`Mode::Train`]. An arm with a convolutional front runs it on the
+    /// host, outside the tape, so it only encodes in [`Mode::Eval`] here
+    /// (it trains on the dense engine).
     pub fn pre_latent(
         &self,
         store: &ParamStore,
@@ -118,6 +166,21 @@ impl Arm {
     ) -> Result<Var, NnError> {
         let x = nn::gaussian_noise(x, self.settings.input_noise, mode, rng)?;
         let mut h = nn::dropout(x, self.settings.input_dropout, mode, rng)?;
+        if let Some(conv) = self.conv_layer(store)? {
+            if mode == Mode::Train {
+                return Err(NnError::invalid(
+                    "conv",
+                    "an arm with a convolutional front trains on the dense engine only",
+                ));
+            }
+            let pixels = h.to_array()?;
+            let rows = pixels.nrows();
+            let flat: Vec<f32> = pixels.iter().copied().collect();
+            let features = conv.forward(&flat, rows)?;
+            let features = Array2::from_shape_vec((rows, conv.shape.outputs()), features)
+                .map_err(|e| NnError::invalid("conv", e.to_string()))?;
+            h = Var::from_array(store.device(), &features)?;
+        }
         for layer in &self.encoder {
             h = activate(layer.forward(store, h)?, self.settings.activation)?;
         }
@@ -164,6 +227,7 @@ impl Arm {
             .collect::<Result<Vec<_>, _>>()?;
         decoder.push(self.output.to_dense(store, self.settings.output.into())?);
         Ok(ArmLayers {
+            conv: self.conv_layer(store)?,
             encoder: DenseNet::new(encoder)?,
             norm: self.norm.map(|bn| bn.to_dense(store)).transpose()?,
             decoder: DenseNet::new(decoder)?,
@@ -176,6 +240,14 @@ impl Arm {
         store: &mut ParamStore,
         layers: &ArmLayers,
     ) -> Result<(), NnError> {
+        if let (Some((w, b)), Some(conv)) = (&self.conv, &layers.conv) {
+            let kernel = &conv.kernel;
+            let weight =
+                Array2::from_shape_vec((kernel.inputs, kernel.outputs), kernel.weight.clone())
+                    .map_err(|e| NnError::invalid("conv", e.to_string()))?;
+            store.set_matrix(*w, &weight)?;
+            store.set_vector(*b, &Array1::from_vec(kernel.bias.clone()))?;
+        }
         let encoder = self.encoder.iter().chain(std::iter::once(&self.latent));
         for (lin, layer) in encoder.zip(&layers.encoder.layers) {
             lin.set_from_dense(store, layer)?;

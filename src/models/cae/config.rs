@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CaeError;
 use super::coupling::CouplingKind;
+use crate::nn::dense::ConvShape;
 
 /// Element-wise activation of a layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +34,44 @@ pub struct ArmConfig {
     pub input_noise: f32,
     /// Weight α of this agent's reconstruction error.
     pub weight: f64,
+    /// A convolutional front before the hidden layers (the input must then
+    /// be `height × width` single-channel images); `None`: dense layers only.
+    /// Trains on the CPU's dense engine only.
+    pub conv: Option<ConvFront>,
+}
+
+/// An arm's convolutional front (Gala et al.'s MNIST encoder): a
+/// `kernel × kernel` convolution with `maps` feature maps and same padding,
+/// ReLU, `pool × pool` max-pooling, then dropout on the pooled features.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvFront {
+    /// Feature maps.
+    pub maps: usize,
+    /// Kernel side (odd).
+    pub kernel: usize,
+    /// Max-pooling window side (and stride).
+    pub pool: usize,
+    /// Image height; the input's features are its pixels, row by row.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Dropout rate on the pooled features during training.
+    #[serde(default)]
+    pub dropout: f32,
+}
+
+impl ConvFront {
+    /// The front's sizes.
+    pub fn shape(&self) -> ConvShape {
+        ConvShape {
+            maps: self.maps,
+            kernel: self.kernel,
+            pool: self.pool,
+            height: self.height,
+            width: self.width,
+        }
+    }
 }
 
 impl ArmConfig {
@@ -45,6 +84,7 @@ impl ArmConfig {
             input_dropout: 0.5,
             input_noise: 0.0,
             weight: 1.0,
+            conv: None,
         }
     }
 
@@ -58,6 +98,7 @@ impl ArmConfig {
             input_dropout: 0.1,
             input_noise: 0.05,
             weight: 1.0,
+            conv: None,
         }
     }
 }
@@ -222,6 +263,17 @@ impl CaeConfig {
             if !(arm.weight >= 0.0 && arm.weight.is_finite()) {
                 return bad(&field, format!("weight must be >= 0, got {}", arm.weight));
             }
+            if let Some(front) = &arm.conv {
+                if let Err(e) = front.shape().check() {
+                    return bad(&field, e.to_string());
+                }
+                if !(0.0..1.0).contains(&front.dropout) {
+                    return bad(
+                        &field,
+                        format!("conv dropout must be in [0, 1), got {}", front.dropout),
+                    );
+                }
+            }
         }
         Ok(())
     }
@@ -248,5 +300,41 @@ mod tests {
             ..CaeConfig::default()
         };
         assert!(bad.validate(2).is_err());
+    }
+
+    #[test]
+    fn a_conv_front_is_optional_and_checked() {
+        let arm: ArmConfig = ron::from_str("(hidden: [4], weight: 0.5)").unwrap();
+        assert_eq!(arm.conv, None);
+        let arm: ArmConfig = ron::from_str(
+            "(hidden: [4], conv: Some((maps: 2, kernel: 3, pool: 2, height: 4, width: 6, dropout: 0.4)))",
+        )
+        .unwrap();
+        let front = arm.conv.unwrap();
+        assert_eq!(front.shape().outputs(), 2 * 3 * 2);
+        let config = CaeConfig {
+            arms: vec![arm.clone(), arm.clone()],
+            ..CaeConfig::default()
+        };
+        assert!(config.validate(2).is_ok());
+        for bad in [
+            ConvFront { kernel: 4, ..front },
+            ConvFront { height: 5, ..front },
+            ConvFront {
+                dropout: 1.0,
+                ..front
+            },
+        ] {
+            let arm = ArmConfig {
+                conv: Some(bad),
+                ..arm.clone()
+            };
+            let config = CaeConfig {
+                arms: vec![arm.clone(), arm],
+                ..CaeConfig::default()
+            };
+            let message = config.validate(2).unwrap_err().to_string();
+            assert!(message.contains("arms[0]"), "{message}");
+        }
     }
 }

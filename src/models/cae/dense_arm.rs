@@ -1,4 +1,5 @@
-//! One arm's training step on the dense engine: augmentation, encoder,
+//! One arm's training step on the dense engine: augmentation, the
+//! convolutional front and its feature dropout (if any), encoder,
 //! latent normalisation, decoder, weighted reconstruction error, then the
 //! backward pass with the coupling's gradient added at the code and a fused
 //! Adam update. Every buffer is allocated once and reused.
@@ -8,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::arm::{Arm, ArmLayers};
 use super::data::Rows;
 use crate::nn::dense::{
-    BatchNormCache, DenseBatchNorm, Engine, TrainingNet, weighted_mse_with_grad,
+    BatchNormCache, DenseBatchNorm, Engine, TrainingConv, TrainingNet, weighted_mse_with_grad,
 };
 use crate::nn::{
     AdamConfig, NnError, ParamStore, add_noise_in_place, dropout_copy, dropout_in_place,
@@ -17,6 +18,7 @@ use crate::nn::{
 /// An arm being trained, with its optimiser state and buffers.
 #[derive(Debug)]
 pub(super) struct DenseArm {
+    conv: Option<TrainingConv>,
     encoder: TrainingNet,
     norm: Option<DenseBatchNorm>,
     decoder: TrainingNet,
@@ -28,6 +30,10 @@ pub(super) struct DenseArm {
     d_reconstruction: Vec<f32>,
     d_code: Vec<f32>,
     d_pre: Vec<f32>,
+    /// The convolutional front's pooled features after dropout (the
+    /// encoder's input), and their gradient.
+    features: Vec<f32>,
+    d_features: Vec<f32>,
 }
 
 /// An arm's batch: its rows as drawn (the reconstruction target) and
@@ -37,13 +43,19 @@ pub(super) struct Drawn {
     rows: usize,
     target: Vec<f32>,
     input: Vec<f32>,
+    /// The dropout mask (0 or `1 / (1 − rate)`) of the convolutional
+    /// front's pooled features; empty without one.
+    mask: Vec<f32>,
 }
 
-/// An arm's input augmentation: Gaussian noise, then dropout.
+/// An arm's input augmentation: Gaussian noise, then dropout; and the
+/// dropout of a convolutional front's `features` pooled features per row.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Augmentation {
     noise: f32,
     dropout: f32,
+    features: usize,
+    feature_dropout: f32,
 }
 
 impl Augmentation {
@@ -64,12 +76,18 @@ impl Augmentation {
         }
         if self.noise == 0.0 {
             // No noise draws: the masked copy is written block by block.
-            dropout_copy(&out.target, self.dropout, rng, &mut out.input)
+            dropout_copy(&out.target, self.dropout, rng, &mut out.input)?;
         } else {
             out.input.clone_from(&out.target);
             add_noise_in_place(&mut out.input, self.noise, rng)?;
-            dropout_in_place(&mut out.input, self.dropout, rng)
+            dropout_in_place(&mut out.input, self.dropout, rng)?;
         }
+        out.mask.clear();
+        if self.features > 0 {
+            out.mask.resize(rows.len() * self.features, 1.0);
+            dropout_in_place(&mut out.mask, self.feature_dropout, rng)?;
+        }
+        Ok(())
     }
 }
 
@@ -85,20 +103,37 @@ impl DenseArm {
     ) -> Result<Self, NnError> {
         let settings = arm.settings();
         let layers = arm.layers(store)?;
+        let conv = match layers.conv {
+            Some(layer) if engine == Engine::Dense => Some(TrainingConv::new(layer, adam)?),
+            Some(_) => {
+                return Err(NnError::invalid(
+                    "conv",
+                    format!(
+                        "an arm with a convolutional front trains on the CPU's dense engine only, not {engine:?}"
+                    ),
+                ));
+            }
+            None => None,
+        };
         Ok(DenseArm {
-            encoder: TrainingNet::on(engine, layers.encoder, adam)?.parallel(),
-            norm: layers.norm,
-            decoder: TrainingNet::on(engine, layers.decoder, adam)?.parallel(),
             augmentation: Augmentation {
                 noise: settings.input_noise,
                 dropout: settings.input_dropout,
+                features: conv.as_ref().map_or(0, |c| c.shape().outputs()),
+                feature_dropout: settings.conv.map_or(0.0, |front| front.dropout),
             },
+            conv,
+            encoder: TrainingNet::on(engine, layers.encoder, adam)?.parallel(),
+            norm: layers.norm,
+            decoder: TrainingNet::on(engine, layers.decoder, adam)?.parallel(),
             weight: settings.weight as f32,
             batch: Drawn::default(),
             norm_cache: BatchNormCache::default(),
             d_reconstruction: Vec::new(),
             d_code: Vec::new(),
             d_pre: Vec::new(),
+            features: Vec::new(),
+            d_features: Vec::new(),
         })
     }
 
@@ -117,7 +152,17 @@ impl DenseArm {
     /// the unweighted reconstruction error; the code is then [`DenseArm::code`].
     pub(super) fn forward(&mut self) -> Result<f32, NnError> {
         let rows = self.batch.rows;
-        let pre = self.encoder.forward(&self.batch.input, rows)?;
+        let input: &[f32] = match &mut self.conv {
+            Some(conv) => {
+                let pooled = conv.forward(&self.batch.input, rows)?;
+                self.features.clear();
+                self.features
+                    .extend(pooled.iter().zip(&self.batch.mask).map(|(f, m)| f * m));
+                &self.features
+            }
+            None => &self.batch.input,
+        };
+        let pre = self.encoder.forward(input, rows)?;
         let code: &[f32] = match &mut self.norm {
             Some(norm) => {
                 norm.forward_train(pre, rows, &mut self.norm_cache)?;
@@ -169,11 +214,25 @@ impl DenseArm {
             }
             None => &self.d_code,
         };
-        self.encoder.backward(&self.batch.input, rows, d_pre, None)
+        match &mut self.conv {
+            Some(conv) => {
+                self.encoder
+                    .backward(&self.features, rows, d_pre, Some(&mut self.d_features))?;
+                self.d_features
+                    .iter_mut()
+                    .zip(&self.batch.mask)
+                    .for_each(|(d, m)| *d *= m);
+                conv.backward(&self.d_features)
+            }
+            None => self.encoder.backward(&self.batch.input, rows, d_pre, None),
+        }
     }
 
     /// One Adam step of the encoder and the decoder from the last backward pass.
     pub(super) fn step(&mut self) -> Result<(), NnError> {
+        if let Some(conv) = &mut self.conv {
+            conv.step()?;
+        }
         self.encoder.step()?;
         self.decoder.step()
     }
@@ -189,6 +248,7 @@ impl DenseArm {
         self.encoder.sync()?;
         self.decoder.sync()?;
         Ok(ArmLayers {
+            conv: self.conv.as_ref().map(TrainingConv::layer),
             encoder: self.encoder.net.clone(),
             norm: self.norm.clone(),
             decoder: self.decoder.net.clone(),
@@ -280,6 +340,186 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    fn conv_settings(dropout: f32) -> ArmConfig {
+        ArmConfig {
+            hidden: vec![5],
+            input_noise: 0.0,
+            input_dropout: 0.0,
+            weight: 0.7,
+            conv: Some(crate::models::cae::ConvFront {
+                maps: 2,
+                kernel: 3,
+                pool: 2,
+                height: 4,
+                width: 6,
+                dropout,
+            }),
+            ..ArmConfig::electrophysiological()
+        }
+    }
+
+    /// `α · mse + Σ z ⊙ g` of `dense`'s forward pass on its batch.
+    fn objective(dense: &mut DenseArm, weight: f32, g: &[f32]) -> f64 {
+        let recon = f64::from(dense.forward().unwrap() * weight);
+        recon
+            + dense
+                .code()
+                .iter()
+                .zip(g)
+                .map(|(&z, &g)| f64::from(z * g))
+                .sum::<f64>()
+    }
+
+    /// The convolutional front's gradients, through feature dropout, the
+    /// encoder, the latent normalisation and the decoder, agree with central
+    /// finite differences of the arm's objective.
+    #[test]
+    fn conv_front_gradients_agree_with_finite_differences() {
+        let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let settings = conv_settings(0.3);
+        let arm = Arm::new(&mut store, "a", 24, 2, &settings, Some(0.9), &mut rng).unwrap();
+        let bias = store.id("a.conv.bias").unwrap();
+        store
+            .set_vector(bias, &ndarray::Array1::from_vec(vec![0.05, -0.02]))
+            .unwrap();
+        let data = Array2::from_shape_simple_fn((7, 24), || rng.random_range(0.0f32..1.0));
+        let rows = [3usize, 0, 6, 5, 1];
+        let g: Vec<f32> = (0..10).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        let adam = AdamConfig::keras(1e-3);
+        let run = |store: &ParamStore| {
+            let mut dense = DenseArm::new(&arm, store, adam, Engine::Dense).unwrap();
+            let mut drawn = Drawn::default();
+            dense
+                .augmentation()
+                .draw(&data, &rows, &mut ChaCha8Rng::seed_from_u64(5), &mut drawn)
+                .unwrap();
+            assert!(drawn.mask.contains(&0.0), "some features are dropped");
+            dense.take(&mut drawn);
+            dense
+        };
+        let mut dense = run(&store);
+        objective(&mut dense, 0.7, &g);
+        dense.backward(Some(&g)).unwrap();
+        let grads = dense.conv.as_ref().unwrap().grads();
+        for (name, analytic) in [
+            ("a.conv.weight", &grads.weight[0]),
+            ("a.conv.bias", &grads.bias[0]),
+        ] {
+            let id = store.id(name).unwrap();
+            let values = store.values(id).unwrap();
+            for (i, &a) in analytic.iter().enumerate() {
+                let mut at = |delta: f32| {
+                    let mut shifted = values.clone();
+                    shifted[i] += delta;
+                    let shape = store.shape(id).unwrap();
+                    if shape.len() == 2 {
+                        let m = Array2::from_shape_vec((shape[0], shape[1]), shifted).unwrap();
+                        store.set_matrix(id, &m).unwrap();
+                    } else {
+                        store
+                            .set_vector(id, &ndarray::Array1::from_vec(shifted))
+                            .unwrap();
+                    }
+                    objective(&mut run(&store), 0.7, &g)
+                };
+                // A step may cross a ReLU's or a pooling window's kink: the
+                // gradient must agree at one of the step sizes.
+                let numeric: Vec<f64> = [1e-2f32, 3e-3, 1e-3]
+                    .into_iter()
+                    .map(|h| (at(h) - at(-h)) / (2.0 * f64::from(h)))
+                    .collect();
+                at(0.0);
+                assert!(
+                    numeric
+                        .iter()
+                        .any(|n| (n - f64::from(a)).abs() < 1e-2 * (0.1 + n.abs())),
+                    "{name}[{i}]: finite differences {numeric:?} vs backward {a}"
+                );
+            }
+        }
+        assert!(grads.weight[0].iter().any(|&v| v.abs() > 1e-3));
+    }
+
+    /// A convolutional front trains on the CPU's dense engine only; the
+    /// tensor backends refuse it with a message, and the tape refuses to
+    /// train it (it encodes with it at inference).
+    #[test]
+    fn a_conv_front_is_refused_off_the_dense_engine() {
+        let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let arm = Arm::new(&mut store, "a", 24, 2, &conv_settings(0.0), None, &mut rng).unwrap();
+        for engine in [Engine::Cuda(0), Engine::TensorCpu] {
+            let message = DenseArm::new(&arm, &store, AdamConfig::keras(1e-3), engine)
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("dense engine"), "{message}");
+        }
+        let zeros = Array2::zeros((3, 24));
+        let x = Var::from_array(store.device(), &zeros).unwrap();
+        let mut eval_rng = ChaCha8Rng::seed_from_u64(0);
+        assert!(
+            arm.pre_latent(&store, x, Mode::Train, &mut eval_rng)
+                .is_err()
+        );
+        let x = Var::from_array(store.device(), &zeros).unwrap();
+        let z = arm
+            .pre_latent(&store, x, Mode::Eval, &mut eval_rng)
+            .unwrap();
+        assert_eq!(z.to_array().unwrap().dim(), (3, 2));
+        // The image must have as many pixels as the data has features.
+        let mut other = ParamStore::new(DeviceChoice::Cpu).unwrap();
+        let message = Arm::new(&mut other, "a", 25, 2, &conv_settings(0.0), None, &mut rng)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("4x6"), "{message}");
+    }
+
+    /// The dense engine's codes after training match the model's inference
+    /// codes (the front run on the host from the store's weights).
+    #[test]
+    fn trained_conv_weights_reach_the_model() {
+        let mut store = ParamStore::new(DeviceChoice::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let arm = Arm::new(&mut store, "a", 24, 2, &conv_settings(0.0), None, &mut rng).unwrap();
+        let before = store.values(store.id("a.conv.weight").unwrap()).unwrap();
+        let data = Array2::from_shape_simple_fn((6, 24), || rng.random_range(0.0f32..1.0));
+        let rows: Vec<usize> = (0..6).collect();
+        let mut dense =
+            DenseArm::new(&arm, &store, AdamConfig::keras(1e-2), Engine::Dense).unwrap();
+        for _ in 0..5 {
+            let mut drawn = Drawn::default();
+            dense
+                .augmentation()
+                .draw(&data, &rows, &mut rng, &mut drawn)
+                .unwrap();
+            dense.take(&mut drawn);
+            dense.forward().unwrap();
+            dense.backward_and_step(None).unwrap();
+        }
+        let mut drawn = Drawn::default();
+        dense
+            .augmentation()
+            .draw(&data, &rows, &mut rng, &mut drawn)
+            .unwrap();
+        dense.take(&mut drawn);
+        dense.forward().unwrap();
+        let codes = dense.code().to_vec();
+        arm.set_layers(&mut store, &dense.layers().unwrap())
+            .unwrap();
+        let after = store.values(store.id("a.conv.weight").unwrap()).unwrap();
+        assert_ne!(before, after);
+        let x = Var::from_array(store.device(), &data).unwrap();
+        let z = arm
+            .pre_latent(&store, x, Mode::Eval, &mut rng)
+            .unwrap()
+            .to_array()
+            .unwrap();
+        for (a, b) in z.iter().zip(&codes) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
     }
 }
