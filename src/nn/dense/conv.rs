@@ -47,7 +47,7 @@ impl ConvShape {
                 self.maps, self.kernel, self.pool
             ));
         }
-        if self.kernel % 2 == 0 {
+        if self.kernel.is_multiple_of(2) {
             return bad(format!(
                 "the kernel side must be odd for same padding, got {}",
                 self.kernel
@@ -55,8 +55,8 @@ impl ConvShape {
         }
         if self.height == 0
             || self.width == 0
-            || self.height % self.pool != 0
-            || self.width % self.pool != 0
+            || !self.height.is_multiple_of(self.pool)
+            || !self.width.is_multiple_of(self.pool)
         {
             return bad(format!(
                 "a {}x{} image does not split into {}x{} pooling windows",
