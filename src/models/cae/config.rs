@@ -36,7 +36,10 @@ pub struct ArmConfig {
     pub weight: f64,
     /// A convolutional front before the hidden layers (the input must then
     /// be `height × width` single-channel images); `None`: dense layers only.
-    /// Trains on the CPU's dense engine only.
+    /// Trains on the CPU's dense engine only. Left out of the serialised
+    /// settings when `None`, so the fingerprints of arms without one stay
+    /// what they were before the option existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conv: Option<ConvFront>,
 }
 
@@ -306,6 +309,7 @@ mod tests {
     fn a_conv_front_is_optional_and_checked() {
         let arm: ArmConfig = ron::from_str("(hidden: [4], weight: 0.5)").unwrap();
         assert_eq!(arm.conv, None);
+        assert!(!ron::to_string(&arm).unwrap().contains("conv"));
         let arm: ArmConfig = ron::from_str(
             "(hidden: [4], conv: Some((maps: 2, kernel: 3, pool: 2, height: 4, width: 6, dropout: 0.4)))",
         )
