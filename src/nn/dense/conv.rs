@@ -261,11 +261,6 @@ impl TrainingConv {
         Ok(&self.output)
     }
 
-    /// The pooled features of the last forward pass.
-    pub fn output(&self) -> &[f32] {
-        &self.output
-    }
-
     /// The kernel's gradients given `∂loss/∂features` of the last forward pass.
     pub fn backward(&mut self, d_output: &[f32]) -> Result<(), NnError> {
         if d_output.len() != self.output.len() {
