@@ -238,6 +238,7 @@ where
     // A zeroed allocation is mapped lazily: its pages are first touched (and
     // zeroed by the kernel) by the threads below, in parallel.
     let mut values = vec![T::default(); located.total];
+    advise_huge_pages(&mut values);
     let mut parts = Vec::with_capacity(located.pieces.len());
     let mut rest = values.as_mut_slice();
     for piece in &located.pieces {
@@ -250,6 +251,36 @@ where
         .all(|(piece, part)| fill_piece(&file, piece, part));
     ok.then_some(values)
 }
+
+/// Asks the kernel to back the whole 2 MiB pages inside `values` with
+/// transparent huge pages, as numpy does for its large arrays: a 120 MB
+/// result is then faulted in as about 60 pages instead of about 30,000. A
+/// hint only (nothing changes where huge pages are off); it must come before
+/// the pages are first touched.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn advise_huge_pages<T>(values: &mut [T]) {
+    const HUGE_PAGE: usize = 2 << 20;
+    let start = values.as_mut_ptr() as usize;
+    let end = start + size_of_val(values);
+    let first = start.next_multiple_of(HUGE_PAGE);
+    let last = end / HUGE_PAGE * HUGE_PAGE;
+    if last > first {
+        // SAFETY: the range lies inside `values`' allocation, and MADV_HUGEPAGE
+        // changes how its pages are backed, never their contents.
+        unsafe {
+            libc::madvise(
+                first as *mut libc::c_void,
+                last - first,
+                libc::MADV_HUGEPAGE,
+            );
+        }
+    }
+}
+
+/// Huge pages are asked for on Linux only.
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages<T>(_values: &mut [T]) {}
 
 thread_local! {
     /// Each reader thread's buffer for the bytes of one piece.
