@@ -478,6 +478,23 @@ mod tests {
         assert!(message.contains("4x6"), "{message}");
     }
 
+    /// Draws a mini-batch of `rows` (through the arm's augmentation) and runs
+    /// the forward pass on it.
+    fn draw_and_forward(
+        dense: &mut DenseArm,
+        data: &Array2<f32>,
+        rows: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) {
+        let mut drawn = Drawn::default();
+        dense
+            .augmentation()
+            .draw(data, rows, rng, &mut drawn)
+            .unwrap();
+        dense.take(&mut drawn);
+        dense.forward().unwrap();
+    }
+
     /// The dense engine's codes after training match the model's inference
     /// codes (the front run on the host from the store's weights).
     #[test]
@@ -491,22 +508,10 @@ mod tests {
         let mut dense =
             DenseArm::new(&arm, &store, AdamConfig::keras(1e-2), Engine::Dense).unwrap();
         for _ in 0..5 {
-            let mut drawn = Drawn::default();
-            dense
-                .augmentation()
-                .draw(&data, &rows, &mut rng, &mut drawn)
-                .unwrap();
-            dense.take(&mut drawn);
-            dense.forward().unwrap();
+            draw_and_forward(&mut dense, &data, &rows, &mut rng);
             dense.backward_and_step(None).unwrap();
         }
-        let mut drawn = Drawn::default();
-        dense
-            .augmentation()
-            .draw(&data, &rows, &mut rng, &mut drawn)
-            .unwrap();
-        dense.take(&mut drawn);
-        dense.forward().unwrap();
+        draw_and_forward(&mut dense, &data, &rows, &mut rng);
         let codes = dense.code().to_vec();
         arm.set_layers(&mut store, &dense.layers().unwrap())
             .unwrap();
