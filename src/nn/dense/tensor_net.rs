@@ -751,18 +751,7 @@ mod tests {
                 .backward_to_input(x, rows, 0, d, &mut ws, &mut grads, Some(&mut d_input))
                 .unwrap();
             d_inputs.push(d_input);
-            if sum.weight.is_empty() {
-                sum = grads.clone();
-            } else {
-                let pairs = sum
-                    .weight
-                    .iter_mut()
-                    .zip(&grads.weight)
-                    .chain(sum.bias.iter_mut().zip(&grads.bias));
-                for (s, g) in pairs {
-                    s.iter_mut().zip(g).for_each(|(s, g)| *s += g);
-                }
-            }
+            sum.add(&grads);
         }
         let mut tensor = TensorNet::new(
             dfdx::tensor::Cpu::default(),
