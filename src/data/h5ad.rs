@@ -53,13 +53,25 @@ fn open(path: &Path) -> Result<File, DataError> {
         object: "/".into(),
         message,
     };
-    let file = File::open(path).map_err(|e| {
+    let file = without_locks().open(path).map_err(|e| {
         error(format!(
             "cannot open as an HDF5 (.h5ad) file (corrupt or truncated?): {e}"
         ))
     })?;
     descriptor::close_on_exec(&file).map_err(error)?;
     Ok(file)
+}
+
+/// Files opened or created without the library's advisory locks. Every
+/// write goes to a private temporary file renamed into place ([`atomically`]),
+/// so no reader can see a file being written; the locks only made opens fail
+/// ("unable to lock file") when a child process started in the instant
+/// between the library opening a file and [`descriptor::close_on_exec`]
+/// inherited the descriptor, and held its lock while the child ran.
+fn without_locks() -> hdf5::FileBuilder {
+    let mut builder = File::with_options();
+    builder.with_fapl(|fapl| fapl.file_locking(false));
+    builder
 }
 
 /// Reads the matrix `selection` names from the `.h5ad` at `path` as cells x features.

@@ -185,7 +185,7 @@ pub fn atomically(
     fill: impl FnOnce(&File) -> hdf5::Result<()>,
 ) -> Result<(), DataError> {
     let tmp = temporary_path(path);
-    let written = File::create(&tmp).and_then(|file| {
+    let written = super::without_locks().create(&tmp).and_then(|file| {
         super::descriptor::close_on_exec(&file)?;
         encode(&file, "anndata", "0.1.0")?;
         fill(&file)?;
