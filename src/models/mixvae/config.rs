@@ -214,6 +214,14 @@ pub struct MixVaeConfig {
     pub revive_every: usize,
     /// Each agent's type-preserving augmentation.
     pub augmentation: Augmentation,
+    /// Whether each agent's batch holds the samples themselves ahead of its
+    /// augmented copies, 2N rows in all (MMIDAS: an arm's input is
+    /// `concat(x, x_aug)`); the coupling then compares the agents' codes of
+    /// the samples and of their copies row by row. Off, as in the paper,
+    /// each agent sees only its copy. Not written when off, so the
+    /// fingerprints of existing experiments stay what they were.
+    #[serde(skip_serializing_if = "is_false")]
+    pub with_originals: bool,
     /// Training epochs.
     pub epochs: usize,
     /// Mini-batch size (at least 2: d_σ needs a mini-batch variance).
@@ -256,6 +264,7 @@ impl Default for MixVaeConfig {
             same_init: true,
             revive_every: 10,
             augmentation: Augmentation::None,
+            with_originals: false,
             epochs: 100,
             batch_size: 256,
             learning_rate: 1e-3,
@@ -264,6 +273,11 @@ impl Default for MixVaeConfig {
             traversal_genes: 8,
         }
     }
+}
+
+/// Whether a flag is off (for `skip_serializing_if`).
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 impl MixVaeConfig {

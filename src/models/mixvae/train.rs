@@ -423,8 +423,8 @@ impl Job<'_> {
         for (i, &a) in self.run.iter().enumerate() {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seeds[a]);
             // The agent reconstructs its augmented copy from that copy after
-            // input dropout, both built on the host.
-            let rows = self.batch.len();
+            // input dropout, both built on the host; with the originals, the
+            // batch's own rows come first.
             let run = &mut network.runs[i];
             network.augmenter.augment_rows_into(
                 self.x,
@@ -433,6 +433,12 @@ impl Job<'_> {
                 &mut rng,
                 &mut run.target,
             )?;
+            let rows = if config.with_originals {
+                prepend_rows(self.x, self.batch, &mut run.target);
+                2 * self.batch.len()
+            } else {
+                self.batch.len()
+            };
             nn::dropout_copy(&run.target, config.input_dropout, &mut rng, &mut run.input)?;
             let (own, u) = network
                 .engine
@@ -448,6 +454,16 @@ impl Job<'_> {
         }
         Ok(Forward { parts, coupled })
     }
+}
+
+/// Puts the rows `batch` of `x` ahead of the row-major `values`.
+fn prepend_rows(x: &dyn Rows, batch: &[usize], values: &mut Vec<f32>) {
+    let mut joined = Vec::with_capacity(2 * values.len());
+    for &r in batch {
+        x.push_row(r, &mut joined);
+    }
+    joined.append(values);
+    *values = joined;
 }
 
 impl Forward {
