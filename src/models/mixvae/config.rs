@@ -220,7 +220,7 @@ pub struct MixVaeConfig {
     /// the samples and of their copies row by row. Off, as in the paper,
     /// each agent sees only its copy. Not written when off, so the
     /// fingerprints of existing experiments stay what they were.
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub with_originals: bool,
     /// Training epochs.
     pub epochs: usize,
@@ -273,11 +273,6 @@ impl Default for MixVaeConfig {
             traversal_genes: 8,
         }
     }
-}
-
-/// Whether a flag is off (for `skip_serializing_if`).
-fn is_false(flag: &bool) -> bool {
-    !flag
 }
 
 impl MixVaeConfig {

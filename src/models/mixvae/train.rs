@@ -456,14 +456,15 @@ impl Job<'_> {
     }
 }
 
-/// Puts the rows `batch` of `x` ahead of the row-major `values`.
+/// Puts the rows `batch` of `x` ahead of the row-major `values`, in the
+/// buffer `values` already holds (no allocation once it has grown).
 fn prepend_rows(x: &dyn Rows, batch: &[usize], values: &mut Vec<f32>) {
-    let mut joined = Vec::with_capacity(2 * values.len());
+    let copies = values.len();
     for &r in batch {
-        x.push_row(r, &mut joined);
+        x.push_row(r, values);
     }
-    joined.append(values);
-    *values = joined;
+    let originals = values.len() - copies;
+    values.rotate_right(originals);
 }
 
 impl Forward {
