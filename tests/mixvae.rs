@@ -324,6 +324,8 @@ fn invalid_settings_are_rejected_with_the_field_name() {
                 augmentation: Augmentation::Rotation {
                     degrees: 200.0,
                     width: 28,
+                    shift: 0.0,
+                    scale: 0.0,
                 },
                 ..MixVaeConfig::default()
             },
@@ -334,10 +336,36 @@ fn invalid_settings_are_rejected_with_the_field_name() {
                 augmentation: Augmentation::Rotation {
                     degrees: 20.0,
                     width: 0,
+                    shift: 0.0,
+                    scale: 0.0,
                 },
                 ..MixVaeConfig::default()
             },
             "augmentation.width",
+        ),
+        (
+            MixVaeConfig {
+                augmentation: Augmentation::Rotation {
+                    degrees: 20.0,
+                    width: 28,
+                    shift: -1.0,
+                    scale: 0.0,
+                },
+                ..MixVaeConfig::default()
+            },
+            "augmentation.shift",
+        ),
+        (
+            MixVaeConfig {
+                augmentation: Augmentation::Rotation {
+                    degrees: 20.0,
+                    width: 28,
+                    shift: 2.0,
+                    scale: 1.0,
+                },
+                ..MixVaeConfig::default()
+            },
+            "augmentation.scale",
         ),
         (
             MixVaeConfig {
@@ -363,6 +391,8 @@ fn invalid_settings_are_rejected_with_the_field_name() {
         augmentation: Augmentation::Rotation {
             degrees: 20.0,
             width: 2,
+            shift: 0.0,
+            scale: 0.0,
         },
         ..MixVaeConfig::default()
     };
@@ -446,6 +476,30 @@ fn the_originals_setting_is_written_only_when_on() {
     assert!(text.contains("with_originals:true"), "{text}");
     let back: MixVaeConfig = ron::from_str(&text).unwrap();
     assert_eq!(back, on);
+}
+
+#[test]
+fn a_rotation_writes_its_shift_and_scale_only_when_set() {
+    // Rotation-only experiments keep their text (and fingerprints); a shift
+    // and a change of size round-trip.
+    let rotation = |shift, scale| MixVaeConfig {
+        augmentation: Augmentation::Rotation {
+            degrees: 20.0,
+            width: 28,
+            shift,
+            scale,
+        },
+        ..MixVaeConfig::default()
+    };
+    let plain = ron::to_string(&rotation(0.0, 0.0)).unwrap();
+    assert!(plain.contains("Rotation(degrees:20.0,width:28)"), "{plain}");
+    let read: MixVaeConfig =
+        ron::from_str("(augmentation: Rotation(degrees: 20.0, width: 28))").unwrap();
+    assert_eq!(read, rotation(0.0, 0.0));
+    let both = rotation(2.0, 0.1);
+    let text = ron::to_string(&both).unwrap();
+    assert!(text.contains("shift:2.0,scale:0.1"), "{text}");
+    assert_eq!(ron::from_str::<MixVaeConfig>(&text).unwrap(), both);
 }
 
 #[test]

@@ -27,7 +27,7 @@ use rand_distr::StandardNormal;
 
 use super::MixVaeError;
 use super::config::{Augmentation, GeneratorConfig};
-use super::rotate::rotate_rows_in_place;
+use super::rotate::{TransformLimits, transform_rows_in_place};
 use crate::analysis::cca::Pca;
 use crate::models::cae::data::{Rows, gather};
 use crate::nn::{
@@ -44,10 +44,10 @@ pub(crate) enum Augmenter {
     Dropout(f32),
     /// Additive Gaussian noise.
     Noise(f32),
-    /// Random rotation of images `width` wide by up to `degrees`.
+    /// Random rotation (and shift and size) of images `width` wide.
     Rotation {
-        /// The largest angle.
-        degrees: f32,
+        /// The largest angle, shift and change of size.
+        limits: TransformLimits,
         /// The image width.
         width: usize,
     },
@@ -68,8 +68,17 @@ impl Augmenter {
             Augmentation::None => Augmenter::Identity,
             Augmentation::Dropout { rate } => Augmenter::Dropout(*rate),
             Augmentation::Noise { std } => Augmenter::Noise(*std),
-            Augmentation::Rotation { degrees, width } => Augmenter::Rotation {
-                degrees: *degrees,
+            Augmentation::Rotation {
+                degrees,
+                width,
+                shift,
+                scale,
+            } => Augmenter::Rotation {
+                limits: TransformLimits {
+                    degrees: *degrees,
+                    shift: *shift,
+                    scale: *scale,
+                },
                 width: *width,
             },
             Augmentation::Generator(config) => {
@@ -141,8 +150,8 @@ impl Augmenter {
         match self {
             Augmenter::Dropout(rate) => nn::dropout_in_place(values, *rate, rng),
             Augmenter::Noise(std) => nn::add_noise_in_place(values, *std, rng),
-            Augmenter::Rotation { degrees, width } => {
-                rotate_rows_in_place(values, columns, *width, *degrees, rng);
+            Augmenter::Rotation { limits, width } => {
+                transform_rows_in_place(values, columns, *width, *limits, rng);
                 Ok(())
             }
             Augmenter::Identity | Augmenter::Generator(_) => Ok(()),

@@ -77,17 +77,33 @@ pub enum Augmentation {
     },
     /// Each agent sees the sample, read as an image `width` pixels wide,
     /// rotated by its own random angle in `[−degrees, degrees]` (the paper's
-    /// cpl-mixVAE^a on MNIST: ±20°). Needs every pixel, in image order.
+    /// cpl-mixVAE^a on MNIST: ±20°) and, when `shift` or `scale` is set,
+    /// also shifted and resized by its own random amounts (ours, not the
+    /// paper's). Needs every pixel, in image order.
     Rotation {
         /// The largest rotation, in degrees (0 to 180).
         degrees: f32,
         /// The image width in pixels (28 for MNIST); the feature count must
         /// be a multiple of it.
         width: usize,
+        /// The largest shift along each axis, in pixels (0, the default:
+        /// none; not written when 0).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        shift: f32,
+        /// The largest relative change of size, in `[0, 1)`: each copy is
+        /// scaled about the centre by a factor in `[1 − scale, 1 + scale]`
+        /// (0, the default: none; not written when 0).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        scale: f32,
     },
     /// The paper's augmenter: a generator trained on the data before the
     /// mixture model, adding noise in its low-dimensional representation.
     Generator(GeneratorConfig),
+}
+
+/// Whether an optional limit is unset, so that it is not written.
+fn is_zero(value: &f32) -> bool {
+    *value == 0.0
 }
 
 /// Hyperparameters of the type-preserving generator (paper Eq. 7).
@@ -377,6 +393,16 @@ impl MixVaeConfig {
             Augmentation::Rotation { width: 0, .. } => {
                 bad("augmentation.width", "a positive width", "0".to_string())
             }
+            Augmentation::Rotation { shift, .. } if !(*shift >= 0.0 && shift.is_finite()) => bad(
+                "augmentation.shift",
+                "a finite non-negative number of pixels",
+                shift.to_string(),
+            ),
+            Augmentation::Rotation { scale, .. } if !(0.0..1.0).contains(scale) => bad(
+                "augmentation.scale",
+                "a relative change of size in [0, 1)",
+                scale.to_string(),
+            ),
             Augmentation::Generator(g) => g.validate(),
             _ => Ok(()),
         }
