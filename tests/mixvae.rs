@@ -6,6 +6,7 @@ use patchbench::analysis::clustering::adjusted_rand_index;
 use patchbench::models::mixvae::{
     Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, Output, SoftmaxMode,
     StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping_on, label_preservation,
+    restart_seeds,
 };
 use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Quiet, Recorder};
@@ -500,6 +501,88 @@ fn a_rotation_writes_its_shift_and_scale_only_when_set() {
     let text = ron::to_string(&both).unwrap();
     assert!(text.contains("shift:2.0,scale:0.1"), "{text}");
     assert_eq!(ron::from_str::<MixVaeConfig>(&text).unwrap(), both);
+}
+
+#[test]
+fn restarts_keep_the_fit_whose_agents_agree_most() {
+    // Overlapping components and short training, so restarts end apart.
+    let (x, _) = gaussian_mixture(4, 40, 10, 2.5, 21);
+    let config = MixVaeConfig {
+        epochs: 8,
+        restarts: 3,
+        ..small_config(2, 4)
+    };
+    let mut recorder = Recorder::default();
+    let restarted = fit(&x, &config, &mut recorder).unwrap();
+    let stages: Vec<String> = recorder
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stage { name, .. } if name.starts_with("mixVAE") => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        (1..=3)
+            .map(|r| format!("mixVAE, 2 agent(s), restart {r} of 3"))
+            .collect::<Vec<_>>()
+    );
+    // Every restart is the single fit from its seed; restart 0 from the
+    // seed itself.
+    let seeds = restart_seeds(config.seed, 3);
+    assert_eq!(seeds[0], config.seed);
+    assert_eq!(seeds.len(), 3);
+    let singles: Vec<_> = seeds
+        .iter()
+        .map(|&seed| {
+            let one = MixVaeConfig {
+                seed,
+                restarts: 1,
+                ..config.clone()
+            };
+            fit(&x, &one, &mut Quiet).unwrap()
+        })
+        .collect();
+    let agreements: Vec<f64> = singles.iter().map(|f| f.agreement).collect();
+    assert_eq!(restarted.restart_agreements, agreements);
+    assert!(
+        agreements.windows(2).any(|w| w[0] != w[1]),
+        "restarts should end apart: {agreements:?}"
+    );
+    // The kept fit is the first of the most agreeing ones, all of it.
+    let best = agreements.iter().copied().fold(f64::MIN, f64::max);
+    let chosen = agreements.iter().position(|&a| a == best).unwrap();
+    assert_eq!(restarted.chosen_restart, chosen);
+    assert_eq!(restarted.agreement, best);
+    assert_eq!(restarted.consensus, singles[chosen].consensus);
+    assert_eq!(restarted.losses, singles[chosen].losses);
+    assert_eq!(singles[0].restart_agreements, [singles[0].agreement]);
+}
+
+#[test]
+fn restarts_need_two_agents_and_are_written_only_when_asked() {
+    let x = Array2::<f32>::zeros((10, 3));
+    for (agents, restarts) in [(2, 0), (1, 2)] {
+        let config = MixVaeConfig {
+            agents,
+            restarts,
+            ..MixVaeConfig::default()
+        };
+        match fit(&x, &config, &mut Quiet) {
+            Err(MixVaeError::Config { field, .. }) => assert_eq!(field, "restarts"),
+            other => panic!("{agents} agent(s), {restarts} restarts: {other:?}"),
+        }
+    }
+    let single = ron::to_string(&MixVaeConfig::default()).unwrap();
+    assert!(!single.contains("restarts"), "{single}");
+    let three = MixVaeConfig {
+        restarts: 3,
+        ..MixVaeConfig::default()
+    };
+    let text = ron::to_string(&three).unwrap();
+    assert!(text.contains("restarts:3"), "{text}");
+    assert_eq!(ron::from_str::<MixVaeConfig>(&text).unwrap(), three);
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub use config::{
 };
 pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
 pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};
-pub use train::{fit, fit_keeping, fit_keeping_on};
+pub use train::{fit, fit_keeping, fit_keeping_on, restart_seeds};
 pub use trained::{AgentNetwork, Assignment, TrainedMixVae};
 
 use super::{Headline, Method, SettingError};

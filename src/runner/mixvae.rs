@@ -230,7 +230,8 @@ pub(super) fn run(
 
 /// The scores of one fit: agent-averaged accuracy/ARI/AMI (the paper reports
 /// the average over agents), consensus scores, AMP (of all agents and of the
-/// first), agreement and category use, and how well the augmenter preserves
+/// first), agreement and category use (with restarts, which one was kept and
+/// the lowest agreement among them), and how well the augmenter preserves
 /// the labels of the samples `x` (see [`label_preservation`]).
 fn score(
     fit: &MixVaeFit,
@@ -242,6 +243,15 @@ fn score(
     m.insert("amp_agent1".into(), fit.agent_amp(0));
     m.insert("mean_confidence".into(), fit.mean_confidence());
     m.insert("agent_agreement".into(), fit.agreement);
+    if fit.restart_agreements.len() > 1 {
+        m.insert("chosen_restart".into(), fit.chosen_restart as f64);
+        let lowest = fit
+            .restart_agreements
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+        m.insert("restart_agreement_lowest".into(), lowest);
+    }
     let used = fit.category_sizes.iter().filter(|&&n| n > 0).count();
     m.insert("used_categories".into(), used as f64);
     m.insert("revived_categories".into(), fit.revived as f64);

@@ -106,6 +106,11 @@ fn is_zero(value: &f32) -> bool {
     *value == 0.0
 }
 
+/// Whether a count is the default single fit, so that it is not written.
+fn is_one(value: &usize) -> bool {
+    *value == 1
+}
+
 /// Hyperparameters of the type-preserving generator (paper Eq. 7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -238,6 +243,12 @@ pub struct MixVaeConfig {
     /// fingerprints of existing experiments stay what they were.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub with_originals: bool,
+    /// How many times to fit from different seeds, keeping the fit whose
+    /// agents agree on the most cells (like k-means' restarts; no labels
+    /// used). Restart 0 uses `seed` itself, so 1 (the default, not written)
+    /// is a single fit. Needs 2 or more agents; not in the paper.
+    #[serde(skip_serializing_if = "is_one")]
+    pub restarts: usize,
     /// Training epochs.
     pub epochs: usize,
     /// Mini-batch size (at least 2: d_σ needs a mini-batch variance).
@@ -281,6 +292,7 @@ impl Default for MixVaeConfig {
             revive_every: 10,
             augmentation: Augmentation::None,
             with_originals: false,
+            restarts: 1,
             epochs: 100,
             batch_size: 256,
             learning_rate: 1e-3,
@@ -316,6 +328,16 @@ impl MixVaeConfig {
         }
         if self.categories < 2 {
             return bad("categories", "at least 2", self.categories.to_string());
+        }
+        if self.restarts == 0 {
+            return bad("restarts", "at least 1", "0".to_string());
+        }
+        if self.restarts > 1 && self.agents < 2 {
+            return bad(
+                "restarts",
+                "1 with a single agent (restarts keep the fit whose agents agree most)",
+                self.restarts.to_string(),
+            );
         }
         if self.batch_size < 2 {
             return bad(

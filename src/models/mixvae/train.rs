@@ -103,6 +103,10 @@ pub fn fit_keeping<M: Rows>(
 /// categorical head, the coupling and the losses stay on the host. A
 /// network shared by the agents (`shared: true`) sums its agents' gradients
 /// before each optimiser step on either engine.
+///
+/// With `restarts` above 1, fits that many times (restart 0 from `seed`,
+/// the others from seeds drawn from it) and returns the fit whose agents
+/// agree on the most cells, the first of equals.
 pub fn fit_keeping_on<M: Rows>(
     x: &M,
     config: &MixVaeConfig,
@@ -110,6 +114,54 @@ pub fn fit_keeping_on<M: Rows>(
     sink: &mut dyn Sink,
 ) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
     let x: &dyn Rows = x;
+    check(x, config)?;
+    let seeds = restart_seeds(config.seed, config.restarts);
+    let count = seeds.len();
+    let stage = |restart: usize| {
+        if count > 1 {
+            format!(
+                "mixVAE, {} agent(s), restart {} of {count}",
+                config.agents,
+                restart + 1
+            )
+        } else {
+            format!("mixVAE, {} agent(s)", config.agents)
+        }
+    };
+    let (mut fit, mut trained) = fit_once(x, config, engine, stage(0), sink)?;
+    let mut agreements = vec![fit.agreement];
+    for (restart, &seed) in seeds.iter().enumerate().skip(1) {
+        let run = MixVaeConfig {
+            seed,
+            ..config.clone()
+        };
+        let (next, next_trained) = fit_once(x, &run, engine, stage(restart), sink)?;
+        agreements.push(next.agreement);
+        if next.agreement > fit.agreement {
+            (fit, trained) = (next, next_trained);
+            fit.chosen_restart = restart;
+        }
+    }
+    fit.restart_agreements = agreements;
+    Ok((fit, trained))
+}
+
+/// The seed of every restart of a fit from `seed` (`MixVaeConfig::restarts`):
+/// `seed` itself first, then draws from it.
+pub fn restart_seeds(seed: u64, restarts: usize) -> Vec<u64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(RESTART_STREAM);
+    std::iter::once(seed)
+        .chain(std::iter::repeat_with(|| rng.random()))
+        .take(restarts)
+        .collect()
+}
+
+/// The random stream of [`restart_seeds`].
+const RESTART_STREAM: u64 = 0x5E5;
+
+/// Checks the settings and the data before any training.
+fn check(x: &dyn Rows, config: &MixVaeConfig) -> Result<(), MixVaeError> {
     config.validate()?;
     let (cells, genes) = (x.nrows(), x.ncols());
     if cells < 2 || genes == 0 {
@@ -138,6 +190,18 @@ pub fn fit_keeping_on<M: Rows>(
             message: format!("{genes} features are not rows of {width}-pixel images"),
         });
     }
+    Ok(())
+}
+
+/// One fit from `config.seed`, reported to `sink` as the stage `stage`.
+fn fit_once(
+    x: &dyn Rows,
+    config: &MixVaeConfig,
+    engine: Engine,
+    stage: String,
+    sink: &mut dyn Sink,
+) -> Result<(MixVaeFit, TrainedMixVae), MixVaeError> {
+    let (cells, genes) = (x.nrows(), x.ncols());
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     // The stores (evaluation, re-seeding, saving) and the augmenter sit on
     // the GPU the networks train on: a `cuda` build's tape has no CPU device.
@@ -179,7 +243,7 @@ pub fn fit_keeping_on<M: Rows>(
     let mut epoch_seconds = Vec::with_capacity(config.epochs);
     let mut revived = 0;
     sink.event(Event::Stage {
-        name: format!("mixVAE, {} agent(s)", config.agents),
+        name: stage,
         total: config.epochs as u64,
     });
     for epoch in 0..config.epochs {
@@ -236,6 +300,7 @@ pub fn fit_keeping_on<M: Rows>(
     fit.epoch_seconds = epoch_seconds;
     fit.revived = revived;
     fit.augmented = augmented_copy(&augmenter, x, &device, config.seed)?;
+    fit.restart_agreements = vec![fit.agreement];
     let networks = agents
         .networks
         .into_iter()
