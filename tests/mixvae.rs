@@ -5,8 +5,8 @@ use ndarray::Array2;
 use patchbench::analysis::clustering::adjusted_rand_index;
 use patchbench::models::mixvae::{
     Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, Output, SoftmaxMode,
-    StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping_on, label_preservation,
-    restart_seeds,
+    StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping, fit_keeping_on,
+    label_preservation, restart_seeds,
 };
 use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Quiet, Recorder};
@@ -558,6 +558,44 @@ fn restarts_keep_the_fit_whose_agents_agree_most() {
     assert_eq!(restarted.consensus, singles[chosen].consensus);
     assert_eq!(restarted.losses, singles[chosen].losses);
     assert_eq!(singles[0].restart_agreements, [singles[0].agreement]);
+}
+
+#[test]
+fn augment_consistency_is_the_share_of_copies_that_keep_their_cells_category() {
+    let (x, _) = gaussian_mixture(3, 40, 10, 1.5, 8);
+    let config = MixVaeConfig {
+        epochs: 10,
+        ..small_config(2, 3)
+    };
+    let (fitted, mut trained) = fit_keeping(&x, &config, &mut Quiet).unwrap();
+    let copy = fitted.augmented.as_ref().unwrap();
+    let on_copy = trained.assign(copy.view()).unwrap();
+    let expected = fitted
+        .agents
+        .iter()
+        .zip(&on_copy.agents)
+        .map(|(own, copied)| {
+            let same = own
+                .category
+                .iter()
+                .zip(&copied.category)
+                .filter(|(a, b)| a == b)
+                .count();
+            same as f64 / own.category.len() as f64
+        })
+        .sum::<f64>()
+        / 2.0;
+    let consistency = fitted.augment_consistency.unwrap();
+    assert!((consistency - expected).abs() < 1e-12);
+    // Noise of SD 0.3 against components 1.5 SDs apart moves few cells.
+    assert!(consistency > 0.5 && consistency < 1.0, "{consistency}");
+    // Without augmentation there is no copy to be consistent with.
+    let plain = MixVaeConfig {
+        augmentation: Augmentation::None,
+        ..config
+    };
+    let without = fit(&x, &plain, &mut Quiet).unwrap();
+    assert_eq!(without.augment_consistency, None);
 }
 
 #[test]

@@ -243,6 +243,9 @@ fn score(
     m.insert("amp_agent1".into(), fit.agent_amp(0));
     m.insert("mean_confidence".into(), fit.mean_confidence());
     m.insert("agent_agreement".into(), fit.agreement);
+    if let Some(consistency) = fit.augment_consistency {
+        m.insert("augment_consistency".into(), consistency);
+    }
     if fit.restart_agreements.len() > 1 {
         m.insert("chosen_restart".into(), fit.chosen_restart as f64);
         let lowest = fit

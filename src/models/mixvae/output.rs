@@ -79,6 +79,11 @@ pub struct MixVaeFit {
     pub restart_agreements: Vec<f64>,
     /// Which restart the fit is (0 for a single fit).
     pub chosen_restart: usize,
+    /// Mean over agents of the fraction of cells whose category on their
+    /// augmented copy ([`MixVaeFit::augmented`]) is the cell's own: how far
+    /// the categories are invariant to the type-preserving variation (no
+    /// labels used; `None` without augmentation).
+    pub augment_consistency: Option<f64>,
 }
 
 impl MixVaeFit {
@@ -197,7 +202,31 @@ pub(crate) fn evaluate(
         augmented: None,
         restart_agreements: Vec::new(),
         chosen_restart: 0,
+        augment_consistency: None,
     })
+}
+
+/// Mean over agents of the fraction of rows of `copy` (an augmented copy of
+/// the cells) whose category is the one the agent gave the cell itself (`on_cells`).
+pub(crate) fn augment_consistency(
+    agents: &mut Agents,
+    copy: &Array2<f32>,
+    on_cells: &[AgentAssignments],
+    config: &MixVaeConfig,
+) -> Result<f64, MixVaeError> {
+    let mut sum = 0.0;
+    for (a, own) in on_cells.iter().enumerate() {
+        let Network { net, store, .. } = agents.network_mut(a);
+        let on_copy = assign_agent(net, store, copy, config)?;
+        let same = on_copy
+            .category
+            .iter()
+            .zip(&own.category)
+            .filter(|(x, y)| x == y)
+            .count();
+        sum += same as f64 / own.category.len().max(1) as f64;
+    }
+    Ok(sum / on_cells.len().max(1) as f64)
 }
 
 /// One agent's categories, confidences, probabilities and states of the

@@ -12,7 +12,7 @@ use super::augment::Augmenter;
 use super::config::{Augmentation, MixVaeConfig};
 use super::dense_agent::{AgentRun, DenseAgent};
 use super::objective::coupling;
-use super::output::{MixVaeFit, evaluate};
+use super::output::{MixVaeFit, augment_consistency, evaluate};
 use super::revive::{revival_due, revive_empty};
 use super::trained::{AgentNetwork, TrainedMixVae};
 use super::{EpochLoss, MixVaeError};
@@ -300,6 +300,10 @@ fn fit_once(
     fit.epoch_seconds = epoch_seconds;
     fit.revived = revived;
     fit.augmented = augmented_copy(&augmenter, x, &device, config.seed)?;
+    if let Some(copy) = &fit.augmented {
+        fit.augment_consistency =
+            Some(augment_consistency(&mut agents, copy, &fit.agents, config)?);
+    }
     fit.restart_agreements = vec![fit.agreement];
     let networks = agents
         .networks
