@@ -4,9 +4,9 @@
 use ndarray::Array2;
 use patchbench::analysis::clustering::adjusted_rand_index;
 use patchbench::models::mixvae::{
-    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, Output, SoftmaxMode,
-    StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping, fit_keeping_on,
-    label_preservation, restart_seeds,
+    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, Output,
+    RestartCriterion, SoftmaxMode, StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping,
+    fit_keeping_on, label_preservation, restart_seeds,
 };
 use patchbench::nn::dense::Engine;
 use patchbench::progress::{Event, Quiet, Recorder};
@@ -545,7 +545,7 @@ fn restarts_keep_the_fit_whose_agents_agree_most() {
         })
         .collect();
     let agreements: Vec<f64> = singles.iter().map(|f| f.agreement).collect();
-    assert_eq!(restarted.restart_agreements, agreements);
+    assert_eq!(restarted.restart_scores, agreements);
     assert!(
         agreements.windows(2).any(|w| w[0] != w[1]),
         "restarts should end apart: {agreements:?}"
@@ -557,7 +557,7 @@ fn restarts_keep_the_fit_whose_agents_agree_most() {
     assert_eq!(restarted.agreement, best);
     assert_eq!(restarted.consensus, singles[chosen].consensus);
     assert_eq!(restarted.losses, singles[chosen].losses);
-    assert_eq!(singles[0].restart_agreements, [singles[0].agreement]);
+    assert_eq!(singles[0].restart_scores, [singles[0].agreement]);
 }
 
 #[test]
@@ -599,21 +599,87 @@ fn augment_consistency_is_the_share_of_copies_that_keep_their_cells_category() {
 }
 
 #[test]
-fn restarts_need_two_agents_and_are_written_only_when_asked() {
+fn restarts_picked_by_consistency_keep_the_most_consistent_fit_even_for_one_agent() {
+    let (x, _) = gaussian_mixture(4, 40, 10, 2.5, 21);
+    let config = MixVaeConfig {
+        epochs: 8,
+        restarts: 3,
+        restart_by: RestartCriterion::Consistency,
+        ..small_config(1, 4)
+    };
+    let restarted = fit(&x, &config, &mut Quiet).unwrap();
+    let consistencies: Vec<f64> = restart_seeds(config.seed, 3)
+        .into_iter()
+        .map(|seed| {
+            let one = MixVaeConfig {
+                seed,
+                restarts: 1,
+                ..config.clone()
+            };
+            fit(&x, &one, &mut Quiet)
+                .unwrap()
+                .augment_consistency
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(restarted.restart_scores, consistencies);
+    assert!(
+        consistencies.windows(2).any(|w| w[0] != w[1]),
+        "{consistencies:?}"
+    );
+    let best = consistencies.iter().copied().fold(f64::MIN, f64::max);
+    assert_eq!(restarted.augment_consistency, Some(best));
+    assert_eq!(
+        restarted.chosen_restart,
+        consistencies.iter().position(|&c| c == best).unwrap()
+    );
+}
+
+#[test]
+fn restarts_need_what_picks_them_and_are_written_only_when_asked() {
     let x = Array2::<f32>::zeros((10, 3));
-    for (agents, restarts) in [(2, 0), (1, 2)] {
-        let config = MixVaeConfig {
-            agents,
-            restarts,
+    let by_consistency_without_copies = MixVaeConfig {
+        restarts: 2,
+        restart_by: RestartCriterion::Consistency,
+        augmentation: Augmentation::None,
+        ..MixVaeConfig::default()
+    };
+    let cases = [
+        MixVaeConfig {
+            restarts: 0,
             ..MixVaeConfig::default()
-        };
+        },
+        // Agreement needs a second agent.
+        MixVaeConfig {
+            agents: 1,
+            restarts: 2,
+            ..MixVaeConfig::default()
+        },
+        by_consistency_without_copies,
+    ];
+    for config in cases {
         match fit(&x, &config, &mut Quiet) {
             Err(MixVaeError::Config { field, .. }) => assert_eq!(field, "restarts"),
-            other => panic!("{agents} agent(s), {restarts} restarts: {other:?}"),
+            other => panic!("{config:?}: {other:?}"),
         }
     }
+    let by_consistency = MixVaeConfig {
+        restarts: 2,
+        restart_by: RestartCriterion::Consistency,
+        augmentation: Augmentation::Dropout { rate: 0.1 },
+        ..MixVaeConfig::default()
+    };
+    let text = ron::to_string(&by_consistency).unwrap();
+    assert!(text.contains("restart_by:Consistency"), "{text}");
+    assert_eq!(
+        ron::from_str::<MixVaeConfig>(&text).unwrap(),
+        by_consistency
+    );
     let single = ron::to_string(&MixVaeConfig::default()).unwrap();
-    assert!(!single.contains("restarts"), "{single}");
+    assert!(
+        !single.contains("restarts") && !single.contains("restart_by"),
+        "{single}"
+    );
     let three = MixVaeConfig {
         restarts: 3,
         ..MixVaeConfig::default()

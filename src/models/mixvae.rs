@@ -35,8 +35,8 @@ use thiserror::Error;
 
 pub use augment::{LabelPreservation, label_preservation};
 pub use config::{
-    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, Output, SoftmaxMode, StateNoise,
-    StatePrior,
+    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, Output, RestartCriterion,
+    SoftmaxMode, StateNoise, StatePrior,
 };
 pub use objective::{aitchison_distance_sq, clr, d_sigma_sq};
 pub use output::{AgentAssignments, MixVaeFit, Traversal, TraversalFeature};

@@ -231,7 +231,7 @@ pub(super) fn run(
 /// The scores of one fit: agent-averaged accuracy/ARI/AMI (the paper reports
 /// the average over agents), consensus scores, AMP (of all agents and of the
 /// first), agreement and category use (with restarts, which one was kept and
-/// the lowest agreement among them), and how well the augmenter preserves
+/// the lowest score among them), and how well the augmenter preserves
 /// the labels of the samples `x` (see [`label_preservation`]).
 fn score(
     fit: &MixVaeFit,
@@ -246,14 +246,14 @@ fn score(
     if let Some(consistency) = fit.augment_consistency {
         m.insert("augment_consistency".into(), consistency);
     }
-    if fit.restart_agreements.len() > 1 {
+    if fit.restart_scores.len() > 1 {
         m.insert("chosen_restart".into(), fit.chosen_restart as f64);
         let lowest = fit
-            .restart_agreements
+            .restart_scores
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
-        m.insert("restart_agreement_lowest".into(), lowest);
+        m.insert("restart_score_lowest".into(), lowest);
     }
     let used = fit.category_sizes.iter().filter(|&&n| n > 0).count();
     m.insert("used_categories".into(), used as f64);

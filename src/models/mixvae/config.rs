@@ -58,6 +58,26 @@ pub enum Output {
     Linear,
 }
 
+/// What picks the kept fit among restarts (`MixVaeConfig::restarts`); the
+/// higher score wins, the first of equals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RestartCriterion {
+    /// The share of cells on which the agents agree (needs 2 or more agents).
+    #[default]
+    Agreement,
+    /// The share of augmented copies whose category is their cell's own,
+    /// averaged over agents (`MixVaeFit::augment_consistency`; needs an
+    /// augmentation).
+    Consistency,
+}
+
+impl RestartCriterion {
+    /// Whether this is the default, so that it is not written.
+    fn is_default(&self) -> bool {
+        *self == RestartCriterion::Agreement
+    }
+}
+
 /// How each agent's own copy of a sample is made (type-preserving augmentation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,12 +263,15 @@ pub struct MixVaeConfig {
     /// fingerprints of existing experiments stay what they were.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub with_originals: bool,
-    /// How many times to fit from different seeds, keeping the fit whose
-    /// agents agree on the most cells (like k-means' restarts; no labels
-    /// used). Restart 0 uses `seed` itself, so 1 (the default, not written)
-    /// is a single fit. Needs 2 or more agents; not in the paper.
+    /// How many times to fit from different seeds, keeping the fit that
+    /// scores best by `restart_by` (like k-means' restarts; no labels used).
+    /// Restart 0 uses `seed` itself, so 1 (the default, not written) is a
+    /// single fit. Not in the paper.
     #[serde(skip_serializing_if = "is_one")]
     pub restarts: usize,
+    /// What picks the kept fit among restarts (not written when the default).
+    #[serde(skip_serializing_if = "RestartCriterion::is_default")]
+    pub restart_by: RestartCriterion,
     /// Training epochs.
     pub epochs: usize,
     /// Mini-batch size (at least 2: d_σ needs a mini-batch variance).
@@ -293,6 +316,7 @@ impl Default for MixVaeConfig {
             augmentation: Augmentation::None,
             with_originals: false,
             restarts: 1,
+            restart_by: RestartCriterion::Agreement,
             epochs: 100,
             batch_size: 256,
             learning_rate: 1e-3,
@@ -332,10 +356,20 @@ impl MixVaeConfig {
         if self.restarts == 0 {
             return bad("restarts", "at least 1", "0".to_string());
         }
-        if self.restarts > 1 && self.agents < 2 {
+        if self.restarts > 1 && self.restart_by == RestartCriterion::Agreement && self.agents < 2 {
             return bad(
                 "restarts",
-                "1 with a single agent (restarts keep the fit whose agents agree most)",
+                "1 with a single agent when restarts are picked by the agents' agreement",
+                self.restarts.to_string(),
+            );
+        }
+        if self.restarts > 1
+            && self.restart_by == RestartCriterion::Consistency
+            && self.augmentation == Augmentation::None
+        {
+            return bad(
+                "restarts",
+                "1 without an augmentation when restarts are picked by consistency",
                 self.restarts.to_string(),
             );
         }

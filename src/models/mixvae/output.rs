@@ -74,9 +74,9 @@ pub struct MixVaeFit {
     /// One augmented copy of every cell, made by the frozen augmenter
     /// (`None` without augmentation), for judging the augmenter.
     pub augmented: Option<Array2<f32>>,
-    /// The agents' agreement of every restart, in order (one entry for a
+    /// The score (`restart_by`) of every restart, in order (one entry for a
     /// single fit); the fit is the one at [`MixVaeFit::chosen_restart`].
-    pub restart_agreements: Vec<f64>,
+    pub restart_scores: Vec<f64>,
     /// Which restart the fit is (0 for a single fit).
     pub chosen_restart: usize,
     /// Mean over agents of the fraction of cells whose category on their
@@ -200,7 +200,7 @@ pub(crate) fn evaluate(
         epoch_seconds: Vec::new(),
         revived: 0,
         augmented: None,
-        restart_agreements: Vec::new(),
+        restart_scores: Vec::new(),
         chosen_restart: 0,
         augment_consistency: None,
     })

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::agent::AgentNet;
 use super::augment::Augmenter;
-use super::config::{Augmentation, MixVaeConfig};
+use super::config::{Augmentation, MixVaeConfig, RestartCriterion};
 use super::dense_agent::{AgentRun, DenseAgent};
 use super::objective::coupling;
 use super::output::{MixVaeFit, augment_consistency, evaluate};
@@ -105,8 +105,8 @@ pub fn fit_keeping<M: Rows>(
 /// before each optimiser step on either engine.
 ///
 /// With `restarts` above 1, fits that many times (restart 0 from `seed`,
-/// the others from seeds drawn from it) and returns the fit whose agents
-/// agree on the most cells, the first of equals.
+/// the others from seeds drawn from it) and returns the fit that scores
+/// highest by `restart_by`, the first of equals.
 pub fn fit_keeping_on<M: Rows>(
     x: &M,
     config: &MixVaeConfig,
@@ -128,21 +128,25 @@ pub fn fit_keeping_on<M: Rows>(
             format!("mixVAE, {} agent(s)", config.agents)
         }
     };
+    let score = |fit: &MixVaeFit| match config.restart_by {
+        RestartCriterion::Agreement => fit.agreement,
+        RestartCriterion::Consistency => fit.augment_consistency.unwrap_or(0.0),
+    };
     let (mut fit, mut trained) = fit_once(x, config, engine, stage(0), sink)?;
-    let mut agreements = vec![fit.agreement];
+    let mut scores = vec![score(&fit)];
     for (restart, &seed) in seeds.iter().enumerate().skip(1) {
         let run = MixVaeConfig {
             seed,
             ..config.clone()
         };
         let (next, next_trained) = fit_once(x, &run, engine, stage(restart), sink)?;
-        agreements.push(next.agreement);
-        if next.agreement > fit.agreement {
+        scores.push(score(&next));
+        if score(&next) > score(&fit) {
             (fit, trained) = (next, next_trained);
             fit.chosen_restart = restart;
         }
     }
-    fit.restart_agreements = agreements;
+    fit.restart_scores = scores;
     Ok((fit, trained))
 }
 
@@ -304,7 +308,6 @@ fn fit_once(
         fit.augment_consistency =
             Some(augment_consistency(&mut agents, copy, &fit.agents, config)?);
     }
-    fit.restart_agreements = vec![fit.agreement];
     let networks = agents
         .networks
         .into_iter()
