@@ -4,7 +4,7 @@
 use ndarray::Array2;
 use patchbench::analysis::clustering::adjusted_rand_index;
 use patchbench::models::mixvae::{
-    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, Output,
+    Augmentation, CouplingInput, GeneratorConfig, MixVaeConfig, MixVaeError, MixVaeFit, Output,
     RestartCriterion, SoftmaxMode, StatePrior, aitchison_distance_sq, d_sigma_sq, fit, fit_keeping,
     fit_keeping_on, label_preservation, restart_seeds,
 };
@@ -420,9 +420,7 @@ fn the_same_seed_gives_the_same_fit() {
     };
     let a = fit(&x, &config, &mut Quiet).unwrap();
     let b = fit(&x, &config, &mut Quiet).unwrap();
-    let bits = |f: &patchbench::models::mixvae::MixVaeFit| -> Vec<u64> {
-        f.losses.iter().map(|l| l.total.to_bits()).collect()
-    };
+    let bits = |f: &MixVaeFit| -> Vec<u64> { f.losses.iter().map(|l| l.total.to_bits()).collect() };
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(a.agents, b.agents);
     assert_eq!(a.consensus, b.consensus);
@@ -444,9 +442,7 @@ fn agents_that_also_see_the_originals_train_on_both_and_recover_the_components()
     let a = fit(&x, &config, &mut Quiet).unwrap();
     let b = fit(&x, &config, &mut Quiet).unwrap();
     let plain = fit(&x, &copies_only, &mut Quiet).unwrap();
-    let bits = |f: &patchbench::models::mixvae::MixVaeFit| -> Vec<u64> {
-        f.losses.iter().map(|l| l.total.to_bits()).collect()
-    };
+    let bits = |f: &MixVaeFit| -> Vec<u64> { f.losses.iter().map(|l| l.total.to_bits()).collect() };
     assert_eq!(bits(&a), bits(&b));
     assert_ne!(bits(&a), bits(&plain));
     let ari = adjusted_rand_index(&a.consensus, &labels);
@@ -454,13 +450,21 @@ fn agents_that_also_see_the_originals_train_on_both_and_recover_the_components()
     assert!(a.agreement > 0.9, "agreement {}", a.agreement);
     // The originals are clean rows: they add reconstruction error no larger
     // than the noisy copies', so the per-row mean cannot blow up.
-    let last = |f: &patchbench::models::mixvae::MixVaeFit| f.losses.last().unwrap().reconstruction;
+    let last = |f: &MixVaeFit| f.losses.last().unwrap().reconstruction;
     assert!(
         last(&a) < 2.0 * last(&plain),
         "{} against {}",
         last(&a),
         last(&plain)
     );
+}
+
+/// Writes `config` as RON, checks that the text holds `written`, and reads
+/// it back unchanged.
+fn assert_round_trip(config: &MixVaeConfig, written: &str) {
+    let text = ron::to_string(config).unwrap();
+    assert!(text.contains(written), "{text}");
+    assert_eq!(&ron::from_str::<MixVaeConfig>(&text).unwrap(), config);
 }
 
 #[test]
@@ -473,10 +477,7 @@ fn the_originals_setting_is_written_only_when_on() {
         with_originals: true,
         ..MixVaeConfig::default()
     };
-    let text = ron::to_string(&on).unwrap();
-    assert!(text.contains("with_originals:true"), "{text}");
-    let back: MixVaeConfig = ron::from_str(&text).unwrap();
-    assert_eq!(back, on);
+    assert_round_trip(&on, "with_originals:true");
 }
 
 #[test]
@@ -497,10 +498,22 @@ fn a_rotation_writes_its_shift_and_scale_only_when_set() {
     let read: MixVaeConfig =
         ron::from_str("(augmentation: Rotation(degrees: 20.0, width: 28))").unwrap();
     assert_eq!(read, rotation(0.0, 0.0));
-    let both = rotation(2.0, 0.1);
-    let text = ron::to_string(&both).unwrap();
-    assert!(text.contains("shift:2.0,scale:0.1"), "{text}");
-    assert_eq!(ron::from_str::<MixVaeConfig>(&text).unwrap(), both);
+    assert_round_trip(&rotation(2.0, 0.1), "shift:2.0,scale:0.1");
+}
+
+/// The single fit from each restart's seed of `config`, in order.
+fn each_restart_alone(x: &Array2<f32>, config: &MixVaeConfig) -> Vec<MixVaeFit> {
+    restart_seeds(config.seed, config.restarts)
+        .into_iter()
+        .map(|seed| {
+            let one = MixVaeConfig {
+                seed,
+                restarts: 1,
+                ..config.clone()
+            };
+            fit(x, &one, &mut Quiet).unwrap()
+        })
+        .collect()
 }
 
 #[test]
@@ -533,17 +546,7 @@ fn restarts_keep_the_fit_whose_agents_agree_most() {
     let seeds = restart_seeds(config.seed, 3);
     assert_eq!(seeds[0], config.seed);
     assert_eq!(seeds.len(), 3);
-    let singles: Vec<_> = seeds
-        .iter()
-        .map(|&seed| {
-            let one = MixVaeConfig {
-                seed,
-                restarts: 1,
-                ..config.clone()
-            };
-            fit(&x, &one, &mut Quiet).unwrap()
-        })
-        .collect();
+    let singles = each_restart_alone(&x, &config);
     let agreements: Vec<f64> = singles.iter().map(|f| f.agreement).collect();
     assert_eq!(restarted.restart_scores, agreements);
     assert!(
@@ -608,19 +611,9 @@ fn restarts_picked_by_consistency_keep_the_most_consistent_fit_even_for_one_agen
         ..small_config(1, 4)
     };
     let restarted = fit(&x, &config, &mut Quiet).unwrap();
-    let consistencies: Vec<f64> = restart_seeds(config.seed, 3)
-        .into_iter()
-        .map(|seed| {
-            let one = MixVaeConfig {
-                seed,
-                restarts: 1,
-                ..config.clone()
-            };
-            fit(&x, &one, &mut Quiet)
-                .unwrap()
-                .augment_consistency
-                .unwrap()
-        })
+    let consistencies: Vec<f64> = each_restart_alone(&x, &config)
+        .iter()
+        .map(|f| f.augment_consistency.unwrap())
         .collect();
     assert_eq!(restarted.restart_scores, consistencies);
     assert!(
@@ -669,12 +662,7 @@ fn restarts_need_what_picks_them_and_are_written_only_when_asked() {
         augmentation: Augmentation::Dropout { rate: 0.1 },
         ..MixVaeConfig::default()
     };
-    let text = ron::to_string(&by_consistency).unwrap();
-    assert!(text.contains("restart_by:Consistency"), "{text}");
-    assert_eq!(
-        ron::from_str::<MixVaeConfig>(&text).unwrap(),
-        by_consistency
-    );
+    assert_round_trip(&by_consistency, "restart_by:Consistency");
     let single = ron::to_string(&MixVaeConfig::default()).unwrap();
     assert!(
         !single.contains("restarts") && !single.contains("restart_by"),
@@ -684,9 +672,7 @@ fn restarts_need_what_picks_them_and_are_written_only_when_asked() {
         restarts: 3,
         ..MixVaeConfig::default()
     };
-    let text = ron::to_string(&three).unwrap();
-    assert!(text.contains("restarts:3"), "{text}");
-    assert_eq!(ron::from_str::<MixVaeConfig>(&text).unwrap(), three);
+    assert_round_trip(&three, "restarts:3");
 }
 
 #[test]
@@ -704,9 +690,7 @@ fn a_fit_on_an_f64_table_equals_the_fit_on_its_f32_copy() {
     };
     let from_table = fit(&table, &config, &mut Quiet).unwrap();
     let from_copy = fit(&copy, &config, &mut Quiet).unwrap();
-    let bits = |f: &patchbench::models::mixvae::MixVaeFit| -> Vec<u64> {
-        f.losses.iter().map(|l| l.total.to_bits()).collect()
-    };
+    let bits = |f: &MixVaeFit| -> Vec<u64> { f.losses.iter().map(|l| l.total.to_bits()).collect() };
     assert_eq!(bits(&from_table), bits(&from_copy));
     assert_eq!(from_table.agents, from_copy.agents);
     assert_eq!(from_table.consensus, from_copy.consensus);
