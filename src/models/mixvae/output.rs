@@ -218,13 +218,7 @@ pub(crate) fn augment_consistency(
     for (a, own) in on_cells.iter().enumerate() {
         let Network { net, store, .. } = agents.network_mut(a);
         let on_copy = assign_agent(net, store, copy, config)?;
-        let same = on_copy
-            .category
-            .iter()
-            .zip(&own.category)
-            .filter(|(x, y)| x == y)
-            .count();
-        sum += same as f64 / own.category.len().max(1) as f64;
+        sum += share_same(&own.category, &on_copy.category);
     }
     Ok(sum / on_cells.len().max(1) as f64)
 }
@@ -296,17 +290,17 @@ pub(crate) fn agreement(agents: &[AgentAssignments]) -> f64 {
     let mut pairs = 0usize;
     for a in 0..agents.len() {
         for b in a + 1..agents.len() {
-            let same = agents[a]
-                .category
-                .iter()
-                .zip(&agents[b].category)
-                .filter(|(x, y)| x == y)
-                .count();
-            sum += same as f64 / agents[a].category.len().max(1) as f64;
+            sum += share_same(&agents[a].category, &agents[b].category);
             pairs += 1;
         }
     }
     if pairs == 0 { 1.0 } else { sum / pairs as f64 }
+}
+
+/// The fraction of the cells of `a` whose category in `b` is the same.
+fn share_same(a: &[usize], b: &[usize]) -> f64 {
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    same as f64 / a.len().max(1) as f64
 }
 
 /// Decodes, for each used category of agent 0 and each state dimension, a

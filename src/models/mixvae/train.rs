@@ -140,8 +140,9 @@ pub fn fit_keeping_on<M: Rows>(
             ..config.clone()
         };
         let (next, next_trained) = fit_once(x, &run, engine, stage(restart), sink)?;
-        scores.push(score(&next));
-        if score(&next) > score(&fit) {
+        let next_score = score(&next);
+        scores.push(next_score);
+        if next_score > scores[fit.chosen_restart] {
             (fit, trained) = (next, next_trained);
             fit.chosen_restart = restart;
         }
