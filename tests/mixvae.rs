@@ -411,6 +411,11 @@ fn invalid_settings_are_rejected_with_the_field_name() {
     assert!(err.to_string().contains("cell 2, feature 1"), "{err}");
 }
 
+/// The bits of every epoch's total loss, for comparing fits exactly.
+fn loss_bits(fit: &MixVaeFit) -> Vec<u64> {
+    fit.losses.iter().map(|l| l.total.to_bits()).collect()
+}
+
 #[test]
 fn the_same_seed_gives_the_same_fit() {
     let (x, _) = gaussian_mixture(3, 30, 10, 1.0, 2);
@@ -420,12 +425,11 @@ fn the_same_seed_gives_the_same_fit() {
     };
     let a = fit(&x, &config, &mut Quiet).unwrap();
     let b = fit(&x, &config, &mut Quiet).unwrap();
-    let bits = |f: &MixVaeFit| -> Vec<u64> { f.losses.iter().map(|l| l.total.to_bits()).collect() };
-    assert_eq!(bits(&a), bits(&b));
+    assert_eq!(loss_bits(&a), loss_bits(&b));
     assert_eq!(a.agents, b.agents);
     assert_eq!(a.consensus, b.consensus);
     let c = fit(&x, &MixVaeConfig { seed: 4, ..config }, &mut Quiet).unwrap();
-    assert_ne!(bits(&a), bits(&c));
+    assert_ne!(loss_bits(&a), loss_bits(&c));
 }
 
 #[test]
@@ -442,9 +446,8 @@ fn agents_that_also_see_the_originals_train_on_both_and_recover_the_components()
     let a = fit(&x, &config, &mut Quiet).unwrap();
     let b = fit(&x, &config, &mut Quiet).unwrap();
     let plain = fit(&x, &copies_only, &mut Quiet).unwrap();
-    let bits = |f: &MixVaeFit| -> Vec<u64> { f.losses.iter().map(|l| l.total.to_bits()).collect() };
-    assert_eq!(bits(&a), bits(&b));
-    assert_ne!(bits(&a), bits(&plain));
+    assert_eq!(loss_bits(&a), loss_bits(&b));
+    assert_ne!(loss_bits(&a), loss_bits(&plain));
     let ari = adjusted_rand_index(&a.consensus, &labels);
     assert!(ari > 0.9, "ARI {ari}, sizes {:?}", a.category_sizes);
     assert!(a.agreement > 0.9, "agreement {}", a.agreement);
@@ -690,8 +693,7 @@ fn a_fit_on_an_f64_table_equals_the_fit_on_its_f32_copy() {
     };
     let from_table = fit(&table, &config, &mut Quiet).unwrap();
     let from_copy = fit(&copy, &config, &mut Quiet).unwrap();
-    let bits = |f: &MixVaeFit| -> Vec<u64> { f.losses.iter().map(|l| l.total.to_bits()).collect() };
-    assert_eq!(bits(&from_table), bits(&from_copy));
+    assert_eq!(loss_bits(&from_table), loss_bits(&from_copy));
     assert_eq!(from_table.agents, from_copy.agents);
     assert_eq!(from_table.consensus, from_copy.consensus);
     assert_eq!(from_table.augmented, from_copy.augmented);
