@@ -16,6 +16,7 @@ mod fitted;
 mod hvg;
 mod hvg_v3;
 mod loess;
+mod memory;
 mod recipe;
 mod report;
 mod select;
@@ -26,5 +27,6 @@ mod transform;
 
 pub use error::{PrepError, StepId};
 pub use fitted::{FittedRecipe, FittedStep, Skipped};
+pub use memory::Bytes;
 pub use recipe::{GeneSelection, Prepared, Recipe, Standardise, Step};
 pub use report::{Report, StepDetail, StepReport};

@@ -274,3 +274,66 @@ fn seurat_v3_selection_equals_scanpys_on_the_fixture() {
         .unwrap();
     assert_eq!(dense.table.features, prepared.table.features);
 }
+
+/// A sparse table of `cells` x `features` with no stored values: tiny as CSR,
+/// terabytes dense.
+fn empty_sparse(cells: usize, features: usize) -> LoadedTable {
+    LoadedTable::Sparse(SparseTable {
+        cells: (0..cells).map(|i| format!("c{i}")).collect(),
+        features: (0..features).map(|j| format!("g{j}")).collect(),
+        values: patchbench::data::Csr::new((cells, features), vec![0; cells + 1], vec![], vec![]),
+    })
+}
+
+/// Densifying 10^6 x 10^6 (8 TB of `f64`) is refused with a message that
+/// names where and how much, instead of aborting on the allocation; the
+/// check reads the kernel's `MemAvailable`, so it runs where there is one.
+#[cfg(target_os = "linux")]
+#[test]
+fn densifying_more_than_the_memory_fails_with_the_size_and_the_place() {
+    let huge = || empty_sparse(1_000_000, 1_000_000);
+    let err = recipe(vec![Step::Log1p], Standardise::None)
+        .apply_loaded(huge())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("the end of the recipe needs the table dense: 1000000 cells x 1000000 features, 8000.0 GB as f64"),
+        "{err}"
+    );
+    let err = recipe(vec![Step::Scale { factor: 2.0 }], Standardise::None)
+        .apply_loaded(huge())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("steps[0] (Scale), which has no sparse form, needs the table dense"),
+        "{err}"
+    );
+    let keep: Vec<String> = (0..1_000_000).map(|j| format!("g{j}")).collect();
+    let err = recipe(
+        vec![Step::RestrictToFeatures { features: keep }],
+        Standardise::None,
+    )
+    .apply_loaded(huge())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("steps[0] (RestrictToFeatures) needs the table dense"),
+        "{err}"
+    );
+}
+
+/// Selecting genes while the table is sparse keeps the dense table small:
+/// the same huge table, restricted to two features, densifies fine.
+#[test]
+fn a_selection_while_sparse_leaves_a_table_that_fits() {
+    let prepared = recipe(
+        vec![Step::RestrictToFeatures {
+            features: vec!["g7".into(), "g3".into()],
+        }],
+        Standardise::None,
+    )
+    .apply_loaded(empty_sparse(1_000_000, 1_000_000))
+    .unwrap();
+    assert_eq!(prepared.table.values.dim(), (1_000_000, 2));
+    assert_eq!(prepared.table.features, ["g7", "g3"]);
+}

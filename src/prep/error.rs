@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::memory::Bytes;
+
 /// Where in a recipe an error arose: the step's 0-based index in the
 /// recipe's `steps` list and the step's kind, e.g. `steps[2] (SelectGenes)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +185,25 @@ pub enum PrepError {
         feature: String,
         /// Its largest absolute value.
         max_abs: f64,
+    },
+    /// Densifying the sparse table would need more memory than is available.
+    #[error(
+        "{stage} needs the table dense: {cells} cells x {features} features, {needed} as f64, \
+         more than the {available} of memory available; select genes while the table is still \
+         sparse (a SelectGenes step, e.g. SelectGenes(n: 2000, method: Seurat()) after \
+         LibrarySizeNormalise and Log1p) or exclude features before this point"
+    )]
+    DenseTooLarge {
+        /// Where: the end of the recipe, or the step that needs the dense table.
+        stage: String,
+        /// Cells of the dense table.
+        cells: usize,
+        /// Features of the dense table.
+        features: usize,
+        /// Bytes the dense table needs.
+        needed: Bytes,
+        /// Bytes the kernel reports available.
+        available: Bytes,
     },
     /// A missing or infinite value is left after all steps.
     #[error(

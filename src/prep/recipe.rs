@@ -10,6 +10,7 @@ use super::filter::{
     drop_zero_library, exclude_features, restrict_to_features, restricted_columns,
 };
 use super::fitted::{FittedRecipe, Recorder, input_summary};
+use super::memory::{densify, densify_columns};
 use super::select::{select_genes, select_genes_with};
 use super::sparse;
 use super::standardise::zscore_all_cells;
@@ -366,7 +367,10 @@ impl Recipe {
             });
             table = next;
         }
-        let table = table.into_dense();
+        let table = match table {
+            LoadedTable::Dense(t) => t,
+            LoadedTable::Sparse(t) => densify(&t, || "the end of the recipe".to_string())?,
+        };
         ensure_finite(&table)?;
         let report = Report {
             input_cells,
@@ -438,10 +442,13 @@ impl Step {
                 Step::DropZeroLibrary => return Ok(sparse::drop_zero_library(t)),
                 Step::RestrictToFeatures { features } => {
                     let columns = restricted_columns(&t.features, features, id)?;
-                    let dense = t.dense_columns(&columns).unwrap_or_default();
-                    return Ok((LoadedTable::Dense(dense), Outcome::nothing()));
+                    let dense = densify_columns(&t, &columns, || id.to_string())?;
+                    return Ok((
+                        LoadedTable::Dense(dense.unwrap_or_default()),
+                        Outcome::nothing(),
+                    ));
                 }
-                _ => t.to_dense(),
+                _ => densify(&t, || format!("{id}, which has no sparse form,"))?,
             },
         };
         let (table, outcome) = self.run_dense(table, id)?;
