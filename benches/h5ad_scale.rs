@@ -55,6 +55,7 @@ fn recipe(flavor: &str) -> Recipe {
     Recipe {
         steps,
         standardise: Standardise::None,
+        keep_sparse: false,
     }
 }
 
@@ -70,7 +71,7 @@ fn measure(path: &Path, flavor: &str) {
     println!(
         "{{\"load_s\": {loaded}, \"prep_s\": {prep}, \"peak_mb\": {}, \"genes\": {}}}",
         peak_mb(),
-        prepared.table.features.len()
+        prepared.table.features().len()
     );
 }
 

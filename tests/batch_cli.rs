@@ -319,7 +319,15 @@ fn cae_cross_modal_and_weights_reproduce_the_run(dir: &Path, saved: &patchbench:
         panic!("a cae experiment")
     };
     let dataset = patchbench::runner::load_dataset(&saved.datasets[0], dir).expect("data load");
-    let table = |name: &str| &dataset.data.modality(name).expect("modality").table;
+    let table = |name: &str| {
+        dataset
+            .data
+            .modality(name)
+            .expect("modality")
+            .table
+            .dense()
+            .expect("a dense table")
+    };
     let (t, e) = (table("T"), table("E"));
     let rows: Vec<usize> = z_t
         .cells

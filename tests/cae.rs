@@ -277,7 +277,7 @@ fn a_session_trains_on_a_sparse_h5ad_with_a_paired_obsm_modality() {
     let prepared =
         patchbench::runner::load_dataset(&session.datasets[0], dir.path()).expect("loads");
     let counts = &prepared.data.modality("counts").expect("counts").table;
-    assert_eq!(counts.values.dim(), (600, 50));
+    assert_eq!(counts.shape(), (600, 50));
     let mut recorder = Recorder::default();
     let result =
         patchbench::runner::run_experiment(&session.experiments[0], &prepared, &mut recorder)

@@ -759,7 +759,7 @@ fn a_session_experiment_reports_metrics_confusion_curves_and_detail() {
     assert_eq!(result.per_fold.len(), 2);
     assert_eq!(result.confusions.len(), 1);
     // Cells with an expression profile (the simulation also has E-only cells).
-    let cells = prepared.data.modality("T").expect("T").table.cells.len();
+    let cells = prepared.data.modality("T").expect("T").table.cells().len();
     assert_eq!(result.confusions[0].total(), cells as u64);
     assert!(
         result

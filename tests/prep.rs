@@ -39,7 +39,13 @@ fn apply(
     standardise: Standardise,
     table: FeatureTable,
 ) -> Result<FeatureTable, PrepError> {
-    Recipe { steps, standardise }.apply(table).map(|p| p.table)
+    Recipe {
+            steps,
+            standardise,
+            keep_sparse: false,
+        }
+    .apply(table)
+    .map(|p| p.table.dense().cloned().expect("a dense table"))
 }
 
 fn name() -> impl Strategy<Value = String> {
@@ -114,7 +120,7 @@ proptest! {
 
     #[test]
     fn library_size_makes_every_cell_sum_to_the_median(table in counts()) {
-        let recipe = Recipe { steps: vec![Step::DropZeroLibrary, Step::LibrarySizeNormalise], standardise: Standardise::None };
+        let recipe = Recipe { steps: vec![Step::DropZeroLibrary, Step::LibrarySizeNormalise], standardise: Standardise::None, keep_sparse: false };
         let prepared = recipe.apply(table);
         prop_assume!(prepared.is_ok());
         let prepared = prepared.unwrap();
@@ -122,7 +128,7 @@ proptest! {
             return Err(TestCaseError::fail("no library-size detail"));
         };
         prop_assert!(min <= median && median <= max);
-        for row in prepared.table.values.rows() {
+        for row in prepared.table.dense().unwrap().values.rows() {
             prop_assert!((row.sum() - median).abs() <= 1e-9 * median, "{} vs {}", row.sum(), median);
         }
     }
@@ -170,7 +176,11 @@ proptest! {
     #[test]
     fn recipes_round_trip_through_ron(steps in prop::collection::vec(step(), 0..6), scope in 0usize..3) {
         let standardise = [Standardise::None, Standardise::AllCells, Standardise::TrainingFold][scope];
-        let recipe = Recipe { steps, standardise };
+        let recipe = Recipe {
+            steps,
+            standardise,
+            keep_sparse: false,
+        };
         let text = ron::ser::to_string_pretty(&recipe, ron::ser::PrettyConfig::default()).unwrap();
         let back: Recipe = ron::from_str(&text).unwrap();
         prop_assert_eq!(back, recipe);

@@ -157,13 +157,13 @@ fn a_session_dataset_loads_pairs_cells_and_reports_its_preprocessing() {
     assert_eq!((counts.paired, counts.only_a, counts.only_b), (136, 16, 8));
     let t = prepared.data.modality("T").expect("T");
     assert!(
-        t.table.features.iter().all(|g| !g.starts_with("ERCC-")),
+        t.table.features().iter().all(|g| !g.starts_with("ERCC-")),
         "spike-ins excluded by the recipe"
     );
     let report = &prepared.reports["T"];
-    assert_eq!(report.output_features, t.table.features.len());
+    assert_eq!(report.output_features, t.table.features().len());
     assert!(report.input_features > report.output_features);
-    for column in t.table.values.columns() {
+    for column in t.table.dense().unwrap().values.columns() {
         let mean = column.mean().expect("non-empty");
         assert!(mean.abs() < 1e-9, "AllCells z-scoring centres every gene");
     }

@@ -310,23 +310,73 @@ pub fn copy_artifact(from: &Path, to: &Path) -> Result<(), ArtifactError> {
     Ok(())
 }
 
-/// FNV-1a hash over cell ids, feature names and value bits of `tables`.
-pub fn data_fingerprint(tables: &[&crate::data::FeatureTable]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+/// FNV-1a hash over cell ids, feature names and value bits of `tables`
+/// (for a table kept sparse: its CSR arrays and its z-scoring).
+pub fn data_fingerprint(tables: &[&crate::data::PreparedTable]) -> String {
+    let mut hash = Fnv::new();
     for table in tables {
-        for name in table.cells.iter().chain(&table.features) {
-            eat(name.as_bytes());
-            eat(&[0]);
-        }
-        for v in &table.values {
-            eat(&v.to_bits().to_le_bytes());
+        match table {
+            crate::data::PreparedTable::Dense(t) => hash.dense(t),
+            crate::data::PreparedTable::Sparse(s) => {
+                hash.names(&s.table.cells, &s.table.features);
+                let csr = &s.table.values;
+                for &p in csr.indptr().raw_storage() {
+                    hash.eat(&(p as u64).to_le_bytes());
+                }
+                for &j in csr.indices() {
+                    hash.eat(&j.to_le_bytes());
+                }
+                for v in csr.data() {
+                    hash.eat(&v.to_bits().to_le_bytes());
+                }
+                for v in s.scaling.iter().flat_map(|c| c.means.iter().chain(&c.sds)) {
+                    hash.eat(&v.to_bits().to_le_bytes());
+                }
+            }
         }
     }
-    format!("{hash:016x}")
+    hash.hex()
+}
+
+/// [`data_fingerprint`] of dense tables (e.g. the paired cells of two modalities).
+pub fn dense_fingerprint(tables: &[&crate::data::FeatureTable]) -> String {
+    let mut hash = Fnv::new();
+    for table in tables {
+        hash.dense(table);
+    }
+    hash.hex()
+}
+
+/// 64-bit FNV-1a.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn eat(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn names(&mut self, cells: &[String], features: &[String]) {
+        for name in cells.iter().chain(features) {
+            self.eat(name.as_bytes());
+            self.eat(&[0]);
+        }
+    }
+
+    fn dense(&mut self, table: &crate::data::FeatureTable) {
+        self.names(&table.cells, &table.features);
+        for v in &table.values {
+            self.eat(&v.to_bits().to_le_bytes());
+        }
+    }
+
+    fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
 }

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::{DataError, FeatureTable, Metadata, Orientation, read_table};
+use super::{DataError, FeatureTable, Metadata, Orientation, PreparedTable, read_table};
 
 /// One measured modality (e.g. `T` for transcriptome, `E` for electrophysiology).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +22,8 @@ pub struct Modality {
     pub path: PathBuf,
     /// The layout the file was read with.
     pub orientation: Orientation,
-    /// The cells x features values.
-    pub table: FeatureTable,
+    /// The cells x features values: dense, or kept sparse by the recipe.
+    pub table: PreparedTable,
 }
 
 impl Modality {
@@ -32,13 +32,13 @@ impl Modality {
         name: impl Into<String>,
         path: impl Into<PathBuf>,
         orientation: Orientation,
-        table: FeatureTable,
+        table: impl Into<PreparedTable>,
     ) -> Self {
         Self {
             name: name.into(),
             path: path.into(),
             orientation,
-            table,
+            table: table.into(),
         }
     }
 
@@ -99,12 +99,12 @@ pub struct CellIndex {
 }
 
 impl CellIndex {
-    /// Matches the rows of `tables` by cell id.
-    pub fn of(tables: &[&FeatureTable]) -> Self {
+    /// Matches the rows of tables, given by their cell ids, by cell id.
+    pub fn of(tables: &[&[String]]) -> Self {
         let mut index = CellIndex::default();
         let mut position: HashMap<&str, usize> = HashMap::new();
-        for (t, table) in tables.iter().enumerate() {
-            for (row, cell) in table.cells.iter().enumerate() {
+        for (t, cells) in tables.iter().enumerate() {
+            for (row, cell) in cells.iter().enumerate() {
                 let unit = *position.entry(cell.as_str()).or_insert_with(|| {
                     index.ids.push(cell.clone());
                     index.rows.push(vec![None; tables.len()]);
@@ -118,8 +118,8 @@ impl CellIndex {
 }
 
 impl Pairing {
-    /// Matches the rows of `a` and `b` by cell id.
-    pub fn between(a: &FeatureTable, b: &FeatureTable) -> Self {
+    /// Matches the rows of two tables, given by their cell ids, by cell id.
+    pub fn between(a: &[String], b: &[String]) -> Self {
         let mut pairing = Pairing::default();
         for rows in CellIndex::of(&[a, b]).rows {
             match rows[..] {
@@ -164,18 +164,19 @@ impl Dataset {
     /// How the cells of modalities `a` and `b` match up; `None` if either is unknown.
     pub fn pairing(&self, a: &str, b: &str) -> Option<Pairing> {
         Some(Pairing::between(
-            &self.modality(a)?.table,
-            &self.modality(b)?.table,
+            self.modality(a)?.table.cells(),
+            self.modality(b)?.table.cells(),
         ))
     }
 
-    /// The tables of `a` and `b` restricted to their shared cells, rows aligned in `a`'s order.
+    /// The tables of `a` and `b` restricted to their shared cells, rows
+    /// aligned in `a`'s order; `None` if either is unknown or kept sparse.
     pub fn paired_matrices(&self, a: &str, b: &str) -> Option<(FeatureTable, FeatureTable)> {
         let pairing = self.pairing(a, b)?;
         let (rows_a, rows_b): (Vec<usize>, Vec<usize>) = pairing.paired.into_iter().unzip();
         Some((
-            self.modality(a)?.table.select_cells(&rows_a)?,
-            self.modality(b)?.table.select_cells(&rows_b)?,
+            self.modality(a)?.table.dense()?.select_cells(&rows_a)?,
+            self.modality(b)?.table.dense()?.select_cells(&rows_b)?,
         ))
     }
 
@@ -208,8 +209,8 @@ impl<'a> ModalityIds<'a> {
             name: &modality.name,
             path: &modality.path,
             orientation: modality.orientation,
-            cells: &modality.table.cells,
-            features: &modality.table.features,
+            cells: modality.table.cells(),
+            features: modality.table.features(),
         }
     }
 }
@@ -260,15 +261,15 @@ impl<'a> IdSets<'a> {
 
 fn check_shape(modality: &Modality) -> Result<(), DataError> {
     let table = &modality.table;
-    if table.values.dim() != (table.cells.len(), table.features.len()) {
+    if table.shape() != (table.cells().len(), table.features().len()) {
         return Err(DataError::Invalid {
             path: modality.path.clone(),
             message: format!(
                 "modality '{}' has {} cell ids and {} feature names but a {:?} matrix",
                 modality.name,
-                table.cells.len(),
-                table.features.len(),
-                table.values.dim()
+                table.cells().len(),
+                table.features().len(),
+                table.shape()
             ),
         });
     }
@@ -367,6 +368,17 @@ mod tests {
 
     use super::*;
 
+    fn dense(modality: &Modality) -> &FeatureTable {
+        modality.table.dense().expect("a dense table")
+    }
+
+    fn dense_mut(modality: &mut Modality) -> &mut FeatureTable {
+        match &mut modality.table {
+            PreparedTable::Dense(table) => table,
+            PreparedTable::Sparse(_) => panic!("a dense table"),
+        }
+    }
+
     fn table(cells: &[&str], features: &[&str]) -> FeatureTable {
         let values =
             Array2::from_shape_fn((cells.len(), features.len()), |(i, j)| (10 * i + j) as f64);
@@ -451,7 +463,7 @@ mod tests {
         assert!(
             dataset
                 .modality("T")
-                .is_some_and(|m| m.table.cells.len() == 4)
+                .is_some_and(|m| m.table.cells().len() == 4)
         );
     }
 
@@ -492,7 +504,7 @@ mod tests {
         let (t, e) = t_and_e();
         let swapped_t = Modality {
             orientation: Orientation::CellsByFeatures,
-            table: transposed(&t.table),
+            table: transposed(dense(&t)).into(),
             ..t
         };
         let error = Dataset::new(vec![swapped_t, e], None).unwrap_err();
@@ -523,7 +535,7 @@ mod tests {
         let (t, e) = t_and_e();
         let swapped_e = Modality {
             orientation: Orientation::FeaturesByCells,
-            table: transposed(&e.table),
+            table: transposed(dense(&e)).into(),
             ..e
         };
         let error = Dataset::new(vec![t, swapped_e], None).unwrap_err();
@@ -538,7 +550,7 @@ mod tests {
         let (t, _) = t_and_e();
         let swapped_t = Modality {
             orientation: Orientation::CellsByFeatures,
-            table: transposed(&t.table),
+            table: transposed(dense(&t)).into(),
             ..t
         };
         let error = Dataset::new(vec![swapped_t], Some(metadata(&["c1", "c2"]))).unwrap_err();
@@ -589,13 +601,13 @@ mod tests {
     fn inconsistent_tables_are_refused() {
         let (t, e) = t_and_e();
         let mut short = t.clone();
-        short.table.cells.pop();
+        dense_mut(&mut short).cells.pop();
         assert!(matches!(
             Dataset::new(vec![short, e.clone()], None),
             Err(DataError::Invalid { .. })
         ));
         let mut repeated = t;
-        repeated.table.cells[1] = "c1".into();
+        dense_mut(&mut repeated).cells[1] = "c1".into();
         let error = Dataset::new(vec![repeated, e], None).unwrap_err();
         assert!(error.to_string().contains("'c1' twice"), "{error}");
     }

@@ -8,9 +8,9 @@
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::standardise::column_stats;
+use super::standardise::prepared_column_stats;
 use super::{PrepError, Standardise, Step, StepId};
-use crate::data::FeatureTable;
+use crate::data::{FeatureTable, PreparedTable};
 
 /// A recipe as fitted on its training cells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,10 +141,10 @@ impl Recorder {
     }
 
     /// The fitted recipe for the prepared `table` (values before z-scoring).
-    pub fn finish(self, table: &FeatureTable, standardise: Standardise) -> FittedRecipe {
+    pub fn finish(self, table: &PreparedTable, standardise: Standardise) -> FittedRecipe {
         let (inputs, input_means, input_max) = self.inputs.unwrap_or_default();
         let (means, sds) = if standardise == Standardise::AllCells {
-            let stats = column_stats(&table.values);
+            let stats = prepared_column_stats(table);
             (
                 Some(stats.iter().map(|s| s.mean).collect()),
                 Some(stats.iter().map(|s| s.sd).collect()),
@@ -157,7 +157,7 @@ impl Recorder {
             input_means,
             input_max,
             steps: self.steps,
-            features: table.features.clone(),
+            features: table.features().to_vec(),
             standardise,
             means,
             sds,
@@ -381,6 +381,7 @@ mod tests {
                 Step::Scale { factor: 0.5 },
             ],
             standardise: Standardise::AllCells,
+            keep_sparse: false,
         };
         let (prepared, fitted) = recipe
             .apply_fitted(crate::data::LoadedTable::Dense(table()))
@@ -390,7 +391,7 @@ mod tests {
         let raw = select(&table(), &fitted.inputs);
         let (replayed, skipped) = fitted.replay(raw).unwrap();
         assert!(skipped.is_empty());
-        assert_eq!(replayed, prepared.table);
+        assert_eq!(Some(&replayed), prepared.table.dense());
     }
 
     #[test]
@@ -398,6 +399,7 @@ mod tests {
         let recipe = Recipe {
             steps: vec![Step::LibrarySizeNormalise, Step::Log2p1],
             standardise: Standardise::AllCells,
+            keep_sparse: false,
         };
         let (_, fitted) = recipe
             .apply_fitted(crate::data::LoadedTable::Dense(table()))
@@ -440,6 +442,7 @@ mod tests {
         let recipe = Recipe {
             steps: vec![Step::LibrarySizeNormalise],
             standardise: Standardise::None,
+            keep_sparse: false,
         };
         let (_, fitted) = recipe
             .apply_fitted(crate::data::LoadedTable::Dense(table()))

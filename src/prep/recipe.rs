@@ -13,11 +13,11 @@ use super::fitted::{FittedRecipe, Recorder, input_summary};
 use super::memory::{densify, densify_columns};
 use super::select::{select_genes, select_genes_with};
 use super::sparse;
-use super::standardise::zscore_all_cells;
+use super::standardise::zscore_prepared;
 use super::subset::Outcome;
 use super::transform::{library_size_normalise, ln_features, log_plus_one, scale};
 use super::{PrepError, Report, StepDetail, StepId, StepReport};
-use crate::data::{FeatureTable, LoadedTable};
+use crate::data::{FeatureTable, LoadedTable, PreparedTable, SparseInput, first_stored_where};
 
 /// A preprocessing recipe: steps run in order, then optional z-scoring.
 ///
@@ -55,6 +55,15 @@ pub struct Recipe {
     pub steps: Vec<Step>,
     /// How the prepared values are z-scored.
     pub standardise: Standardise,
+    /// Hands a sparse table (CSR from an `.h5ad` or `.mtx`) to the model as
+    /// it is instead of making it dense at the end of the recipe: the
+    /// mixture VAE and the coupled autoencoder gather each mini-batch's
+    /// rows from it and make only those dense (z-scored with statistics
+    /// computed on the CSR matrix under `AllCells`), so all genes of 10^5
+    /// cells can train without a dense copy. Models that need the whole
+    /// dense table (sBNN, sRRR) refuse such a modality. A dense input stays
+    /// dense. Off by default.
+    pub keep_sparse: bool,
 }
 
 /// One preprocessing step.
@@ -197,8 +206,9 @@ pub enum Standardise {
 /// A prepared table and the record of how it was made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
-    /// The model matrix: finite, z-scored if the recipe says so.
-    pub table: FeatureTable,
+    /// The model matrix: finite, z-scored if the recipe says so; dense,
+    /// or CSR with its z-scoring beside it if the recipe keeps it sparse.
+    pub table: PreparedTable,
     /// What every step did.
     pub report: Report,
 }
@@ -219,6 +229,7 @@ impl Recipe {
         Recipe {
             steps: vec![Step::LibrarySizeNormalise, Step::Log2p1],
             standardise: Standardise::AllCells,
+            keep_sparse: false,
         }
     }
 
@@ -236,6 +247,7 @@ impl Recipe {
         Recipe {
             steps: Vec::new(),
             standardise: Standardise::AllCells,
+            keep_sparse: false,
         }
     }
 
@@ -269,7 +281,7 @@ impl Recipe {
         let fitted = recorder.finish(&prepared.table, self.standardise);
         let mut table = prepared.table;
         if self.standardise == Standardise::AllCells {
-            zscore_all_cells(&mut table)?;
+            zscore_prepared(&mut table)?;
         }
         Ok((
             Prepared {
@@ -288,7 +300,7 @@ impl Recipe {
         let (table, report) = self.run_steps(table, recorder.as_deref_mut())?;
         let mut table = table;
         if recorder.is_none() && self.standardise == Standardise::AllCells {
-            zscore_all_cells(&mut table)?;
+            zscore_prepared(&mut table)?;
         }
         Ok(Prepared { table, report })
     }
@@ -298,7 +310,7 @@ impl Recipe {
         &self,
         table: LoadedTable,
         mut recorder: Option<&mut Recorder>,
-    ) -> Result<(FeatureTable, Report), PrepError> {
+    ) -> Result<(PreparedTable, Report), PrepError> {
         let (cells, features) = (table.cells().len(), table.features().len());
         let (rows, columns) = match &table {
             LoadedTable::Dense(t) => t.values.dim(),
@@ -368,8 +380,14 @@ impl Recipe {
             table = next;
         }
         let table = match table {
-            LoadedTable::Dense(t) => t,
-            LoadedTable::Sparse(t) => densify(&t, || "the end of the recipe".to_string())?,
+            LoadedTable::Dense(t) => PreparedTable::Dense(t),
+            LoadedTable::Sparse(t) if self.keep_sparse => PreparedTable::Sparse(SparseInput {
+                table: t,
+                scaling: None,
+            }),
+            LoadedTable::Sparse(t) => {
+                PreparedTable::Dense(densify(&t, || "the end of the recipe".to_string())?)
+            }
         };
         ensure_finite(&table)?;
         let report = Report {
@@ -377,8 +395,8 @@ impl Recipe {
             input_features,
             steps: reports,
             standardise: self.standardise,
-            output_cells: table.cells.len(),
-            output_features: table.features.len(),
+            output_cells: table.cells().len(),
+            output_features: table.features().len(),
         };
         Ok((table, report))
     }
@@ -497,7 +515,20 @@ fn ensure_not_empty(table: &LoadedTable, stage: impl Fn() -> String) -> Result<(
     Ok(())
 }
 
-fn ensure_finite(table: &FeatureTable) -> Result<(), PrepError> {
+fn ensure_finite(table: &PreparedTable) -> Result<(), PrepError> {
+    let table = match table {
+        PreparedTable::Dense(t) => t,
+        PreparedTable::Sparse(s) => {
+            return match first_stored_where(&s.table.values, |v| !v.is_finite()) {
+                None => Ok(()),
+                Some((row, column, value)) => Err(PrepError::NotFinite {
+                    cell: s.table.cells.get(row).cloned().unwrap_or_default(),
+                    feature: s.table.features.get(column).cloned().unwrap_or_default(),
+                    value,
+                }),
+            };
+        }
+    };
     for (row, cell) in table.values.rows().into_iter().zip(&table.cells) {
         if let Some((value, feature)) = row
             .iter()
@@ -534,7 +565,11 @@ mod tests {
     }
 
     fn recipe(steps: Vec<Step>, standardise: Standardise) -> Recipe {
-        Recipe { steps, standardise }
+        Recipe {
+            steps,
+            standardise,
+            keep_sparse: false,
+        }
     }
 
     #[test]
@@ -549,14 +584,14 @@ mod tests {
         ];
         let prepared = recipe(steps, Standardise::None).apply(table()).unwrap();
         // Sums over Gad1 + Sst: 4, 4, 16 -> median 4; d becomes (1.75, 2.25).
-        assert_eq!(prepared.table.cells, ["a", "b", "d"]);
-        assert_eq!(prepared.table.features, ["Gad1", "Sst"]);
+        assert_eq!(prepared.table.cells(), ["a", "b", "d"]);
+        assert_eq!(prepared.table.features(), ["Gad1", "Sst"]);
         let expected = array![
             [1.0, 2.0],
             [3f64.log2(), 3f64.log2()],
             [2.75f64.log2(), 3.25f64.log2()]
         ];
-        for (got, want) in prepared.table.values.iter().zip(&expected) {
+        for (got, want) in prepared.table.dense().unwrap().values.iter().zip(&expected) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         }
         let report = &prepared.report;
@@ -602,7 +637,7 @@ mod tests {
             1.0 / 2.0 * 8.5,
             9.0 / 21.0 * 8.5,
         ];
-        for (got, want) in prepared.table.values.iter().zip(expected) {
+        for (got, want) in prepared.table.dense().unwrap().values.iter().zip(expected) {
             assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         }
     }
@@ -615,12 +650,12 @@ mod tests {
             .unwrap();
         // Gad1 over a, b, d: 1, 2, 7; mean 10/3, population variance (49 + 16 + 121) / 27.
         let sd = (186.0_f64 / 27.0).sqrt();
-        assert!((scaled.table.values[(0, 0)] - (1.0 - 10.0 / 3.0) / sd).abs() < 1e-12);
+        assert!((scaled.table.dense().unwrap().values[(0, 0)] - (1.0 - 10.0 / 3.0) / sd).abs() < 1e-12);
         assert_eq!(scaled.report.standardise, Standardise::AllCells);
         let unscaled = recipe(steps, Standardise::TrainingFold)
             .apply(table())
             .unwrap();
-        assert_eq!(unscaled.table.values.column(0).to_vec(), [1.0, 2.0, 7.0]);
+        assert_eq!(unscaled.table.dense().unwrap().values.column(0).to_vec(), [1.0, 2.0, 7.0]);
         assert_eq!(unscaled.report.standardise, Standardise::TrainingFold);
         assert!(
             unscaled
@@ -644,7 +679,7 @@ mod tests {
         );
         let steps = vec![Step::DropCellsWithMissing, Step::DropConstantFeatures];
         let prepared = recipe(steps, Standardise::AllCells).apply(t).unwrap();
-        assert_eq!(prepared.table.features, ["Gad1", "ERCC-1"]);
+        assert_eq!(prepared.table.features(), ["Gad1", "ERCC-1"]);
         assert_eq!(prepared.report.steps[1].dropped_features, ["Sst"]);
     }
 

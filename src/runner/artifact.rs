@@ -16,7 +16,10 @@ use super::{PreparedDataset, RunError};
 use crate::analysis::latent_eval::LatentEvalConfig;
 use crate::analysis::qda::Qda;
 use crate::analysis::scaling::column_statistics;
-use crate::artifact::manifest::{FORMAT, FittedModality, VERSION, data_fingerprint};
+use crate::artifact::manifest::{
+    FORMAT, FittedModality, VERSION, data_fingerprint, dense_fingerprint,
+};
+use crate::data::PreparedTable;
 use crate::artifact::{
     ArtifactModel, CaeFold, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart, Provenance,
     SbnnPart, SrrrPart,
@@ -52,7 +55,7 @@ pub(super) fn write(
             let part = sbnn_part(folder, config, result, &regression).map_err(failed)?;
             (
                 ArtifactModel::Sbnn(part),
-                data_fingerprint(&[&regression.x, &regression.y]),
+                dense_fingerprint(&[&regression.x, &regression.y]),
             )
         }
         ModelSpec::Cae { model, analysis } => {
@@ -67,10 +70,7 @@ pub(super) fn write(
             let Some(part) = srrr_part(result, &regression).map_err(failed)? else {
                 return Ok(false);
             };
-            (
-                ArtifactModel::Srrr(part),
-                data_fingerprint(&[&regression.x, &regression.y]),
-            )
+            (ArtifactModel::Srrr(part), dense_fingerprint(&[&regression.x, &regression.y]))
         }
         ModelSpec::MixVae(spec) => {
             let table = experiment
@@ -120,7 +120,7 @@ pub(super) fn write(
 fn modality_tables<'a>(
     experiment: &Experiment,
     dataset: &'a PreparedDataset,
-) -> Result<[&'a crate::data::FeatureTable; 2], String> {
+) -> Result<[&'a PreparedTable; 2], String> {
     let table = |i: usize| {
         let name = experiment
             .modalities
@@ -231,7 +231,7 @@ fn cae_part(
     analysis: &LatentEvalConfig,
     result: &ExperimentResult,
     prepared: &LatentData<'_>,
-    tables: &[&crate::data::FeatureTable; 2],
+    tables: &[&PreparedTable; 2],
 ) -> Result<CaePart, String> {
     let saved = |file: &str| {
         if result.weights.iter().any(|w| w.ends_with(file)) {
@@ -260,7 +260,7 @@ fn cae_part(
     let (z_t, z_e) = (matrix(latent("z_T")?)?, matrix(latent("z_E")?)?);
     let everyone: Vec<usize> = (0..prepared.paired.len()).collect();
     let levels = label_levels(analysis, prepared, &everyone, &z_t, &z_e);
-    let dims = [tables[0].features.len(), tables[1].features.len()];
+    let dims = [tables[0].features().len(), tables[1].features().len()];
     let mut folds = Vec::with_capacity(prepared.folds.len());
     for (f, fold) in prepared.folds.iter().enumerate() {
         let weights = format!("fold{}.safetensors", f + 1);
@@ -293,13 +293,9 @@ fn cae_part(
     Ok(CaePart {
         weights: FINAL_WEIGHTS.into(),
         config: config.clone(),
-        t_features: tables[0].features.clone(),
-        t_means: tables[0]
-            .values
-            .mean_axis(Axis(0))
-            .map(|m| m.to_vec())
-            .unwrap_or_default(),
-        e_features: tables[1].features.clone(),
+        t_features: tables[0].features().to_vec(),
+        t_means: tables[0].column_means(),
+        e_features: tables[1].features().to_vec(),
         levels,
         folds,
     })
@@ -344,7 +340,7 @@ fn mixvae_part(
     spec: &MixVaeSpec,
     result: &ExperimentResult,
     dataset: &PreparedDataset,
-    table: &crate::data::FeatureTable,
+    table: &PreparedTable,
 ) -> Result<MixVaePart, String> {
     let ResultDetail::MixVae { consensus, .. } = &result.detail else {
         return Err("the result holds no mixture VAE fit".into());
@@ -364,7 +360,7 @@ fn mixvae_part(
         Some(column) => {
             let labels = dataset
                 .data
-                .labels(column, &table.cells)
+                .labels(column, table.cells())
                 .ok_or_else(|| format!("the metadata has no label column `{column}`"))?;
             Some(CategoryTypes {
                 column: column.clone(),
@@ -375,12 +371,8 @@ fn mixvae_part(
     Ok(MixVaePart {
         weights,
         config: config.clone(),
-        features: table.features.clone(),
-        feature_means: table
-            .values
-            .mean_axis(Axis(0))
-            .map(|m| m.to_vec())
-            .unwrap_or_default(),
+        features: table.features().to_vec(),
+        feature_means: table.column_means(),
         categories: (0..config.categories).map(|k| format!("c{k}")).collect(),
         types,
     })

@@ -292,7 +292,7 @@ impl TestPredictions {
         positions: &[usize],
     ) -> Result<Self, CaeError> {
         let matrices = &prepared.data.matrices;
-        let (p_t, p_e) = (matrices[0].ncols(), matrices[1].ncols());
+        let (p_t, p_e) = (matrices[0].shape().1, matrices[1].shape().1);
         let mut errors = [RelativeError::default(); 4];
         let mut x_e = Vec::with_capacity(positions.len() * p_e);
         let mut e_from_t = Vec::with_capacity(positions.len() * p_e);
@@ -341,7 +341,7 @@ fn cross_modal(
     let features = dataset
         .data
         .modality(&target)
-        .map(|m| m.table.features.clone())
+        .map(|m| m.table.features().to_vec())
         .unwrap_or_default();
     let mut cross = CrossModal {
         source,

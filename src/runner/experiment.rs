@@ -257,6 +257,19 @@ pub(super) fn paired_regression(
     let [input, target] = experiment.modalities.as_slice() else {
         return Err(unsuitable(needs_two.to_string()));
     };
+    if let Some(sparse) = [input, target].into_iter().find(|name| {
+        dataset
+            .data
+            .modality(name)
+            .is_some_and(|m| m.table.is_sparse())
+    }) {
+        return Err(unsuitable(format!(
+            "modality `{sparse}` of dataset `{}` is kept sparse (`keep_sparse: true` in its \
+             recipe); this model needs the whole table dense: drop `keep_sparse`, with a \
+             `SelectGenes` step if the table is large",
+            dataset.name
+        )));
+    }
     let (x, y) = dataset.data.paired_matrices(input, target).ok_or_else(|| {
         unsuitable(format!(
             "dataset `{}` lacks modality `{input}` or `{target}`",

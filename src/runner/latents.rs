@@ -12,16 +12,17 @@ use crate::analysis::confusion::Confusion;
 use crate::analysis::cv::Fold;
 use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::latent_eval::{FoldEvaluation, LatentEvalConfig, Tally};
-use crate::data::CellIndex;
+use crate::data::{CellIndex, PreparedTable};
 use crate::models::cae::MultiModal;
 use crate::session::{Curve, Experiment, Latent, NamedLatent, ResultDetail};
 
 /// The experiment's modalities matched by cell id, and the folds over the
 /// cells measured in the first two.
 pub(super) struct LatentData<'a> {
-    /// Every cell's rows, plus the matrices: views of the dataset's prepared
-    /// tables, whose rows the networks gather as `f32` a batch at a time.
-    pub data: MultiModal<ArrayView2<'a, f64>>,
+    /// Every cell's rows, plus the matrices: the dataset's prepared tables
+    /// (dense or kept sparse), whose rows the networks gather as `f32` a
+    /// batch at a time.
+    pub data: MultiModal<&'a PreparedTable>,
     /// Cell ids, one per entry of `data.cells`.
     pub ids: Vec<String>,
     /// Cells (indices into `ids`) measured in the first two modalities; the folds index this list.
@@ -57,8 +58,9 @@ pub(super) fn prepare<'a>(
         })?;
         tables.push(&modality.table);
     }
-    let matrices = tables.iter().map(|t| t.values.view()).collect();
-    let CellIndex { ids, rows: cells } = CellIndex::of(&tables);
+    let cells: Vec<&[String]> = tables.iter().map(|t| t.cells()).collect();
+    let CellIndex { ids, rows: cells } = CellIndex::of(&cells);
+    let matrices = tables;
     let data = MultiModal { matrices, cells };
     data.validate().map_err(|e| unsuitable(e.to_string()))?;
     let paired: Vec<usize> = (0..ids.len())

@@ -11,6 +11,7 @@ use crate::analysis::clustering::{
     adjusted_mutual_information, adjusted_rand_index, matched_accuracy,
 };
 use crate::analysis::confusion::Confusion;
+use crate::data::PreparedTable;
 use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
 use crate::models::mixvae::{
@@ -62,14 +63,15 @@ pub(super) fn run(
     let table = &modality.table;
     let engine = Engine::for_device(experiment.protocol.device);
     // The model gathers its mini-batches and evaluation chunks from the
-    // prepared table as `f32`, without a converted copy of all of it.
-    let x = &table.values;
+    // prepared table as `f32` (a table kept sparse row by row), without a
+    // converted copy of all of it.
+    let x = table;
     let truth = match &spec.labels {
         None => None,
         Some(column) => {
             let labels = dataset
                 .data
-                .labels(column, &table.cells)
+                .labels(column, table.cells())
                 .ok_or_else(|| unsuitable(format!("the metadata has no column `{column}`")))?;
             let encoded = encode_labels(&labels, ClassOrder::FirstSeen);
             let (rows, classes) = encoded.labelled();
@@ -146,7 +148,7 @@ pub(super) fn run(
         }
     }
     metrics.insert("seeds".into(), seeds.len() as f64);
-    metrics.insert("cells".into(), table.cells.len() as f64);
+    metrics.insert("cells".into(), table.cells().len() as f64);
     let per_fold = scores
         .iter()
         .map(|s| s.get("accuracy").copied().unwrap_or(f64::NAN))
@@ -180,7 +182,7 @@ pub(super) fn run(
     for traversal in &mut traversals {
         for feature in &mut traversal.features {
             feature.name = table
-                .features
+                .features()
                 .get(feature.index)
                 .cloned()
                 .unwrap_or_default();
@@ -201,7 +203,7 @@ pub(super) fn run(
         genes: Vec::new(),
         latent: Some(Latent {
             dims: state.ncols(),
-            cells: table.cells.clone(),
+            cells: table.cells().to_vec(),
             values: state.iter().copied().collect(),
         }),
         latents: Vec::new(),
@@ -236,7 +238,7 @@ pub(super) fn run(
 fn score(
     fit: &MixVaeFit,
     truth: Option<&Truth>,
-    x: &ndarray::Array2<f64>,
+    x: &PreparedTable,
 ) -> Result<BTreeMap<String, f64>, MixVaeError> {
     let mut m = BTreeMap::new();
     m.insert("amp".into(), fit.amp());
@@ -282,7 +284,7 @@ fn score(
         );
         m.insert("consensus_ari".into(), adjusted_rand_index(&c, &t.classes));
         if let Some(augmented) = &fit.augmented {
-            let check = label_preservation(x.view(), augmented.view(), &t.rows, &t.classes)?;
+            let check = label_preservation(x, augmented.view(), &t.rows, &t.classes)?;
             m.insert("augment_original_accuracy".into(), check.original_accuracy);
             m.insert(
                 "augment_augmented_accuracy".into(),

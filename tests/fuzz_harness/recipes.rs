@@ -9,10 +9,11 @@
 //! and finite, as [`Recipe::apply`](patchbench::prep::Recipe::apply) promises;
 //! an error must name the session file, the dataset or the data file.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use ndarray::{Array2, Axis};
-use patchbench::data::{FeatureTable, Orientation, write_table};
+use patchbench::data::{FeatureTable, Orientation, PreparedTable, write_table};
 use patchbench::runner::{RunError, load_dataset};
 use patchbench::session;
 
@@ -193,13 +194,17 @@ fn load_and_prepare(path: &Path) -> Outcome {
             Err(error) => return rejected_run(&error),
         };
         for modality in &prepared.data.modalities {
-            if let Some(problem) = table_problem(&modality.table) {
+            let dense = match &modality.table {
+                PreparedTable::Dense(t) => Cow::Borrowed(t),
+                PreparedTable::Sparse(s) => Cow::Owned(s.table.to_dense()),
+            };
+            if let Some(problem) = table_problem(&dense) {
                 return Outcome::Violated(format!(
                     "dataset `{}`, modality `{}` prepared: {problem}",
                     spec.name, modality.name
                 ));
             }
-            if modality.table.values.iter().any(|v| !v.is_finite()) {
+            if modality.table.dense().unwrap().values.iter().any(|v| !v.is_finite()) {
                 return Outcome::Violated(format!(
                     "dataset `{}`, modality `{}` prepared with values that are not finite",
                     spec.name, modality.name

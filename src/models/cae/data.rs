@@ -2,13 +2,15 @@
 //! for every cell, its row in each modality it was measured in.
 //!
 //! A modality's matrix is anything that hands out rows as `f32` ([`Rows`]):
-//! an owned `f32` array, or a borrowed view of a prepared `f64` table, so a
+//! an owned `f32` array, a borrowed view of a prepared `f64` table, or a
+//! prepared table kept sparse (each row made dense as it is gathered), so a
 //! run on 100,000 cells gathers its mini-batches and evaluation chunks from
 //! the dataset's table without a second, converted copy of it.
 
 use ndarray::{ArrayBase, Data, Ix2};
 
 use super::CaeError;
+use crate::data::{PreparedTable, first_stored_where};
 
 /// A cells x features matrix whose rows can be gathered as `f32`.
 pub trait Rows: Sync {
@@ -73,6 +75,50 @@ where
         self.indexed_iter()
             .find(|(_, v)| !v.finite())
             .map(|(at, _)| at)
+    }
+}
+
+impl Rows for PreparedTable {
+    fn nrows(&self) -> usize {
+        self.shape().0
+    }
+
+    fn ncols(&self) -> usize {
+        self.shape().1
+    }
+
+    fn push_row(&self, r: usize, out: &mut Vec<f32>) {
+        match self {
+            PreparedTable::Dense(t) => t.values.push_row(r, out),
+            PreparedTable::Sparse(s) => s.push_row(r, out),
+        }
+    }
+
+    fn first_non_finite(&self) -> Option<(usize, usize)> {
+        match self {
+            PreparedTable::Dense(t) => t.values.first_non_finite(),
+            PreparedTable::Sparse(s) => {
+                first_stored_where(&s.table.values, |v| !v.is_finite()).map(|(r, c, _)| (r, c))
+            }
+        }
+    }
+}
+
+impl<T: Rows + ?Sized> Rows for &T {
+    fn nrows(&self) -> usize {
+        (**self).nrows()
+    }
+
+    fn ncols(&self) -> usize {
+        (**self).ncols()
+    }
+
+    fn push_row(&self, r: usize, out: &mut Vec<f32>) {
+        (**self).push_row(r, out);
+    }
+
+    fn first_non_finite(&self) -> Option<(usize, usize)> {
+        (**self).first_non_finite()
     }
 }
 
