@@ -40,10 +40,10 @@ fn apply(
     table: FeatureTable,
 ) -> Result<FeatureTable, PrepError> {
     Recipe {
-            steps,
-            standardise,
-            keep_sparse: false,
-        }
+        steps,
+        standardise,
+        keep_sparse: false,
+    }
     .apply(table)
     .map(|p| p.table.dense().cloned().expect("a dense table"))
 }

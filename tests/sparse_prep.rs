@@ -10,6 +10,7 @@ use std::path::Path;
 use ndarray::Array2;
 use patchbench::data::h5ad::{H5adSelection, read_h5ad};
 use patchbench::data::{FeatureTable, LoadedTable, SparseTable};
+use patchbench::models::cae::data::Rows;
 use patchbench::prep::{GeneSelection, Prepared, Recipe, Standardise, Step, StepDetail};
 use proptest::prelude::*;
 
@@ -63,7 +64,14 @@ fn assert_equal(dense: &Result<Prepared, String>, sparse: &Result<Prepared, Stri
         (Ok(d), Ok(s)) => {
             assert_eq!(d.table.cells(), s.table.cells());
             assert_eq!(d.table.features(), s.table.features());
-            for (a, b) in d.table.dense().unwrap().values.iter().zip(&s.table.dense().unwrap().values) {
+            for (a, b) in d
+                .table
+                .dense()
+                .unwrap()
+                .values
+                .iter()
+                .zip(&s.table.dense().unwrap().values)
+            {
                 assert!((a - b).abs() <= TOLERANCE * a.abs().max(1.0), "{a} vs {b}");
             }
             assert_eq!(d.report.steps.len(), s.report.steps.len());
@@ -91,14 +99,43 @@ fn assert_equal(dense: &Result<Prepared, String>, sparse: &Result<Prepared, Stri
 
 fn recipe(steps: Vec<Step>, standardise: Standardise) -> Recipe {
     Recipe {
-            steps,
-            standardise,
-            keep_sparse: false,
-        }
+        steps,
+        standardise,
+        keep_sparse: false,
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `keep_sparse` hands the model the CSR table with its z-scoring; each
+    /// row it gathers is the densified table's row as `f32`, bit for bit,
+    /// and a recipe that fails fails the same way.
+    #[test]
+    fn rows_of_a_table_kept_sparse_are_the_dense_rows(table in sparse_matrix(false)) {
+        let steps = vec![Step::DropZeroLibrary, Step::LibrarySizeNormalise, Step::Log1p];
+        let mut kept = recipe(steps, Standardise::AllCells);
+        kept.keep_sparse = true;
+        let dense = recipe(kept.steps.clone(), Standardise::AllCells);
+        let loaded = || LoadedTable::Sparse(SparseTable::from_dense(&table));
+        match (kept.apply_loaded(loaded()), dense.apply_loaded(loaded())) {
+            (Ok(k), Ok(d)) => {
+                prop_assert!(k.table.is_sparse());
+                let d = d.table.dense().unwrap();
+                prop_assert_eq!(k.table.shape(), d.values.dim());
+                let mut row = Vec::new();
+                for (i, want) in d.values.rows().into_iter().enumerate() {
+                    row.clear();
+                    k.table.push_row(i, &mut row);
+                    let want: Vec<u32> = want.iter().map(|&v| (v as f32).to_bits()).collect();
+                    let got: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+                    prop_assert_eq!(got, want, "row {}", i);
+                }
+            }
+            (Err(k), Err(d)) => prop_assert_eq!(k.to_string(), d.to_string()),
+            (k, d) => panic!("kept and dense disagree: {:?} / {:?}", k.map(|_| ()), d.map(|_| ())),
+        }
+    }
 
     #[test]
     fn normalise_log_and_z_score_agree(table in sparse_matrix(false)) {
@@ -228,7 +265,12 @@ fn seurat_selection_equals_scanpys_on_the_fixture() {
         .filter(|(_, _, hv)| *hv)
         .map(|(g, _, _)| g.as_str())
         .collect();
-    let selected: BTreeSet<&str> = prepared.table.features().iter().map(String::as_str).collect();
+    let selected: BTreeSet<&str> = prepared
+        .table
+        .features()
+        .iter()
+        .map(String::as_str)
+        .collect();
     assert_eq!(selected, expected);
     let StepDetail::Seurat { cut_off, selected } = prepared.report.steps[2].detail else {
         panic!("{:?}", prepared.report.steps[2].detail);
@@ -267,7 +309,12 @@ fn seurat_v3_selection_equals_scanpys_on_the_fixture() {
         .map(|line| line.split(',').next().unwrap())
         .collect();
     assert_eq!(expected.len(), 50);
-    let selected: BTreeSet<&str> = prepared.table.features().iter().map(String::as_str).collect();
+    let selected: BTreeSet<&str> = prepared
+        .table
+        .features()
+        .iter()
+        .map(String::as_str)
+        .collect();
     assert_eq!(selected, expected);
     assert!(matches!(
         prepared.report.steps[0].detail,

@@ -62,7 +62,8 @@ pub struct Recipe {
     /// computed on the CSR matrix under `AllCells`), so all genes of 10^5
     /// cells can train without a dense copy. Models that need the whole
     /// dense table (sBNN, sRRR) refuse such a modality. A dense input stays
-    /// dense. Off by default.
+    /// dense. Off by default (and then left out of a saved session).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub keep_sparse: bool,
 }
 
@@ -650,12 +651,17 @@ mod tests {
             .unwrap();
         // Gad1 over a, b, d: 1, 2, 7; mean 10/3, population variance (49 + 16 + 121) / 27.
         let sd = (186.0_f64 / 27.0).sqrt();
-        assert!((scaled.table.dense().unwrap().values[(0, 0)] - (1.0 - 10.0 / 3.0) / sd).abs() < 1e-12);
+        assert!(
+            (scaled.table.dense().unwrap().values[(0, 0)] - (1.0 - 10.0 / 3.0) / sd).abs() < 1e-12
+        );
         assert_eq!(scaled.report.standardise, Standardise::AllCells);
         let unscaled = recipe(steps, Standardise::TrainingFold)
             .apply(table())
             .unwrap();
-        assert_eq!(unscaled.table.dense().unwrap().values.column(0).to_vec(), [1.0, 2.0, 7.0]);
+        assert_eq!(
+            unscaled.table.dense().unwrap().values.column(0).to_vec(),
+            [1.0, 2.0, 7.0]
+        );
         assert_eq!(unscaled.report.standardise, Standardise::TrainingFold);
         assert!(
             unscaled

@@ -158,8 +158,9 @@ fn check_stats(
     cells: usize,
     column_finite: impl Fn(usize) -> bool,
 ) -> Result<(), PrepError> {
-    let overflowed =
-        |(j, s): &(usize, &ColumnStats)| !(s.mean.is_finite() && s.sd.is_finite()) && column_finite(*j);
+    let overflowed = |(j, s): &(usize, &ColumnStats)| {
+        !(s.mean.is_finite() && s.sd.is_finite()) && column_finite(*j)
+    };
     if let Some((j, s)) = stats.iter().enumerate().find(overflowed) {
         return Err(PrepError::TooLarge {
             feature: features.get(j).cloned().unwrap_or_default(),
@@ -179,7 +180,12 @@ fn check_stats(
 /// matrix (whose stored values are finite), become its row scaling.
 fn zscore_sparse(input: &mut SparseInput) -> Result<(), PrepError> {
     let stats = sparse_column_stats(&input.table);
-    check_stats(&stats, &input.table.features, input.table.cells.len(), |_| true)?;
+    check_stats(
+        &stats,
+        &input.table.features,
+        input.table.cells.len(),
+        |_| true,
+    )?;
     input.scaling = Some(ColumnScaling::new(
         stats.iter().map(|s| s.mean).collect(),
         stats.iter().map(|s| s.sd).collect(),
@@ -256,7 +262,11 @@ mod tests {
         for (j, (d, s)) in dense.iter().zip(&from_csr).enumerate() {
             assert_eq!(d.mean.to_bits(), s.mean.to_bits(), "mean of column {j}");
             assert_eq!(d.sd.to_bits(), s.sd.to_bits(), "sd of column {j}");
-            assert_eq!(d.max_abs.to_bits(), s.max_abs.to_bits(), "max of column {j}");
+            assert_eq!(
+                d.max_abs.to_bits(),
+                s.max_abs.to_bits(),
+                "max of column {j}"
+            );
         }
     }
 

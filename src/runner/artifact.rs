@@ -19,11 +19,11 @@ use crate::analysis::scaling::column_statistics;
 use crate::artifact::manifest::{
     FORMAT, FittedModality, VERSION, data_fingerprint, dense_fingerprint,
 };
-use crate::data::PreparedTable;
 use crate::artifact::{
     ArtifactModel, CaeFold, CaePart, CategoryTypes, LabelLevel, Manifest, MixVaePart, Provenance,
     SbnnPart, SrrrPart,
 };
+use crate::data::PreparedTable;
 use crate::models::cae::{CaeConfig, CoupledAutoencoder};
 use crate::models::mixvae::{MixVaeConfig, MixVaeSpec};
 use crate::models::sbnn::network::bottleneck;
@@ -70,7 +70,10 @@ pub(super) fn write(
             let Some(part) = srrr_part(result, &regression).map_err(failed)? else {
                 return Ok(false);
             };
-            (ArtifactModel::Srrr(part), dense_fingerprint(&[&regression.x, &regression.y]))
+            (
+                ArtifactModel::Srrr(part),
+                dense_fingerprint(&[&regression.x, &regression.y]),
+            )
         }
         ModelSpec::MixVae(spec) => {
             let table = experiment

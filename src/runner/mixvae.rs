@@ -11,9 +11,9 @@ use crate::analysis::clustering::{
     adjusted_mutual_information, adjusted_rand_index, matched_accuracy,
 };
 use crate::analysis::confusion::Confusion;
-use crate::data::PreparedTable;
 use crate::analysis::labels::{ClassOrder, encode_labels};
 use crate::analysis::r2::mean_sd;
+use crate::data::PreparedTable;
 use crate::models::mixvae::{
     MixVaeConfig, MixVaeError, MixVaeFit, fit_keeping_on, label_preservation,
 };

@@ -204,7 +204,14 @@ fn load_and_prepare(path: &Path) -> Outcome {
                     spec.name, modality.name
                 ));
             }
-            if modality.table.dense().unwrap().values.iter().any(|v| !v.is_finite()) {
+            if modality
+                .table
+                .dense()
+                .unwrap()
+                .values
+                .iter()
+                .any(|v| !v.is_finite())
+            {
                 return Outcome::Violated(format!(
                     "dataset `{}`, modality `{}` prepared with values that are not finite",
                     spec.name, modality.name
