@@ -388,3 +388,25 @@ fn a_selection_while_sparse_leaves_a_table_that_fits() {
     assert_eq!(prepared.table.dense().unwrap().values.dim(), (1_000_000, 2));
     assert_eq!(prepared.table.features(), ["g7", "g3"]);
 }
+
+/// A recipe that keeps the table sparse never makes it dense: the same huge
+/// table comes out of `Log1p` as CSR, and the refusal names the way out.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_table_kept_sparse_is_never_made_dense() {
+    let mut kept = recipe(vec![Step::Log1p], Standardise::None);
+    let err = kept
+        .apply_loaded(empty_sparse(1_000_000, 1_000_000))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with("`keep_sparse: true` hands the mixture VAE or the k-CAE the table sparse"),
+        "{err}"
+    );
+    kept.keep_sparse = true;
+    let prepared = kept
+        .apply_loaded(empty_sparse(1_000_000, 1_000_000))
+        .unwrap();
+    assert!(prepared.table.is_sparse());
+    assert_eq!(prepared.table.shape(), (1_000_000, 1_000_000));
+}

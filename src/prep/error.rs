@@ -191,7 +191,8 @@ pub enum PrepError {
         "{stage} needs the table dense: {cells} cells x {features} features, {needed} as f64, \
          more than the {available} of memory available; select genes while the table is still \
          sparse (a SelectGenes step, e.g. SelectGenes(n: 2000, method: Seurat()) after \
-         LibrarySizeNormalise and Log1p) or exclude features before this point"
+         LibrarySizeNormalise and Log1p) or exclude features before this point; at the end of \
+         the recipe, `keep_sparse: true` hands the mixture VAE or the k-CAE the table sparse"
     )]
     DenseTooLarge {
         /// Where: the end of the recipe, or the step that needs the dense table.
