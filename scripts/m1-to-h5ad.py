@@ -20,8 +20,11 @@ import scipy.sparse as sp
 SOURCE = "data/m1_patchseq"
 TARGET = "data/m1_h5ad"
 
-counts = pd.read_csv(os.path.join(SOURCE, "gene_counts.csv"), index_col=0).T
-ephys = pd.read_csv(os.path.join(SOURCE, "ephys_values.csv"), index_col=0)
+# "round_trip": the correctly rounded parse patchbench's CSV reader does (pandas'
+# default parser can miss the nearest double by one bit).
+exact = {"float_precision": "round_trip"}
+counts = pd.read_csv(os.path.join(SOURCE, "gene_counts.csv"), index_col=0, **exact).T
+ephys = pd.read_csv(os.path.join(SOURCE, "ephys_values.csv"), index_col=0, **exact)
 metadata = pd.read_csv(os.path.join(SOURCE, "metadata.csv"), index_col="cell_id", dtype=str)
 if set(ephys.index) != set(counts.index):
     raise SystemExit("the ephys cells differ from the expression cells: obsm needs the same cells")

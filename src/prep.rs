@@ -27,6 +27,6 @@ mod transform;
 
 pub use error::{PrepError, StepId};
 pub use fitted::{FittedRecipe, FittedStep, Skipped};
-pub use memory::Bytes;
+pub use memory::{Bytes, dense_shortfall};
 pub use recipe::{GeneSelection, Prepared, Recipe, Standardise, Step};
 pub use report::{Report, StepDetail, StepReport};

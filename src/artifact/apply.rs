@@ -21,7 +21,7 @@ use crate::data::{
     read_matrix, read_metadata, read_table_with_text_column,
 };
 use crate::nn::dense::DenseNet;
-use crate::prep::PrepError;
+use crate::prep::{PrepError, dense_shortfall};
 
 /// What to apply a model to.
 #[derive(Debug, Clone, Default)]
@@ -456,6 +456,16 @@ pub fn read_cells(
             let columns: Vec<usize> = (0..t.features.len())
                 .filter(|&j| wanted_set.contains(t.features[j].as_str()))
                 .collect();
+            if let Some((needed, available)) = dense_shortfall(t.cells.len(), columns.len()) {
+                return Err(ApplyError::Invalid(format!(
+                    "{}: the model's {} input features of these {} cells are {needed} as \
+                     f64, more than the {available} of memory available; apply the model \
+                     to fewer cells at a time",
+                    path.display(),
+                    columns.len(),
+                    t.cells.len()
+                )));
+            }
             t.dense_columns(&columns).unwrap_or_default()
         }
     };

@@ -76,6 +76,24 @@ fn check_fits(
     }
 }
 
+/// When a dense `f64` table of `cells` by `features` would not fit in the
+/// memory the kernel reports available: its size and that memory. `None`
+/// when it fits or nothing is reported.
+pub fn dense_shortfall(cells: usize, features: usize) -> Option<(Bytes, Bytes)> {
+    shortfall_within(cells, features, available_memory())
+}
+
+/// [`dense_shortfall`] against a given amount of available memory.
+fn shortfall_within(
+    cells: usize,
+    features: usize,
+    available: Option<u64>,
+) -> Option<(Bytes, Bytes)> {
+    let needed = dense_bytes(cells, features);
+    let available = available?;
+    (needed > available).then_some((Bytes(needed), Bytes(available)))
+}
+
 /// `table` densified whole, if the dense copy fits in the available memory.
 pub(crate) fn densify(
     table: &SparseTable,
@@ -137,6 +155,18 @@ mod tests {
         assert_eq!(mem_available("MemTotal: 1 kB\n"), None);
         assert_eq!(mem_available("MemAvailable: lots kB\n"), None);
         assert_eq!(mem_available("MemAvailable: 12 MB\n"), None);
+    }
+
+    #[test]
+    fn a_shortfall_reports_both_sizes_only_when_the_table_does_not_fit() {
+        let (needed, available) = shortfall_within(1000, 2000, Some(1_000_000)).unwrap();
+        assert_eq!((needed, available), (Bytes(16_000_000), Bytes(1_000_000)));
+        assert_eq!(shortfall_within(1000, 2000, Some(16_000_000)), None);
+        assert_eq!(shortfall_within(1000, 2000, None), None);
+        if available_memory().is_some() {
+            assert!(dense_shortfall(1_000_000, 1_000_000).is_some());
+            assert_eq!(dense_shortfall(10, 10), None);
+        }
     }
 
     #[test]
