@@ -97,6 +97,16 @@ fn assert_equal(dense: &Result<Prepared, String>, sparse: &Result<Prepared, Stri
     }
 }
 
+/// The features a recipe kept, as a set.
+fn feature_set(prepared: &Prepared) -> BTreeSet<&str> {
+    prepared
+        .table
+        .features()
+        .iter()
+        .map(String::as_str)
+        .collect()
+}
+
 fn recipe(steps: Vec<Step>, standardise: Standardise) -> Recipe {
     Recipe {
         steps,
@@ -265,12 +275,7 @@ fn seurat_selection_equals_scanpys_on_the_fixture() {
         .filter(|(_, _, hv)| *hv)
         .map(|(g, _, _)| g.as_str())
         .collect();
-    let selected: BTreeSet<&str> = prepared
-        .table
-        .features()
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let selected = feature_set(&prepared);
     assert_eq!(selected, expected);
     let StepDetail::Seurat { cut_off, selected } = prepared.report.steps[2].detail else {
         panic!("{:?}", prepared.report.steps[2].detail);
@@ -309,12 +314,7 @@ fn seurat_v3_selection_equals_scanpys_on_the_fixture() {
         .map(|line| line.split(',').next().unwrap())
         .collect();
     assert_eq!(expected.len(), 50);
-    let selected: BTreeSet<&str> = prepared
-        .table
-        .features()
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let selected = feature_set(&prepared);
     assert_eq!(selected, expected);
     assert!(matches!(
         prepared.report.steps[0].detail,

@@ -45,10 +45,21 @@ pub(super) fn column_stats(values: &Array2<f64>) -> Vec<ColumnStats> {
             *q += (v - m) * (v - m);
         }
     }
+    stats_from_sums(&means, &squares, &max_abs, count)
+}
+
+/// Per-column statistics from the means, the sums of squared deviations
+/// over `count` cells and the largest magnitudes.
+fn stats_from_sums(
+    means: &[f64],
+    squares: &[f64],
+    max_abs: &[f64],
+    count: f64,
+) -> Vec<ColumnStats> {
     means
         .iter()
-        .zip(&squares)
-        .zip(&max_abs)
+        .zip(squares)
+        .zip(max_abs)
         .map(|((&mean, &q), &max_abs)| ColumnStats {
             mean,
             sd: (q / count).sqrt(),
@@ -115,16 +126,7 @@ pub(super) fn sparse_column_stats(table: &SparseTable) -> Vec<ColumnStats> {
                 squares[c] += d * d;
             });
         });
-    means
-        .iter()
-        .zip(&squares)
-        .zip(&max_abs)
-        .map(|((&mean, &q), &max_abs)| ColumnStats {
-            mean,
-            sd: (q / count).sqrt(),
-            max_abs,
-        })
-        .collect()
+    stats_from_sums(&means, &squares, &max_abs, count)
 }
 
 /// The column statistics of a prepared table, dense or kept sparse.
