@@ -772,6 +772,38 @@ fn snapshot_datasets_and_config_panes_focused_with_error() {
 }
 
 #[test]
+fn the_datasets_pane_marks_a_modality_kept_sparse() {
+    let mut app = snapshot_app();
+    app.focus = Pane::Datasets;
+    let mut prepared = (*prepared()).clone();
+    for modality in &mut prepared.data.modalities {
+        if modality.name == "T"
+            && let crate::data::PreparedTable::Dense(table) = &modality.table
+        {
+            modality.table = crate::data::PreparedTable::Sparse(crate::data::SparseInput {
+                table: crate::data::SparseTable::from_dense(table),
+                scaling: None,
+            });
+        }
+    }
+    app.datasets
+        .insert("toy".into(), DatasetState::Loaded(Arc::new(prepared)));
+    let screen = render(&app, 120, 40);
+    let lines: Vec<&str> = screen.lines().collect();
+    let row = |text: &str| lines.iter().position(|line| line.contains(text));
+    let (t, e) = (
+        row("T: 30 cells × 5 features"),
+        row("E: 30 cells × 3 features"),
+    );
+    let kept = row("kept sparse");
+    assert!(
+        t.is_some() && kept == t.map(|t| t + 1) && e == t.map(|t| t + 2),
+        "{screen}"
+    );
+    assert_eq!(screen.matches("kept sparse").count(), 1, "{screen}");
+}
+
+#[test]
 fn snapshot_running_with_live_curve_and_help_overlay() {
     let mut app = snapshot_app();
     press(&mut app, "jj");

@@ -39,16 +39,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Some(DatasetState::Loaded(data)) => {
                 for modality in &data.data.modalities {
                     lines.push(Line::from(format!(
-                        "    {}: {} cells × {} features{}",
+                        "    {}: {} cells × {} features",
                         modality.name,
                         modality.table.cells().len(),
-                        modality.table.features().len(),
-                        if modality.table.is_sparse() {
-                            " · kept sparse"
-                        } else {
-                            ""
-                        }
+                        modality.table.features().len()
                     )));
+                    if modality.table.is_sparse() {
+                        lines.push(Line::from("      kept sparse".dark_gray()));
+                    }
                 }
                 if let [a, b, ..] = data.data.modalities.as_slice()
                     && let Some(pairing) = data.data.pairing(&a.name, &b.name)
