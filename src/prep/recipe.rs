@@ -574,6 +574,17 @@ mod tests {
     }
 
     #[test]
+    fn keep_sparse_is_written_only_when_set_and_reads_back() {
+        let mut recipe = Recipe::sbnn_m1_expression();
+        let text = ron::to_string(&recipe).unwrap();
+        assert!(!text.contains("keep_sparse"), "{text}");
+        recipe.keep_sparse = true;
+        let text = ron::to_string(&recipe).unwrap();
+        assert!(text.contains("keep_sparse:true"), "{text}");
+        assert_eq!(ron::from_str::<Recipe>(&text).unwrap(), recipe);
+    }
+
+    #[test]
     fn steps_run_in_order_and_are_reported() {
         let steps = vec![
             Step::DropCellsWithMissing,
