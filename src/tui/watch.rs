@@ -8,9 +8,24 @@
 use std::path::Path;
 use std::sync::mpsc::Sender;
 
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::state::AppEvent;
+
+/// Whether an event may leave a file with new contents: any change, and a
+/// file closed after writing. The close matters: a program that rewrites a
+/// file in place truncates it, then writes; the kernel merges the two
+/// modifications into one event when the first is still unread, and if the
+/// app reads the file between them (empty), the close is the only event left
+/// to report the contents written after.
+fn changes_contents(kind: &EventKind) -> bool {
+    !kind.is_access()
+        || matches!(
+            kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        )
+}
 
 /// Starts watching the folder of `session` and `side_folder` (created if
 /// missing). The watcher stops when the returned value is dropped.
@@ -21,7 +36,7 @@ pub fn watch(
 ) -> notify::Result<RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
-            && !event.kind.is_access()
+            && changes_contents(&event.kind)
         {
             let _ = sender.send(AppEvent::FilesChanged(event.paths));
         }
@@ -35,4 +50,26 @@ pub fn watch(
         watcher.watch(side_folder, RecursiveMode::NonRecursive)?;
     }
     Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, ModifyKind};
+
+    use super::*;
+
+    #[test]
+    fn a_file_closed_after_writing_counts_as_a_change_and_reads_do_not() {
+        assert!(changes_contents(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(changes_contents(&EventKind::Modify(ModifyKind::Any)));
+        assert!(changes_contents(&EventKind::Create(CreateKind::File)));
+        assert!(!changes_contents(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!changes_contents(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+    }
 }
