@@ -8,8 +8,8 @@
 //! scaling is applied to a row as it is gathered ([`SparseInput::push_row`]),
 //! with the formula the dense z-scoring uses, so a row gathered from a
 //! kept-sparse table equals the row of the dense table the same recipe
-//! makes without `keep_sparse` (up to the rounding of the SDs, whose sums
-//! run in another order).
+//! makes without `keep_sparse`, bit for bit (the statistics are computed
+//! in the dense pass's order).
 
 use super::{FeatureTable, SparseTable};
 
